@@ -1,0 +1,23 @@
+// Domain types, the VmmCore port, errors and architecture helpers shared by every backend.
+export type {
+  Aarch64VpState,
+  Arch,
+  DebugState,
+  DebugStopReason,
+  DebuggerVpState,
+  GuestAddress,
+  HardwareBreakpoint,
+  MemoryRegion,
+  RunState,
+  SegmentRegister,
+  X86VpState,
+} from "./types";
+export { BreakpointSize, BreakpointType, SLOT_COUNT, breakpointLength, emptyDebugState } from "./types";
+export { Code, ERROR_DOMAIN, VmmError, errors, hex } from "./errors";
+export type { Reason } from "./errors";
+export type { StopListener, VmmCore } from "./vmm-core";
+export { validateDebugState } from "./debug-state";
+export { translateRange } from "./translate";
+export type { GpaPiece, PageTranslation } from "./translate";
+export { walkX86 } from "./x86/page-walk";
+export type { X86PagingRegs, X86WalkResult } from "./x86/page-walk";

@@ -1,0 +1,123 @@
+// Domain types of the debug interface, named after OpenVMM's Rust types; every u64 is a bigint.
+
+/** An x86 segment register, hidden part included (`virt::x86::SegmentRegister`). */
+export interface SegmentRegister {
+  base: bigint;
+  limit: number;
+  selector: number;
+  /** OpenVMM packing: type | S<<4 | DPL<<5 | P<<7 | AVL<<12 | L<<13 | DB<<14 | G<<15. */
+  attributes: number;
+}
+
+/** x86-64 VP registers (`debug_rpc::X86VpState`); `gp` is RAX RCX RDX RBX RSP RBP RSI RDI R8–R15. */
+export interface X86VpState {
+  gp: bigint[];
+  rip: bigint;
+  rflags: bigint;
+  cr0: bigint;
+  cr2: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  cr8: bigint;
+  efer: bigint;
+  kernelGsBase: bigint;
+  es: SegmentRegister;
+  cs: SegmentRegister;
+  ss: SegmentRegister;
+  ds: SegmentRegister;
+  fs: SegmentRegister;
+  gs: SegmentRegister;
+}
+
+/** aarch64 VP registers (`debug_rpc::Aarch64VpState`). */
+export interface Aarch64VpState {
+  x: bigint[];
+  spEl0: bigint;
+  spEl1: bigint;
+  pc: bigint;
+  cpsr: bigint;
+  sctlrEl1: bigint;
+  tcrEl1: bigint;
+  ttbr0El1: bigint;
+  ttbr1El1: bigint;
+}
+
+export type Arch = "x86_64" | "aarch64";
+
+/** `debug_rpc::DebuggerVpState`. */
+export type DebuggerVpState =
+  | { arch: "x86_64"; state: X86VpState }
+  | { arch: "aarch64"; state: Aarch64VpState };
+
+/** `debug_rpc::GuestAddress`. */
+export type GuestAddress = { kind: "gva"; vp: number; gva: bigint } | { kind: "gpa"; gpa: bigint };
+
+/** DR7 R/W encodings (`virt::x86::BreakpointType`). */
+export enum BreakpointType {
+  Execute = 0,
+  Invalid = 1,
+  Write = 2,
+  ReadOrWrite = 3,
+}
+
+/** DR7 LEN encodings (`virt::x86::BreakpointSize`): note QWord = 2, DWord = 3. */
+export enum BreakpointSize {
+  Byte = 0,
+  Word = 1,
+  QWord = 2,
+  DWord = 3,
+}
+
+/** `virt::x86::HardwareBreakpoint`. */
+export interface HardwareBreakpoint {
+  address: bigint;
+  type: BreakpointType;
+  size: BreakpointSize;
+}
+
+/** `debug_rpc::DebugState`: slot i is DRi; null is a disabled slot. Always 4 slots. */
+export interface DebugState {
+  singleStep: boolean;
+  breakpoints: (HardwareBreakpoint | null)[];
+}
+
+/** `debug_rpc::DebugStopReason`. */
+export type DebugStopReason =
+  | { kind: "break" }
+  | { kind: "powerOff" }
+  | { kind: "reset" }
+  | { kind: "tripleFault"; vp: number }
+  | { kind: "singleStep"; vp: number }
+  | { kind: "hwBreakpoint"; vp: number; breakpoint: HardwareBreakpoint }
+  | { kind: "watchdog" };
+
+/** A range of guest RAM. */
+export interface MemoryRegion {
+  gpa: bigint;
+  size: bigint;
+  name: string;
+}
+
+/** Run state of a VM as a VMM core sees it. */
+export type RunState = "running" | "stopped" | "poweredOff" | "gone";
+
+export const SLOT_COUNT = 4;
+
+/** Bytes a breakpoint of `size` watches. */
+export function breakpointLength(size: BreakpointSize): 1 | 2 | 4 | 8 {
+  switch (size) {
+    case BreakpointSize.Byte:
+      return 1;
+    case BreakpointSize.Word:
+      return 2;
+    case BreakpointSize.DWord:
+      return 4;
+    case BreakpointSize.QWord:
+      return 8;
+  }
+}
+
+/** A debug state with single-step off and every slot disabled. */
+export function emptyDebugState(): DebugState {
+  return { singleStep: false, breakpoints: [null, null, null, null] };
+}

@@ -1,0 +1,48 @@
+// The port every VMM backend implements (embedded machine, QEMU): run control, debug state,
+// registers and memory of one VM.
+import type {
+  Arch,
+  DebugState,
+  DebugStopReason,
+  DebuggerVpState,
+  GuestAddress,
+  MemoryRegion,
+  RunState,
+} from "./types";
+
+export type StopListener = (reason: DebugStopReason) => void;
+
+/**
+ * One VM as a VMM core exposes it. Methods reject with `VmmError`.
+ *
+ * Run control is deliberately low level: `resume` lets the VPs go, `halt` stops them, and
+ * every stop (a debug event, a guest power-off, a halt) is announced once through `onStop`.
+ * Session and stop-reporting rules live in the server, not here.
+ */
+export interface VmmCore {
+  readonly id: string;
+  readonly arch: Arch;
+  readonly vpCount: number;
+  /** "emu" or "qemu". */
+  readonly backend: string;
+  readonly memoryRegions: readonly MemoryRegion[];
+  runState(): RunState;
+  /** Let every VP run. No-op when already running; rejects when powered off or gone. */
+  resume(): Promise<void>;
+  /** Stop every VP; resolves once stopped. If it had to stop a running VM, `onStop` fires with `break`. */
+  halt(): Promise<void>;
+  /** Register a listener for every stop. Returns the function that removes it. */
+  onStop(listener: StopListener): () => void;
+  /** Replace one VP's debug state (already validated, exactly four slots). VM stopped. */
+  setDebugState(vp: number, state: DebugState): Promise<void>;
+  /** One VP's registers. VM stopped. */
+  getVpState(vp: number): Promise<DebuggerVpState>;
+  /** Replace one VP's registers. VM stopped; the state's arch matches. */
+  setVpState(vp: number, state: DebuggerVpState): Promise<void>;
+  /** Read guest memory; GVA reads translate through the VP's page tables. Works while running. */
+  readMemory(address: GuestAddress, length: number): Promise<Uint8Array>;
+  /** Write guest memory, all or nothing; ignores guest write protection. */
+  writeMemory(address: GuestAddress, data: Uint8Array): Promise<void>;
+  /** Release everything (threads, processes, sockets). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,44 @@
+// Word layout of one x86-64 VP's registers inside a shared Uint32Array (lo/hi pairs for u64).
+//
+// The register file lives in a SharedArrayBuffer so the server thread can read and write a
+// stopped VP's registers without a round trip to the worker that runs it. 64-bit values are
+// two u32 words, low word first, so the interpreter's hot path never touches bigint.
+
+/** General-purpose register n (x86 encoding order, RAX=0 … R15=15): words GP + 2n (lo), GP + 2n + 1 (hi). */
+export const GP = 0;
+export const RIP = 32;
+/** RFLAGS: only the low word is used; the high word stays 0. */
+export const RFLAGS = 34;
+export const CR0 = 36;
+export const CR2 = 38;
+export const CR3 = 40;
+export const CR4 = 42;
+export const CR8 = 44;
+export const EFER = 46;
+export const KERNEL_GS_BASE = 48;
+/** Six segment registers ES CS SS DS FS GS (x86 sreg encoding order), SEG_WORDS words each. */
+export const SEG = 50;
+export const SEG_WORDS = 5;
+/** Offsets inside one segment record. */
+export const SEG_BASE = 0; // lo, hi
+export const SEG_LIMIT = 2;
+export const SEG_SELECTOR = 3;
+export const SEG_ATTRIBUTES = 4; // OpenVMM packing: type|S<<4|DPL<<5|P<<7|AVL<<12|L<<13|DB<<14|G<<15
+export const SREG_ES = 0;
+export const SREG_CS = 1;
+export const SREG_SS = 2;
+export const SREG_DS = 3;
+export const SREG_FS = 4;
+export const SREG_GS = 5;
+/** GDTR and IDTR: base (lo, hi) then limit. */
+export const GDTR = 80;
+export const IDTR = 83;
+/** 1 while the VP sits in HLT waiting for an interrupt. */
+export const HALTED = 86;
+/** Words per VP; VP n's registers start at word n * VP_WORDS. */
+export const VP_WORDS = 96;
+
+/** Index of segment register `sreg` (SREG_*) field `field` (SEG_*) inside one VP's words. */
+export function segWord(sreg: number, field: number): number {
+  return SEG + sreg * SEG_WORDS + field;
+}
