@@ -1,0 +1,345 @@
+// The embedded machine as a VMM core: guest RAM in shared buffers, VPs run by one worker thread.
+import { Worker } from "node:worker_threads";
+import { join } from "node:path";
+import {
+  type DebugState,
+  type DebugStopReason,
+  type DebuggerVpState,
+  type GuestAddress,
+  type MemoryRegion,
+  type RunState,
+  type StopListener,
+  type VmmCore,
+  Code,
+  VmmError,
+  breakpointLength,
+  emptyDebugState,
+  errors,
+  translateRange,
+  walkX86,
+} from "../core";
+import { bootMachine, type GuestImage } from "./image";
+import { GuestMemory, type RegionSpec } from "./memory";
+import {
+  CTL_INVALIDATE_SEQ,
+  CTL_RING,
+  CTL_RING_SIZE,
+  CTL_STOP_REQUEST,
+  CTL_WORDS,
+  type FromWorker,
+  type HaltReason,
+  type ToWorker,
+  type WorkerInit,
+} from "./protocol";
+import type { X86VpDebug } from "./x86_64";
+import { VP_WORDS } from "./x86_64/vp-layout";
+import { readX86PagingRegs, readX86VpState, writeX86VpState } from "./x86-vp-state";
+
+export interface EmuMachineOptions {
+  id: string;
+  image: GuestImage;
+  /** Number of VPs (1..64). Default 1. */
+  vpCount?: number;
+  /** Guest RAM layout. Default: 256 MiB at GPA 0. */
+  memory?: RegionSpec[];
+  /** Instructions per VP turn in the round-robin run loop. Default 1000. */
+  quantum?: number;
+  /** Receives each line the guest writes to the debug console. */
+  onConsole?: (line: string) => void;
+  /** Start running at once (default true), or wait stopped for a debugger's first Resume. */
+  startRunning?: boolean;
+}
+
+const MIB = 1024 * 1024;
+export const DEFAULT_EMU_MEMORY: RegionSpec[] = [{ gpa: 0, size: 256 * MIB, name: "ram" }];
+
+/** Creates, boots and (by default) starts an embedded x86-64 machine. */
+export async function createEmuMachine(options: EmuMachineOptions): Promise<EmuMachine> {
+  const machine = new EmuMachine(options);
+  await machine.ready;
+  if (options.startRunning ?? true) await machine.resume();
+  return machine;
+}
+
+export class EmuMachine implements VmmCore {
+  readonly id: string;
+  readonly arch = "x86_64" as const;
+  readonly backend = "emu";
+  readonly vpCount: number;
+  readonly memoryRegions: readonly MemoryRegion[];
+  /** Resolves once the worker is up. */
+  readonly ready: Promise<void>;
+
+  private readonly memory: GuestMemory;
+  private readonly regs: Uint32Array;
+  private readonly ctl: Int32Array;
+  private readonly stats: Float64Array;
+  private readonly worker: Worker;
+  private readonly debugStates: DebugState[];
+  private readonly listeners = new Set<StopListener>();
+  private stopWaiters: (() => void)[] = [];
+  private state: RunState = "stopped";
+  /** The last stop was a triple fault: the next resume resets the machine first (as OpenVMM does). */
+  private resetOnResume = false;
+
+  constructor(private readonly options: EmuMachineOptions) {
+    if (options.image.arch !== "x86_64") throw new Error(`the embedded machine runs x86_64 images, not ${options.image.arch}`);
+    const vpCount = options.vpCount ?? 1;
+    if (!Number.isInteger(vpCount) || vpCount < 1 || vpCount > 64) throw new Error(`vpCount must be 1..64, got ${vpCount}`);
+    this.id = options.id;
+    this.vpCount = vpCount;
+    this.memory = GuestMemory.allocate(options.memory ?? DEFAULT_EMU_MEMORY);
+    this.memoryRegions = this.memory.regions.map((r) => ({ gpa: BigInt(r.gpa), size: BigInt(r.size), name: r.name }));
+    this.regs = new Uint32Array(new SharedArrayBuffer(vpCount * VP_WORDS * 4));
+    this.ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
+    const statsBuffer = new SharedArrayBuffer(8);
+    this.stats = new Float64Array(statsBuffer);
+    this.debugStates = Array.from({ length: vpCount }, emptyDebugState);
+    bootMachine(this.memory, this.regs, options.image, vpCount);
+
+    const init: WorkerInit = {
+      regions: this.memory.regions.map((r) => ({
+        gpa: r.gpa,
+        size: r.size,
+        name: r.name,
+        buffer: r.bytes.buffer as SharedArrayBuffer,
+      })),
+      regs: this.regs.buffer as SharedArrayBuffer,
+      ctl: this.ctl.buffer as SharedArrayBuffer,
+      stats: statsBuffer,
+      vpCount,
+      quantum: options.quantum ?? 1000,
+      image: {
+        bytes: options.image.bytes,
+        loadGpa: "0x" + options.image.loadGpa.toString(16),
+        entry: "0x" + options.image.entry.toString(16),
+        arch: "x86_64",
+      },
+    };
+    // Under ts-jest or tsx the worker is TypeScript and needs tsx's loader; a build runs the .js.
+    const isTs = __filename.endsWith(".ts");
+    this.worker = new Worker(join(__dirname, isTs ? "worker.ts" : "worker.js"), {
+      workerData: init,
+      execArgv: isTs ? ["--require", require.resolve("tsx/cjs")] : [],
+    });
+    this.worker.unref();
+    this.worker.on("message", (msg: FromWorker) => this.onWorkerMessage(msg));
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once("online", resolve);
+      this.worker.once("error", reject);
+    });
+    this.worker.on("error", (err) => this.onWorkerGone(`worker failed: ${err.message}`));
+    this.worker.on("exit", (code) => this.onWorkerGone(`worker exited with code ${code}`));
+  }
+
+  runState(): RunState {
+    return this.state;
+  }
+
+  /** Guest instructions retired by all VPs, as of the last stop. */
+  instructionsRetired(): number {
+    return this.stats[0];
+  }
+
+  async resume(): Promise<void> {
+    if (this.state === "running") return;
+    this.assertAlive();
+    if (this.state === "poweredOff") throw errors.poweredOff(this.id);
+    if (this.resetOnResume) {
+      this.resetOnResume = false;
+      this.post({ type: "reset" });
+    }
+    Atomics.store(this.ctl, CTL_STOP_REQUEST, 0);
+    this.state = "running";
+    this.post({ type: "run" });
+  }
+
+  async halt(): Promise<void> {
+    if (this.state !== "running") return;
+    const stopped = new Promise<void>((resolve) => this.stopWaiters.push(resolve));
+    Atomics.store(this.ctl, CTL_STOP_REQUEST, 1);
+    Atomics.notify(this.ctl, CTL_STOP_REQUEST);
+    await stopped;
+  }
+
+  onStop(listener: StopListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async setDebugState(vp: number, state: DebugState): Promise<void> {
+    this.checkVp(vp);
+    this.assertStopped("SetDebugState");
+    this.debugStates[vp] = state;
+    const debug: X86VpDebug = {
+      singleStep: state.singleStep,
+      slots: state.breakpoints.map((bp) =>
+        bp
+          ? {
+              addressLo: Number(bp.address & 0xffff_ffffn),
+              addressHi: Number(bp.address >> 32n),
+              type: bp.type as 0 | 2 | 3,
+              length: breakpointLength(bp.size),
+            }
+          : null,
+      ),
+    };
+    this.post({ type: "setDebug", vp, debug });
+  }
+
+  async getVpState(vp: number): Promise<DebuggerVpState> {
+    this.checkVp(vp);
+    this.assertStopped("GetVpState");
+    return { arch: "x86_64", state: readX86VpState(this.regs, vp) };
+  }
+
+  async setVpState(vp: number, state: DebuggerVpState): Promise<void> {
+    this.checkVp(vp);
+    this.assertStopped("SetVpState");
+    if (state.arch !== "x86_64") throw errors.archMismatch("x86_64", state.arch);
+    writeX86VpState(this.regs, vp, state.state);
+    this.post({ type: "flushTlb", vp });
+  }
+
+  async readMemory(address: GuestAddress, length: number): Promise<Uint8Array> {
+    this.assertAlive();
+    const out = new Uint8Array(length);
+    let o = 0;
+    for (const piece of this.physicalPieces(address, length)) {
+      this.memory.readInto(piece.gpa, out.subarray(o, o + piece.length));
+      o += piece.length;
+    }
+    return out;
+  }
+
+  async writeMemory(address: GuestAddress, data: Uint8Array): Promise<void> {
+    this.assertAlive();
+    const pieces = this.physicalPieces(address, data.length);
+    // All or nothing: every piece must be RAM before the first byte is written.
+    for (const p of pieces) this.memory.pieces(p.gpa, p.length);
+    let o = 0;
+    for (const p of pieces) {
+      this.memory.write(p.gpa, data.subarray(o, o + p.length));
+      this.invalidate(p.gpa, p.length);
+      o += p.length;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.state === "gone") return;
+    this.state = "gone";
+    Atomics.store(this.ctl, CTL_STOP_REQUEST, 1);
+    Atomics.notify(this.ctl, CTL_STOP_REQUEST);
+    await this.worker.terminate();
+  }
+
+  private physicalPieces(address: GuestAddress, length: number) {
+    if (address.kind === "gpa") {
+      this.memory.pieces(address.gpa, length); // throws GPA_UNMAPPED naming the whole range
+      return [{ gpa: address.gpa, length }];
+    }
+    this.checkVp(address.vp);
+    const paging = readX86PagingRegs(this.regs, address.vp);
+    return translateRange(address.vp, address.gva, length, (gva) =>
+      walkX86(paging, gva, (gpa) => this.memory.readU64(gpa)),
+    );
+  }
+
+  /** Tells the worker to drop decoded code for the pages of [gpa, gpa+length). */
+  private invalidate(gpa: bigint, length: number): void {
+    if (length === 0) return;
+    const first = Number(gpa >> 12n);
+    const last = Number((gpa + BigInt(length) - 1n) >> 12n);
+    const pages = last - first + 1;
+    if (pages > CTL_RING_SIZE) {
+      // More pages than the ring holds: jump the sequence so the worker drops everything.
+      Atomics.add(this.ctl, CTL_INVALIDATE_SEQ, CTL_RING_SIZE + 1);
+      return;
+    }
+    for (let p = first; p <= last; p++) {
+      const seq = Atomics.load(this.ctl, CTL_INVALIDATE_SEQ);
+      this.ctl[CTL_RING + (seq % CTL_RING_SIZE)] = p;
+      Atomics.store(this.ctl, CTL_INVALIDATE_SEQ, seq + 1);
+    }
+  }
+
+  private onWorkerMessage(msg: FromWorker): void {
+    switch (msg.type) {
+      case "console":
+        this.options.onConsole?.(msg.line);
+        return;
+      case "crashed":
+        this.options.onConsole?.(`[emu] worker error: ${msg.message}`);
+        void this.close();
+        return;
+      case "stopped": {
+        const reason = toStopReason(msg.halt, this.debugStates);
+        this.state = reason.kind === "powerOff" ? "poweredOff" : "stopped";
+        this.resetOnResume = reason.kind === "tripleFault";
+        const waiters = this.stopWaiters;
+        this.stopWaiters = [];
+        for (const w of waiters) w();
+        for (const l of [...this.listeners]) l(reason);
+        return;
+      }
+    }
+  }
+
+  private onWorkerGone(detail: string): void {
+    if (this.state !== "gone") {
+      this.state = "gone";
+      this.options.onConsole?.(`[emu] ${detail}`);
+    }
+    const waiters = this.stopWaiters;
+    this.stopWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private post(msg: ToWorker): void {
+    this.worker.postMessage(msg);
+  }
+
+  private checkVp(vp: number): void {
+    if (!Number.isInteger(vp) || vp < 0 || vp >= this.vpCount) throw errors.vpOutOfRange(vp, this.vpCount);
+  }
+
+  private assertAlive(): void {
+    if (this.state === "gone") throw errors.backendUnavailable(this.id, "the embedded machine has been shut down");
+  }
+
+  private assertStopped(what: string): void {
+    this.assertAlive();
+    if (this.state === "running") throw errors.vmRunning(this.id, what);
+  }
+}
+
+/** The one place internal halt reasons become debugger-facing stop reasons. */
+function toStopReason(halt: HaltReason, debug: readonly DebugState[]): DebugStopReason {
+  switch (halt.kind) {
+    case "requested":
+      return { kind: "break" };
+    case "watchdog":
+      return { kind: "watchdog" };
+    case "vp": {
+      const { vp, exit } = halt;
+      switch (exit.kind) {
+        case "singleStep":
+          return { kind: "singleStep", vp };
+        case "hwBreakpoint": {
+          const breakpoint = debug[vp].breakpoints[exit.slot];
+          if (!breakpoint) throw new VmmError(Code.Internal, "INTERNAL", `VP ${vp} reported disabled slot ${exit.slot}`);
+          return { kind: "hwBreakpoint", vp, breakpoint };
+        }
+        case "tripleFault":
+          return { kind: "tripleFault", vp };
+        case "reset":
+          return { kind: "reset" };
+        case "powerOff":
+          return { kind: "powerOff" };
+        case "budget":
+        case "halted":
+          throw new VmmError(Code.Internal, "INTERNAL", `run loop stopped on a ${exit.kind} exit`);
+      }
+    }
+  }
+}

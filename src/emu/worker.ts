@@ -1,0 +1,131 @@
+// The VP worker: runs every VP of one VM, interleaved deterministically, until asked to stop.
+import { parentPort, workerData } from "node:worker_threads";
+import type { GuestBus, MachineRequest } from "./bus";
+import { PortDevices } from "./devices";
+import { bootMachine, type GuestImage } from "./image";
+import { GuestMemory } from "./memory";
+import {
+  CTL_INVALIDATE_SEQ,
+  CTL_RING,
+  CTL_RING_SIZE,
+  CTL_STOP_REQUEST,
+  type FromWorker,
+  type HaltReason,
+  type ToWorker,
+  type WorkerInit,
+} from "./protocol";
+import { X86Vp } from "./x86_64";
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (m: FromWorker) => port.postMessage(m);
+
+const memory = new GuestMemory(
+  init.regions.map((r) => ({ gpa: r.gpa, size: r.size, name: r.name, bytes: new Uint8Array(r.buffer) })),
+);
+const regs = new Uint32Array(init.regs);
+const ctl = new Int32Array(init.ctl);
+const stats = new Float64Array(init.stats);
+const image: GuestImage = {
+  name: "boot",
+  arch: init.image.arch,
+  bytes: init.image.bytes,
+  loadGpa: BigInt(init.image.loadGpa),
+  entry: BigInt(init.image.entry),
+  symbols: {},
+};
+
+const vps: X86Vp[] = [];
+const retiredTotal = () => vps.reduce((sum, vp) => sum + vp.retired, 0);
+const devices = new PortDevices({ consoleLine: (line) => post({ type: "console", line }) }, retiredTotal);
+
+const bus: GuestBus = {
+  regions: memory.regions,
+  regionAt: (gpa) => memory.regionAt(gpa),
+  portOut: (p, size, value): MachineRequest => devices.portOut(p, size, value),
+  portIn: (p, size) => devices.portIn(p, size),
+  noteGuestWrite: () => {},
+};
+for (let i = 0; i < init.vpCount; i++) vps.push(new X86Vp(regs, i, bus));
+
+let seenInvalidations = Atomics.load(ctl, CTL_INVALIDATE_SEQ);
+
+/** Drops decoded code for pages the server wrote since the last look. */
+function processInvalidations(): void {
+  const seq = Atomics.load(ctl, CTL_INVALIDATE_SEQ);
+  if (seq === seenInvalidations) return;
+  if (seq - seenInvalidations > CTL_RING_SIZE) {
+    for (const vp of vps) vp.invalidateAllCode();
+  } else {
+    for (let i = seenInvalidations; i < seq; i++) {
+      const page = ctl[CTL_RING + (i % CTL_RING_SIZE)];
+      for (const vp of vps) vp.invalidateCode(page * 4096, 4096);
+    }
+    // The ring may have lapped while we read it: then we cannot trust what we read.
+    if (Atomics.load(ctl, CTL_INVALIDATE_SEQ) - seenInvalidations > CTL_RING_SIZE) {
+      for (const vp of vps) vp.invalidateAllCode();
+    }
+  }
+  seenInvalidations = seq;
+}
+
+/** Reset: reload the image, put every VP in its boot state, forget all cached code. */
+function resetMachine(): void {
+  bootMachine(memory, regs, image, vps.length);
+  devices.reset();
+  for (const vp of vps) {
+    vp.invalidateAllCode();
+    vp.flushTlb();
+  }
+}
+
+/** Runs until a stop; returns why. */
+function runUntilStop(): HaltReason {
+  const quantum = init.quantum;
+  for (;;) {
+    if (Atomics.load(ctl, CTL_STOP_REQUEST) !== 0) return { kind: "requested" };
+    processInvalidations();
+    let active = false;
+    for (let i = 0; i < vps.length; i++) {
+      const exit = vps[i].run(quantum);
+      if (exit.kind === "budget") {
+        active = true;
+        continue;
+      }
+      if (exit.kind === "halted") continue;
+      if (exit.kind === "reset") resetMachine();
+      return { kind: "vp", vp: i, exit };
+    }
+    if (devices.watchdogExpired()) return { kind: "watchdog" };
+    // Every VP sits in HLT: sleep until the server asks us to stop, instead of spinning.
+    if (!active) Atomics.wait(ctl, CTL_STOP_REQUEST, 0, 20);
+  }
+}
+
+port.on("message", (msg: ToWorker) => {
+  try {
+    switch (msg.type) {
+      case "run": {
+        const halt = runUntilStop();
+        devices.flushConsole();
+        stats[0] = retiredTotal();
+        post({ type: "stopped", halt });
+        break;
+      }
+      case "setDebug":
+        vps[msg.vp].setDebug(msg.debug);
+        break;
+      case "flushTlb":
+        vps[msg.vp].flushTlb();
+        break;
+      case "reset":
+        resetMachine();
+        break;
+    }
+  } catch (e) {
+    const err = e as Error;
+    post({ type: "crashed", message: `${err.message}\n${err.stack ?? ""}` });
+  }
+});
+
+stats[0] = 0;
