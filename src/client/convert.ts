@@ -1,0 +1,237 @@
+// Wire messages (gen/) ⇄ SDK types, for the client side: requests out, responses in.
+import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Status } from "nice-grpc";
+import * as wire from "../../gen/vmm/debug/v1/types_pb";
+import { BreakpointSize as WireSize, BreakpointType as WireType } from "../../gen/vmm/debug/v1/breakpoint_pb";
+import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
+import { VmmDebugError } from "./errors";
+import type {
+  Arch,
+  BreakpointSize,
+  BreakpointType,
+  DebugState,
+  DebugStopReason,
+  DebuggerVpState,
+  GuestAddress,
+  HardwareBreakpoint,
+  RunState,
+  SegmentRegister,
+  VmInfo,
+} from "./types";
+
+export function guestAddressToWire(address: GuestAddress): wire.GuestAddress {
+  if ("gpa" in address) return create(wire.GuestAddressSchema, { kind: { case: "gpa", value: address.gpa } });
+  return create(wire.GuestAddressSchema, {
+    kind: { case: "gva", value: create(wire.GuestAddress_GvaSchema, { vp: address.vp ?? 0, gva: address.gva }) },
+  });
+}
+
+const TYPE_TO_WIRE: Record<BreakpointType, WireType> = {
+  execute: WireType.EXECUTE,
+  write: WireType.WRITE,
+  readWrite: WireType.READ_OR_WRITE,
+};
+const SIZE_TO_WIRE: Record<BreakpointSize, WireSize> = {
+  1: WireSize.BYTE,
+  2: WireSize.WORD,
+  4: WireSize.DWORD,
+  8: WireSize.QWORD,
+};
+
+export function hardwareBreakpointToWire(bp: HardwareBreakpoint): wire.HardwareBreakpoint {
+  const type = TYPE_TO_WIRE[bp.type];
+  const size = SIZE_TO_WIRE[bp.size];
+  if (type === undefined) throw invalid(`unknown breakpoint type "${String(bp.type)}" (use execute, write or readWrite)`);
+  if (size === undefined) throw invalid(`unknown breakpoint size ${String(bp.size)} (use 1, 2, 4 or 8)`);
+  return create(wire.HardwareBreakpointSchema, { address: bp.address, type, size });
+}
+
+export function hardwareBreakpointFromWire(bp: wire.HardwareBreakpoint): HardwareBreakpoint {
+  const type = (Object.keys(TYPE_TO_WIRE) as BreakpointType[]).find((k) => TYPE_TO_WIRE[k] === bp.type);
+  const size = (Object.keys(SIZE_TO_WIRE).map(Number) as BreakpointSize[]).find((k) => SIZE_TO_WIRE[k] === bp.size);
+  if (type === undefined || size === undefined) throw unexpected(`breakpoint type ${bp.type} / size ${bp.size}`);
+  return { address: bp.address, type, size };
+}
+
+export function debugStateToWire(state: DebugState): wire.DebugState {
+  return create(wire.DebugStateSchema, {
+    singleStep: state.singleStep,
+    breakpoints: state.breakpoints.map((bp) =>
+      create(wire.BreakpointSlotSchema, bp ? { breakpoint: hardwareBreakpointToWire(bp) } : {}),
+    ),
+  });
+}
+
+export function vpStateToWire(state: DebuggerVpState): wire.DebuggerVpState {
+  if (state.arch === "x86_64") {
+    const s = state.state;
+    const seg = (r: SegmentRegister) => create(wire.SegmentRegisterSchema, { ...r });
+    return create(wire.DebuggerVpStateSchema, {
+      arch: {
+        case: "x8664",
+        value: create(wire.X86VpStateSchema, {
+          gp: [...s.gp],
+          rip: s.rip,
+          rflags: s.rflags,
+          cr0: s.cr0,
+          cr2: s.cr2,
+          cr3: s.cr3,
+          cr4: s.cr4,
+          cr8: s.cr8,
+          efer: s.efer,
+          kernelGsBase: s.kernelGsBase,
+          es: seg(s.es),
+          cs: seg(s.cs),
+          ss: seg(s.ss),
+          ds: seg(s.ds),
+          fs: seg(s.fs),
+          gs: seg(s.gs),
+        }),
+      },
+    });
+  }
+  const s = state.state;
+  return create(wire.DebuggerVpStateSchema, {
+    arch: {
+      case: "aarch64",
+      value: create(wire.Aarch64VpStateSchema, {
+        x: [...s.x],
+        spEl0: s.spEl0,
+        spEl1: s.spEl1,
+        pc: s.pc,
+        cpsr: s.cpsr,
+        sctlrEl1: s.sctlrEl1,
+        tcrEl1: s.tcrEl1,
+        ttbr0El1: s.ttbr0El1,
+        ttbr1El1: s.ttbr1El1,
+      }),
+    },
+  });
+}
+
+export function vpStateFromWire(state: wire.DebuggerVpState | undefined): DebuggerVpState {
+  switch (state?.arch.case) {
+    case "x8664": {
+      const s = state.arch.value;
+      const seg = (r: wire.SegmentRegister | undefined): SegmentRegister => ({
+        base: r?.base ?? 0n,
+        limit: r?.limit ?? 0,
+        selector: r?.selector ?? 0,
+        attributes: r?.attributes ?? 0,
+      });
+      return {
+        arch: "x86_64",
+        state: {
+          gp: [...s.gp],
+          rip: s.rip,
+          rflags: s.rflags,
+          cr0: s.cr0,
+          cr2: s.cr2,
+          cr3: s.cr3,
+          cr4: s.cr4,
+          cr8: s.cr8,
+          efer: s.efer,
+          kernelGsBase: s.kernelGsBase,
+          es: seg(s.es),
+          cs: seg(s.cs),
+          ss: seg(s.ss),
+          ds: seg(s.ds),
+          fs: seg(s.fs),
+          gs: seg(s.gs),
+        },
+      };
+    }
+    case "aarch64": {
+      const s = state.arch.value;
+      return {
+        arch: "aarch64",
+        state: {
+          x: [...s.x],
+          spEl0: s.spEl0,
+          spEl1: s.spEl1,
+          pc: s.pc,
+          cpsr: s.cpsr,
+          sctlrEl1: s.sctlrEl1,
+          tcrEl1: s.tcrEl1,
+          ttbr0El1: s.ttbr0El1,
+          ttbr1El1: s.ttbr1El1,
+        },
+      };
+    }
+    default:
+      throw unexpected("a register state without an architecture");
+  }
+}
+
+export function stopReasonFromWire(reason: wire.DebugStopReason | undefined): DebugStopReason {
+  const r = reason?.reason;
+  switch (r?.case) {
+    case "break":
+      return { kind: "break" };
+    case "powerOff":
+      return { kind: "powerOff" };
+    case "reset":
+      return { kind: "reset" };
+    case "tripleFault":
+      return { kind: "tripleFault", vp: r.value.vp };
+    case "singleStep":
+      return { kind: "singleStep", vp: r.value.vp };
+    case "hwBreakpoint":
+      if (!r.value.breakpoint) throw unexpected("an HwBreakpoint stop without its breakpoint");
+      return { kind: "hwBreakpoint", vp: r.value.vp, breakpoint: hardwareBreakpointFromWire(r.value.breakpoint) };
+    case "watchdog":
+      return { kind: "watchdog" };
+    default:
+      throw unexpected("a stop without a reason");
+  }
+}
+
+export function vmInfoFromWire(vm: vmWire.VmInfo | undefined): VmInfo {
+  if (!vm) throw unexpected("a response without its VmInfo");
+  const info: VmInfo = {
+    id: vm.id,
+    arch: archFromWire(vm.arch),
+    vpCount: vm.vpCount,
+    memoryRegions: vm.memoryRegions.map((r) => ({ gpa: r.gpa, size: r.size, name: r.name })),
+    runState: runStateFromWire(vm.runState),
+    backend: vm.backend,
+  };
+  if (vm.attached) {
+    info.attached = {
+      holder: vm.attached.holder,
+      attachedAt: vm.attached.attachedAt ? timestampDate(vm.attached.attachedAt) : new Date(0),
+      leaseExpiresAt: vm.attached.leaseExpiresAt ? timestampDate(vm.attached.leaseExpiresAt) : new Date(0),
+    };
+  }
+  return info;
+}
+
+function archFromWire(arch: vmWire.Architecture): Arch {
+  if (arch === vmWire.Architecture.X86_64) return "x86_64";
+  if (arch === vmWire.Architecture.AARCH64) return "aarch64";
+  throw unexpected(`architecture ${arch}`);
+}
+
+function runStateFromWire(state: vmWire.RunState): RunState {
+  switch (state) {
+    case vmWire.RunState.RUNNING:
+      return "running";
+    case vmWire.RunState.STOPPED:
+      return "stopped";
+    case vmWire.RunState.POWERED_OFF:
+      return "poweredOff";
+    case vmWire.RunState.GONE:
+      return "gone";
+    default:
+      throw unexpected(`run state ${state}`);
+  }
+}
+
+function invalid(message: string): VmmDebugError {
+  return new VmmDebugError(Status.INVALID_ARGUMENT, message, { reason: "INVALID_ENUM" });
+}
+
+function unexpected(what: string): VmmDebugError {
+  return new VmmDebugError(Status.INTERNAL, `the server sent ${what}, which this SDK does not understand (is it newer?)`);
+}

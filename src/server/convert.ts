@@ -1,0 +1,297 @@
+// The one place wire messages (protobuf-es, gen/) become domain values (src/core) and back.
+// Requests are validated here, before anything changes: every refusal is a VmmError with a reason.
+import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import {
+  Code,
+  VmmError,
+  emptyDebugState,
+  errors,
+  hex,
+  validateDebugState,
+  type Aarch64VpState,
+  type Arch,
+  type DebugState,
+  type DebugStopReason,
+  type DebuggerVpState,
+  type GuestAddress,
+  type HardwareBreakpoint,
+  type RunState,
+  type SegmentRegister,
+  type VmmCore,
+  type X86VpState,
+} from "../core";
+import * as wire from "../../gen/vmm/debug/v1/types_pb";
+import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
+
+const U64_END = 1n << 64n;
+const X86_GP_COUNT = 16;
+const AARCH64_X_COUNT = 31;
+
+// ---------------------------------------------------------------------------------------------
+// Requests: wire → domain, validated against the VM they address.
+
+/** A VP index below the VM's VP count. */
+export function vpFromWire(vp: number, core: VmmCore): number {
+  if (vp >= core.vpCount) throw errors.vpOutOfRange(vp, core.vpCount);
+  return vp;
+}
+
+/** A GuestAddress with exactly one kind set (and, for a GVA, a VP of this VM). */
+export function guestAddressFromWire(address: wire.GuestAddress | undefined, core: VmmCore, field = "address"): GuestAddress {
+  if (!address) throw missingField(field, "a GuestAddress with `gva` or `gpa` set");
+  switch (address.kind.case) {
+    case "gva":
+      return { kind: "gva", vp: vpFromWire(address.kind.value.vp, core), gva: address.kind.value.gva };
+    case "gpa":
+      return { kind: "gpa", gpa: address.kind.value };
+    default:
+      throw missingField(`${field}.kind`, "set `gva` (with `vp`) or `gpa`");
+  }
+}
+
+/**
+ * The byte count of a read: at most `cap` (else RESOURCE_EXHAUSTED / READ_TOO_LARGE, with `hint`
+ * saying where to go instead), and a GPA range must not run past 2^64.
+ */
+export function readLengthFromWire(length: bigint, address: GuestAddress, cap: number, hint: string): number {
+  if (length > BigInt(cap)) {
+    throw new VmmError(
+      Code.ResourceExhausted,
+      "READ_TOO_LARGE",
+      `read of ${length} bytes exceeds this server's limit of ${cap} bytes: ${hint}`,
+      { length: String(length), max: String(cap) },
+    );
+  }
+  if (address.kind === "gpa" && address.gpa + length > U64_END) {
+    throw new VmmError(Code.InvalidArgument, "VALUE_OUT_OF_RANGE", `range ${hex(address.gpa)}+${length} runs past the end of the 64-bit address space`, {
+      field: "length",
+      gpa: hex(address.gpa),
+      length: String(length),
+    });
+  }
+  return Number(length);
+}
+
+/** A DebugState: unset means "single-step off, every slot disabled"; then the DR7 rules. */
+export function debugStateFromWire(state: wire.DebugState | undefined): DebugState {
+  if (!state) return emptyDebugState();
+  return validateDebugState({
+    singleStep: state.singleStep,
+    breakpoints: state.breakpoints.map((slot) => (slot.breakpoint ? hardwareBreakpointFromWire(slot.breakpoint) : null)),
+  });
+}
+
+function hardwareBreakpointFromWire(bp: wire.HardwareBreakpoint): HardwareBreakpoint {
+  // Unknown enum numbers pass through; validateDebugState refuses them with INVALID_ENUM.
+  return { address: bp.address, type: bp.type as number, size: bp.size as number };
+}
+
+/** A complete register state of the VM's architecture, every array of its exact length. */
+export function vpStateFromWire(state: wire.DebuggerVpState | undefined, core: VmmCore, field = "state"): DebuggerVpState {
+  if (!state) throw missingField(field, "the complete register state (DebuggerVpState)");
+  switch (state.arch.case) {
+    case "x8664":
+      if (core.arch !== "x86_64") throw errors.archMismatch(core.arch, "x86_64");
+      return { arch: "x86_64", state: x86FromWire(state.arch.value, `${field}.x86_64`) };
+    case "aarch64":
+      if (core.arch !== "aarch64") throw errors.archMismatch(core.arch, "aarch64");
+      return { arch: "aarch64", state: aarch64FromWire(state.arch.value, `${field}.aarch64`) };
+    default:
+      throw missingField(`${field}.arch`, `set \`x86_64\` or \`aarch64\` (this VM is ${core.arch})`);
+  }
+}
+
+function x86FromWire(s: wire.X86VpState, field: string): X86VpState {
+  checkLength(s.gp, X86_GP_COUNT, `${field}.gp`, "RAX RCX RDX RBX RSP RBP RSI RDI R8-R15");
+  if (s.cr8 > 0xfn) throw outOfRange(`${field}.cr8`, hex(s.cr8), "0xf", "CR8 holds a 4-bit task priority");
+  return {
+    gp: [...s.gp],
+    rip: s.rip,
+    rflags: s.rflags,
+    cr0: s.cr0,
+    cr2: s.cr2,
+    cr3: s.cr3,
+    cr4: s.cr4,
+    cr8: s.cr8,
+    efer: s.efer,
+    kernelGsBase: s.kernelGsBase,
+    es: segmentFromWire(s.es, `${field}.es`),
+    cs: segmentFromWire(s.cs, `${field}.cs`),
+    ss: segmentFromWire(s.ss, `${field}.ss`),
+    ds: segmentFromWire(s.ds, `${field}.ds`),
+    fs: segmentFromWire(s.fs, `${field}.fs`),
+    gs: segmentFromWire(s.gs, `${field}.gs`),
+  };
+}
+
+function segmentFromWire(s: wire.SegmentRegister | undefined, field: string): SegmentRegister {
+  if (!s) throw missingField(field, "every segment register (SetVpState writes the complete state)");
+  if (s.selector > 0xffff) throw outOfRange(`${field}.selector`, hex(BigInt(s.selector)), "0xffff", "a selector is 16 bits");
+  if (s.attributes > 0xffff) {
+    throw outOfRange(`${field}.attributes`, hex(BigInt(s.attributes)), "0xffff", "the attributes are packed into 16 bits");
+  }
+  if ((s.attributes & 0x0f00) !== 0) {
+    throw outOfRange(`${field}.attributes`, hex(BigInt(s.attributes)), "0xf0ff", "bits 8-11 are reserved and must be 0");
+  }
+  return { base: s.base, limit: s.limit, selector: s.selector, attributes: s.attributes };
+}
+
+function aarch64FromWire(s: wire.Aarch64VpState, field: string): Aarch64VpState {
+  checkLength(s.x, AARCH64_X_COUNT, `${field}.x`, "X0-X30");
+  return {
+    x: [...s.x],
+    spEl0: s.spEl0,
+    spEl1: s.spEl1,
+    pc: s.pc,
+    cpsr: s.cpsr,
+    sctlrEl1: s.sctlrEl1,
+    tcrEl1: s.tcrEl1,
+    ttbr0El1: s.ttbr0El1,
+    ttbr1El1: s.ttbr1El1,
+  };
+}
+
+function checkLength(values: readonly unknown[], expected: number, field: string, what: string): void {
+  if (values.length !== expected) {
+    throw new VmmError(
+      Code.InvalidArgument,
+      "INVALID_ARRAY_LENGTH",
+      `${field} has ${values.length} values; it needs exactly ${expected} (${what})`,
+      { field, length: String(values.length), expected: String(expected) },
+    );
+  }
+}
+
+function missingField(field: string, what: string): VmmError {
+  return new VmmError(Code.InvalidArgument, "MISSING_FIELD", `${field} is not set: ${what}`, { field });
+}
+
+function outOfRange(field: string, value: string, max: string, why: string): VmmError {
+  return new VmmError(Code.InvalidArgument, "VALUE_OUT_OF_RANGE", `${field} = ${value} is out of range (${why})`, {
+    field,
+    value,
+    max,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses: domain → wire.
+
+export function vpStateToWire(state: DebuggerVpState): wire.DebuggerVpState {
+  if (state.arch === "x86_64") {
+    const s = state.state;
+    const x86 = create(wire.X86VpStateSchema, {
+      gp: [...s.gp],
+      rip: s.rip,
+      rflags: s.rflags,
+      cr0: s.cr0,
+      cr2: s.cr2,
+      cr3: s.cr3,
+      cr4: s.cr4,
+      cr8: s.cr8,
+      efer: s.efer,
+      kernelGsBase: s.kernelGsBase,
+      es: segmentToWire(s.es),
+      cs: segmentToWire(s.cs),
+      ss: segmentToWire(s.ss),
+      ds: segmentToWire(s.ds),
+      fs: segmentToWire(s.fs),
+      gs: segmentToWire(s.gs),
+    });
+    return create(wire.DebuggerVpStateSchema, { arch: { case: "x8664", value: x86 } });
+  }
+  const s = state.state;
+  const a64 = create(wire.Aarch64VpStateSchema, {
+    x: [...s.x],
+    spEl0: s.spEl0,
+    spEl1: s.spEl1,
+    pc: s.pc,
+    cpsr: s.cpsr,
+    sctlrEl1: s.sctlrEl1,
+    tcrEl1: s.tcrEl1,
+    ttbr0El1: s.ttbr0El1,
+    ttbr1El1: s.ttbr1El1,
+  });
+  return create(wire.DebuggerVpStateSchema, { arch: { case: "aarch64", value: a64 } });
+}
+
+function segmentToWire(s: SegmentRegister): wire.SegmentRegister {
+  return create(wire.SegmentRegisterSchema, { base: s.base, limit: s.limit, selector: s.selector, attributes: s.attributes });
+}
+
+export function hardwareBreakpointToWire(bp: HardwareBreakpoint): wire.HardwareBreakpoint {
+  return create(wire.HardwareBreakpointSchema, { address: bp.address, type: bp.type as number, size: bp.size as number });
+}
+
+export function stopReasonToWire(reason: DebugStopReason): wire.DebugStopReason {
+  const r = (value: wire.DebugStopReason["reason"]) => create(wire.DebugStopReasonSchema, { reason: value });
+  switch (reason.kind) {
+    case "break":
+      return r({ case: "break", value: create(wire.DebugStopReason_BreakSchema) });
+    case "powerOff":
+      return r({ case: "powerOff", value: create(wire.DebugStopReason_PowerOffSchema) });
+    case "reset":
+      return r({ case: "reset", value: create(wire.DebugStopReason_ResetSchema) });
+    case "tripleFault":
+      return r({ case: "tripleFault", value: create(wire.DebugStopReason_TripleFaultSchema, { vp: reason.vp }) });
+    case "singleStep":
+      return r({ case: "singleStep", value: create(wire.DebugStopReason_SingleStepSchema, { vp: reason.vp }) });
+    case "hwBreakpoint":
+      return r({
+        case: "hwBreakpoint",
+        value: create(wire.DebugStopReason_HwBreakpointSchema, {
+          vp: reason.vp,
+          breakpoint: hardwareBreakpointToWire(reason.breakpoint),
+        }),
+      });
+    case "watchdog":
+      return r({ case: "watchdog", value: create(wire.DebugStopReason_WatchdogSchema) });
+  }
+}
+
+/** Who holds a VM's session, as VmInfo.attached reports it. */
+export interface AttachmentInfo {
+  holder: string;
+  attachedAtMs: number;
+  leaseExpiresAtMs: number;
+}
+
+export function vmInfoToWire(core: VmmCore, attachment: AttachmentInfo | undefined): vmWire.VmInfo {
+  return create(vmWire.VmInfoSchema, {
+    id: core.id,
+    arch: archToWire(core.arch),
+    vpCount: core.vpCount,
+    memoryRegions: core.memoryRegions.map((r) => create(vmWire.MemoryRegionSchema, { gpa: r.gpa, size: r.size, name: r.name })),
+    runState: runStateToWire(core.runState()),
+    backend: core.backend,
+    attached: attachment
+      ? create(vmWire.AttachmentSchema, {
+          holder: attachment.holder,
+          attachedAt: timestampFromMs(attachment.attachedAtMs),
+          leaseExpiresAt: timestampFromMs(attachment.leaseExpiresAtMs),
+        })
+      : undefined,
+  });
+}
+
+export function leaseToWire(leaseMs: number) {
+  return durationFromMs(leaseMs);
+}
+
+function archToWire(arch: Arch): vmWire.Architecture {
+  return arch === "x86_64" ? vmWire.Architecture.X86_64 : vmWire.Architecture.AARCH64;
+}
+
+function runStateToWire(state: RunState): vmWire.RunState {
+  switch (state) {
+    case "running":
+      return vmWire.RunState.RUNNING;
+    case "stopped":
+      return vmWire.RunState.STOPPED;
+    case "poweredOff":
+      return vmWire.RunState.POWERED_OFF;
+    case "gone":
+      return vmWire.RunState.GONE;
+  }
+}

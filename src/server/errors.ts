@@ -1,0 +1,106 @@
+// Server-side errors: reasons beyond the core's, and the one mapping of thrown values to statuses.
+import { randomBytes } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import { ServerError, Status, type CallContext, type ServerMiddleware } from "nice-grpc";
+import { Code, ERROR_DOMAIN, VmmError, type Reason } from "../core";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
+import { StatusSchema } from "../../gen/google/rpc/status_pb";
+import type { Logger } from "./logger";
+
+/**
+ * Reasons only the server raises, on top of the core's `Reason` union:
+ * - RESUME_IN_PROGRESS: a second Resume while one is waiting for a stop (FAILED_PRECONDITION).
+ * - SESSION_ENDED: a waiting Resume whose session was detached or lapsed (ABORTED).
+ * - SERVER_SHUTTING_DOWN: a waiting Resume when the server closes (UNAVAILABLE).
+ */
+export type ServerReason = Reason | "RESUME_IN_PROGRESS" | "SESSION_ENDED" | "SERVER_SHUTTING_DOWN";
+
+/** A `VmmError` that may carry a server-only reason (the core's class, so one mapping serves both). */
+export function serverError(
+  code: Code,
+  reason: ServerReason,
+  message: string,
+  metadata: Record<string, string> = {},
+): VmmError {
+  // VmmError types `reason` as the core's union; at run time it is the string the client sees.
+  return new VmmError(code, reason as Reason, message, metadata);
+}
+
+/** What a failed call reports: status code, message, and the ErrorInfo detail. */
+export interface ErrorStatus {
+  code: Status;
+  message: string;
+  reason: string;
+  metadata: Record<string, string>;
+}
+
+/** Metadata key of the serialized google.rpc.Status (the gRPC "rich error" convention). */
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+/**
+ * The one place thrown values become statuses: a VmmError keeps its code and reason, a nice-grpc
+ * ServerError its code, an abort is CANCELLED; anything else is INTERNAL with a generic message
+ * (`unexpected` tells the caller to log it — internals never reach the client).
+ */
+export function toErrorStatus(thrown: unknown): ErrorStatus & { unexpected?: { incident: string } } {
+  if (thrown instanceof VmmError) {
+    return { code: thrown.code as number as Status, message: thrown.message, reason: thrown.reason, metadata: { ...thrown.metadata } };
+  }
+  if (thrown instanceof ServerError) {
+    return { code: thrown.code, message: thrown.details, reason: Status[thrown.code] ?? "UNKNOWN", metadata: {} };
+  }
+  if (isAbortError(thrown)) {
+    return { code: Status.CANCELLED, message: "the call was cancelled", reason: "CANCELLED", metadata: {} };
+  }
+  const incident = randomBytes(4).toString("hex");
+  return {
+    code: Status.INTERNAL,
+    message: `internal error in the vmm-debug server (incident ${incident}; the server log has the details)`,
+    reason: "INTERNAL",
+    metadata: { incident },
+    unexpected: { incident },
+  };
+}
+
+/** Serializes `google.rpc.Status { code, message, details: [Any(ErrorInfo)] }`. */
+export function encodeStatusDetails(status: ErrorStatus): Uint8Array {
+  const info = create(ErrorInfoSchema, { reason: status.reason, domain: ERROR_DOMAIN, metadata: status.metadata });
+  return toBinary(
+    StatusSchema,
+    create(StatusSchema, { code: status.code, message: status.message, details: [anyPack(ErrorInfoSchema, info)] }),
+  );
+}
+
+/**
+ * Server middleware: whatever a handler throws leaves as a gRPC status whose trailer carries the
+ * google.rpc.Status detail; unexpected errors are logged with an incident id.
+ */
+export function createErrorMiddleware(logger: Logger): ServerMiddleware {
+  return async function* errorMiddleware(call, context: CallContext) {
+    try {
+      return yield* call.next(call.request, context);
+    } catch (thrown) {
+      const status = toErrorStatus(thrown);
+      if (status.unexpected) {
+        logger.warn("unexpected error in a handler", {
+          rpc: call.method.path,
+          peer: context.peer,
+          incident: status.unexpected.incident,
+          error: thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown),
+        });
+      }
+      context.trailer.set(STATUS_DETAILS_KEY, encodeStatusDetails(status));
+      throw new ServerError(status.code, status.message);
+    }
+  };
+}
+
+export function isAbortError(thrown: unknown): boolean {
+  return thrown instanceof Error && thrown.name === "AbortError";
+}
+
+/** Status name as gRPC spells it ("FAILED_PRECONDITION"). */
+export function statusName(code: number): string {
+  return Status[code] ?? `CODE_${code}`;
+}

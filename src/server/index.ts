@@ -1,0 +1,9 @@
+// The vmm-debug gRPC server: DebugService, VmService, health and reflection over VMM cores.
+export { createVmmDebugServer } from "./create-server";
+export type { VmmDebugServer, VmmDebugServerOptions } from "./create-server";
+export { formatListenAddress, isLoopbackHost, parseListenAddress } from "./listen-address";
+export type { ListenAddress } from "./listen-address";
+export { createJsonLogger, silentLogger } from "./logger";
+export type { Logger } from "./logger";
+export type { AuditEntry } from "./dispatch";
+export type { ServerReason } from "./errors";
