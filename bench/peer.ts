@@ -1,0 +1,35 @@
+// Bench server process: the bare grpc-js floor service and vmm-debug serving the demo guest,
+// both on ephemeral loopback ports. Prints {"floor": "...", "vmm": "..."} and runs until stdin closes.
+import * as grpc from "@grpc/grpc-js";
+import { join } from "node:path";
+import { createEmuMachine, loadGuestImage } from "../src/emu";
+import { createVmmDebugServer, silentLogger } from "../src/server";
+import { addFloorService } from "./floor";
+
+async function main(): Promise<void> {
+  const floor = new grpc.Server();
+  addFloorService(floor);
+  const floorPort = await new Promise<number>((resolve, reject) =>
+    floor.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+  const vm = await createEmuMachine({
+    id: "demo",
+    image: loadGuestImage(join(__dirname, "..", "guests", "build", "demo-x86_64.json")),
+    vpCount: 2,
+  });
+  const server = createVmmDebugServer({ vms: [vm], logger: silentLogger });
+  const { port } = await server.listen("127.0.0.1:0");
+  process.stdout.write(JSON.stringify({ floor: `127.0.0.1:${floorPort}`, vmm: `127.0.0.1:${port}` }) + "\n");
+  process.stdin.resume();
+  process.stdin.on("end", async () => {
+    floor.forceShutdown();
+    await server.close();
+    await vm.close();
+    process.exit(0);
+  });
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
