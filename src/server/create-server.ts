@@ -60,6 +60,8 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
   const server = createServer({
     // A WriteMemory as large as the unary read cap must fit, with room for the other fields.
     "grpc.max_receive_message_length": maxReadBytes + MIB,
+    // Bound what one connection can hold open (each stream may pin a read buffer).
+    "grpc.max_concurrent_streams": 128,
   }).use(createErrorMiddleware(logger));
 
   server.add(
