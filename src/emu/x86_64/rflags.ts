@@ -1,0 +1,67 @@
+// CLC STC CMC CLD STD CLI STI LAHF SAHF PUSHFQ POPFQ.
+
+import { Code, Mnemonic } from "iced-x86";
+import type { OpFn } from "./cpu.js";
+import * as flagsModule from "./flags.js";
+import * as insnModule from "./insn.js";
+import type { Translator } from "./insn.js";
+import * as stackModule from "./stack.js";
+import * as vpLayoutModule from "./vp-layout.js";
+
+// Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
+const { AF, CF, DF, FIXED1, IF, PF, POPF_MASK, RF, SF, VM, ZF } = flagsModule;
+const { UnsupportedForm } = insnModule;
+const { pop64, push64 } = stackModule;
+const { GP, RFLAGS } = vpLayoutModule;
+
+const RAX = GP;
+const LAHF_MASK = SF | ZF | AF | PF | CF;
+
+function setBits(mask: number, value: number): OpFn {
+  return (c) => {
+    const r = c.r;
+    r[RFLAGS] = (r[RFLAGS] & ~mask) | value;
+  };
+}
+
+const cmcOp: OpFn = (c) => {
+  c.r[RFLAGS] ^= CF;
+};
+
+const lahfOp: OpFn = (c) => {
+  const r = c.r;
+  r[RAX] = (r[RAX] & ~0xff00) | (((r[RFLAGS] & LAHF_MASK) | FIXED1) << 8);
+};
+
+const sahfOp: OpFn = (c) => {
+  const r = c.r;
+  r[RFLAGS] = (r[RFLAGS] & ~LAHF_MASK) | ((r[RAX] >> 8) & LAHF_MASK);
+};
+
+/** PUSHFQ pushes RFLAGS with VM and RF read as 0. */
+const pushfqOp: OpFn = (c) => push64(c, c.r[RFLAGS] & ~(VM | RF), 0);
+
+/** POPFQ at CPL 0: every modifiable flag may change; VM, VIF, VIP stay; RF is cleared. */
+const popfqOp: OpFn = (c) => {
+  const v = pop64(c);
+  const r = c.r;
+  r[RFLAGS] = ((r[RFLAGS] & ~POPF_MASK & ~RF) | (v & POPF_MASK) | FIXED1);
+};
+
+export const rflagsTranslators: [Mnemonic, Translator][] = [
+  [Mnemonic.Clc, () => setBits(CF, 0)],
+  [Mnemonic.Stc, () => setBits(CF, CF)],
+  [Mnemonic.Cmc, () => cmcOp],
+  [Mnemonic.Cld, () => setBits(DF, 0)],
+  [Mnemonic.Std, () => setBits(DF, DF)],
+  [Mnemonic.Cli, () => setBits(IF, 0)],
+  [Mnemonic.Sti, () => setBits(IF, IF)],
+  [Mnemonic.Lahf, () => lahfOp],
+  [Mnemonic.Sahf, () => sahfOp],
+  [Mnemonic.Pushfq, () => pushfqOp],
+  [Mnemonic.Popfq, () => popfqOp],
+  [Mnemonic.Pushf, (d) => {
+    if (d.code !== Code.Pushfq) throw new UnsupportedForm();
+    return pushfqOp;
+  }],
+];

@@ -1,0 +1,568 @@
+// System instructions: MOV CRn/DRn/Sreg, far JMP/CALL, RETF, IRETQ, LGDT LIDT SGDT SIDT INVLPG,
+// RDMSR WRMSR SWAPGS CPUID RDTSC, HLT IN OUT, INT3 INT n INT1, CLTS and the no-op family.
+
+import { Code, Mnemonic } from "iced-x86";
+import * as cpuModule from "./cpu.js";
+import type { Cpu, OpFn } from "./cpu.js";
+import * as faultModule from "./fault.js";
+import * as flagsModule from "./flags.js";
+import * as insnModule from "./insn.js";
+import type { Insn, Translator } from "./insn.js";
+import * as mmuModule from "./mmu.js";
+import * as operandsModule from "./operands.js";
+import type { Operand } from "./operands.js";
+import * as segmentsModule from "./segments.js";
+import * as vpLayoutModule from "./vp-layout.js";
+
+// Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
+const { EXIT_HALT, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
+const { VEC_BP, VEC_DB, gp, trap, ud } = faultModule;
+const { FIXED1, POPF_MASK, RF } = flagsModule;
+const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
+const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
+const { reader, regWriter, writer } = operandsModule;
+const { Descriptor, loadCs, loadDataSegment, loadSs, readCodeSegment, readStackSegment } = segmentsModule;
+const { CR0, CR2, CR3, CR4, CR8, EFER, GDTR, GP, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
+
+const RAX = GP;
+const RCX = GP + 2;
+const RDX = GP + 4;
+const RBX = GP + 6;
+const RSP = GP + 8;
+
+const CR0_PE = 0x1;
+const CR0_TS = 0x8;
+const CR0_ET = 0x10;
+const CR0_NW = 0x20000000;
+const CR0_CD = 0x40000000;
+const CR0_PG = 0x80000000 | 0;
+/** CR0 bits a guest may set: PE MP EM TS ET NE WP AM NW CD PG. */
+const CR0_ALLOWED = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x10000 | 0x40000 | CR0_NW | CR0_CD | CR0_PG;
+const CR4_PAE = 0x20;
+const CR4_LA57 = 0x1000;
+/** CR4 bits a guest may set: TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT LA57. */
+const CR4_ALLOWED = 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | CR4_LA57;
+const EFER_SCE = 0x1;
+const EFER_LME = 0x100;
+const EFER_LMA = 0x400;
+const EFER_NXE = 0x800;
+
+export const MSR_EFER = 0xc0000080;
+export const MSR_FS_BASE = 0xc0000100;
+export const MSR_GS_BASE = 0xc0000101;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
+
+export const nopOp: OpFn = () => {};
+
+function canonical(c: Cpu, hi: number): boolean {
+  const top = c.r[CR4] & CR4_LA57 ? hi >> 24 : hi >> 15;
+  return top === 0 || top === -1;
+}
+
+// ------------------------------------------------------------------ control and debug registers
+
+/** MOV to or from CR0/2/3/4/8, and DR0–DR7 (reads give the reset values, writes are ignored). */
+export function movControl(d: Insn): OpFn {
+  const [dst, src] = d.ops;
+  if (dst.kind === "dr" || src.kind === "dr") {
+    const n = dst.kind === "dr" ? dst.n : src.kind === "dr" ? src.n : -1;
+    if (n > 7 || n === 4 || n === 5) throw new UnsupportedForm();
+    if (dst.kind === "dr") return nopOp;
+    if (dst.kind !== "reg") throw new UnsupportedForm();
+    const s = dst.slot;
+    const value = n === 6 ? 0xffff0ff0 | 0 : n === 7 ? 0x400 : 0;
+    return (c) => {
+      c.r[s] = value;
+      c.r[s + 1] = 0;
+    };
+  }
+  if (src.kind === "cr") {
+    if (dst.kind !== "reg") throw new UnsupportedForm();
+    const w = crWord(src.n);
+    const s = dst.slot;
+    return (c) => {
+      const r = c.r;
+      r[s] = r[w];
+      r[s + 1] = r[w + 1];
+    };
+  }
+  if (dst.kind !== "cr" || src.kind !== "reg") throw new UnsupportedForm();
+  const n = dst.n;
+  crWord(n);
+  const s = src.slot;
+  d.end = END_STOP;
+  return (c) => writeCr(c, n, c.r[s], c.r[s + 1]);
+}
+
+function crWord(n: number): number {
+  switch (n) {
+    case 0: return CR0;
+    case 2: return CR2;
+    case 3: return CR3;
+    case 4: return CR4;
+    case 8: return CR8;
+    default: throw new UnsupportedForm();
+  }
+}
+
+function writeCr(c: Cpu, n: number, lo: number, hi: number): void {
+  const r = c.r;
+  switch (n) {
+    case 0:
+      // Long mode needs PE and PG; compatibility and real mode are not supported.
+      if (hi !== 0 || (lo & ~CR0_ALLOWED) !== 0 || (lo & CR0_PE) === 0 || (lo & CR0_PG) === 0) gp(c, 0);
+      if ((lo & CR0_NW) !== 0 && (lo & CR0_CD) === 0) gp(c, 0);
+      r[CR0] = lo | CR0_ET;
+      r[CR0 + 1] = 0;
+      c.flushTlb();
+      return;
+    case 2:
+      r[CR2] = lo;
+      r[CR2 + 1] = hi;
+      return;
+    case 3:
+      if ((hi & 0xfff00000) !== 0) gp(c, 0);
+      r[CR3] = lo;
+      r[CR3 + 1] = hi;
+      c.flushTlb();
+      return;
+    case 4:
+      if (hi !== 0 || (lo & ~CR4_ALLOWED) !== 0 || (lo & CR4_PAE) === 0 || ((lo ^ r[CR4]) & CR4_LA57) !== 0) gp(c, 0);
+      r[CR4] = lo;
+      r[CR4 + 1] = 0;
+      c.flushTlb();
+      return;
+    default:
+      if (hi !== 0 || (lo & ~0xf) !== 0) gp(c, 0);
+      r[CR8] = lo;
+      r[CR8 + 1] = 0;
+  }
+}
+
+const ctsOp: OpFn = (c) => {
+  c.r[CR0] &= ~CR0_TS;
+};
+
+// ------------------------------------------------------------------ segment registers and far transfers
+
+/** MOV Sreg, r/m16 and MOV r/m, Sreg. */
+export function movSegment(d: Insn): OpFn {
+  const [dst, src] = d.ops;
+  if (dst.kind === "sreg") {
+    if (dst.index === SREG_CS || (src.kind !== "reg" && src.kind !== "mem")) throw new UnsupportedForm();
+    const rd = reader(src.kind === "reg" ? { ...src, size: 2 } : { ...src, size: 2 });
+    const sreg = dst.index;
+    return (c) => loadDataSegment(c, sreg, rd(c));
+  }
+  if (src.kind !== "sreg" || (dst.kind !== "reg" && dst.kind !== "mem")) throw new UnsupportedForm();
+  const w = segWord(src.index, SEG_SELECTOR);
+  if (dst.kind === "mem") {
+    const wr = writer({ ...dst, size: 2 });
+    return (c) => wr(c, c.r[w] & 0xffff);
+  }
+  if (dst.size === 2) {
+    const wr = regWriter(dst);
+    return (c) => wr(c, c.r[w]);
+  }
+  const s = dst.slot;
+  return (c) => {
+    const r = c.r;
+    r[s] = r[w] & 0xffff;
+    r[s + 1] = 0;
+  };
+}
+
+const farCs = new Descriptor();
+const farSs = new Descriptor();
+
+/** JMP m16:64 / m16:32. */
+export function farJmp(d: Insn): OpFn {
+  const m = d.ops[0];
+  if (m.kind !== "mem") throw new UnsupportedForm();
+  d.end = END_JUMP;
+  const ea = m.ea;
+  const wide = d.code === Code.Jmp_m1664;
+  return (c) => {
+    const lo = ea(c);
+    const hi = c.ahi;
+    let tl: number;
+    let th: number;
+    let sel: number;
+    if (wide) {
+      tl = rd64(c, lo, hi);
+      th = c.mhi;
+      sel = rd16(c, (lo + 8) | 0, (lo >>> 0) + 8 > 0xffffffff ? (hi + 1) | 0 : hi);
+    } else {
+      tl = rd32(c, lo, hi);
+      th = 0;
+      sel = rd16(c, (lo + 4) | 0, (lo >>> 0) + 4 > 0xffffffff ? (hi + 1) | 0 : hi);
+    }
+    readCodeSegment(c, sel, farCs);
+    if (!canonical(c, th)) gp(c, 0);
+    loadCs(c, sel, farCs);
+    const r = c.r;
+    r[RIP] = tl;
+    r[RIP + 1] = th;
+  };
+}
+
+/** CALL m16:64. */
+export function farCall(d: Insn): OpFn {
+  const m = d.ops[0];
+  if (m.kind !== "mem" || d.code !== Code.Call_m1664) throw new UnsupportedForm();
+  d.end = END_JUMP;
+  const ea = m.ea;
+  const nl = d.nextLo;
+  const nh = d.nextHi;
+  return (c) => {
+    const lo = ea(c);
+    const hi = c.ahi;
+    const tl = rd64(c, lo, hi);
+    const th = c.mhi;
+    const sel = rd16(c, (lo + 8) | 0, (lo >>> 0) + 8 > 0xffffffff ? (hi + 1) | 0 : hi);
+    readCodeSegment(c, sel, farCs);
+    if (!canonical(c, th)) gp(c, 0);
+    const r = c.r;
+    const sl = r[RSP];
+    const frameLo = (sl - 16) | 0;
+    const frameHi = (sl >>> 0) < 16 ? (r[RSP + 1] - 1) | 0 : r[RSP + 1];
+    probeWrite(c, frameLo, frameHi, 16);
+    const csSel = r[segWord(SREG_CS, SEG_SELECTOR)] & 0xffff;
+    const midLo = (sl - 8) | 0;
+    const midHi = (sl >>> 0) < 8 ? (r[RSP + 1] - 1) | 0 : r[RSP + 1];
+    wr64(c, midLo, midHi, csSel, 0);
+    wr64(c, frameLo, frameHi, nl, nh);
+    r[RSP] = frameLo;
+    r[RSP + 1] = frameHi;
+    loadCs(c, sel, farCs);
+    r[RIP] = tl;
+    r[RIP + 1] = th;
+  };
+}
+
+/** Address (lo, hi) + k; low word returned, high word in `out[0]`. */
+function offset(lo: number, hi: number, k: number, out: Int32Array): number {
+  const s = (lo >>> 0) + k;
+  out[0] = s > 0xffffffff ? (hi + 1) | 0 : hi;
+  return s | 0;
+}
+const hiOut = new Int32Array(1);
+
+/** RETF / RETFQ [imm16]: pop RIP and CS (4 or 8 bytes each), then release imm16 bytes. */
+function translateRetf(d: Insn): OpFn {
+  const wide = d.code === Code.Retfq || d.code === Code.Retfq_imm16;
+  if (!wide && d.code !== Code.Retfd && d.code !== Code.Retfd_imm16) throw new UnsupportedForm();
+  d.end = END_JUMP;
+  const imm = d.ops.length > 0 && d.ops[0].kind === "imm" ? d.ops[0].lo & 0xffff : 0;
+  const n = wide ? 8 : 4;
+  return (c) => {
+    const r = c.r;
+    const sl = r[RSP];
+    const sh = r[RSP + 1];
+    let tl: number;
+    let th = 0;
+    if (wide) {
+      tl = rd64(c, sl, sh);
+      th = c.mhi;
+    } else {
+      tl = rd32(c, sl, sh);
+    }
+    const cl = offset(sl, sh, n, hiOut);
+    const sel = rd16(c, cl, hiOut[0]);
+    readCodeSegment(c, sel, farCs);
+    if (!canonical(c, th)) gp(c, 0);
+    const nl = offset(sl, sh, 2 * n + imm, hiOut);
+    r[RSP] = nl;
+    r[RSP + 1] = hiOut[0];
+    loadCs(c, sel, farCs);
+    r[RIP] = tl;
+    r[RIP + 1] = th;
+  };
+}
+
+/** IRETQ: pop RIP, CS, RFLAGS, RSP, SS (checked before anything changes). */
+const iretqOp: OpFn = (c) => {
+  const r = c.r;
+  const sl = r[RSP];
+  const sh = r[RSP + 1];
+  const ripLo = rd64(c, sl, sh);
+  const ripHi = c.mhi;
+  let a = offset(sl, sh, 8, hiOut);
+  const cs = rd16(c, a, hiOut[0]);
+  a = offset(sl, sh, 16, hiOut);
+  const flags = rd32(c, a, hiOut[0]);
+  a = offset(sl, sh, 24, hiOut);
+  const rspLo = rd64(c, a, hiOut[0]);
+  const rspHi = c.mhi;
+  a = offset(sl, sh, 32, hiOut);
+  const ss = rd16(c, a, hiOut[0]);
+  readCodeSegment(c, cs, farCs);
+  readStackSegment(c, ss, farSs);
+  if (!canonical(c, ripHi)) gp(c, 0);
+  loadCs(c, cs, farCs);
+  loadSs(c, ss, farSs);
+  const mask = POPF_MASK | RF;
+  r[RFLAGS] = (r[RFLAGS] & ~mask) | (flags & mask) | FIXED1;
+  r[RSP] = rspLo;
+  r[RSP + 1] = rspHi;
+  r[RIP] = ripLo;
+  r[RIP + 1] = ripHi;
+};
+
+// ------------------------------------------------------------------ descriptor tables, TLB
+
+function translateLoadTable(d: Insn, word: number): OpFn {
+  const m = d.ops[0];
+  if (m.kind !== "mem") throw new UnsupportedForm();
+  const ea = m.ea;
+  return (c) => {
+    const lo = ea(c);
+    const hi = c.ahi;
+    const limit = rd16(c, lo, hi);
+    const bl = rd64(c, offset(lo, hi, 2, hiOut), hiOut[0]);
+    const bh = c.mhi;
+    const r = c.r;
+    r[word] = bl;
+    r[word + 1] = bh;
+    r[word + 2] = limit;
+  };
+}
+
+function translateStoreTable(d: Insn, word: number): OpFn {
+  const m = d.ops[0];
+  if (m.kind !== "mem") throw new UnsupportedForm();
+  const ea = m.ea;
+  return (c) => {
+    const lo = ea(c);
+    const hi = c.ahi;
+    probeWrite(c, lo, hi, 10);
+    const r = c.r;
+    wr16(c, lo, hi, r[word + 2] & 0xffff);
+    wr64(c, offset(lo, hi, 2, hiOut), hiOut[0], r[word], r[word + 1]);
+  };
+}
+
+/** INVLPG: the TLB keeps 4 KiB pieces of large pages, so drop everything. */
+const invlpgOp: OpFn = (c) => c.flushTlb();
+
+// ------------------------------------------------------------------ MSRs, CPUID, TSC
+
+const rdmsrOp: OpFn = (c) => {
+  const r = c.r;
+  const idx = r[RCX] >>> 0;
+  let lo: number;
+  let hi: number;
+  switch (idx) {
+    case MSR_EFER: lo = r[EFER]; hi = r[EFER + 1]; break;
+    case MSR_FS_BASE: lo = r[segWord(SREG_FS, SEG_BASE)]; hi = r[segWord(SREG_FS, SEG_BASE) + 1]; break;
+    case MSR_GS_BASE: lo = r[segWord(SREG_GS, SEG_BASE)]; hi = r[segWord(SREG_GS, SEG_BASE) + 1]; break;
+    case MSR_KERNEL_GS_BASE: lo = r[KERNEL_GS_BASE]; hi = r[KERNEL_GS_BASE + 1]; break;
+    default: return gp(c, 0);
+  }
+  r[RAX] = lo;
+  r[RAX + 1] = 0;
+  r[RDX] = hi;
+  r[RDX + 1] = 0;
+};
+
+const wrmsrOp: OpFn = (c) => {
+  const r = c.r;
+  const idx = r[RCX] >>> 0;
+  const lo = r[RAX];
+  const hi = r[RDX];
+  let w: number;
+  switch (idx) {
+    case MSR_EFER: {
+      // LME must stay on (long mode only); LMA is read-only.
+      if (hi !== 0 || (lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)) !== 0 || (lo & EFER_LME) === 0) gp(c, 0);
+      const old = r[EFER];
+      r[EFER] = (lo & ~EFER_LMA) | (old & EFER_LMA);
+      r[EFER + 1] = 0;
+      if ((old ^ lo) & EFER_NXE) c.flushTlb();
+      return;
+    }
+    case MSR_FS_BASE: w = segWord(SREG_FS, SEG_BASE); break;
+    case MSR_GS_BASE: w = segWord(SREG_GS, SEG_BASE); break;
+    case MSR_KERNEL_GS_BASE: w = KERNEL_GS_BASE; break;
+    default: return gp(c, 0);
+  }
+  if (!canonical(c, hi)) gp(c, 0);
+  r[w] = lo;
+  r[w + 1] = hi;
+};
+
+const swapgsOp: OpFn = (c) => {
+  const r = c.r;
+  const w = segWord(SREG_GS, SEG_BASE);
+  const lo = r[w];
+  const hi = r[w + 1];
+  r[w] = r[KERNEL_GS_BASE];
+  r[w + 1] = r[KERNEL_GS_BASE + 1];
+  r[KERNEL_GS_BASE] = lo;
+  r[KERNEL_GS_BASE + 1] = hi;
+};
+
+function text4(s: string): number {
+  return (s.charCodeAt(0) | (s.charCodeAt(1) << 8) | (s.charCodeAt(2) << 16) | (s.charCodeAt(3) << 24)) | 0;
+}
+
+const VENDOR = "VmmDebugEmu ";
+const BRAND = "vmm-debug emulated x86-64 processor".padEnd(48, "\0");
+
+/**
+ * CPUID leaves: only what the interpreter implements is advertised (no x87/SSE/APIC).
+ * Returns [eax, ebx, ecx, edx].
+ */
+export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, number, number, number] {
+  void sub;
+  switch (leaf >>> 0) {
+    case 0:
+      return [7, text4(VENDOR.slice(0, 4)), text4(VENDOR.slice(8, 12)), text4(VENDOR.slice(4, 8))];
+    case 1: {
+      // Family 6, model 1, stepping 1. EDX: PSE TSC MSR PAE CX8 PGE CMOV. ECX: CX16 POPCNT hypervisor.
+      const edx = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15);
+      const ecx = (1 << 13) | (1 << 23) | (1 << 31);
+      return [0x611, ((vp & 0xff) << 24) | (8 << 8), ecx | 0, edx];
+    }
+    case 7:
+      // ECX bit 16: 5-level paging.
+      return sub === 0 ? [0, 0, 1 << 16, 0] : [0, 0, 0, 0];
+    case 0x80000000:
+      return [0x80000008 | 0, 0, 0, 0];
+    case 0x80000001:
+      // ECX: LAHF/SAHF, ABM (LZCNT). EDX: NX, 1 GiB pages, long mode.
+      return [0, 0, (1 << 0) | (1 << 5), (1 << 20) | (1 << 26) | (1 << 29)];
+    case 0x80000002: case 0x80000003: case 0x80000004: {
+      const base = ((leaf >>> 0) - 0x80000002) * 16;
+      return [0, 1, 2, 3].map((i) => text4(BRAND.slice(base + 4 * i, base + 4 * i + 4))) as [number, number, number, number];
+    }
+    case 0x80000008:
+      // 52 physical, 57 linear address bits.
+      return [0x3934, 0, 0, 0];
+    default:
+      return [0, 0, 0, 0];
+  }
+}
+
+const cpuidOp: OpFn = (c) => {
+  const r = c.r;
+  const [a, b, cx, d] = cpuidLeaf(r[RAX], r[RCX], c.vp);
+  r[RAX] = a; r[RAX + 1] = 0;
+  r[RBX] = b; r[RBX + 1] = 0;
+  r[RCX] = cx; r[RCX + 1] = 0;
+  r[RDX] = d; r[RDX + 1] = 0;
+};
+
+/** RDTSC reads the retired-instruction count (the count at block start plus the position in it). */
+function translateRdtsc(d: Insn): OpFn {
+  const k = d.index;
+  return (c) => {
+    const t = c.retired + k;
+    const r = c.r;
+    r[RAX] = t % 4294967296 | 0;
+    r[RAX + 1] = 0;
+    r[RDX] = Math.floor(t / 4294967296) | 0;
+    r[RDX + 1] = 0;
+  };
+}
+
+// ------------------------------------------------------------------ HLT, port I/O, software interrupts
+
+const hltOp: OpFn = (c) => {
+  c.r[HALTED] = 1;
+  c.exit = EXIT_HALT;
+};
+
+export function portIn(c: Cpu, port: number, size: number): number {
+  const v = c.bus.portIn(port, size, c.vp);
+  return size === 4 ? v | 0 : v & (size === 2 ? 0xffff : 0xff);
+}
+
+export function portOut(c: Cpu, port: number, size: number, value: number): void {
+  const v = size === 4 ? value >>> 0 : value & (size === 2 ? 0xffff : 0xff);
+  const req = c.bus.portOut(port, size, v, c.vp);
+  if (req === "reset") c.exit = EXIT_RESET;
+  else if (req === "powerOff" && c.exit !== EXIT_RESET) c.exit = EXIT_POWER_OFF;
+}
+
+function portOf(op: Operand): ((c: Cpu) => number) | null {
+  if (op.kind === "imm") {
+    const p = op.lo & 0xff;
+    return () => p;
+  }
+  if (op.kind === "reg" && op.slot === RDX && op.size === 2) return (c) => c.r[RDX] & 0xffff;
+  return null;
+}
+
+function translateIn(d: Insn): OpFn {
+  const [dst, src] = d.ops;
+  const port = portOf(src);
+  if (port === null || dst.kind !== "reg" || dst.slot !== RAX) throw new UnsupportedForm();
+  d.end = END_STOP;
+  const size = dst.size;
+  const wr = regWriter(dst);
+  return (c) => wr(c, portIn(c, port(c), size));
+}
+
+function translateOut(d: Insn): OpFn {
+  const [dst, src] = d.ops;
+  const port = portOf(dst);
+  if (port === null || src.kind !== "reg" || src.slot !== RAX) throw new UnsupportedForm();
+  d.end = END_STOP;
+  const size = src.size;
+  return (c) => portOut(c, port(c), size, c.r[RAX]);
+}
+
+function translateInt(d: Insn): OpFn {
+  d.end = END_STOP;
+  switch (d.code) {
+    case Code.Int3: return (c) => trap(c, VEC_BP);
+    case Code.Int1: return (c) => trap(c, VEC_DB);
+    case Code.Int_imm8: {
+      const op = d.ops[0];
+      const v = op.kind === "imm" ? op.lo & 0xff : 0;
+      return (c) => trap(c, v);
+    }
+    default: throw new UnsupportedForm();
+  }
+}
+
+function stop(op: OpFn): Translator {
+  return (d) => {
+    d.end = END_STOP;
+    return op;
+  };
+}
+
+const nopMnemonics = [
+  Mnemonic.Nop, Mnemonic.Pause, Mnemonic.Endbr64, Mnemonic.Endbr32, Mnemonic.Lfence, Mnemonic.Mfence, Mnemonic.Sfence,
+  Mnemonic.Clflush, Mnemonic.Clflushopt, Mnemonic.Prefetchnta, Mnemonic.Prefetcht0, Mnemonic.Prefetcht1, Mnemonic.Prefetcht2,
+  Mnemonic.Prefetchw, Mnemonic.Wbinvd, Mnemonic.Invd,
+];
+
+export const systemTranslators: [Mnemonic, Translator][] = [
+  ...nopMnemonics.map((m): [Mnemonic, Translator] => [m, () => nopOp]),
+  [Mnemonic.Hlt, stop(hltOp)],
+  [Mnemonic.In, translateIn],
+  [Mnemonic.Out, translateOut],
+  [Mnemonic.Int3, translateInt],
+  [Mnemonic.Int1, translateInt],
+  [Mnemonic.Int, translateInt],
+  [Mnemonic.Ud2, stop((c) => ud(c))],
+  [Mnemonic.Iretq, (d) => {
+    d.end = END_JUMP;
+    return iretqOp;
+  }],
+  [Mnemonic.Retf, translateRetf],
+  [Mnemonic.Lgdt, (d) => translateLoadTable(d, GDTR)],
+  [Mnemonic.Lidt, (d) => translateLoadTable(d, IDTR)],
+  [Mnemonic.Sgdt, (d) => translateStoreTable(d, GDTR)],
+  [Mnemonic.Sidt, (d) => translateStoreTable(d, IDTR)],
+  [Mnemonic.Invlpg, stop(invlpgOp)],
+  [Mnemonic.Rdmsr, () => rdmsrOp],
+  [Mnemonic.Wrmsr, stop(wrmsrOp)],
+  [Mnemonic.Swapgs, () => swapgsOp],
+  [Mnemonic.Cpuid, () => cpuidOp],
+  [Mnemonic.Rdtsc, translateRdtsc],
+  [Mnemonic.Clts, () => ctsOp],
+];

@@ -1,0 +1,295 @@
+// One x86-64 virtual processor: the run loops (a fast one, and one that checks debug slots and
+// single-step per instruction), exception delivery and the exits reported to the machine.
+
+import type { GuestBus } from "../bus.js";
+import * as codeCacheModule from "./code-cache.js";
+import * as cpuModule from "./cpu.js";
+import { Cpu } from "./cpu.js";
+import type { Block } from "./code-cache.js";
+import * as decodeModule from "./decode.js";
+import * as exceptionsModule from "./exceptions.js";
+import * as faultModule from "./fault.js";
+import * as mmuModule from "./mmu.js";
+import * as vpLayoutModule from "./vp-layout.js";
+
+// Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
+const { invalidateAll, invalidateRange, joinRegistry } = codeCacheModule;
+const { EXIT_HALT, EXIT_NONE, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
+const { decodeBlock } = decodeModule;
+const { deliverException } = exceptionsModule;
+const { BLOCK_ABORT, GUEST_FAULT } = faultModule;
+const { fetchPage } = mmuModule;
+const { HALTED, RIP } = vpLayoutModule;
+
+/** A debug slot (DR0–DR3 semantics): `type` is the DR7 R/W field (0 execute, 2 write, 3 read or write). */
+export interface X86Breakpoint {
+  addressLo: number;
+  addressHi: number;
+  type: 0 | 2 | 3;
+  length: 1 | 2 | 4 | 8;
+}
+
+export interface X86VpDebug {
+  singleStep: boolean;
+  /** Exactly 4 entries: slot i is DRi. */
+  slots: (X86Breakpoint | null)[];
+}
+
+/** Why run() returned. */
+export type X86Exit =
+  | { kind: "budget" }
+  | { kind: "halted" }
+  | { kind: "singleStep" }
+  | { kind: "hwBreakpoint"; slot: number }
+  | { kind: "tripleFault" }
+  | { kind: "reset" }
+  | { kind: "powerOff" };
+
+const BUDGET: X86Exit = Object.freeze({ kind: "budget" });
+const HALT: X86Exit = Object.freeze({ kind: "halted" });
+const SINGLE_STEP: X86Exit = Object.freeze({ kind: "singleStep" });
+const TRIPLE_FAULT: X86Exit = Object.freeze({ kind: "tripleFault" });
+const RESET: X86Exit = Object.freeze({ kind: "reset" });
+const POWER_OFF: X86Exit = Object.freeze({ kind: "powerOff" });
+const HW_BREAKPOINT: readonly X86Exit[] = [0, 1, 2, 3].map((slot) => Object.freeze({ kind: "hwBreakpoint", slot } as const));
+
+/** Set RIP to the start of instruction k of `blk` (k = ops.length: the block end). */
+function setRipAt(c: Cpu, blk: Block, k: number): void {
+  const r = c.r;
+  const s = (blk.vlo >>> 0) + blk.offs[k];
+  r[RIP] = s | 0;
+  r[RIP + 1] = s > 0xffffffff ? (blk.vhi + 1) | 0 : blk.vhi;
+}
+
+/** The block starting at RIP (decoded on a miss; `full` asks for a block of full length). */
+function lookup(c: Cpu, full: boolean): Block {
+  const r = c.r;
+  const lo = r[RIP];
+  const hi = r[RIP + 1];
+  const page = fetchPage(c, lo, hi);
+  const blk = page.blocks[lo & 0xfff];
+  if (blk !== undefined && blk.vlo === lo && blk.vhi === hi && !(full && blk.truncated)) {
+    if (blk.crossPpn < 0) return blk;
+    // A page-crossing instruction is only valid while the next page still maps the same frame.
+    const next = (lo & ~0xfff) + 0x1000;
+    const nhi = (lo >>> 0) >= 0xfffff000 ? (hi + 1) | 0 : hi;
+    if (fetchPage(c, next | 0, nhi).ppn === blk.crossPpn) return blk;
+  }
+  return decodeBlock(c, page, lo, hi, full ? 64 : 1);
+}
+
+function exitOf(code: number): X86Exit {
+  return code === EXIT_HALT ? HALT : code === EXIT_RESET ? RESET : code === EXIT_POWER_OFF ? POWER_OFF : BUDGET;
+}
+
+function lowestSlot(mask: number): number {
+  return 31 - Math.clz32(mask & -mask);
+}
+
+export class X86Vp {
+  private readonly c: Cpu;
+  private singleStep = false;
+  private debugArmed = false;
+  private readonly execArmed = [false, false, false, false];
+  private readonly execLo = new Int32Array(4);
+  private readonly execHi = new Int32Array(4);
+  /** Where an execute slot last fired: the next run() does not fire it again there (like RFLAGS.RF). */
+  private suppressValid = false;
+  private suppressLo = 0;
+  private suppressHi = 0;
+
+  constructor(regs: Uint32Array, vpIndex: number, bus: GuestBus) {
+    this.c = new Cpu(regs, vpIndex, bus);
+    joinRegistry(this.c);
+  }
+
+  /** Instructions retired since construction. */
+  get retired(): number {
+    return this.c.retired;
+  }
+
+  setDebug(debug: X86VpDebug): void {
+    if (debug.slots.length !== 4) throw new RangeError(`expected 4 debug slots, got ${debug.slots.length}`);
+    const c = this.c;
+    this.singleStep = debug.singleStep;
+    let any = false;
+    let watching = false;
+    for (let i = 0; i < 4; i++) {
+      const s = debug.slots[i];
+      this.execArmed[i] = false;
+      c.watchType[i] = 0;
+      if (s === null || s === undefined) continue;
+      any = true;
+      if (s.type === 0) {
+        this.execArmed[i] = true;
+        this.execLo[i] = s.addressLo | 0;
+        this.execHi[i] = s.addressHi | 0;
+      } else {
+        watching = true;
+        c.watchType[i] = s.type;
+        c.watchLo[i] = s.addressLo | 0;
+        c.watchHi[i] = s.addressHi | 0;
+        c.watchLen[i] = s.length;
+      }
+    }
+    c.watching = watching;
+    this.debugArmed = any || debug.singleStep;
+    // Watched pages must lose their fast TLB entries (and unwatched ones may regain them).
+    c.flushTlb();
+  }
+
+  run(maxInstructions: number): X86Exit {
+    const c = this.c;
+    if (c.r[HALTED] !== 0) return HALT;
+    c.exit = EXIT_NONE;
+    c.dataHit = 0;
+    if (!(maxInstructions >= 1)) return BUDGET;
+    if (this.debugArmed) return this.runDebug(Math.floor(maxInstructions));
+    this.suppressValid = false;
+    return this.runFast(Math.floor(maxInstructions));
+  }
+
+  invalidateCode(gpa: number, length: number): void {
+    invalidateRange(this.c, gpa, length);
+  }
+
+  invalidateAllCode(): void {
+    invalidateAll(this.c);
+  }
+
+  flushTlb(): void {
+    this.c.flushTlb();
+  }
+
+  /** Deliver the pending exception; returns the triple-fault exit when delivery failed. */
+  private deliver(): X86Exit | null {
+    return deliverException(this.c) ? null : TRIPLE_FAULT;
+  }
+
+  private runFast(max: number): X86Exit {
+    const c = this.c;
+    let left = max;
+    while (left > 0) {
+      let blk: Block;
+      try {
+        blk = lookup(c, true);
+      } catch (e) {
+        if (e !== GUEST_FAULT) throw e;
+        // An exception counts against the budget so a fault loop cannot keep run() forever.
+        left--;
+        const x = this.deliver();
+        if (x !== null) return x;
+        continue;
+      }
+      const ops = blk.ops;
+      const len = ops.length;
+      const n = len <= left ? len : left;
+      c.cur = blk;
+      let i = 0;
+      try {
+        for (; i < n; i++) ops[i](c);
+      } catch (e) {
+        c.cur = null;
+        c.retired += i;
+        left -= i;
+        if (e === BLOCK_ABORT) {
+          setRipAt(c, blk, i);
+          continue;
+        }
+        if (e !== GUEST_FAULT) throw e;
+        if (c.ftrap) {
+          c.retired++;
+          setRipAt(c, blk, i + 1);
+        } else {
+          setRipAt(c, blk, i);
+        }
+        left--;
+        const x = this.deliver();
+        if (x !== null) return x;
+        if (c.exit !== EXIT_NONE) return exitOf(c.exit);
+        continue;
+      }
+      c.cur = null;
+      c.retired += n;
+      left -= n;
+      if (n < len || !blk.lastSetsRip) setRipAt(c, blk, n);
+      if (c.exit !== EXIT_NONE) return exitOf(c.exit);
+    }
+    return BUDGET;
+  }
+
+  private execSlotAt(lo: number, hi: number): number {
+    for (let i = 0; i < 4; i++) {
+      if (this.execArmed[i] && this.execLo[i] === lo && this.execHi[i] === hi) return i;
+    }
+    return -1;
+  }
+
+  /** One instruction at a time: execute slots before, data slots after, single-step. */
+  private runDebug(max: number): X86Exit {
+    const c = this.c;
+    const r = c.r;
+    let left = max;
+    let first = true;
+    while (left > 0) {
+      const lo = r[RIP];
+      const hi = r[RIP + 1];
+      const suppressed = first && this.suppressValid && lo === this.suppressLo && hi === this.suppressHi;
+      first = false;
+      this.suppressValid = false;
+      if (!suppressed) {
+        const slot = this.execSlotAt(lo, hi);
+        if (slot >= 0) {
+          this.suppressValid = true;
+          this.suppressLo = lo;
+          this.suppressHi = hi;
+          return HW_BREAKPOINT[slot];
+        }
+      }
+      c.dataHit = 0;
+      let blk: Block;
+      try {
+        blk = lookup(c, false);
+      } catch (e) {
+        if (e !== GUEST_FAULT) throw e;
+        left--;
+        const x = this.deliver();
+        if (x !== null) return x;
+        if (this.singleStep) return SINGLE_STEP;
+        continue;
+      }
+      c.cur = blk;
+      try {
+        blk.ops[0](c);
+      } catch (e) {
+        c.cur = null;
+        if (e === BLOCK_ABORT) continue;
+        if (e !== GUEST_FAULT) throw e;
+        left--;
+        if (c.ftrap) {
+          c.retired++;
+          setRipAt(c, blk, 1);
+        } else {
+          // A faulting instruction did not complete: its accesses do not count.
+          c.dataHit = 0;
+        }
+        const hit = c.dataHit;
+        const x = this.deliver();
+        if (x !== null) return x;
+        if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
+        if (hit !== 0) return HW_BREAKPOINT[lowestSlot(hit)];
+        if (this.singleStep) return SINGLE_STEP;
+        continue;
+      }
+      c.cur = null;
+      c.retired++;
+      left--;
+      if (!(blk.ops.length === 1 && blk.lastSetsRip)) setRipAt(c, blk, 1);
+      if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
+      if (c.dataHit !== 0) return HW_BREAKPOINT[lowestSlot(c.dataHit)];
+      if (this.singleStep) return SINGLE_STEP;
+      if (c.exit === EXIT_HALT) return HALT;
+    }
+    return BUDGET;
+  }
+}
