@@ -1,0 +1,153 @@
+// `npm run bench`: one JSON object per line {"name","value","unit"} for every figure, measured
+// against a server in a second process; the bare grpc-js floor is measured in the same pair.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { connect, type Session } from "../src/client";
+import { createEmuMachine, loadGuestImage } from "../src/emu";
+import { measureFloor, percentile } from "./floor";
+
+const MIB = 1024 * 1024;
+const manifest = join(__dirname, "..", "guests", "build", "demo-x86_64.json");
+const image = loadGuestImage(manifest);
+
+function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, ...extra }) + "\n");
+}
+
+/** Starts bench/peer.ts in a child process; resolves to its addresses. */
+async function startPeer() {
+  const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), join(__dirname, "peer.ts")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("bench peer did not start within 30 s")), 30_000);
+    createInterface({ input: child.stdout! }).once("line", (l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+    child.once("exit", (code) => reject(new Error(`bench peer exited with ${code}`)));
+  });
+  const addresses = JSON.parse(line) as { floor: string; vmm: string };
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.stdin!.end(); // the peer exits when its stdin closes
+      setTimeout(() => child.kill(), 5000).unref();
+    });
+  return { ...addresses, stop };
+}
+
+async function timeLoop(count: number, body: () => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = process.hrtime.bigint();
+    await body();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  return samples;
+}
+
+/** Runs `body` repeatedly for about `seconds` (and at most `maxCount` times); returns operations per second. */
+async function rate(seconds: number, maxCount: number, body: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const end = t0 + BigInt(Math.round(seconds * 1e9));
+  let n = 0;
+  while (n < maxCount && process.hrtime.bigint() < end) {
+    await body();
+    n++;
+  }
+  return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+async function benchServer(address: string, echoP50: number): Promise<void> {
+  const client = connect(address);
+  const session: Session = await client.attach("demo");
+  try {
+    await session.break();
+    await session.resume(); // collects the Break stop
+
+    await timeLoop(200, () => session.getVpState(0));
+    const rtt = await timeLoop(3000, () => session.getVpState(0));
+    const p50 = percentile(rtt, 50);
+    emit("get_vp_state_rtt_p50_us", p50, "us", { vs_echo_floor: Number((p50 / echoP50).toFixed(2)), target_max_ratio: 1.3 });
+    emit("get_vp_state_rtt_p99_us", percentile(rtt, 99), "us");
+
+    const unary = await rate(3, 200, () => session.readMemory({ gpa: 0n }, 4 * MIB));
+    emit("read_memory_unary_4mib_mibps", unary * 4, "MiB/s");
+
+    await benchRun(session);
+  } finally {
+    await session.detach().catch(() => undefined);
+    client.close();
+  }
+}
+
+async function benchStream(address: string, streamFloor: number): Promise<void> {
+  const client = connect(address);
+  try {
+    await client.readMemoryStream("demo", { gpa: 0n }, 16 * MIB); // warm-up
+    const t0 = process.hrtime.bigint();
+    const data = await client.readMemoryStream("demo", { gpa: 0n }, 256 * MIB);
+    const mibps = data.length / MIB / (Number(process.hrtime.bigint() - t0) / 1e9);
+    emit("read_memory_stream_256mib_mibps", mibps, "MiB/s", {
+      vs_stream_floor: Number((mibps / streamFloor).toFixed(2)),
+      target_min_ratio: 0.8,
+    });
+  } finally {
+    client.close();
+  }
+}
+
+async function benchRun(session: Session): Promise<void> {
+  // Single steps: single-step stays armed on VP 0, one Resume per step.
+  await session.setDebugState(0, { singleStep: true, breakpoints: [null, null, null, null] });
+  const steps = await rate(3, 20_000, () => session.resume());
+  emit("single_steps_per_s", steps, "steps/s");
+  await session.setDebugState(0, { singleStep: false, breakpoints: [null, null, null, null] });
+
+  // Hardware breakpoint hits: an execute breakpoint on `tick`, one Resume per hit.
+  await session.setBreakpoint(0, image.symbols.tick.gva, 0);
+  const hits = await rate(3, 20_000, () => session.resume());
+  emit("hw_breakpoint_hits_per_s", hits, "hits/s");
+  await session.clearBreakpoint(0, 0);
+}
+
+async function benchMips(): Promise<void> {
+  const vm = await createEmuMachine({ id: "mips", image, vpCount: 1 });
+  try {
+    await new Promise((r) => setTimeout(r, 500)); // boot and warm the decode cache
+    await vm.halt();
+    const before = vm.instructionsRetired();
+    const t0 = process.hrtime.bigint();
+    await vm.resume();
+    await new Promise((r) => setTimeout(r, 3000));
+    await vm.halt();
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    emit("emu_mips_demo", (vm.instructionsRetired() - before) / seconds / 1e6, "MIPS", { vps: 1 });
+  } finally {
+    await vm.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const peer = await startPeer();
+  try {
+    const floor = await measureFloor(peer.floor, 3000, 256);
+    emit("grpc_echo_rtt_p50_us", floor.echoP50Us, "us");
+    emit("grpc_echo_rtt_p99_us", floor.echoP99Us, "us");
+    emit("grpc_stream_mibps", floor.streamMibps, "MiB/s");
+    const runTarget = (0.7 * 1e6) / floor.echoP50Us;
+    emit("run_control_target_per_s", runTarget, "ops/s", { rule: "0.7 x (1 s / echo p50)" });
+    await benchServer(peer.vmm, floor.echoP50Us);
+    await benchStream(peer.vmm, floor.streamMibps);
+  } finally {
+    await peer.stop();
+  }
+  await benchMips();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
