@@ -161,7 +161,7 @@ tick:
 /* Prints "vp N counter=0x..." for counter value rax. */
 report:
     push    %rax
-    lea     report_vp(%rip), %rsi
+    lea     report_prefix(%rip), %rsi
     call    puts
     mov     %r15, %rax
     call    put_hex
@@ -297,7 +297,8 @@ idt_descriptor:
 idt:        .fill 32 * 2, 8, 0
 
 hello:          .asciz "vmm-debug demo guest: running on vp "
-report_vp:      .asciz " vp "
+report_prefix:  .asciz "vp "
+report_vp:      .asciz " on vp "
 report_counter: .asciz " counter="
 exception_msg:  .asciz "exception vector "
 
