@@ -73,7 +73,12 @@ function enter(c: Cpu, vector: number, err: number): void {
   const alignedLo = oldLo & ~0xf;
   const frameLo = (alignedLo - 8 * n) | 0;
   const frameHi = (alignedLo >>> 0) < 8 * n ? (oldHi - 1) | 0 : oldHi;
-  probeWrite(c, frameLo, frameHi, 8 * n);
+  // Check every slot first, top down like the pushes, so a fault reports the address the CPU
+  // would and leaves no partial frame.
+  for (let i = n - 1; i >= 0; i--) {
+    const s2 = (frameLo >>> 0) + 8 * i;
+    probeWrite(c, s2 | 0, s2 > 0xffffffff ? (frameHi + 1) | 0 : frameHi, 8);
+  }
   const words = [r[segWord(SREG_SS, SEG_SELECTOR)] & 0xffff, 0, oldLo, oldHi, r[RFLAGS], 0,
     r[segWord(SREG_CS, SEG_SELECTOR)] & 0xffff, 0, r[RIP], r[RIP + 1]];
   if (hasErr) words.push(err, 0);
