@@ -82,7 +82,8 @@ export class VmmDebugError extends Error {
         cause: thrown,
       });
     }
-    if (thrown instanceof Error && thrown.name === "AbortError") {
+    // nice-grpc rejects with an AbortError; it may be a DOMException from another realm, so go by name.
+    if ((thrown as { name?: unknown } | null)?.name === "AbortError") {
       return new VmmDebugError(Status.CANCELLED, "the call was cancelled", { reason: "CANCELLED", cause: thrown });
     }
     const platform = platformStatus(thrown);

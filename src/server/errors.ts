@@ -97,7 +97,8 @@ export function createErrorMiddleware(logger: Logger): ServerMiddleware {
 }
 
 export function isAbortError(thrown: unknown): boolean {
-  return thrown instanceof Error && thrown.name === "AbortError";
+  // Aborts may be DOMExceptions (not always `instanceof Error` across realms): go by name.
+  return typeof thrown === "object" && thrown !== null && (thrown as { name?: unknown }).name === "AbortError";
 }
 
 /** Status name as gRPC spells it ("FAILED_PRECONDITION"). */
