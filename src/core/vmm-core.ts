@@ -29,11 +29,15 @@ export interface VmmCore {
   runState(): RunState;
   /** Let every VP run. No-op when already running; rejects when powered off or gone. */
   resume(): Promise<void>;
-  /** Stop every VP; resolves once stopped. If it had to stop a running VM, `onStop` fires with `break`. */
+  /**
+   * Stop every VP; resolves once stopped. If it had to stop a running VM, `onStop` fires (with
+   * `break`, or with the debug event that won the race) BEFORE the returned promise resolves:
+   * the server relies on that order to route the stop to a waiting Resume.
+   */
   halt(): Promise<void>;
   /** Register a listener for every stop. Returns the function that removes it. */
   onStop(listener: StopListener): () => void;
-  /** Replace one VP's debug state (already validated, exactly four slots). VM stopped. */
+  /** Replace one VP's debug state (already validated, exactly four slots). VM stopped (else VM_RUNNING). */
   setDebugState(vp: number, state: DebugState): Promise<void>;
   /** One VP's registers. VM stopped. */
   getVpState(vp: number): Promise<DebuggerVpState>;

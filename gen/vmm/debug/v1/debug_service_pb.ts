@@ -597,7 +597,8 @@ export const DebugService: GenService<{
     output: typeof BreakResponseSchema;
   },
   /**
-   * Replace one VP's single-step flag and hardware breakpoint slots.
+   * Replace one VP's single-step flag and hardware breakpoint slots. The VM must be stopped
+   * (else FAILED_PRECONDITION / VM_RUNNING): Break first, as a debugger does before arming.
    *
    * @generated from rpc vmm.debug.v1.DebugService.SetDebugState
    */
