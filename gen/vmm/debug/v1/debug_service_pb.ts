@@ -388,7 +388,8 @@ export type ReadMemoryRequest = Message<"vmm.debug.v1.ReadMemoryRequest"> & {
 
   /**
    * Number of bytes; at most the server's unary read cap (4 MiB by default, else
-   * RESOURCE_EXHAUSTED / READ_TOO_LARGE).
+   * RESOURCE_EXHAUSTED / READ_TOO_LARGE). A response at the cap is 5 bytes larger than the 4 MiB
+   * default receive limit of most gRPC clients: raise that limit, or read at most 4 MiB - 16.
    *
    * @generated from field: uint64 length = 3;
    */
