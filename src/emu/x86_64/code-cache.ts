@@ -44,9 +44,15 @@ export class CodePage {
   constructor(readonly ppn: number) {}
 }
 
-/** VPs sharing one bus (weakly held, so VPs that are dropped are forgotten). */
+/** What all VPs on one bus have decoded in one physical page: the union of their chunk masks. */
+export class SharedCodePage {
+  mask = 0;
+}
+
+/** VPs sharing one bus (weakly held, so VPs that are dropped are forgotten) and their code pages. */
 export class CodeRegistry {
   readonly cpus = new Set<WeakRef<Cpu>>();
+  readonly pages = new Map<number, SharedCodePage>();
 }
 
 const registries = new WeakMap<GuestBus, CodeRegistry>();
@@ -69,18 +75,10 @@ function forEachCpu(reg: CodeRegistry, f: (c: Cpu) => void): void {
   }
 }
 
-/** True when some VP on the bus holds decoded code in physical page `ppn`. */
-export function pageHasCode(reg: CodeRegistry, ppn: number): boolean {
-  for (const ref of reg.cpus) {
-    const c = ref.deref();
-    if (c === undefined) {
-      reg.cpus.delete(ref);
-      continue;
-    }
-    const p = c.pages.get(ppn);
-    if (p !== undefined && p.mask !== 0) return true;
-  }
-  return false;
+/** The shared record of physical page `ppn` when some VP on the bus holds code there, else null. */
+export function sharedCode(reg: CodeRegistry, ppn: number): SharedCodePage | null {
+  const p = reg.pages.get(ppn);
+  return p !== undefined && p.mask !== 0 ? p : null;
 }
 
 export function codePageFor(c: Cpu, ppn: number): CodePage {
@@ -108,9 +106,30 @@ export function addBlock(c: Cpu, page: CodePage, off: number, blk: Block, mask: 
 }
 
 export function markCode(c: Cpu, page: CodePage, mask: number): void {
-  const wasCode = pageHasCode(c.registry, page.ppn);
   page.mask |= mask;
-  if (!wasCode) forEachCpu(c.registry, (o) => o.dropWriteEntries(page.ppn));
+  let shared = c.registry.pages.get(page.ppn);
+  if (shared === undefined) {
+    shared = new SharedCodePage();
+    c.registry.pages.set(page.ppn, shared);
+  }
+  const wasCode = shared.mask !== 0;
+  shared.mask |= mask;
+  if (!wasCode) {
+    const s = shared;
+    forEachCpu(c.registry, (o) => o.dropWriteEntries(page.ppn, s));
+  }
+}
+
+/** Recompute the union mask of a page after one VP dropped its code there. */
+function refreshShared(reg: CodeRegistry, ppn: number): void {
+  const shared = reg.pages.get(ppn);
+  if (shared === undefined) return;
+  let mask = 0;
+  forEachCpu(reg, (o) => {
+    const p = o.pages.get(ppn);
+    if (p !== undefined) mask |= p.mask;
+  });
+  shared.mask = mask;
 }
 
 /** Drop every block of `page` (and blocks of other pages that run into it). */
@@ -131,6 +150,7 @@ export function dropPage(c: Cpu, page: CodePage): void {
     for (let i = 4096 - 16; i < 4096; i++) if (offs[i] === b) offs[i] = undefined;
   }
   page.crossers = [];
+  refreshShared(c.registry, page.ppn);
 }
 
 function retire(c: Cpu, b: Block): void {
@@ -147,14 +167,17 @@ const abortOp: OpFn = () => {
 };
 
 /**
- * A guest store of `len` bytes at `gpa` (within one page) reached a page that some VP holds
- * code for: drop the code if the store overlaps it, and tell the bus. Stores to pages without
- * code take the fast path and do not call the bus (a call per store would halve the speed).
+ * A guest store of `len` bytes at `gpa` (within one page) that may overwrite decoded code: drop
+ * the code of every VP on the bus that it overlaps, and tell the bus. Stores to pages without
+ * code never get here (their TLB entries take the fast path).
  */
 export function noteCodeStore(c: Cpu, gpa: number, len: number): void {
   const ppn = Math.floor(gpa / 4096);
+  const shared = c.registry.pages.get(ppn);
+  if (shared === undefined) return;
   const off = gpa - ppn * 4096;
   const m = chunkMask(off, off + len);
+  if ((shared.mask & m) === 0) return;
   forEachCpu(c.registry, (o) => {
     const p = o.pages.get(ppn);
     if (p !== undefined && (p.mask & m) !== 0) dropPage(o, p);
@@ -173,7 +196,11 @@ export function invalidateRange(c: Cpu, gpa: number, length: number): void {
   }
   for (let ppn = first; ppn <= last; ppn++) {
     const p = c.pages.get(ppn);
-    if (p !== undefined) dropPage(c, p);
+    if (p === undefined) continue;
+    // Only bytes that hold decoded instructions matter: data next to code keeps the code.
+    const from = Math.max(gpa, ppn * 4096) - ppn * 4096;
+    const to = Math.min(gpa + length, ppn * 4096 + 4096) - ppn * 4096;
+    if ((p.mask & chunkMask(from, to)) !== 0) dropPage(c, p);
   }
 }
 

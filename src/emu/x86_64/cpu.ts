@@ -5,7 +5,7 @@
 // write the words between run() calls.
 
 import type { GuestBus } from "../bus.js";
-import type { Block, CodePage, CodeRegistry } from "./code-cache.js";
+import type { Block, CodePage, CodeRegistry, SharedCodePage } from "./code-cache.js";
 import { VP_WORDS } from "./vp-layout.js";
 
 
@@ -63,6 +63,8 @@ export class Cpu {
   readonly tlbOff = new Float64Array(TLB_SIZE);
   /** Guest physical page number of entry i (for dropping write entries of a page that gains code). */
   readonly tlbPpn = new Float64Array(TLB_SIZE).fill(-1);
+  /** For slow-path write entries of pages holding code: what is decoded there (on any VP of the bus). */
+  readonly tlbCode: (SharedCodePage | null)[] = new Array<SharedCodePage | null>(TLB_SIZE).fill(null);
   readonly xTagLo = new Int32Array(TLB_SIZE).fill(TLB_EMPTY);
   readonly xTagHi = new Int32Array(TLB_SIZE);
   readonly xPage: (CodePage | null)[] = new Array<CodePage | null>(TLB_SIZE).fill(null);
@@ -102,19 +104,22 @@ export class Cpu {
     this.xTagLo.fill(TLB_EMPTY);
     this.tlbPpn.fill(-1);
     this.tlbView.fill(EMPTY_VIEW);
+    this.tlbCode.fill(null);
     this.xPage.fill(null);
   }
 
-  /** Drop fast write entries for physical page `ppn` (it now holds decoded code). */
-  dropWriteEntries(ppn: number): void {
+  /** Move write entries for physical page `ppn` to the slow path (it now holds decoded code). */
+  dropWriteEntries(ppn: number, code: SharedCodePage): void {
     const ppns = this.tlbPpn;
     for (let i = 0; i < TLB_SIZE; i++) {
-      if (ppns[i] === ppn && this.wTagLo[i] !== TLB_EMPTY) {
-        // Keep it writable through the slow path so stores still skip the page walk.
+      if (ppns[i] !== ppn) continue;
+      if (this.wTagLo[i] !== TLB_EMPTY) {
+        // Still writable without a walk, but each store checks for code first.
         this.sTagLo[i] = this.wTagLo[i];
         this.sTagHi[i] = this.wTagHi[i];
         this.wTagLo[i] = TLB_EMPTY;
       }
+      this.tlbCode[i] = code;
     }
   }
 }

@@ -13,7 +13,7 @@ import * as faultModule from "./fault.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
-const { codePageFor, noteCodeStore, pageHasCode } = codeCacheModule;
+const { chunkMask, codePageFor, noteCodeStore, sharedCode } = codeCacheModule;
 const { TLB_EMPTY, TLB_MASK } = cpuModule;
 const { VEC_PF, gp, fault } = faultModule;
 const { CR0, CR2, CR3, CR4, EFER } = vpLayoutModule;
@@ -63,8 +63,7 @@ export function physWrite(c: Cpu, gpa: number, size: number, value: number): voi
   if (size === 4) v.setInt32(o, value, true);
   else if (size === 2) v.setUint16(o, value, true);
   else v.setUint8(o, value);
-  const ppn = Math.floor(gpa / 4096);
-  if (pageHasCode(c.registry, ppn)) noteCodeStore(c, gpa, size);
+  noteCodeStore(c, gpa, size);
 }
 
 // ---------------------------------------------------------------- translation
@@ -194,10 +193,13 @@ export function translate(c: Cpu, lo: number, hi: number, acc: number): number {
     }
     c.wTagLo[i] = TLB_EMPTY;
     c.sTagLo[i] = TLB_EMPTY;
+    c.tlbCode[i] = null;
     if (walkWriteReady) {
-      if (pageWatched(c, pageLo, hi, true) || pageHasCode(c.registry, ppn)) {
+      const code = sharedCode(c.registry, ppn);
+      if (code !== null || pageWatched(c, pageLo, hi, true)) {
         c.sTagLo[i] = pageLo;
         c.sTagHi[i] = hi;
+        c.tlbCode[i] = code;
       } else {
         c.wTagLo[i] = pageLo;
         c.wTagHi[i] = hi;
@@ -280,6 +282,22 @@ function readSlow(c: Cpu, lo: number, hi: number, size: number, acc: number): nu
 
 function writeSlow(c: Cpu, lo: number, hi: number, size: number, vlo: number, vhi: number): void {
   const off = lo & 0xfff;
+  const i = (lo >>> 12) & TLB_MASK;
+  if (off + size <= 4096 && c.sTagLo[i] === (lo & -4096) && c.sTagHi[i] === hi) {
+    // Writable, but the page holds code or is watched.
+    const v = c.tlbView[i];
+    const p = c.tlbOff[i] + off;
+    if (size === 8) {
+      v.setInt32(p, vlo, true);
+      v.setInt32(p + 4, vhi, true);
+    } else if (size === 4) v.setInt32(p, vlo, true);
+    else if (size === 2) v.setUint16(p, vlo, true);
+    else v.setUint8(p, vlo);
+    const code = c.tlbCode[i];
+    if (code !== null && (code.mask & chunkMask(off, off + size)) !== 0) noteCodeStore(c, c.tlbPpn[i] * 4096 + off, size);
+    if (c.watching) watchCheck(c, lo, hi, size, true);
+    return;
+  }
   if (off + size <= 4096) {
     const gpa = translate(c, lo, hi, ACC_WRITE);
     if (size === 8) {

@@ -17,7 +17,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { CMP } = arithModule;
-const { pageHasCode, noteCodeStore } = codeCacheModule;
+const { noteCodeStore } = codeCacheModule;
 const { DF, ZF } = flagsModule;
 const { END_STOP, UnsupportedForm } = insnModule;
 const { ACC_READ, ACC_WRITE, rdN, translate, viewOf, wrN } = mmuModule;
@@ -224,7 +224,7 @@ function bulk(c: Cpu, kind: number, n: number, seg: number, addr32: boolean): nu
       }
     }
   }
-  if (pageHasCode(c.registry, Math.floor(dgpa / 4096))) noteCodeStore(c, dgpa, len);
+  noteCodeStore(c, dgpa, len);
   if (kind === MOVS) step(c, RSI, len, addr32);
   step(c, RDI, len, addr32);
   if (addr32) {

@@ -19,10 +19,12 @@ describe("self-modifying code", () => {
     expect(m.vp.retired).toBe(1 + 300 + 1);
   });
 
-  it("tells the bus about stores to pages that hold code, not about other stores", () => {
+  it("tells the bus about stores that overwrite decoded code, and only about those", () => {
     const m = new TestMachine();
     m.setReg("rbx", 0x180000n);
     m.runCode("c6 03 f4 f4"); // mov byte [rbx], 0xf4; hlt
+    m.setReg("rbx", BigInt(CODE + 0x800));
+    m.runCode("c6 03 f4 f4");
     expect(m.bus.guestWrites).toEqual([]);
     m.setReg("rbx", BigInt(CODE + 0x40));
     m.runCode("c6 03 f4 f4");
