@@ -15,7 +15,7 @@ nm "$tmp/demo.elf" > "$tmp/demo.syms"
 node make-manifest.js \
   --name demo-x86_64 --arch x86_64 --image demo-x86_64.bin \
   --load-gpa 0x100000 --entry 0x100000 --kernel-vma 0xffffffff80000000 \
-  --symbols "$tmp/demo.syms" \
-  --pick _start,kernel_main,main_loop,tick,counter,counter_vp1,vp_count,exception_stubs,stacks,text_start,text_end \
+  --symbols "$tmp/demo.syms" --qemu x86_64/qemu.json \
+  --pick _start,kernel_main,main_loop,tick,counter,counter_vp1,vp_count,exception_stubs,stacks,text_start,text_end,entry32,multiboot_header \
   > "$out/demo-x86_64.json"
 echo "built $out/demo-x86_64.bin ($(stat -c %s "$out/demo-x86_64.bin") bytes) and $out/demo-x86_64.json"

@@ -1,4 +1,8 @@
 // Writes a guest manifest (JSON) from `nm` output: every picked symbol with its GVA and GPA.
+//   --name --arch --image --load-gpa --entry --kernel-vma --symbols <nm output> --pick a,b,c
+//   --boot <text>                       how the embedded machine (or any loader) enters `entry`
+//   --console-port <port> | --console-mmio <gpa>
+//   --qemu <json file>                  the `qemu` section; "${sym:NAME}" strings become NAME's GPA
 "use strict";
 const { readFileSync } = require("node:fs");
 
@@ -10,21 +14,33 @@ for (const line of readFileSync(args.symbols, "utf8").split("\n")) {
   const m = /^([0-9a-f]+) \w (\S+)$/.exec(line.trim());
   if (m) table.set(m[2], BigInt("0x" + m[1]));
 }
-const symbols = {};
-for (const name of args.pick.split(",")) {
+const hex = (v) => "0x" + v.toString(16);
+function lookup(name) {
   const gva = table.get(name);
   if (gva === undefined) throw new Error(`symbol ${name} not found`);
   const gpa = gva >= kernelVma ? gva - kernelVma : gva; // boot code is identity-mapped
-  symbols[name] = { gva: "0x" + gva.toString(16), gpa: "0x" + gpa.toString(16) };
+  return { gva: hex(gva), gpa: hex(gpa) };
 }
+const symbols = {};
+for (const name of args.pick.split(",")) symbols[name] = lookup(name);
+
+function resolve(value) {
+  if (typeof value === "string") return value.replace(/\$\{sym:([A-Za-z0-9_.]+)\}/g, (_, name) => lookup(name).gpa);
+  if (Array.isArray(value)) return value.map(resolve);
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolve(v)]));
+  return value;
+}
+
 const manifest = {
   name: args.name,
   arch: args.arch,
   image: args.image,
   load_gpa: args["load-gpa"],
   entry: args.entry,
-  boot: "long mode, first 1 GiB identity-mapped with 2 MiB pages, RDI = VP index, RSI = VP count",
-  console_port: "0xe9",
-  symbols,
+  boot: args.boot ?? "long mode, first 1 GiB identity-mapped with 2 MiB pages, RDI = VP index, RSI = VP count",
 };
+if (args["console-mmio"]) manifest.console_mmio = args["console-mmio"];
+else manifest.console_port = args["console-port"] ?? "0xe9";
+manifest.symbols = symbols;
+if (args.qemu) manifest.qemu = resolve(JSON.parse(readFileSync(args.qemu, "utf8")));
 process.stdout.write(JSON.stringify(manifest, null, 2) + "\n");

@@ -4,6 +4,13 @@
  * kernel at 0xffffffff80000000 (GVA != GPA), drops the identity map, and then every VP calls
  * `tick` in a loop on its own 64-bit counter, printing the counter to the debug console
  * (port 0xE9) every 2^23 iterations. Exceptions print their vector and halt.
+ *
+ * The same flat image also boots on QEMU (`-kernel demo-x86_64.bin`): a Multiboot v1 header with
+ * the a.out-kludge address fields lets QEMU's multiboot loader place the flat file at 1 MiB and
+ * enter `entry32` in 32-bit protected mode. entry32 recreates the embedded machine's boot state
+ * (the same GDT descriptors, the same identity tables at GPA 0x1000/0x2000/0x3000, CR0/CR4/EFER,
+ * no IDT) and enters `_start` with RDI = 0, RSI = 1 (only the BSP runs). The embedded machine
+ * never executes the Multiboot code: it starts every VP at `_start`, as before.
  */
     .set KERNEL_VMA, 0xffffffff80000000
     .set CONSOLE, 0xe9
@@ -91,6 +98,148 @@ enter_kernel:
     mov     %rax, %cr3
     movabs  $kernel_main, %rax
     jmp     *%rax
+
+/* ---------------------------------------------------------------- Multiboot v1 entry (QEMU) */
+/* Everything below is only reached through a Multiboot loader. It lives in the identity-mapped
+   boot page, after the code above, so `_start` and every kernel address are unchanged. */
+    .set MB_MAGIC, 0x1badb002
+    .set MB_FLAGS, 0x00010000               /* bit 16: the address fields are valid (a.out kludge) */
+    .set BOOT_PML4, 0x1000                  /* the embedded machine's boot tables, same addresses */
+    .set BOOT_PDPT, 0x2000
+    .set BOOT_PD, 0x3000
+    .set MSR_EFER, 0xc0000080
+
+    .balign 4
+    .globl multiboot_header
+multiboot_header:                           /* must sit 4-aligned in the first 8 KiB of the file */
+    .long   MB_MAGIC
+    .long   MB_FLAGS
+    .long   -(MB_MAGIC + MB_FLAGS)          /* checksum */
+    .long   multiboot_header                /* header_addr: where this header lands */
+    .long   _start                          /* load_addr: GPA of the file's first byte */
+    .long   image_load_end                  /* load_end_addr: GPA just past the file's last byte */
+    .long   0                               /* bss_end_addr: no bss beyond the file */
+    .long   entry32                         /* entry_addr */
+
+/* Multiboot state: 32-bit protected mode, flat CS/DS, paging off, interrupts off, EAX = magic,
+   EBX = info (ignored), ESP and GDTR undefined. Uses no stack. */
+    .code32
+    .globl entry32
+entry32:
+    cli
+    cld
+    mov     $0x80000000, %eax               /* long mode, 1 GiB pages (used by _start) and NX? */
+    cpuid
+    cmp     $0x80000001, %eax
+    jb      no_long_mode
+    mov     $0x80000001, %eax
+    cpuid
+    bt      $29, %edx
+    jnc     no_long_mode
+    bt      $26, %edx
+    jnc     no_1g_pages
+    mov     %edx, %ebp                      /* keep the feature bits for NX */
+
+    /* Identity map of the first 1 GiB with 2 MiB pages, laid out as the embedded machine's loader
+       does: PML4 0x1000 -> PDPT 0x2000 -> PD 0x3000. */
+    mov     $BOOT_PML4, %edi
+    mov     $(3 * 4096 / 4), %ecx
+    xor     %eax, %eax
+    rep stosl
+    movl    $(BOOT_PDPT | 3), BOOT_PML4
+    movl    $(BOOT_PD | 3), BOOT_PDPT
+    mov     $BOOT_PD, %edi
+    mov     $0x83, %eax                     /* present | writable | 2 MiB */
+    xor     %ecx, %ecx
+13: mov     %eax, (%edi,%ecx,8)
+    add     $0x200000, %eax
+    inc     %ecx
+    cmp     $512, %ecx
+    jne     13b
+
+    lgdt    gdt64_descriptor32
+    lidt    no_idt_descriptor               /* no IDT, as on the embedded machine */
+    mov     $0x20, %eax                     /* CR4 = PAE */
+    mov     %eax, %cr4
+    mov     $BOOT_PML4, %eax
+    mov     %eax, %cr3
+    mov     $MSR_EFER, %ecx
+    rdmsr
+    or      $0x100, %eax                    /* LME */
+    bt      $20, %ebp
+    jnc     14f
+    or      $0x800, %eax                    /* NXE when the CPU has NX */
+14: wrmsr
+    mov     $0x80010033, %eax               /* CR0 = PE | MP | ET | NE | WP | PG */
+    mov     %eax, %cr0
+    ljmp    $0x08, $entry64                 /* CS = 64-bit code from our GDT */
+
+no_long_mode:
+    mov     $no_long_mode_msg, %esi
+    jmp     boot_fail
+no_1g_pages:
+    mov     $no_1g_pages_msg, %esi
+boot_fail:                                  /* print the message to port 0xE9 and halt */
+    movzbl  (%esi), %eax
+    test    %al, %al
+    jz      16f
+    out     %al, $CONSOLE
+    inc     %esi
+    jmp     boot_fail
+16: hlt
+    jmp     16b
+
+    .code64
+entry64:
+    mov     $0x10, %eax
+    mov     %eax, %ds
+    mov     %eax, %es
+    mov     %eax, %ss
+    mov     %eax, %fs
+    mov     %eax, %gs
+    /* Point GDTR at the GDT's higher-half alias so that exception delivery still finds the code
+       descriptor once the kernel drops the identity map. */
+    lgdt    gdt64_descriptor_high(%rip)
+    push    $2                              /* RFLAGS = 0x2 */
+    popfq
+    xor     %eax, %eax                      /* every GPR 0 but RDI = VP index, RSI = VP count */
+    xor     %ebx, %ebx
+    xor     %ecx, %ecx
+    xor     %edx, %edx
+    xor     %ebp, %ebp
+    xor     %esp, %esp
+    xor     %r8d, %r8d
+    xor     %r9d, %r9d
+    xor     %r10d, %r10d
+    xor     %r11d, %r11d
+    xor     %r12d, %r12d
+    xor     %r13d, %r13d
+    xor     %r14d, %r14d
+    xor     %r15d, %r15d
+    xor     %edi, %edi                      /* VP 0 */
+    mov     $1, %esi                        /* one VP: QEMU leaves the APs waiting for a SIPI */
+    jmp     _start
+
+    .balign 8
+gdt64:
+    .quad   0
+    .quad   0x00af9b000000ffff              /* 0x08: 64-bit code, as the embedded machine's loader */
+    .quad   0x00cf93000000ffff              /* 0x10: flat data */
+gdt64_end:
+gdt64_descriptor32:
+    .word   gdt64_end - gdt64 - 1
+    .long   gdt64
+    .balign 8
+    .word   0, 0, 0
+gdt64_descriptor_high:
+    .word   gdt64_end - gdt64 - 1
+    .quad   gdt64 + KERNEL_VMA
+no_idt_descriptor:
+    .word   0
+    .long   0
+
+no_long_mode_msg:   .asciz "vmm-debug demo guest: this CPU has no long mode\n"
+no_1g_pages_msg:    .asciz "vmm-debug demo guest: needs 1 GiB pages (pdpe1gb), e.g. -cpu max\n"
 
 /* ---------------------------------------------------------------- kernel (higher half) */
     .text
