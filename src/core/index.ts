@@ -21,3 +21,5 @@ export { translateRange } from "./translate";
 export type { GpaPiece, PageTranslation } from "./translate";
 export { walkX86 } from "./x86/page-walk";
 export type { X86PagingRegs, X86WalkResult } from "./x86/page-walk";
+export { walkAarch64 } from "./aarch64/page-walk";
+export type { Aarch64PagingRegs, Aarch64WalkResult } from "./aarch64/page-walk";
