@@ -111,7 +111,7 @@ export class RspFramer {
       case State.Payload:
         return this.payloadByte(byte);
       case State.Checksum1: {
-        if (byte === DOLLAR || byte === PERCENT) return this.restart(byte);
+        if (byte === DOLLAR) return this.restart();
         const d = hexDigit(byte);
         if (d < 0) return this.fail(new MalformedChecksum(byte));
         this.digit = d << 4;
@@ -119,7 +119,7 @@ export class RspFramer {
         return undefined;
       }
       case State.Checksum2: {
-        if (byte === DOLLAR || byte === PERCENT) return this.restart(byte);
+        if (byte === DOLLAR) return this.restart();
         const d = hexDigit(byte);
         if (d < 0) return this.fail(new MalformedChecksum(byte));
         return this.finish(this.digit | d);
@@ -154,9 +154,9 @@ export class RspFramer {
     this.error = undefined;
   }
 
-  private restart(byte: number): FrameEvent {
+  private restart(): FrameEvent {
     const partial = this.len;
-    this.begin(byte === PERCENT);
+    this.begin(false);
     return { type: "error", error: new UnterminatedPacket(partial) };
   }
 
@@ -166,7 +166,8 @@ export class RspFramer {
   }
 
   private payloadByte(byte: number): FrameEvent | undefined {
-    if (byte === DOLLAR || byte === PERCENT) return this.restart(byte);
+    // '$' is never data (it is always escaped), so it always starts a new packet; '%' may be data.
+    if (byte === DOLLAR) return this.restart();
     if (byte === HASH) {
       if (!this.error && this.escape) this.error = new MalformedEscape();
       if (!this.error && this.rle) this.error = new MalformedRle("'*' without a count before '#'");
