@@ -6,6 +6,7 @@ import {
   MalformedEscape,
   MalformedRle,
   PacketTooLarge,
+  type RspFrameError,
   UnterminatedPacket,
   bytesToLatin1,
   createFramer,
@@ -34,6 +35,12 @@ function summarise(events: FrameEvent[]): string[] {
         return e.type;
     }
   });
+}
+
+/** The error of an error event (throws otherwise). */
+function errorOf(event: FrameEvent | undefined): RspFrameError {
+  if (event?.type !== "error") throw new Error(`expected an error event, got ${event?.type}`);
+  return event.error;
 }
 
 /** Feeds `input` split at the given offsets. */
@@ -92,8 +99,8 @@ describe("RspFramer", () => {
     const f = createFramer();
     const events = f.push(enc("$OK#00$OK#9a"));
     expect(summarise(events)).toEqual(["error:checksum-mismatch", "packet:OK"]);
-    const err = (events[0] as { type: "error"; error: ChecksumMismatch }).error;
-    expect(err).toBeInstanceOf(ChecksumMismatch);
+    const err = errorOf(events[0]);
+    if (!(err instanceof ChecksumMismatch)) throw new Error("expected ChecksumMismatch");
     expect(err.expected).toBe(0x9a);
     expect(err.actual).toBe(0x00);
     expect(err.message).toMatch(/0x9a.*0x00/);
@@ -106,7 +113,7 @@ describe("RspFramer", () => {
   it("reports a non-hex checksum digit as MalformedChecksum", () => {
     const events = createFramer().push(enc("$OK#9z+"));
     expect(events[0]).toMatchObject({ type: "error" });
-    expect((events[0] as { error: unknown }).error).toBeInstanceOf(MalformedChecksum);
+    expect(errorOf(events[0])).toBeInstanceOf(MalformedChecksum);
     expect(summarise(events)).toEqual(["error:malformed-checksum", "ack"]);
   });
 
@@ -129,27 +136,31 @@ describe("RspFramer", () => {
   it("reports malformed run-length encoding and keeps going", () => {
     const first = createFramer().push(enc(raw("*  ") + raw("OK")));
     expect(summarise(first)).toEqual(["error:malformed-rle", "packet:OK"]);
-    expect((first[0] as { error: unknown }).error).toBeInstanceOf(MalformedRle);
+    expect(errorOf(first[0])).toBeInstanceOf(MalformedRle);
     expect(summarise(createFramer().push(enc(raw("a*\x10"))))).toEqual(["error:malformed-rle"]);
     expect(summarise(createFramer().push(enc(raw("a*"))))).toEqual(["error:malformed-rle"]);
   });
 
   it("reports an escape cut by the terminator as MalformedEscape", () => {
     const events = createFramer().push(enc(raw("ab}")));
-    expect((events[0] as { error: unknown }).error).toBeInstanceOf(MalformedEscape);
+    expect(errorOf(events[0])).toBeInstanceOf(MalformedEscape);
   });
 
   it("drops a packet interrupted by a new '$' and frames the new one", () => {
     const events = createFramer().push(enc("$T05thr" + raw("OK")));
     expect(summarise(events)).toEqual(["error:unterminated-packet", "packet:OK"]);
-    expect((events[0] as { error: UnterminatedPacket }).error.partialLength).toBe(6);
+    const err = errorOf(events[0]);
+    expect(err).toBeInstanceOf(UnterminatedPacket);
+    expect((err as UnterminatedPacket).partialLength).toBe(6);
   });
 
   it("refuses payloads beyond maxPacketSize without buffering them", () => {
     const f = createFramer({ maxPacketSize: 8 });
     const events = f.push(enc(raw("0123456789") + raw("0123")));
     expect(summarise(events)).toEqual(["error:packet-too-large", "packet:0123"]);
-    expect((events[0] as { error: PacketTooLarge }).error.limit).toBe(8);
+    const err = errorOf(events[0]);
+    expect(err).toBeInstanceOf(PacketTooLarge);
+    expect((err as PacketTooLarge).limit).toBe(8);
   });
 
   it("can skip checksum verification", () => {
