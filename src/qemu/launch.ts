@@ -1,0 +1,209 @@
+// Starts QEMU for the QEMU backend: stopped (-S), gdbstub and QMP on private unix sockets, guest
+// RAM in a shared memory-backend file, and a guard so QEMU never outlives this process.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Arch } from "../core";
+
+export interface QemuLaunchOptions {
+  arch: Arch;
+  /** Arguments for QEMU after ours (machine, cpu, -m, -kernel, devices …). */
+  args: readonly string[];
+  /** The QEMU binary; default qemu-system-x86_64 / qemu-system-aarch64 from PATH. */
+  binary?: string;
+  /** Put guest RAM in a shared file under /dev/shm (default true) so it can be read directly. */
+  sharedMemory?: boolean;
+  /** Guest console output (QEMU's stdout and stderr), line by line. */
+  onOutput?: (line: string) => void;
+}
+
+export interface LaunchedQemu {
+  readonly pid: number;
+  readonly gdbSocket: string;
+  readonly qmpSocket: string;
+  /** The shared RAM file, when sharedMemory is on. */
+  readonly ramFile?: string;
+  /** Guest RAM size in bytes (from -m; QEMU's default 128 MiB). */
+  readonly ramBytes: number;
+  /** Resolves with QEMU's exit code (or signal) when it exits. */
+  readonly exited: Promise<number | string>;
+  /** Stops QEMU (SIGTERM, then SIGKILL after 2 s) and removes its files. */
+  kill(): Promise<void>;
+}
+
+export class QemuArgumentError extends Error {
+  override name = "QemuArgumentError";
+}
+
+export function defaultQemuBinary(arch: Arch): string {
+  return arch === "x86_64" ? "qemu-system-x86_64" : "qemu-system-aarch64";
+}
+
+/** The Debian package that provides the QEMU binary for `arch`. */
+export function qemuPackage(arch: Arch): string {
+  return arch === "x86_64" ? "qemu-system-x86" : "qemu-system-arm";
+}
+
+/** Whether `binary` is on PATH (or is an existing path). */
+export function hasExecutable(binary: string): boolean {
+  if (binary.includes("/")) return existsSync(binary);
+  return (process.env.PATH ?? "").split(":").some((dir) => dir && existsSync(join(dir, binary)));
+}
+
+/** Options we set ourselves, or that would open QEMU to the network or detach it from us. */
+const REFUSED: Record<string, string> = {
+  "-gdb": "vmm-debug connects its own gdbstub on a private unix socket",
+  "-s": "vmm-debug connects its own gdbstub on a private unix socket",
+  "-qmp": "vmm-debug connects its own QMP on a private unix socket",
+  "-qmp-pretty": "vmm-debug connects its own QMP on a private unix socket",
+  "-monitor": "a monitor can expose QEMU outside this machine; vmm-debug owns the monitor",
+  "-mon": "a monitor can expose QEMU outside this machine; vmm-debug owns the monitor",
+  "-daemonize": "vmm-debug must stay QEMU's parent so QEMU never outlives it",
+  "-incoming": "migration listens on the network",
+  "-spice": "SPICE listens on the network",
+  "-S": "vmm-debug starts QEMU stopped itself",
+};
+
+/** Throws QemuArgumentError for arguments that would expose QEMU or fight with ours. */
+export function checkUserArguments(args: readonly string[]): void {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i].startsWith("--") ? args[i].slice(1) : args[i];
+    const value = args[i + 1] ?? "";
+    if (a === "-monitor" && value === "none") continue;
+    if (REFUSED[a]) throw new QemuArgumentError(`QEMU argument ${a} is not allowed: ${REFUSED[a]}`);
+    if (a === "-vnc" && value !== "none") throw new QemuArgumentError("QEMU argument -vnc listens on the network: use -display none");
+    if (a === "-chardev" || a === "-serial" || a === "-parallel" || a === "-netdev" || a === "-nic" || a === "-net") {
+      if (/(^|,|:)(tcp|udp|telnet|websocket)[:,]/.test(value) || /^(tcp|udp|telnet):/.test(value) || /^socket,/.test(value) && /(^|,)(host|port)=/.test(value)) {
+        if (!/host=(127\.\d+\.\d+\.\d+|localhost|::1)(,|$)/.test(value) && !/^(tcp|udp|telnet):(127\.\d+\.\d+\.\d+|localhost|\[::1\]):/.test(value)) {
+          throw new QemuArgumentError(`QEMU argument ${a} ${value} opens a network endpoint; only loopback or unix sockets are allowed`);
+        }
+      }
+      for (const fwd of value.matchAll(/hostfwd=(?:tcp|udp)?:([^:]*):/g)) {
+        if (!/^(127\.\d+\.\d+\.\d+|localhost)$/.test(fwd[1])) {
+          throw new QemuArgumentError(`QEMU argument ${a} ${value} forwards a port on a non-loopback address`);
+        }
+      }
+    }
+  }
+}
+
+/** Guest RAM size from -m ("128", "128M", "1G", "size=256M"); QEMU's default is 128 MiB. */
+export function ramSizeFromArgs(args: readonly string[]): number {
+  const i = args.lastIndexOf("-m");
+  if (i === -1 || i + 1 >= args.length) return 128 * 1024 * 1024;
+  const spec = args[i + 1].split(",").find((p) => !p.includes("=") || p.startsWith("size=")) ?? "";
+  const m = /^(?:size=)?(\d+)([kKmMgGtT]?)$/.exec(spec);
+  if (!m) throw new QemuArgumentError(`cannot read the RAM size from -m ${args[i + 1]}`);
+  const unit = { "": 1024 * 1024, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2].toLowerCase()]!;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * Runs QEMU under /bin/sh as a guard that watches our pipe: when this process goes away (even
+ * by SIGKILL) the pipe closes and the guard kills QEMU. QEMU's own PID comes from -pidfile.
+ */
+const GUARD = `
+exec 3<&0
+"$@" </dev/null 3<&- &
+q=$!
+( cat <&3 >/dev/null; kill $q 2>/dev/null ) &
+w=$!
+exec 3<&-
+wait $q
+code=$?
+kill $w 2>/dev/null
+exit $code
+`;
+
+export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQemu> {
+  checkUserArguments(options.args);
+  const binary = options.binary ?? defaultQemuBinary(options.arch);
+  if (!hasExecutable(binary)) {
+    throw new QemuArgumentError(`${binary} not found: install the Debian package ${qemuPackage(options.arch)}`);
+  }
+  const ramBytes = ramSizeFromArgs(options.args);
+  const dir = mkdtempSync(join(tmpdir(), "vmm-debug-qemu-"));
+  const gdbSocket = join(dir, "gdb.sock");
+  const qmpSocket = join(dir, "qmp.sock");
+  const pidFile = join(dir, "qemu.pid");
+  const shared = (options.sharedMemory ?? true) && !options.args.some((a) => /memory-backend/.test(a));
+  const ramFile = shared ? join("/dev/shm", `vmm-debug-${process.pid}-${dir.slice(-6)}`) : undefined;
+  const ours = [
+    "-S",
+    "-gdb",
+    `unix:${gdbSocket},server=on,wait=off`,
+    "-qmp",
+    `unix:${qmpSocket},server=on,wait=off`,
+    "-pidfile",
+    pidFile,
+    ...(ramFile
+      ? ["-object", `memory-backend-file,id=vmmdebug-ram,size=${ramBytes},mem-path=${ramFile},share=on`, "-machine", "memory-backend=vmmdebug-ram"]
+      : []),
+  ];
+  const child: ChildProcess = spawn("/bin/sh", ["-c", GUARD, "qemu-guard", binary, ...ours, ...options.args], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")));
+  let tail = "";
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buffer = "";
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk: string) => {
+      buffer += chunk;
+      const lines = buffer.split("\n");
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        tail = (tail + line + "\n").slice(-2000);
+        options.onOutput?.(line.replace(/\r$/, ""));
+      }
+    });
+  }
+  const cleanup = () => {
+    rmSync(dir, { recursive: true, force: true });
+    if (ramFile) rmSync(ramFile, { force: true });
+  };
+  void exited.then(cleanup);
+
+  // Wait (bounded) for QEMU to create its sockets and pid file.
+  const deadline = Date.now() + 15_000;
+  let exitCode: number | string | undefined;
+  void exited.then((c) => (exitCode = c));
+  while (!(existsSync(pidFile) && existsSync(gdbSocket) && existsSync(qmpSocket))) {
+    if (exitCode !== undefined) {
+      throw new QemuArgumentError(`QEMU exited (${exitCode}) before it was ready:\n${tail.trim()}`);
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new QemuArgumentError(`QEMU did not open its sockets within 15 s:\n${tail.trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+
+  return {
+    pid,
+    gdbSocket,
+    qmpSocket,
+    ramFile,
+    ramBytes,
+    exited,
+    async kill() {
+      if (exitCode !== undefined) return;
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 2000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
