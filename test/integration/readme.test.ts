@@ -1,0 +1,57 @@
+// The README's walkthrough and SDK example run as written against a real server.
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { startHarness, type Harness } from "./harness";
+
+const run = promisify(execFile);
+const root = join(__dirname, "../..");
+const readme = readFileSync(join(root, "README.md"), "utf8");
+
+/** The first fenced block of `lang` after the heading line `heading`. */
+function block(heading: string, lang: string): string {
+  const at = readme.indexOf(heading);
+  if (at < 0) throw new Error(`README has no "${heading}"`);
+  const m = new RegExp("```" + lang + "\\n([\\s\\S]*?)```").exec(readme.slice(at));
+  if (!m) throw new Error(`README has no ${lang} block after "${heading}"`);
+  return m[1];
+}
+
+describe("README", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ vpCount: 2 });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("shows the SDK example exactly as examples/sdk-quickstart.ts", () => {
+    expect(block("## The TypeScript SDK", "ts")).toBe(readFileSync(join(root, "examples/sdk-quickstart.ts"), "utf8"));
+  });
+
+  it("runs the SDK example", async () => {
+    const { stdout } = await run(process.execPath, ["--require", require.resolve("tsx/cjs"), "examples/sdk-quickstart.ts"], {
+      cwd: root,
+      env: { ...process.env, VMM_DEBUG_ADDRESS: h.address },
+      timeout: 60_000,
+    });
+    expect(stdout).toContain("stop: { kind: 'break' }");
+    expect(stdout).toContain("stop: hwBreakpoint on vp 0 slot 0");
+    expect(stdout).toMatch(/counter = [1-9]\d*n/);
+    expect(stdout).toContain("step: { kind: 'singleStep', vp: 0 }");
+  });
+
+  it("runs the buf curl walkthrough verbatim (on this test's port)", async () => {
+    const script = block("## Walkthrough with `buf curl`", "sh").replaceAll("127.0.0.1:50051", h.address);
+    const { stdout } = await run("bash", ["-e", "-o", "pipefail", "-c", script], { cwd: root, timeout: 120_000 });
+    expect(stdout).toContain("vmm.debug.v1.DebugService");
+    expect(stdout).toContain('"break": {}');
+    expect(stdout).toContain('"hwBreakpoint"');
+    expect(stdout).toContain('"singleStep": {}');
+    expect(stdout).toMatch(/"rip": "\d+"/);
+    // Detach let the VM run again.
+    expect((await h.client.getVm("demo")).runState).toBe("running");
+  });
+});
