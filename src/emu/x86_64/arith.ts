@@ -3,6 +3,7 @@
 import type { Cpu, OpFn } from "./cpu.js";
 import type { Insn, Translator } from "./insn.js";
 import * as flagsModule from "./flags.js";
+import * as insnModule from "./insn.js";
 import * as mmuModule from "./mmu.js";
 import * as operandsModule from "./operands.js";
 import type { Operand } from "./operands.js";
@@ -11,6 +12,7 @@ import { Mnemonic } from "iced-x86";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { AF, ARITH, CF, OF, PARITY, SF, ZF } = flagsModule;
+const { UnsupportedForm } = insnModule;
 const { rd16, rd32, rd64, rd8, rdw16, rdw32, rdw64, rdw8, wr16, wr32, wr64, wr8 } = mmuModule;
 const { reader, regWriter } = operandsModule;
 const { RFLAGS } = vpLayoutModule;
@@ -229,7 +231,7 @@ export function binary(op: AluOp, dst: Operand, src: Operand): OpFn {
     const wa = regWriter(dst);
     return w ? (c) => wa(c, f(c, ra(c), rb(c))) : (c) => void f(c, ra(c), rb(c));
   }
-  if (dst.kind !== "mem") throw new Error("bad destination");
+  if (dst.kind !== "mem") throw new UnsupportedForm("bad destination");
   const ea = dst.ea;
   if (size === 1) {
     return w
@@ -311,7 +313,7 @@ function binary32(op: AluOp, dst: Operand, src: Operand): OpFn {
         op.op32(c, rd32(c, lo, c.ahi), rb(c));
       };
   }
-  throw new Error("bad operands");
+  throw new UnsupportedForm("bad operands");
 }
 
 function binary64(op: AluOp, dst: Operand, src: Operand): OpFn {
@@ -397,12 +399,12 @@ function binary64(op: AluOp, dst: Operand, src: Operand): OpFn {
         };
     }
   }
-  throw new Error("bad operands");
+  throw new UnsupportedForm("bad operands");
 }
 
 /** INC DEC NEG NOT: `dst = op(dst)`. */
 export function unary(op: AluOp, dst: Operand): OpFn {
-  if (dst.kind !== "reg" && dst.kind !== "mem") throw new Error("bad operand");
+  if (dst.kind !== "reg" && dst.kind !== "mem") throw new UnsupportedForm("bad operand");
   if (dst.size === 8) {
     if (dst.kind === "reg") {
       const d = dst.slot;

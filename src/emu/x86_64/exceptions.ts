@@ -9,7 +9,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { GUEST_FAULT, NO_ERROR_CODE, VEC_DF, VEC_GP, VEC_NP, fault } = faultModule;
-const { IF, NT, RF, TF, VM } = flagsModule;
+const { FIXED1, IF, NT, RF, TF, VM } = flagsModule;
 const { probeWrite, rd32, wr64 } = mmuModule;
 const { Descriptor, loadCs, readCodeSegment } = segmentsModule;
 const { CR4, GP, IDTR, RFLAGS, RIP, SEG_SELECTOR, SREG_CS, SREG_SS, segWord } = vpLayoutModule;
@@ -79,7 +79,7 @@ function enter(c: Cpu, vector: number, err: number): void {
     const s2 = (frameLo >>> 0) + 8 * i;
     probeWrite(c, s2 | 0, s2 > 0xffffffff ? (frameHi + 1) | 0 : frameHi, 8);
   }
-  const words = [r[segWord(SREG_SS, SEG_SELECTOR)] & 0xffff, 0, oldLo, oldHi, r[RFLAGS], 0,
+  const words = [r[segWord(SREG_SS, SEG_SELECTOR)] & 0xffff, 0, oldLo, oldHi, r[RFLAGS] | FIXED1, 0,
     r[segWord(SREG_CS, SEG_SELECTOR)] & 0xffff, 0, r[RIP], r[RIP + 1]];
   if (hasErr) words.push(err, 0);
   for (let i = 0; i < n; i++) {

@@ -41,4 +41,8 @@ export interface Insn {
 export type Translator = (d: Insn) => OpFn;
 
 /** Thrown by a translator for an operand form it does not implement: the instruction is #UD. */
-export class UnsupportedForm extends Error {}
+export class UnsupportedForm extends Error {
+  constructor(message = "operand form not implemented") {
+    super(message);
+  }
+}

@@ -1,10 +1,12 @@
 // Decoded operands (numbers only, no iced objects) and the closures that read and write them.
 
 import type { Cpu } from "./cpu.js";
+import * as insnModule from "./insn.js";
 import * as mmuModule from "./mmu.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
+const { UnsupportedForm } = insnModule;
 const { rd16, rd32, rd64, rd8, wr16, wr32, wr64, wr8 } = mmuModule;
 const { GP, SREG_FS, SREG_GS, SEG_BASE, segWord } = vpLayoutModule;
 
@@ -160,7 +162,7 @@ export function reader(op: Operand): Reader {
       return (c) => rd32(c, ea(c), c.ahi);
     }
     default:
-      throw new Error(`no reader for a ${op.kind} operand`);
+      throw new UnsupportedForm(`no reader for a ${op.kind} operand`);
   }
 }
 
@@ -200,7 +202,7 @@ export function writer(op: Operand): Writer {
     if (op.size === 2) return (c, v) => wr16(c, ea(c), c.ahi, v & 0xffff);
     return (c, v) => wr32(c, ea(c), c.ahi, v);
   }
-  throw new Error(`no writer for a ${op.kind} operand`);
+  throw new UnsupportedForm(`no writer for a ${op.kind} operand`);
 }
 
 /** Reads a 64-bit operand: returns the low word, the high word goes to c.mhi. */
@@ -226,7 +228,7 @@ export function reader64(op: Operand): Reader {
       return (c) => rd64(c, ea(c), c.ahi);
     }
     default:
-      throw new Error(`no 64-bit reader for a ${op.kind} operand`);
+      throw new UnsupportedForm(`no 64-bit reader for a ${op.kind} operand`);
   }
 }
 
@@ -245,7 +247,7 @@ export function writer64(op: Operand): Writer64 {
     const ea = op.ea;
     return (c, lo, hi) => wr64(c, ea(c), c.ahi, lo, hi);
   }
-  throw new Error(`no 64-bit writer for a ${op.kind} operand`);
+  throw new UnsupportedForm(`no 64-bit writer for a ${op.kind} operand`);
 }
 
 /** Mask of an operand size's bits within a word (size 1, 2, 4). */

@@ -39,7 +39,7 @@ const sahfOp: OpFn = (c) => {
 };
 
 /** PUSHFQ pushes RFLAGS with VM and RF read as 0. */
-const pushfqOp: OpFn = (c) => push64(c, c.r[RFLAGS] & ~(VM | RF), 0);
+const pushfqOp: OpFn = (c) => push64(c, (c.r[RFLAGS] & ~(VM | RF)) | FIXED1, 0);
 
 /** POPFQ at CPL 0: every modifiable flag may change; VM, VIF, VIP stay; RF is cleared. */
 const popfqOp: OpFn = (c) => {

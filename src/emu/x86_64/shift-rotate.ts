@@ -1,6 +1,8 @@
 // SHL/SAL SHR SAR ROL ROR RCL RCR by 1, imm8 or CL, at 8/16/32/64 bits.
 //
-// The count is masked to 5 bits (6 for 64-bit operands); a masked count of 0 changes nothing.
+// The count is masked to 5 bits (6 for 64-bit operands); a masked count of 0 changes no flag and
+// keeps the value, though a 32-bit register destination is still written (bits 63:32 cleared),
+// as hardware does.
 // Shifts set CF, SF, ZF, PF and OF (OF is defined for a count of 1; other counts use the same
 // formula) and clear AF; rotates change only CF and OF.
 
@@ -192,7 +194,15 @@ function translateShift(d: Insn, kind: number): OpFn {
   const cmask = n === 64 ? 63 : 31;
   const fixed = cnt.kind === "imm" ? cnt.lo & cmask : -1;
   if (cnt.kind !== "imm" && !(cnt.kind === "reg" && cnt.slot === RCX && cnt.size === 1)) throw new UnsupportedForm();
-  if (fixed === 0) return () => {};
+  if (fixed === 0) {
+    if (dst.kind === "reg" && n === 32) {
+      const s = dst.slot;
+      return (c) => {
+        c.r[s + 1] = 0;
+      };
+    }
+    return () => {};
+  }
   if (n === 64) {
     if (dst.kind === "reg") {
       const s = dst.slot;
@@ -220,8 +230,7 @@ function translateShift(d: Insn, kind: number): OpFn {
     const wr = regWriter(dst);
     return (c) => {
       const k = fixed >= 0 ? fixed : c.r[RCX] & 31;
-      if (k === 0) return;
-      wr(c, shift(c, kind, rd(c), k, n));
+      wr(c, k === 0 ? rd(c) : shift(c, kind, rd(c), k, n));
     };
   }
   const ea = dst.ea;
@@ -250,8 +259,11 @@ function translateDoubleShift(d: Insn, left: boolean): OpFn {
   const size = dst.size;
   return (c) => {
     const k = fixed >= 0 ? fixed : c.r[RCX] & cmask;
-    if (k === 0) return;
     const r = c.r;
+    if (k === 0) {
+      if (dslot >= 0 && size === 4) r[dslot + 1] = 0;
+      return;
+    }
     let lo = 0;
     let hi = 0;
     let al: number;
