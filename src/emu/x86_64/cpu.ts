@@ -8,7 +8,6 @@ import type { GuestBus } from "../bus.js";
 import type { Block, CodePage, CodeRegistry, SharedCodePage } from "./code-cache.js";
 import { VP_WORDS } from "./vp-layout.js";
 
-
 /** Direct-mapped TLB size (entries); a power of two. */
 export const TLB_SIZE = 1024;
 export const TLB_MASK = TLB_SIZE - 1;

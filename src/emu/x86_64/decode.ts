@@ -26,12 +26,15 @@ import { stackTranslators } from "./stack.js";
 import { systemTranslators } from "./system.js";
 import { SREG_FS, SREG_GS } from "./vp-layout.js";
 
-
+/** Instructions per block at most (blocks also end at branches, system instructions and page ends). */
 const MAX_BLOCK = 64;
 
 const translators = new Map<Mnemonic, Translator>();
-for (const list of [arithTranslators, bitTranslators, branchTranslators, condTranslators, movTranslators, muldivTranslators, repTranslators,
-  rflagsTranslators, shiftRotateTranslators, stackTranslators, systemTranslators]) {
+const families = [
+  arithTranslators, bitTranslators, branchTranslators, condTranslators, movTranslators, muldivTranslators, repTranslators,
+  rflagsTranslators, shiftRotateTranslators, stackTranslators, systemTranslators,
+];
+for (const list of families) {
   for (const [m, t] of list) {
     if (translators.has(m)) throw new Error(`two translators for mnemonic ${Mnemonic[m]}`);
     translators.set(m, t);

@@ -150,7 +150,7 @@ export function movSegment(d: Insn): OpFn {
   const [dst, src] = d.ops;
   if (dst.kind === "sreg") {
     if (dst.index === SREG_CS || (src.kind !== "reg" && src.kind !== "mem")) throw new UnsupportedForm();
-    const rd = reader(src.kind === "reg" ? { ...src, size: 2 } : { ...src, size: 2 });
+    const rd = reader({ ...src, size: 2 });
     const sreg = dst.index;
     return (c) => loadDataSegment(c, sreg, rd(c));
   }
@@ -414,7 +414,6 @@ const BRAND = "vmm-debug emulated x86-64 processor".padEnd(48, "\0");
  * Returns [eax, ebx, ecx, edx].
  */
 export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, number, number, number] {
-  void sub;
   switch (leaf >>> 0) {
     case 0:
       return [7, text4(VENDOR.slice(0, 4)), text4(VENDOR.slice(8, 12)), text4(VENDOR.slice(4, 8))];
