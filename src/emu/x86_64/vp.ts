@@ -86,6 +86,15 @@ function lowestSlot(mask: number): number {
   return 31 - Math.clz32(mask & -mask);
 }
 
+/**
+ * One VP whose registers live only in `regs` (words vpIndex * VP_WORDS …, see vp-layout.ts).
+ * run() works on those words directly, so the VP can be read and changed between runs. After
+ * changing CR0/CR3/CR4/EFER or page tables from outside call flushTlb(); after changing guest
+ * memory from outside call invalidateCode().
+ *
+ * Not implemented (raise #UD): x87, MMX/SSE/AVX, SYSCALL/SYSRET, LTR/STR/LLDT/SLDT, LMSW/SMSW,
+ * far CALL m16:32, IRETD/IRETW. Exceptions ignore the gate's IST field (no TR, so no TSS).
+ */
 export class X86Vp {
   private readonly c: Cpu;
   private singleStep = false;
@@ -138,6 +147,11 @@ export class X86Vp {
     c.flushTlb();
   }
 
+  /**
+   * Run up to `maxInstructions` instructions. A delivered exception also counts against the
+   * budget (without retiring) so that a fault loop cannot keep run() from returning. When
+   * single-stepping over HLT the step is reported and the VP stays halted.
+   */
   run(maxInstructions: number): X86Exit {
     const c = this.c;
     if (c.r[HALTED] !== 0) return HALT;
