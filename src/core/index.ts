@@ -15,7 +15,7 @@ export type {
 export { BreakpointSize, BreakpointType, SLOT_COUNT, breakpointLength, emptyDebugState } from "./types";
 export { Code, ERROR_DOMAIN, VmmError, errors, hex } from "./errors";
 export type { Reason } from "./errors";
-export type { StopListener, VmmCore } from "./vmm-core";
+export type { GoneListener, StopListener, VmmCore } from "./vmm-core";
 export { validateDebugState } from "./debug-state";
 export { translateRange } from "./translate";
 export type { GpaPiece, PageTranslation } from "./translate";

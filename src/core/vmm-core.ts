@@ -11,6 +11,8 @@ import type {
 } from "./types";
 
 export type StopListener = (reason: DebugStopReason) => void;
+/** Called once when the backend is lost for good (its process exited, a connection dropped). */
+export type GoneListener = (detail: string) => void;
 
 /**
  * One VM as a VMM core exposes it. Methods reject with `VmmError`.
@@ -37,6 +39,8 @@ export interface VmmCore {
   halt(): Promise<void>;
   /** Register a listener for every stop. Returns the function that removes it. */
   onStop(listener: StopListener): () => void;
+  /** Register a listener for the loss of the backend (runState() is "gone" from then on). */
+  onGone(listener: GoneListener): () => void;
   /** Replace one VP's debug state (already validated, exactly four slots). VM stopped (else VM_RUNNING). */
   setDebugState(vp: number, state: DebugState): Promise<void>;
   /** One VP's registers. VM stopped. */

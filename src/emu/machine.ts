@@ -8,6 +8,7 @@ import {
   type GuestAddress,
   type MemoryRegion,
   type RunState,
+  type GoneListener,
   type StopListener,
   type VmmCore,
   Code,
@@ -77,6 +78,7 @@ export class EmuMachine implements VmmCore {
   private readonly worker: Worker;
   private readonly debugStates: DebugState[];
   private readonly listeners = new Set<StopListener>();
+  private readonly goneListeners = new Set<GoneListener>();
   private stopWaiters: (() => void)[] = [];
   private state: RunState = "stopped";
   /** The last stop was a triple fault: the next resume resets the machine first (as OpenVMM does). */
@@ -165,6 +167,11 @@ export class EmuMachine implements VmmCore {
   onStop(listener: StopListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onGone(listener: GoneListener): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
   }
 
   async setDebugState(vp: number, state: DebugState): Promise<void> {
@@ -290,6 +297,8 @@ export class EmuMachine implements VmmCore {
       this.state = "gone";
       this.options.onConsole?.(`[emu] ${detail}`);
     }
+    for (const l of [...this.goneListeners]) l(detail);
+    this.goneListeners.clear();
     const waiters = this.stopWaiters;
     this.stopWaiters = [];
     for (const w of waiters) w();

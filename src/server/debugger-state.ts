@@ -48,6 +48,8 @@ export class DebuggerState {
   private readonly mutex = new Mutex();
   private readonly unsubscribe: () => void;
   private closed = false;
+  /** endSession is stopping the VM itself: that stop is nobody's, and the VM must stay stopped. */
+  private ending = false;
 
   constructor(
     readonly core: VmmCore,
@@ -55,7 +57,12 @@ export class DebuggerState {
   ) {
     // One listener for the VM's lifetime: a stop can never slip between "resume" and "subscribe",
     // and a stop after a cancelled Resume is still caught and kept for the next one.
-    this.unsubscribe = core.onStop((reason) => this.onStop(reason));
+    const offStop = core.onStop((reason) => this.onStop(reason));
+    const offGone = core.onGone((detail) => this.onGone(detail));
+    this.unsubscribe = () => {
+      offStop();
+      offGone();
+    };
   }
 
   get id(): string {
@@ -213,7 +220,14 @@ export class DebuggerState {
   // -------------------------------------------------------------------------------------------
 
   private onStop(reason: DebugStopReason): void {
-    if (!this.session) return; // stops nobody is debugging are not the debugger's to report
+    if (!this.session) {
+      // Nobody is debugging: a VM that reset, triple-faulted or hit its watchdog carries on as a
+      // VM without a debugger would (a triple fault resets it); only a power-off stops it for good.
+      if (!this.ending && !this.closed && reason.kind !== "powerOff" && reason.kind !== "break") {
+        void this.core.resume().catch(() => undefined);
+      }
+      return;
+    }
     if (reason.kind !== "powerOff") this.debuggerStopped = true;
     const waiter = this.waiter;
     if (waiter) {
@@ -223,6 +237,14 @@ export class DebuggerState {
     } else {
       this.pendingStop = reason;
     }
+  }
+
+  /** The backend is gone: a waiting Resume fails with UNAVAILABLE / BACKEND_UNAVAILABLE. */
+  private onGone(detail: string): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    this.pendingStop = undefined;
+    waiter?.reject(errors.backendUnavailable(this.id, detail));
   }
 
   /** The live session with this id (renewing its lease), else NOT_ATTACHED. */
@@ -325,8 +347,13 @@ export class DebuggerState {
     // The core changes debug state only while stopped: stop a running VM briefly (the stop is
     // nobody's to report now that the session is gone), clear, and let it go again.
     const haltedHere = state === "running";
-    if (haltedHere) await core.halt();
-    for (let vp = 0; vp < core.vpCount; vp++) await core.setDebugState(vp, emptyDebugState());
+    this.ending = true;
+    try {
+      if (haltedHere) await core.halt();
+      for (let vp = 0; vp < core.vpCount; vp++) await core.setDebugState(vp, emptyDebugState());
+    } finally {
+      this.ending = false;
+    }
     if ((haltedHere || debuggerStopped) && core.runState() === "stopped") await core.resume();
   }
 
