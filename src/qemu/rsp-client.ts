@@ -363,8 +363,8 @@ export class RspClient extends EventEmitter<RspClientEvents> {
     while (done < length) {
       const n = Math.min(this.maxReadChunk, length - done);
       const request = `m${formatHex(BigInt.asUintN(64, address + BigInt(done)))},${formatHex(n)}`;
-      const reply = await this.requestText(request);
-      if (reply === "" || parseErrorReply(reply)) throw this.replyError(request, reply);
+      const reply = await this.request(request);
+      if (reply.length === 0 || reply[0] === 0x45 /* E */) throw this.replyError(request, bytesToLatin1(reply));
       const bytes = hexToBytes(reply);
       if (bytes.length === 0 || bytes.length > n) throw new RspProtocolError(`${request} answered ${bytes.length} bytes`);
       out.set(bytes, done);
@@ -707,8 +707,13 @@ export class RspClient extends EventEmitter<RspClientEvents> {
   }
 
   private onPacket(data: Uint8Array): void {
-    const text = bytesToLatin1(data);
     const op = this.active;
+    // Only the first bytes decide what a packet is; `m`/`g` replies stay bytes (no string copy).
+    if (op?.acked && op.expect === "reply" && !isStopReply(bytesToLatin1(data.subarray(0, 3)))) {
+      this.settle(op, data);
+      return;
+    }
+    const text = bytesToLatin1(data);
     if (isStopReply(text)) {
       let reply: StopReply;
       try {

@@ -1,0 +1,62 @@
+// The QEMU backend: QEMU (x86-64, aarch64) as a VMM core through its gdbstub and QMP.
+import type { Arch } from "../core";
+import { launchQemu } from "./launch";
+import { createQemuVm, type QemuVm } from "./qemu-vm";
+
+export { createQemuVm, QemuVm } from "./qemu-vm";
+export type { QemuVmOptions } from "./qemu-vm";
+export { checkUserArguments, hasExecutable, launchQemu, qemuPackage, defaultQemuBinary, QemuArgumentError } from "./launch";
+export type { LaunchedQemu, QemuLaunchOptions } from "./launch";
+export { qemuArgsForGuest } from "./guest-args";
+export { parseSocketAddress, formatSocketAddress } from "./rsp-socket";
+export type { QemuSocketAddress } from "./rsp-socket";
+
+export interface LaunchQemuVmOptions {
+  id: string;
+  arch: Arch;
+  /** QEMU arguments (machine, cpu, -m, -kernel …); our -S, gdbstub, QMP and RAM backend are added. */
+  args: readonly string[];
+  machine?: string;
+  binary?: string;
+  /** Guest RAM in a shared file read directly (default true). */
+  sharedMemory?: boolean;
+  startRunning?: boolean;
+  /** QEMU's output (the guest console when it goes to stdio), line by line. */
+  onOutput?: (line: string) => void;
+  log?: (message: string) => void;
+}
+
+/** Launches QEMU and connects to it; the VM's close() stops that QEMU. */
+export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm> {
+  const launched = await launchQemu({
+    arch: options.arch,
+    args: options.args,
+    binary: options.binary,
+    sharedMemory: options.sharedMemory,
+    onOutput: options.onOutput,
+  });
+  try {
+    return await createQemuVm({
+      id: options.id,
+      gdb: { path: launched.gdbSocket },
+      qmp: { path: launched.qmpSocket },
+      ramFile: launched.ramFile,
+      ramBytes: launched.ramBytes,
+      machine: options.machine ?? machineOf(options.args),
+      launched,
+      startRunning: options.startRunning,
+      log: options.log,
+    });
+  } catch (e) {
+    await launched.kill();
+    throw e;
+  }
+}
+
+/** The machine type from -machine/-M ("q35", "virt,gic-version=3" → "virt"). */
+function machineOf(args: readonly string[]): string | undefined {
+  const i = Math.max(args.lastIndexOf("-machine"), args.lastIndexOf("-M"));
+  if (i < 0 || i + 1 >= args.length) return undefined;
+  const first = args[i + 1].split(",")[0];
+  return first.startsWith("type=") ? first.slice(5) : first;
+}

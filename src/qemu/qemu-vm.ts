@@ -1,0 +1,765 @@
+// QEMU as a VMM core: run control and debug state over the gdbstub, events over QMP, guest RAM
+// through the shared memory-backend file when there is one.
+import { closeSync, openSync, readSync } from "node:fs";
+import {
+  type Aarch64PagingRegs,
+  type Arch,
+  type DebugState,
+  type DebugStopReason,
+  type DebuggerVpState,
+  type GoneListener,
+  type GuestAddress,
+  type HardwareBreakpoint,
+  type MemoryRegion,
+  type RunState,
+  type StopListener,
+  type VmmCore,
+  type X86PagingRegs,
+  BreakpointType,
+  Code,
+  VmmError,
+  breakpointLength,
+  emptyDebugState,
+  errors,
+  hex,
+  translateRange,
+  walkAarch64,
+  walkX86,
+} from "../core";
+import type { StopReply, ThreadId } from "../rsp";
+import type { LaunchedQemu } from "./launch";
+import { type RamRange, qemuRamLayout, splitByRam } from "./memory-map";
+import { type QmpClient, type QmpEvent, createQmpClient } from "./qmp-client";
+import { AARCH64_SYSREGS, X86_GP_NAMES, X86_SCALARS, aarch64StateFromQemu, currentSpField, x86StateFromQemu } from "./registers";
+import { type BreakpointType as ZType, type RspClient, createRspClient } from "./rsp-client";
+import type { QemuSocketAddress } from "./rsp-socket";
+import { qemuArchOf } from "./target-xml";
+import { SEGMENT_NAMES, parseInfoRegistersSegments } from "./x86-segments";
+
+export interface QemuVmOptions {
+  id: string;
+  /** QEMU's gdbstub and QMP endpoints. */
+  gdb: QemuSocketAddress;
+  qmp: QemuSocketAddress;
+  /** The shared RAM backend file, read directly for GPA reads inside RAM. */
+  ramFile?: string;
+  /** Guest RAM size; default from QMP query-memory-size-summary. */
+  ramBytes?: number;
+  /** The machine type (for x86's RAM layout); default q35. */
+  machine?: string;
+  /** The QEMU process, when we launched it: killed by close(). */
+  launched?: LaunchedQemu;
+  /** Let the VM run once connected (default: run if it was running before we connected, or if we launched it). */
+  startRunning?: boolean;
+  log?: (message: string) => void;
+}
+
+interface Inserted {
+  type: ZType;
+  address: bigint;
+  kind: number;
+  vps: Set<number>;
+}
+
+/** The stop the run loop last reported or stepped past, for stepping over it on the next run. */
+interface LastHit {
+  vp: number;
+  kind: "exec" | "watch";
+  pc: bigint;
+}
+
+const STEP_FOREVER_MS = 2 ** 31 - 1;
+
+type PagingRegs = ({ arch: "x86_64" } & X86PagingRegs) | ({ arch: "aarch64" } & Aarch64PagingRegs);
+
+/** Connects to a QEMU (launched by us or already running) and returns it as a VmmCore. */
+export async function createQemuVm(options: QemuVmOptions): Promise<QemuVm> {
+  const qmp = await createQmpClient(options.qmp);
+  let rsp: RspClient | undefined;
+  try {
+    const status = await qmp.execute<{ running: boolean; status: string }>("query-status");
+    rsp = await createRspClient(options.gdb); // connecting pauses a running VM
+    const desc = rsp.targetDescription!;
+    const arch = qemuArchOf(desc);
+    if (!arch) throw new Error(`QEMU's target is "${desc.architecture ?? "unknown"}"; only x86-64 and aarch64 are supported`);
+    const threads = await rsp.listThreads();
+    await rsp.setPhysicalMemoryMode(true);
+    const ramBytes =
+      options.ramBytes ?? Number((await qmp.execute<{ "base-memory": number }>("query-memory-size-summary"))["base-memory"]);
+    const vm = new QemuVm(options, qmp, rsp, arch, threads, qemuRamLayout(arch, ramBytes, options.machine));
+    if (options.startRunning ?? (options.launched !== undefined || status.running)) await vm.resume();
+    return vm;
+  } catch (e) {
+    await rsp?.close().catch(() => undefined);
+    await qmp.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+export class QemuVm implements VmmCore {
+  readonly id: string;
+  readonly backend = "qemu";
+  readonly vpCount: number;
+  readonly memoryRegions: readonly MemoryRegion[];
+
+  private state: RunState = "stopped";
+  private readonly debug: DebugState[];
+  private readonly inserted = new Map<string, Inserted>();
+  private readonly stopListeners = new Set<StopListener>();
+  private readonly goneListeners = new Set<GoneListener>();
+  private stopWaiters: (() => void)[] = [];
+  private ramFd: number | undefined;
+  private lastHit: LastHit | undefined;
+  /** Set by halt(); the run loop reports Break at its next stop. */
+  private breakRequested = false;
+  /** A QMP event that stopped the VM on purpose: reported instead of Break. */
+  private pendingEvent: "reset" | "watchdog" | undefined;
+  private shutdownSeen = false;
+  private lastReason: DebugStopReason | undefined;
+  private resumedAt = 0;
+  /** Callers that need the VM paused for a moment (reads while running). */
+  private pauseUsers = 0;
+  private pauseGate: Promise<void> | undefined;
+  private releasePause: (() => void) | undefined;
+  private pausedAck: { promise: Promise<void>; resolve: () => void } | undefined;
+  private inContinue = false;
+  /** Serialises stopped-time gdbstub sequences (Hg then g …). */
+  private chain: Promise<unknown> = Promise.resolve();
+  private pagingCache = new Map<number, PagingRegs>();
+  private goneDetail: string | undefined;
+
+  constructor(
+    private readonly options: QemuVmOptions,
+    private readonly qmp: QmpClient,
+    private readonly rsp: RspClient,
+    readonly arch: Arch,
+    private readonly threads: ThreadId[],
+    private readonly ram: RamRange[],
+  ) {
+    this.id = options.id;
+    this.vpCount = threads.length;
+    this.memoryRegions = ram.map(({ gpa, size, name }) => ({ gpa, size, name }));
+    this.debug = Array.from({ length: this.vpCount }, emptyDebugState);
+    if (options.ramFile) this.ramFd = openSync(options.ramFile, "r");
+    qmp.onEvent("*", (e) => this.onQmpEvent(e));
+    qmp.on("closed", () => this.onGoneNow("QEMU's QMP connection closed"));
+    rsp.on("close", () => {
+      // A power-off ends QEMU: the gdbstub goes with it after the SHUTDOWN event.
+      if (!this.shutdownSeen) this.onGoneNow("QEMU's gdbstub connection closed");
+    });
+    options.launched?.exited.then((code) => this.onGoneNow(`QEMU exited (${code})`));
+  }
+
+  runState(): RunState {
+    return this.state;
+  }
+
+  onStop(listener: StopListener): () => void {
+    this.stopListeners.add(listener);
+    return () => this.stopListeners.delete(listener);
+  }
+
+  onGone(listener: GoneListener): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
+  }
+
+  async resume(): Promise<void> {
+    this.assertAlive();
+    if (this.state === "poweredOff") throw errors.poweredOff(this.id);
+    if (this.state === "running") return;
+    await this.chain; // let a stopped-time sequence finish first
+    this.state = "running";
+    this.breakRequested = false;
+    this.pendingEvent = undefined;
+    this.pagingCache.clear();
+    this.resumedAt = Date.now();
+    void this.runLoop();
+  }
+
+  async halt(): Promise<void> {
+    if (this.state !== "running") return;
+    const stopped = new Promise<void>((resolve) => this.stopWaiters.push(resolve));
+    this.breakRequested = true;
+    void this.rsp.interrupt().catch(() => undefined);
+    await stopped;
+  }
+
+  setDebugState(vp: number, state: DebugState): Promise<void> {
+    this.checkVp(vp);
+    return this.whileStopped("SetDebugState", async () => {
+      const before = this.debug[vp];
+      this.debug[vp] = state;
+      try {
+        await this.syncBreakpoints();
+      } catch (e) {
+        this.debug[vp] = before;
+        await this.syncBreakpoints().catch(() => undefined);
+        throw this.refusal(e, "QEMU refused the breakpoint");
+      }
+    });
+  }
+
+  getVpState(vp: number): Promise<DebuggerVpState> {
+    this.checkVp(vp);
+    return this.whileStopped("GetVpState", () => this.readVpState(vp));
+  }
+
+  setVpState(vp: number, state: DebuggerVpState): Promise<void> {
+    this.checkVp(vp);
+    if (state.arch !== this.arch) return Promise.reject(errors.archMismatch(this.arch, state.arch));
+    return this.whileStopped("SetVpState", () => this.writeVpState(vp, state));
+  }
+
+  async readMemory(address: GuestAddress, length: number): Promise<Uint8Array> {
+    this.assertAlive();
+    if (address.kind === "gva") this.checkVp(address.vp);
+    // Whatever lies inside RAM with a backing file is read without touching the VM.
+    if (address.kind === "gpa" && this.ramFd !== undefined) {
+      const pieces = splitByRam(this.ram, address.gpa, length);
+      if (pieces.every((p) => p.fileOffset !== undefined)) return this.readFile(pieces);
+    }
+    return this.withVmPaused(async () => {
+      const out = new Uint8Array(length);
+      let o = 0;
+      for (const piece of await this.physicalPieces(address, length)) {
+        out.set(await this.readPhysical(piece.gpa, piece.length), o);
+        o += piece.length;
+      }
+      return out;
+    });
+  }
+
+  async writeMemory(address: GuestAddress, data: Uint8Array): Promise<void> {
+    this.assertAlive();
+    if (address.kind === "gva") this.checkVp(address.vp);
+    // Writes go through the gdbstub even inside RAM: QEMU then drops translated code for the
+    // pages written, which a write to the backing file would not.
+    await this.withVmPaused(async () => {
+      const pieces = await this.physicalPieces(address, data.length);
+      for (const p of pieces) this.checkPhysicalWritable(p.gpa, p.length);
+      let o = 0;
+      for (const p of pieces) {
+        await this.rspCall(() => this.rsp.writeMemory(p.gpa, data.subarray(o, o + p.length)), p.gpa, p.length);
+        o += p.length;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.state === "gone" && !this.options.launched) return;
+    const launched = this.options.launched;
+    this.goneDetail ??= "the VM was closed";
+    this.state = "gone";
+    if (this.ramFd !== undefined) closeSync(this.ramFd);
+    this.ramFd = undefined;
+    if (launched) {
+      await this.rsp.close().catch(() => undefined);
+      await this.qmp.close().catch(() => undefined);
+      await launched.kill();
+    } else {
+      // A QEMU we attached to keeps running without us: detach (D;1 resumes it), clear breakpoints first.
+      for (const ins of this.inserted.values()) await this.rsp.removeBreakpoint(ins.type, ins.address, ins.kind).catch(() => undefined);
+      await this.rsp.detach().catch(() => undefined);
+      await this.qmp.close().catch(() => undefined);
+    }
+    this.releaseStopWaiters();
+  }
+
+  // ---------------------------------------------------------------- run loop
+
+  private async runLoop(): Promise<void> {
+    try {
+      for (let turns = 0; ; turns++) {
+        const early = this.checkpointReason();
+        if (early) return this.stopped(early);
+        await this.pauseCheckpoint();
+        if ((this.state as RunState) !== "running") return;
+
+        const stepVp = this.debug.findIndex((d) => d.singleStep);
+        let reply: StopReply;
+        if (stepVp >= 0) {
+          reply = await this.stepOnce(stepVp);
+        } else {
+          await this.stepOverLastHit();
+          const again = this.checkpointReason();
+          if (again) return this.stopped(again);
+          await this.pauseCheckpoint();
+          this.inContinue = true;
+          try {
+            reply = await this.rsp.continue();
+          } finally {
+            this.inContinue = false;
+          }
+        }
+        const outcome = await this.classify(reply, stepVp >= 0 ? stepVp : undefined);
+        if (outcome === "continue") continue;
+        return this.stopped(outcome);
+      }
+    } catch (e) {
+      if (this.state === "gone" || this.state === "poweredOff") return;
+      if (this.rsp.isClosed) {
+        if (this.shutdownSeen) return this.stopped({ kind: "powerOff" });
+        return this.onGoneNow(`QEMU's gdbstub connection failed: ${(e as Error).message}`);
+      }
+      this.options.log?.(`[qemu ${this.id}] run loop error: ${(e as Error).message}`);
+      this.stopped({ kind: "break" });
+    }
+  }
+
+  /** A reason to stop before running on: a Break or a QMP event that arrived between operations. */
+  private checkpointReason(): DebugStopReason | undefined {
+    if (this.pendingEvent === "reset") return { kind: "reset" };
+    if (this.pendingEvent === "watchdog") return { kind: "watchdog" };
+    if (this.breakRequested) return { kind: "break" };
+    return undefined;
+  }
+
+  /** Single-steps one VP, stepping past its own execute breakpoint, retrying QEMU's x86 no-op steps. */
+  private async stepOnce(vp: number): Promise<StopReply> {
+    const thread = this.threads[vp];
+    await this.rsp.setThread("g", thread);
+    const pc = await this.readPc(vp);
+    // Lift an execute breakpoint at the PC, and on aarch64 the watchpoints that stopped this VP
+    // before its access: either would stop the step again without progress.
+    const hit = this.lastHit;
+    this.lastHit = undefined;
+    const liftData = hit?.kind === "watch" && hit.vp === vp && hit.pc === pc;
+    const lifted = [...this.inserted.values()].filter((i) => (i.type === 1 && i.address === pc) || (liftData && i.type !== 1));
+    for (const i of lifted) await this.rsp.removeBreakpoint(i.type, i.address, i.kind);
+    try {
+      let before = this.arch === "x86_64" ? await this.rsp.requestText("g") : "";
+      for (let attempt = 0; ; attempt++) {
+        const result = await this.rsp.step(thread, { timeoutMs: STEP_FOREVER_MS });
+        if (this.arch !== "x86_64" || result.stop.kind !== "signal" || result.stop.signal !== 5 || attempt >= 2) return result.stop;
+        // QEMU occasionally reports an x86 step that did nothing at all: step again.
+        await this.rsp.setThread("g", thread);
+        const after = await this.rsp.requestText("g");
+        if (after !== before) return result.stop;
+        before = after;
+      }
+    } finally {
+      for (const i of lifted) await this.rsp.insertBreakpoint(i.type, i.address, i.kind);
+    }
+  }
+
+  /**
+   * Before continuing: a VP stopped on an execute breakpoint would hit it again at once, and on
+   * aarch64 a VP stopped before a watched access would too. Step that VP with them lifted.
+   */
+  private async stepOverLastHit(): Promise<void> {
+    const hit = this.lastHit;
+    this.lastHit = undefined;
+    if (!hit) return;
+    const thread = this.threads[hit.vp];
+    await this.rsp.setThread("g", thread);
+    if ((await this.readPc(hit.vp)) !== hit.pc) return; // the debugger moved it: nothing to step over
+    const lifted = [...this.inserted.values()].filter((i) => (hit.kind === "exec" ? i.type === 1 && i.address === hit.pc : i.type !== 1));
+    if (lifted.length === 0) return;
+    for (const i of lifted) await this.rsp.removeBreakpoint(i.type, i.address, i.kind);
+    try {
+      const result = await this.rsp.step(thread, { timeoutMs: STEP_FOREVER_MS });
+      if (result.stop.kind !== "signal") throw new Error("QEMU ended while stepping over a breakpoint");
+    } finally {
+      for (const i of lifted) await this.rsp.insertBreakpoint(i.type, i.address, i.kind);
+    }
+  }
+
+  /** Turns a stop reply into a DebugStopReason, or "continue" for a stop that is not the debugger's. */
+  private async classify(reply: StopReply, steppedVp: number | undefined): Promise<DebugStopReason | "continue"> {
+    if (reply.kind !== "signal") {
+      return this.shutdownSeen || reply.kind === "exited" ? { kind: "powerOff" } : { kind: "break" };
+    }
+    const vp = this.vpOf(reply.thread) ?? steppedVp ?? 0;
+    if (reply.signal === 5) {
+      const reason = reply.reason;
+      if (reason && (reason.kind === "watch" || reason.kind === "rwatch" || reason.kind === "awatch")) {
+        const breakpoint = this.debug[vp].breakpoints.find(
+          (b) => b && b.type !== BreakpointType.Execute && reason.address >= b.address && reason.address < b.address + BigInt(breakpointLength(b.size)),
+        );
+        await this.rsp.setThread("g", this.threads[vp]);
+        const pc = await this.readPc(vp);
+        // aarch64 stops before the access: the next run must step over it.
+        if (this.arch === "aarch64") this.lastHit = { vp, kind: "watch", pc };
+        if (breakpoint) return { kind: "hwBreakpoint", vp, breakpoint };
+        return steppedVp !== undefined ? { kind: "singleStep", vp } : "continue"; // another VP's watchpoint
+      }
+      if (steppedVp !== undefined) return { kind: "singleStep", vp: steppedVp };
+      await this.rsp.setThread("g", this.threads[vp]);
+      const pc = await this.readPc(vp);
+      const breakpoint = this.debug[vp].breakpoints.find((b) => b && b.type === BreakpointType.Execute && b.address === pc);
+      if (breakpoint) {
+        this.lastHit = { vp, kind: "exec", pc };
+        return { kind: "hwBreakpoint", vp, breakpoint };
+      }
+      if ([...this.inserted.values()].some((i) => i.type === 1 && i.address === pc)) {
+        this.lastHit = { vp, kind: "exec", pc }; // another VP's breakpoint: step past it and run on
+        return "continue";
+      }
+    }
+    const early = this.checkpointReason();
+    if (early) return early;
+    if (this.pauseUsers > 0) {
+      await this.pauseCheckpoint();
+      return "continue";
+    }
+    return { kind: "break" }; // stopped by something else (a QMP stop, an unexplained trap)
+  }
+
+  private stopped(reason: DebugStopReason): void {
+    if (this.state === "gone") return;
+    this.state = reason.kind === "powerOff" ? "poweredOff" : "stopped";
+    this.lastReason = reason;
+    this.breakRequested = false;
+    this.pendingEvent = undefined;
+    this.pagingCache.clear();
+    this.pausedAck?.resolve();
+    this.releaseStopWaiters();
+    for (const l of [...this.stopListeners]) l(reason);
+  }
+
+  private releaseStopWaiters(): void {
+    const waiters = this.stopWaiters;
+    this.stopWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private onQmpEvent(e: QmpEvent): void {
+    switch (e.event) {
+      case "RESET":
+        if (this.state !== "running" || e.data.guest === false) return;
+        // SeaBIOS resets the machine a second time right after a reset: that is the same reset.
+        if (this.lastReason?.kind === "reset" && Date.now() - this.resumedAt < 500) return;
+        this.pendingEvent = "reset";
+        void this.rsp.interrupt().catch(() => undefined);
+        return;
+      case "WATCHDOG":
+        if (this.state !== "running") return;
+        this.pendingEvent = "watchdog";
+        void this.rsp.interrupt().catch(() => undefined);
+        return;
+      case "SHUTDOWN":
+        if (e.data.guest === true) this.shutdownSeen = true;
+        return;
+      case "GUEST_PANICKED":
+        this.options.log?.(`[qemu ${this.id}] guest panicked: ${JSON.stringify(e.data)}`);
+        return;
+    }
+  }
+
+  private onGoneNow(detail: string): void {
+    if (this.state === "gone") return;
+    if (this.shutdownSeen && this.state !== "poweredOff") {
+      // The guest powered off and QEMU exited: report it, then the VM is gone for good.
+      this.stopped({ kind: "powerOff" });
+    }
+    this.goneDetail = detail;
+    this.state = "gone";
+    this.releaseStopWaiters();
+    this.pausedAck?.resolve();
+    this.releasePause?.();
+    for (const l of [...this.goneListeners]) l(detail);
+    this.goneListeners.clear();
+  }
+
+  // ---------------------------------------------------------------- pausing for a read
+
+  /** Runs `fn` with the VM stopped: at once when it is, else paused briefly and transparently. */
+  private async withVmPaused<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.state !== "running") return this.serial(fn);
+    this.pauseUsers++;
+    if (this.pauseUsers === 1) {
+      this.pauseGate = new Promise((resolve) => (this.releasePause = resolve));
+      let resolve!: () => void;
+      this.pausedAck = { promise: new Promise((r) => (resolve = r)), resolve };
+      this.pausedAck.resolve = resolve;
+      if (this.inContinue) void this.rsp.interrupt().catch(() => undefined);
+    }
+    try {
+      await this.pausedAck!.promise;
+      this.assertAlive();
+      return await this.serial(fn);
+    } finally {
+      if (--this.pauseUsers === 0) this.releasePause?.();
+    }
+  }
+
+  /** In the run loop: if somebody asked for a pause, acknowledge it and wait until they are done. */
+  private async pauseCheckpoint(): Promise<void> {
+    if (this.pauseUsers === 0) return;
+    this.pausedAck?.resolve();
+    await this.pauseGate;
+  }
+
+  // ---------------------------------------------------------------- breakpoints
+
+  /** Makes QEMU's inserted breakpoints the union of every VP's slots (QEMU's are machine-wide). */
+  private async syncBreakpoints(): Promise<void> {
+    const wanted = new Map<string, Inserted>();
+    this.debug.forEach((state, vp) => {
+      for (const bp of state.breakpoints) {
+        if (!bp) continue;
+        const z = zOf(bp);
+        const key = `${z.type}:${z.address}:${z.kind}`;
+        const entry = wanted.get(key) ?? { ...z, vps: new Set<number>() };
+        entry.vps.add(vp);
+        wanted.set(key, entry);
+      }
+    });
+    for (const [key, ins] of [...this.inserted]) {
+      if (!wanted.has(key)) {
+        await this.rsp.removeBreakpoint(ins.type, ins.address, ins.kind);
+        this.inserted.delete(key);
+      }
+    }
+    for (const [key, ins] of wanted) {
+      if (!this.inserted.has(key)) await this.rsp.insertBreakpoint(ins.type, ins.address, ins.kind);
+      this.inserted.set(key, ins);
+    }
+  }
+
+  // ---------------------------------------------------------------- registers
+
+  private async readPc(vp: number): Promise<bigint> {
+    void vp; // the caller selected the thread with Hg
+    return this.rsp.readRegister(this.arch === "x86_64" ? "rip" : "pc");
+  }
+
+  private async readVpState(vp: number): Promise<DebuggerVpState> {
+    await this.rsp.setThread("g", this.threads[vp]);
+    const regs = await this.rsp.readRegisters();
+    if (this.arch === "x86_64") {
+      for (const name of ["fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer"]) {
+        if (!regs.has(name)) regs.set(name, await this.rsp.readRegister(name));
+      }
+      const text = await this.qmp.execute<string>("human-monitor-command", { "command-line": "info registers", "cpu-index": vp });
+      return { arch: "x86_64", state: x86StateFromQemu(regs, parseInfoRegistersSegments(text)) };
+    }
+    const sys = new Map<string, bigint>();
+    for (const name of Object.values(AARCH64_SYSREGS)) sys.set(name, await this.rsp.readRegister(name));
+    return { arch: "aarch64", state: aarch64StateFromQemu(regs, sys) };
+  }
+
+  /**
+   * Writes every field that differs. Fields QEMU cannot set (segment descriptor caches, aarch64
+   * system registers) are refused before anything is written; every write is read back.
+   */
+  private async writeVpState(vp: number, target: DebuggerVpState): Promise<void> {
+    const current = await this.readVpState(vp);
+    const writes: [string, bigint, string][] = []; // gdb register, value, field for messages
+    const refused: string[] = [];
+    if (target.arch === "x86_64" && current.arch === "x86_64") {
+      const want = target.state;
+      const have = current.state;
+      X86_GP_NAMES.forEach((name, i) => want.gp[i] !== have.gp[i] && writes.push([name, want.gp[i], `gp[${i}]`]));
+      for (const [field, name] of X86_SCALARS) {
+        const w = want[field] as bigint;
+        if (w !== (have[field] as bigint)) writes.push([name, field === "rflags" ? w | 2n : w, field]);
+      }
+      for (const seg of SEGMENT_NAMES) {
+        const w = want[seg];
+        const h = have[seg];
+        const selectorChanges = w.selector !== h.selector;
+        if (selectorChanges) writes.push([seg, BigInt(w.selector), `${seg}.selector`]);
+        if ((seg === "fs" || seg === "gs") && w.base !== h.base) writes.push([`${seg}_base`, w.base, `${seg}.base`]);
+        const hiddenDiffers =
+          (seg !== "fs" && seg !== "gs" && w.base !== h.base) || w.limit !== h.limit || w.attributes !== h.attributes;
+        // A new selector reloads the hidden part from the GDT: checked after the write.
+        if (hiddenDiffers && !selectorChanges) refused.push(`${seg}.base/limit/attributes`);
+      }
+    } else if (target.arch === "aarch64" && current.arch === "aarch64") {
+      const want = target.state;
+      const have = current.state;
+      want.x.forEach((v, i) => v !== have.x[i] && writes.push([`x${i}`, v, `x[${i}]`]));
+      if (want.pc !== have.pc) writes.push(["pc", want.pc, "pc"]);
+      if (want.cpsr !== have.cpsr) writes.push(["cpsr", want.cpsr, "cpsr"]);
+      const live = currentSpField(want.cpsr);
+      if (want[live] !== have[live]) writes.push(["sp", want[live], live]);
+      for (const field of ["sctlrEl1", "tcrEl1", "ttbr0El1", "ttbr1El1", "spEl0", "spEl1"] as const) {
+        if (field !== live && want[field] !== have[field]) refused.push(field);
+      }
+    }
+    if (refused.length) {
+      throw new VmmError(
+        Code.FailedPrecondition,
+        "UNSUPPORTED_REGISTER",
+        `QEMU's gdbstub cannot set ${refused.join(", ")} on VP ${vp}; nothing was written (send the current values of those fields)`,
+        { vp: String(vp), fields: refused.join(",") },
+      );
+    }
+    this.pagingCache.delete(vp);
+    await this.rsp.setThread("g", this.threads[vp]);
+    const notApplied: string[] = [];
+    for (const [name, value, field] of writes) {
+      const check = await this.rsp.writeRegisterVerified(name, value, name === "cr8" ? 0xfn : undefined);
+      if (!check.applied) notApplied.push(`${field} (wrote ${hex(value)}, reads ${hex(check.readBack)})`);
+    }
+    if (target.arch === "x86_64") {
+      const after = await this.readVpState(vp);
+      if (after.arch === "x86_64") {
+        for (const seg of SEGMENT_NAMES) {
+          const w = target.state[seg];
+          const a = after.state[seg];
+          if (w.limit !== a.limit || w.attributes !== a.attributes || (seg !== "fs" && seg !== "gs" && w.base !== a.base)) {
+            notApplied.push(`${seg} (the GDT descriptor for selector ${hex(BigInt(w.selector))} gives base ${hex(a.base)} limit ${hex(BigInt(a.limit))} attributes ${hex(BigInt(a.attributes))})`);
+          }
+        }
+      }
+    }
+    if (notApplied.length) {
+      throw new VmmError(
+        Code.FailedPrecondition,
+        "UNSUPPORTED_REGISTER",
+        `QEMU did not take these values on VP ${vp}: ${notApplied.join("; ")}; the other fields were written`,
+        { vp: String(vp) },
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  private async physicalPieces(address: GuestAddress, length: number): Promise<{ gpa: bigint; length: number }[]> {
+    if (address.kind === "gpa") return [{ gpa: address.gpa, length }];
+    const vp = address.vp;
+    const paging = await this.pagingRegs(vp);
+    // The walkers read entries synchronously: fetch missing entries and walk again (≤ 5 levels).
+    const entries = new Map<bigint, bigint | undefined>();
+    const missing: bigint[] = [];
+    const readEntry = (gpa: bigint) => {
+      if (entries.has(gpa)) return entries.get(gpa);
+      missing.push(gpa);
+      return 0n; // looks not present; the walk is redone once it is fetched
+    };
+    for (let round = 0; round < 64; round++) {
+      missing.length = 0;
+      try {
+        const pieces = translateRange(vp, address.gva, length, (gva) =>
+          paging.arch === "x86_64" ? walkX86(paging, gva, readEntry) : walkAarch64(paging, gva, readEntry),
+        );
+        if (missing.length === 0) return pieces;
+      } catch (e) {
+        if (missing.length === 0) throw e; // a real translation failure, not an entry still to fetch
+      }
+      for (const gpa of missing) entries.set(gpa, await this.readEntry(gpa));
+    }
+    throw new VmmError(Code.Internal, "INTERNAL", `page walk of ${hex(address.gva)} did not settle`);
+  }
+
+  /** A translation-table entry (u64) at `gpa`, or undefined outside RAM. */
+  private async readEntry(gpa: bigint): Promise<bigint | undefined> {
+    const pieces = splitByRam(this.ram, gpa, 8);
+    if (pieces.some((p) => p.fileOffset === undefined)) return undefined;
+    const bytes = this.ramFd !== undefined ? this.readFile(pieces) : await this.rsp.readMemory(gpa, 8);
+    return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  }
+
+  private async pagingRegs(vp: number): Promise<PagingRegs> {
+    const cached = this.pagingCache.get(vp);
+    if (cached) return cached;
+    await this.rsp.setThread("g", this.threads[vp]);
+    const read = (name: string) => this.rsp.readRegister(name);
+    const regs: PagingRegs =
+      this.arch === "x86_64"
+        ? { arch: "x86_64", cr0: await read("cr0"), cr3: await read("cr3"), cr4: await read("cr4"), efer: await read("efer") }
+        : {
+            arch: "aarch64",
+            sctlrEl1: await read(AARCH64_SYSREGS.sctlrEl1),
+            tcrEl1: await read(AARCH64_SYSREGS.tcrEl1),
+            ttbr0El1: await read(AARCH64_SYSREGS.ttbr0El1),
+            ttbr1El1: await read(AARCH64_SYSREGS.ttbr1El1),
+          };
+    if (this.state === "stopped") this.pagingCache.set(vp, regs);
+    return regs;
+  }
+
+  /** Reads physical memory: RAM from the backing file when there is one, the rest (and all without a file) through the gdbstub. */
+  private async readPhysical(gpa: bigint, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    let o = 0;
+    for (const p of splitByRam(this.ram, gpa, length)) {
+      if (p.fileOffset !== undefined && this.ramFd !== undefined) out.set(this.readFile([p]), o);
+      else out.set(await this.rspCall(() => this.rsp.readMemory(p.gpa, p.length), p.gpa, p.length), o);
+      o += p.length;
+    }
+    return out;
+  }
+
+  private readFile(pieces: { length: number; fileOffset?: bigint }[]): Uint8Array {
+    const total = pieces.reduce((n, p) => n + p.length, 0);
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (const p of pieces) {
+      let done = 0;
+      while (done < p.length) {
+        const n = readSync(this.ramFd!, out, o + done, p.length - done, Number(p.fileOffset!) + done);
+        if (n <= 0) throw errors.backendUnavailable(this.id, "the shared RAM file is shorter than guest RAM");
+        done += n;
+      }
+      o += p.length;
+    }
+    return out;
+  }
+
+  /** Outside RAM, only what QEMU maps (MMIO) can be written; RAM ranges always can. */
+  private checkPhysicalWritable(gpa: bigint, length: number): void {
+    if (gpa < 0n || gpa + BigInt(length) > 1n << 52n) throw errors.gpaUnmapped(gpa, BigInt(length));
+  }
+
+  /** Runs a gdbstub memory access, mapping QEMU's `E xx` to GPA_UNMAPPED. */
+  private async rspCall<T>(fn: () => Promise<T>, gpa: bigint, length: number): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if ((e as { code?: string }).code === "error-reply") throw errors.gpaUnmapped(gpa, BigInt(length));
+      throw this.refusal(e, "QEMU's gdbstub failed");
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private whileStopped<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    this.assertAlive();
+    if (this.state === "running") return Promise.reject(errors.vmRunning(this.id, what));
+    return this.serial(fn);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private vpOf(thread: ThreadId | undefined): number | undefined {
+    if (!thread) return undefined;
+    const i = this.threads.findIndex((t) => t.tid === thread.tid && (t.pid ?? 1) === (thread.pid ?? 1));
+    return i >= 0 ? i : undefined;
+  }
+
+  private checkVp(vp: number): void {
+    if (!Number.isInteger(vp) || vp < 0 || vp >= this.vpCount) throw errors.vpOutOfRange(vp, this.vpCount);
+  }
+
+  private assertAlive(): void {
+    if (this.state === "gone") throw errors.backendUnavailable(this.id, this.goneDetail ?? "QEMU is gone");
+  }
+
+  /** A client error as a VmmError: a lost connection is BACKEND_UNAVAILABLE, anything else says what QEMU did. */
+  private refusal(e: unknown, what: string): VmmError {
+    if (e instanceof VmmError) return e;
+    if (this.state === "gone" || this.rsp.isClosed) return errors.backendUnavailable(this.id, this.goneDetail ?? (e as Error).message);
+    return new VmmError(Code.FailedPrecondition, "BACKEND_REFUSED", `${what}: ${(e as Error).message}`, { vm: this.id });
+  }
+}
+
+/** Z packet for a hardware slot: Z1 execute, Z2 write, Z4 read-or-write; kind = length. */
+function zOf(bp: HardwareBreakpoint): { type: ZType; address: bigint; kind: number } {
+  const kind = breakpointLength(bp.size);
+  switch (bp.type) {
+    case BreakpointType.Execute:
+      return { type: 1, address: bp.address, kind: 1 };
+    case BreakpointType.Write:
+      return { type: 2, address: bp.address, kind };
+    default:
+      return { type: 4, address: bp.address, kind };
+  }
+}
