@@ -80,10 +80,23 @@ export class RspFramer {
     return this.state === State.Idle;
   }
 
-  /** All events completed by `chunk`. */
+  /** All events completed by `chunk`. Same result as feeding each byte, faster on long payloads. */
   push(chunk: Uint8Array): FrameEvent[] {
     const events: FrameEvent[] = [];
     for (let i = 0; i < chunk.length; i++) {
+      if (this.state === State.Payload && !this.escape && !this.rle && !this.error) {
+        let j = i;
+        while (j < chunk.length) {
+          const b = chunk[j];
+          if (b === DOLLAR || b === HASH || b === BRACE || b === STAR) break;
+          j++;
+        }
+        if (j > i) {
+          this.appendPlain(chunk, i, j);
+          i = j;
+          if (i >= chunk.length) break;
+        }
+      }
       const e = this.feed(chunk[i]);
       if (e) events.push(e);
     }
@@ -197,6 +210,27 @@ export class RspFramer {
       this.append(byte);
     }
     return undefined;
+  }
+
+  /** Plain payload bytes chunk[from..to): summed and kept as they are. */
+  private appendPlain(chunk: Uint8Array, from: number, to: number): void {
+    let sum = this.sum;
+    for (let k = from; k < to; k++) sum += chunk[k];
+    this.sum = sum & 0xff;
+    const n = to - from;
+    if (this.len + n > this.maxPacketSize) {
+      this.error = new PacketTooLarge(this.maxPacketSize);
+      return;
+    }
+    if (this.len + n > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < this.len + n) size *= 2;
+      const bigger = new Uint8Array(Math.min(size, this.maxPacketSize));
+      bigger.set(this.buf.subarray(0, this.len));
+      this.buf = bigger;
+    }
+    this.buf.set(chunk.subarray(from, to), this.len);
+    this.len += n;
   }
 
   private append(byte: number): void {

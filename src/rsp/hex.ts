@@ -10,18 +10,46 @@ export function bytesToHex(bytes: Uint8Array): string {
   return out;
 }
 
-/** Bytes of an even-length hex string (either case). Throws RspParseError otherwise. */
-export function hexToBytes(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0) throw new RspParseError("hex data (odd length)", hex);
+/**
+ * Bytes of even-length hex (either case), given as a string or as the packet's ASCII bytes
+ * (which skips a string conversion for `m` replies). Throws RspParseError otherwise.
+ */
+export function hexToBytes(hex: string | Uint8Array): Uint8Array {
+  const bad = (what: string): RspParseError =>
+    new RspParseError(what, typeof hex === "string" ? hex : bytesToLatin1(hex.subarray(0, 100)));
+  if (hex.length % 2 !== 0) throw bad("hex data (odd length)");
   const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) {
-    const hi = hexDigit(hex.charCodeAt(2 * i));
-    const lo = hexDigit(hex.charCodeAt(2 * i + 1));
-    if (hi < 0 || lo < 0) throw new RspParseError("hex data", hex);
-    out[i] = (hi << 4) | lo;
+  let invalid = 0;
+  if (typeof hex === "string") {
+    for (let i = 0, j = 0; i < out.length; i++, j += 2) {
+      const c1 = hex.charCodeAt(j);
+      const c2 = hex.charCodeAt(j + 1);
+      const hi = c1 > 0xff ? 0x10 : HEX_VALUE[c1];
+      const lo = c2 > 0xff ? 0x10 : HEX_VALUE[c2];
+      invalid |= (hi | lo) & 0x10;
+      out[i] = (hi << 4) | (lo & 15);
+    }
+  } else {
+    for (let i = 0, j = 0; i < out.length; i++, j += 2) {
+      const hi = HEX_VALUE[hex[j]];
+      const lo = HEX_VALUE[hex[j + 1]];
+      invalid |= (hi | lo) & 0x10;
+      out[i] = (hi << 4) | (lo & 15);
+    }
   }
+  if (invalid) throw bad("hex data");
   return out;
 }
+
+/** Digit values; 0x10 marks a non-hex byte. */
+const HEX_VALUE = (() => {
+  const t = new Uint8Array(256).fill(0x10);
+  for (let c = 0; c < 256; c++) {
+    const d = hexDigit(c);
+    if (d >= 0) t[c] = d;
+  }
+  return t;
+})();
 
 /** Value of one ASCII hex digit, or -1. */
 export function hexDigit(code: number): number {
@@ -96,8 +124,8 @@ export function hexToText(hex: string): string {
 /** One char per byte (payloads are ASCII; latin1 keeps binary bytes intact). */
 export function bytesToLatin1(bytes: Uint8Array): string {
   let out = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    out += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  for (let i = 0; i < bytes.length; i += 4096) {
+    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096) as unknown as number[]);
   }
   return out;
 }

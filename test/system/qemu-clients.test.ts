@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { JsonObjectSplitter, type QmpClient, QmpError, createQmpClient } from "../../src/qemu/qmp-client";
 import { type RspClient, createRspClient } from "../../src/qemu/rsp-client";
-import { RspConnectionClosed, RspErrorReply, RspTargetRunning } from "../../src/qemu/rsp-errors";
+import { RspConnectionClosed, RspTargetRunning, RspTimeout } from "../../src/qemu/rsp-errors";
 import { parseSocketAddress } from "../../src/qemu/rsp-socket";
 import { programCounterOf, qemuArchOf } from "../../src/qemu/target-xml";
 
@@ -291,6 +291,16 @@ describeX86(`RspClient and QmpClient against ${X86.binary}${skipNote(X86, hasX86
     expect(rsp.isClosed).toBe(true);
     await qmp.waitForEvent("RESUME", { after: seq, timeoutMs: 5000 });
     expect(await qmp.execute("query-status")).toMatchObject({ running: true });
+  });
+
+  it("times out on a packet beyond PacketSize (QEMU drops it silently) and closes the connection", async () => {
+    const client = await createRspClient({ path: qemu!.gdb }, { requestTimeoutMs: 300 });
+    const oversize = `M200000,801:${"00".repeat(0x801)}`;
+    expect(oversize.length).toBeGreaterThan(client.packetSize);
+    const err = await client.request(oversize).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RspTimeout);
+    expect(client.isClosed).toBe(true);
+    await expect(client.readRegister("rip")).rejects.toBeInstanceOf(RspConnectionClosed);
   });
 
   it("ends a pending continue and rejects later requests when QEMU goes away", async () => {

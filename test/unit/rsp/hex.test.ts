@@ -24,6 +24,12 @@ describe("hex helpers", () => {
   it("refuses odd-length and non-hex data", () => {
     expect(() => hexToBytes("abc")).toThrow(RspParseError);
     expect(() => hexToBytes("xx")).toThrow(RspParseError);
+    expect(() => hexToBytes("\u0130\u0131")).toThrow(RspParseError);
+    expect(() => hexToBytes(Uint8Array.of(0x30, 0x67))).toThrow(RspParseError);
+  });
+
+  it("decodes hex given as packet bytes", () => {
+    expect(hexToBytes(Uint8Array.of(0x30, 0x31, 0x66, 0x46))).toEqual(Uint8Array.of(0x01, 0xff));
   });
 
   it("encodes register values little-endian in N bytes", () => {
