@@ -328,7 +328,11 @@ export class RspClient extends EventEmitter<RspClientEvents> {
     return leHexToBigint(reply);
   }
 
-  /** Writes one register (`P`). The value is encoded in the register's byte size from target.xml. */
+  /**
+   * Writes one register (`P`). The value is encoded in the register's byte size from target.xml.
+   * QEMU x86 outside long mode keeps only the low 32 bits of rax–rdi and ignores r8–r15 (they
+   * read 0): use writeRegisterVerified where that matters.
+   */
   async writeRegister(reg: string | number, value: bigint): Promise<void> {
     const r = this.register(reg);
     const request = `P${formatHex(r.regnum)}=${bigintToLeHex(value, Math.ceil(r.bitsize / 8))}`;
@@ -355,7 +359,8 @@ export class RspClient extends EventEmitter<RspClientEvents> {
 
   /**
    * Reads `length` bytes (`m`, in chunks). Virtual addresses of the current thread's CPU unless
-   * physical-memory mode is on. All or nothing: a failing chunk throws RspErrorReply.
+   * physical-memory mode is on. All or nothing: a failing chunk throws RspErrorReply. In
+   * physical mode QEMU reads unbacked addresses as zeros, without an error.
    */
   async readMemory(address: bigint, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
@@ -492,7 +497,9 @@ export class RspClient extends EventEmitter<RspClientEvents> {
   /**
    * Steps one thread (`vCont;s:p1.N`). Stepping a halted vCPU never completes on QEMU: after the
    * timeout the step is interrupted (0x03) and reported with `interrupted: true`. With
-   * `checkPc`, reports whether the PC moved (x86 occasionally reports a step that did not).
+   * `checkPc`, reports whether the PC moved. It legitimately stays put for one iteration of an
+   * x86 rep-string instruction or an exception that vectors to the same address, and QEMU x86
+   * occasionally reports a step that executed nothing: the caller decides what to make of it.
    */
   async step(thread?: ThreadId, options: StepOptions = {}): Promise<StepResult> {
     const target = thread ?? this.defaultThread();
