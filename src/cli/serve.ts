@@ -1,11 +1,14 @@
 // `vmm-debug serve`: boot a guest on the embedded machine and serve it over gRPC.
 import { resolve } from "node:path";
+import type { VmmCore } from "../core";
 import { createEmuMachine, loadGuestImage } from "../emu";
+import { createQemuVm, launchQemuVm, parseSocketAddress, qemuArgsForGuest } from "../qemu";
 import { createJsonLogger, createVmmDebugServer } from "../server";
 import { type OptionSpec, UsageError, parseArgs, usage } from "./args";
 
 const DEFAULT_LISTEN = "127.0.0.1:50051";
-const DEFAULT_IMAGE = resolve(__dirname, "..", "..", "guests", "build", "demo-x86_64.json");
+const GUESTS = resolve(__dirname, "..", "..", "guests", "build");
+const DEFAULT_IMAGE = resolve(GUESTS, "demo-x86_64.json");
 
 const SPEC: Record<string, OptionSpec> = {
   listen: { help: `HOST:PORT to listen on (default ${DEFAULT_LISTEN}, or $VMM_DEBUG_LISTEN)` },
@@ -16,6 +19,15 @@ const SPEC: Record<string, OptionSpec> = {
   "lease-ms": { help: "session lease in milliseconds (default 30000)" },
   "max-read-bytes": { help: "largest unary ReadMemory (default 4194304)" },
   "allow-non-loopback": { flag: true, help: "allow a non-loopback --listen address (no TLS yet: insecure)" },
+  emu: { flag: true, help: "also serve the embedded machine when a QEMU VM is served (it is the default otherwise)" },
+  qemu: { flag: true, help: "launch QEMU with the arguments after `--` (x86-64 unless --qemu-arch aarch64)" },
+  "qemu-arch": { help: "architecture of --qemu: x86_64 (default) or aarch64" },
+  "qemu-guest": { help: "launch QEMU booting the demo guest: x86_64 or aarch64" },
+  "qemu-id": { help: 'id of the launched QEMU VM (default "qemu")' },
+  "qemu-gdb": { help: "attach to a running QEMU: its gdbstub, HOST:PORT (loopback) or unix:PATH" },
+  "qemu-qmp": { help: "attach to a running QEMU: its QMP socket, HOST:PORT (loopback) or unix:PATH" },
+  "qemu-ram-file": { help: "attached QEMU's shared memory-backend file, read directly for guest RAM" },
+  "qemu-attach-id": { help: 'id of the attached QEMU VM (default "qemu-attached")' },
   help: { flag: true, help: "show this help" },
 };
 
@@ -32,23 +44,70 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     process.stdout.write(usage("serve", SPEC) + "\n");
     return;
   }
-  if (rest.length) throw new UsageError(`unexpected argument "${rest[0]}"`);
   const listen = (options.listen as string | undefined) ?? env.VMM_DEBUG_LISTEN ?? DEFAULT_LISTEN;
   const vpCount = integer(options.vps, "vps", 2, 1, 8);
   const memoryMib = integer(options["memory-mib"], "memory-mib", 256, 4, 4096);
   const logger = createJsonLogger();
 
-  const image = loadGuestImage(resolve((options.image as string | undefined) ?? DEFAULT_IMAGE));
-  const id = (options.id as string | undefined) ?? "demo";
-  const vm = await createEmuMachine({
-    id,
-    image,
-    vpCount,
-    memory: [{ gpa: 0, size: memoryMib * 1024 * 1024, name: "ram" }],
-    onConsole: (line) => logger.info("guest console", { vm: id, line }),
-  });
+  const vms: VmmCore[] = [];
+  const describe: string[] = [];
+  const closeAll = () => Promise.all(vms.map((vm) => vm.close().catch(() => undefined)));
+  const consoleOf = (vm: string) => (line: string) => logger.info("guest console", { vm, line });
+  try {
+    const wantsQemu = options.qemu || options["qemu-guest"] || options["qemu-gdb"] || options["qemu-qmp"];
+    if (!wantsQemu || options.emu) {
+      const image = loadGuestImage(resolve((options.image as string | undefined) ?? DEFAULT_IMAGE));
+      const id = (options.id as string | undefined) ?? "demo";
+      vms.push(
+        await createEmuMachine({
+          id,
+          image,
+          vpCount,
+          memory: [{ gpa: 0, size: memoryMib * 1024 * 1024, name: "ram" }],
+          onConsole: consoleOf(id),
+        }),
+      );
+      describe.push(`"${id}" (${image.name}, x86_64, ${vpCount} VPs, emu)`);
+    }
+    if (options.qemu || options["qemu-guest"]) {
+      const id = (options["qemu-id"] as string | undefined) ?? "qemu";
+      let launch: { arch: "x86_64" | "aarch64"; args: string[]; machine?: string };
+      if (options["qemu-guest"]) {
+        if (options.qemu) throw new UsageError("give either --qemu -- ARGS or --qemu-guest ARCH, not both");
+        const arch = String(options["qemu-guest"]);
+        if (arch !== "x86_64" && arch !== "aarch64") throw new UsageError(`--qemu-guest must be x86_64 or aarch64, got "${arch}"`);
+        launch = qemuArgsForGuest(resolve(GUESTS, `demo-${arch}.json`));
+      } else {
+        if (rest.length === 0) throw new UsageError("--qemu needs QEMU's arguments after `--`, e.g. --qemu -- -machine q35 -m 256M -kernel guest.bin");
+        const arch = String(options["qemu-arch"] ?? "x86_64");
+        if (arch !== "x86_64" && arch !== "aarch64") throw new UsageError(`--qemu-arch must be x86_64 or aarch64, got "${arch}"`);
+        launch = { arch, args: rest };
+      }
+      const vm = await launchQemuVm({ id, ...launch, onOutput: consoleOf(id), log: (m) => logger.warn(m) });
+      vms.push(vm);
+      describe.push(`"${id}" (${vm.arch}, ${vm.vpCount} VP(s), qemu launched)`);
+    } else if (rest.length) {
+      throw new UsageError(`unexpected argument "${rest[0]}"`);
+    }
+    if (options["qemu-gdb"] || options["qemu-qmp"]) {
+      if (!options["qemu-gdb"] || !options["qemu-qmp"]) throw new UsageError("attaching to QEMU needs both --qemu-gdb and --qemu-qmp");
+      const id = (options["qemu-attach-id"] as string | undefined) ?? "qemu-attached";
+      const vm = await createQemuVm({
+        id,
+        gdb: parseSocketAddress(String(options["qemu-gdb"])),
+        qmp: parseSocketAddress(String(options["qemu-qmp"])),
+        ramFile: options["qemu-ram-file"] as string | undefined,
+        log: (m) => logger.warn(m),
+      });
+      vms.push(vm);
+      describe.push(`"${id}" (${vm.arch}, ${vm.vpCount} VP(s), qemu attached)`);
+    }
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
   const server = createVmmDebugServer({
-    vms: [vm],
+    vms,
     logger,
     leaseMs: integer(options["lease-ms"], "lease-ms", 30_000, 100, 86_400_000),
     maxReadBytes: integer(options["max-read-bytes"], "max-read-bytes", 4 * 1024 * 1024, 1, 64 * 1024 * 1024),
@@ -58,12 +117,12 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   try {
     bound = await server.listen(listen);
   } catch (e) {
-    await vm.close();
+    await closeAll();
     throw e;
   }
   const where = bound.host.includes(":") ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
   process.stdout.write(
-    `vmm-debug: serving VM "${id}" (${image.name}, x86_64, ${vpCount} VPs, emu) on ${where}\n` +
+    `vmm-debug: serving ${describe.join(", ")} on ${where}\n` +
       `  try: npx buf curl --protocol grpc --http2-prior-knowledge --list-services http://${where}\n`,
   );
 
@@ -73,7 +132,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     stopping = true;
     logger.info("shutting down", { signal });
     await server.close();
-    await vm.close();
+    await closeAll();
     process.exit(0);
   };
   process.once("SIGINT", () => void stop("SIGINT"));
