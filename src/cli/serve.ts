@@ -71,7 +71,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
     if (options.qemu || options["qemu-guest"]) {
       const id = (options["qemu-id"] as string | undefined) ?? "qemu";
-      let launch: { arch: "x86_64" | "aarch64"; args: string[]; machine?: string };
+      let launch: { arch: "x86_64" | "aarch64"; args: string[] };
       if (options["qemu-guest"]) {
         if (options.qemu) throw new UsageError("give either --qemu -- ARGS or --qemu-guest ARCH, not both");
         const arch = String(options["qemu-guest"]);

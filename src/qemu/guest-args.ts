@@ -4,14 +4,13 @@ import { dirname, resolve } from "node:path";
 import type { Arch } from "../core";
 
 interface QemuSection {
-  machine: string;
   kernel: string;
   args: string[];
   console: { chardev: string; args: string[] };
 }
 
 /** The arguments that boot `manifestPath`'s guest with its console on QEMU's stdout, and its arch. */
-export function qemuArgsForGuest(manifestPath: string, smp?: number): { arch: Arch; machine: string; args: string[] } {
+export function qemuArgsForGuest(manifestPath: string, smp?: number): { arch: Arch; args: string[] } {
   const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as { arch: Arch; qemu?: QemuSection };
   const q = manifest.qemu;
   if (!q) throw new Error(`${manifestPath} has no qemu section: this guest does not boot on QEMU`);
@@ -23,7 +22,6 @@ export function qemuArgsForGuest(manifestPath: string, smp?: number): { arch: Ar
   }
   return {
     arch: manifest.arch,
-    machine: q.machine,
     args: [
       ...args,
       "-kernel",

@@ -16,7 +16,6 @@ export interface LaunchQemuVmOptions {
   arch: Arch;
   /** QEMU arguments (machine, cpu, -m, -kernel …); our -S, gdbstub, QMP and RAM backend are added. */
   args: readonly string[];
-  machine?: string;
   binary?: string;
   /** Guest RAM in a shared file read directly (default true). */
   sharedMemory?: boolean;
@@ -41,8 +40,6 @@ export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm
       gdb: { path: launched.gdbSocket },
       qmp: { path: launched.qmpSocket },
       ramFile: launched.ramFile,
-      ramBytes: launched.ramBytes,
-      machine: options.machine ?? machineOf(options.args),
       launched,
       startRunning: options.startRunning,
       log: options.log,
@@ -51,12 +48,4 @@ export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm
     await launched.kill();
     throw e;
   }
-}
-
-/** The machine type from -machine/-M ("q35", "virt,gic-version=3" → "virt"). */
-function machineOf(args: readonly string[]): string | undefined {
-  const i = Math.max(args.lastIndexOf("-machine"), args.lastIndexOf("-M"));
-  if (i < 0 || i + 1 >= args.length) return undefined;
-  const first = args[i + 1].split(",")[0];
-  return first.startsWith("type=") ? first.slice(5) : first;
 }

@@ -1,29 +1,76 @@
-// Where a QEMU machine puts guest RAM, and where each RAM range sits in the memory-backend file.
-import type { Arch, MemoryRegion } from "../core";
+// Where QEMU maps guest RAM and devices, read from its own flat view of the system address space
+// (`info mtree -f`), and where each RAM range sits in the RAM backend (the shared file).
+import type { MemoryRegion } from "../core";
 
-/** A guest RAM range and its offset in the RAM backend (the shared file). */
+/** One range of the system address space as QEMU's flat view lists it. */
+export interface FlatRange {
+  start: bigint;
+  /** Exclusive. */
+  end: bigint;
+  /** "ram", "rom", "romd", "i/o" … */
+  kind: string;
+  name: string;
+  /** Offset inside the named memory region (its backing block for RAM). */
+  offset: bigint;
+}
+
+/** A guest RAM range and its offset in the RAM backend. */
 export interface RamRange extends MemoryRegion {
   fileOffset: bigint;
 }
 
-const GIB = 1n << 30n;
+export interface QemuMemoryMap {
+  /** Guest RAM of the machine's main RAM block (the memory backend). */
+  ram: RamRange[];
+  /** Every mapped range (RAM, ROM, MMIO): accesses outside all of them are refused. */
+  mapped: FlatRange[];
+}
+
+const LINE = /^\s*([0-9a-f]{16})-([0-9a-f]{16}) \(prio -?\d+, ([^)]+)\): (\S+)(?: @([0-9a-f]{16}))?/i;
+
+/** Parses the `Root memory region: system` flat view of `info mtree -f`. */
+export function parseFlatView(text: string): FlatRange[] {
+  const lines = text.split(/\r?\n/);
+  const at = lines.findIndex((l) => l.trim() === "Root memory region: system");
+  if (at < 0) throw new Error('QEMU\'s "info mtree -f" has no flat view of the system memory region');
+  const out: FlatRange[] = [];
+  for (const line of lines.slice(at + 1)) {
+    const m = LINE.exec(line);
+    if (!m) {
+      if (line.trim() === "" || /^\S/.test(line)) break; // end of this flat view
+      continue;
+    }
+    out.push({
+      start: BigInt("0x" + m[1]),
+      end: BigInt("0x" + m[2]) + 1n,
+      kind: m[3],
+      name: m[4],
+      offset: m[5] ? BigInt("0x" + m[5]) : 0n,
+    });
+  }
+  if (out.length === 0) throw new Error("QEMU's system flat view lists no ranges");
+  return out;
+}
 
 /**
- * The RAM layout QEMU uses for `ramBytes` of RAM:
- * - aarch64 `virt`: one range at 0x4000_0000.
- * - x86 `q35` (and `pc`): RAM below 4 GiB up to the low-memory limit (2 GiB on q35 once RAM
- *   reaches 2.75 GiB; 3 GiB on pc once it reaches 3.5 GiB), the rest at 4 GiB. The legacy VGA
- *   window and ROM area 0xA0000–0xFFFFF are not RAM for a debugger: they go through the gdbstub.
+ * The machine's guest RAM: the ranges of its largest RAM block (the one backed by the shared
+ * file when there is one), merged where they are contiguous in both spaces.
  */
-export function qemuRamLayout(arch: Arch, ramBytes: number, machine = "q35"): RamRange[] {
-  const ram = BigInt(ramBytes);
-  if (arch === "aarch64") return [{ gpa: 0x4000_0000n, size: ram, name: "ram", fileOffset: 0n }];
-  const isPc = /^pc(-|$)/.test(machine);
-  const lowLimit = isPc ? (ram >= 0xe000_0000n ? 0xc000_0000n : ram) : ram >= 0xb000_0000n ? 0x8000_0000n : ram;
-  const ranges: RamRange[] = [{ gpa: 0n, size: lowLimit < 0xa_0000n ? lowLimit : 0xa_0000n, name: "ram-low", fileOffset: 0n }];
-  if (lowLimit > 0x10_0000n) ranges.push({ gpa: 0x10_0000n, size: lowLimit - 0x10_0000n, name: "ram", fileOffset: 0x10_0000n });
-  if (ram > lowLimit) ranges.push({ gpa: 4n * GIB, size: ram - lowLimit, name: "ram-high", fileOffset: lowLimit });
-  return ranges;
+export function memoryMapOf(flat: readonly FlatRange[]): QemuMemoryMap {
+  const sizes = new Map<string, bigint>();
+  for (const r of flat) if (r.kind === "ram") sizes.set(r.name, (sizes.get(r.name) ?? 0n) + (r.end - r.start));
+  const main = [...sizes].sort((a, b) => (b[1] > a[1] ? 1 : b[1] < a[1] ? -1 : 0))[0]?.[0];
+  const ram: RamRange[] = [];
+  for (const r of flat) {
+    if (r.kind !== "ram" || r.name !== main) continue;
+    const last = ram[ram.length - 1];
+    if (last && last.gpa + last.size === r.start && last.fileOffset + last.size === r.offset) {
+      last.size += r.end - r.start;
+    } else {
+      ram.push({ gpa: r.start, size: r.end - r.start, name: r.name, fileOffset: r.offset });
+    }
+  }
+  return { ram, mapped: [...flat] };
 }
 
 /** Splits [gpa, gpa+length) into pieces that are wholly inside one RAM range or wholly outside RAM. */
@@ -49,4 +96,16 @@ export function splitByRam(
     }
   }
   return out;
+}
+
+/** Whether every byte of [gpa, gpa+length) lies in some mapped range. */
+export function isMapped(mapped: readonly FlatRange[], gpa: bigint, length: number): boolean {
+  let at = gpa;
+  const end = gpa + BigInt(length);
+  for (let guard = 0; at < end && guard < 100_000; guard++) {
+    const r = mapped.find((x) => at >= x.start && at < x.end);
+    if (!r) return false;
+    at = r.end;
+  }
+  return at >= end;
 }

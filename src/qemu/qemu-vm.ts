@@ -28,7 +28,7 @@ import {
 } from "../core";
 import type { StopReply, ThreadId } from "../rsp";
 import type { LaunchedQemu } from "./launch";
-import { type RamRange, qemuRamLayout, splitByRam } from "./memory-map";
+import { type QemuMemoryMap, isMapped, memoryMapOf, parseFlatView, splitByRam } from "./memory-map";
 import { type QmpClient, type QmpEvent, createQmpClient } from "./qmp-client";
 import { AARCH64_SYSREGS, X86_GP_NAMES, X86_SCALARS, aarch64StateFromQemu, currentSpField, x86StateFromQemu } from "./registers";
 import { type BreakpointType as ZType, type RspClient, createRspClient } from "./rsp-client";
@@ -43,10 +43,8 @@ export interface QemuVmOptions {
   qmp: QemuSocketAddress;
   /** The shared RAM backend file, read directly for GPA reads inside RAM. */
   ramFile?: string;
-  /** Guest RAM size; default from QMP query-memory-size-summary. */
-  ramBytes?: number;
-  /** The machine type (for x86's RAM layout); default q35. */
-  machine?: string;
+  /** Read RAM through `ramFile` (default true when there is one); false reads everything through the gdbstub. */
+  fastMemory?: boolean;
   /** The QEMU process, when we launched it: killed by close(). */
   launched?: LaunchedQemu;
   /** Let the VM run once connected (default: run if it was running before we connected, or if we launched it). */
@@ -84,9 +82,8 @@ export async function createQemuVm(options: QemuVmOptions): Promise<QemuVm> {
     if (!arch) throw new Error(`QEMU's target is "${desc.architecture ?? "unknown"}"; only x86-64 and aarch64 are supported`);
     const threads = await rsp.listThreads();
     await rsp.setPhysicalMemoryMode(true);
-    const ramBytes =
-      options.ramBytes ?? Number((await qmp.execute<{ "base-memory": number }>("query-memory-size-summary"))["base-memory"]);
-    const vm = new QemuVm(options, qmp, rsp, arch, threads, qemuRamLayout(arch, ramBytes, options.machine));
+    const map = memoryMapOf(parseFlatView(await qmp.humanMonitorCommand("info mtree -f")));
+    const vm = new QemuVm(options, qmp, rsp, arch, threads, map);
     if (options.startRunning ?? (options.launched !== undefined || status.running)) await vm.resume();
     return vm;
   } catch (e) {
@@ -101,6 +98,8 @@ export class QemuVm implements VmmCore {
   readonly backend = "qemu";
   readonly vpCount: number;
   readonly memoryRegions: readonly MemoryRegion[];
+  /** Whether GPA reads inside RAM use the shared RAM file (when there is one). */
+  fastMemory: boolean;
 
   private state: RunState = "stopped";
   private readonly debug: DebugState[];
@@ -134,13 +133,14 @@ export class QemuVm implements VmmCore {
     private readonly rsp: RspClient,
     readonly arch: Arch,
     private readonly threads: ThreadId[],
-    private readonly ram: RamRange[],
+    private readonly map: QemuMemoryMap,
   ) {
     this.id = options.id;
     this.vpCount = threads.length;
-    this.memoryRegions = ram.map(({ gpa, size, name }) => ({ gpa, size, name }));
+    this.memoryRegions = map.ram.map(({ gpa, size }) => ({ gpa, size, name: "ram" }));
     this.debug = Array.from({ length: this.vpCount }, emptyDebugState);
     if (options.ramFile) this.ramFd = openSync(options.ramFile, "r");
+    this.fastMemory = options.fastMemory ?? true;
     qmp.onEvent("*", (e) => this.onQmpEvent(e));
     qmp.on("closed", () => this.onGoneNow("QEMU's QMP connection closed"));
     rsp.on("close", () => {
@@ -215,14 +215,16 @@ export class QemuVm implements VmmCore {
     this.assertAlive();
     if (address.kind === "gva") this.checkVp(address.vp);
     // Whatever lies inside RAM with a backing file is read without touching the VM.
-    if (address.kind === "gpa" && this.ramFd !== undefined) {
-      const pieces = splitByRam(this.ram, address.gpa, length);
+    if (address.kind === "gpa" && this.fileReads) {
+      const pieces = splitByRam(this.map.ram, address.gpa, length);
       if (pieces.every((p) => p.fileOffset !== undefined)) return this.readFile(pieces);
     }
     return this.withVmPaused(async () => {
+      const pieces = await this.physicalPieces(address, length);
+      for (const p of pieces) this.checkMapped(p.gpa, p.length);
       const out = new Uint8Array(length);
       let o = 0;
-      for (const piece of await this.physicalPieces(address, length)) {
+      for (const piece of pieces) {
         out.set(await this.readPhysical(piece.gpa, piece.length), o);
         o += piece.length;
       }
@@ -237,7 +239,7 @@ export class QemuVm implements VmmCore {
     // pages written, which a write to the backing file would not.
     await this.withVmPaused(async () => {
       const pieces = await this.physicalPieces(address, data.length);
-      for (const p of pieces) this.checkPhysicalWritable(p.gpa, p.length);
+      for (const p of pieces) this.checkMapped(p.gpa, p.length);
       let o = 0;
       for (const p of pieces) {
         await this.rspCall(() => this.rsp.writeMemory(p.gpa, data.subarray(o, o + p.length)), p.gpa, p.length);
@@ -647,9 +649,9 @@ export class QemuVm implements VmmCore {
 
   /** A translation-table entry (u64) at `gpa`, or undefined outside RAM. */
   private async readEntry(gpa: bigint): Promise<bigint | undefined> {
-    const pieces = splitByRam(this.ram, gpa, 8);
+    const pieces = splitByRam(this.map.ram, gpa, 8);
     if (pieces.some((p) => p.fileOffset === undefined)) return undefined;
-    const bytes = this.ramFd !== undefined ? this.readFile(pieces) : await this.rsp.readMemory(gpa, 8);
+    const bytes = this.fileReads ? this.readFile(pieces) : await this.rsp.readMemory(gpa, 8);
     return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   }
 
@@ -676,8 +678,8 @@ export class QemuVm implements VmmCore {
   private async readPhysical(gpa: bigint, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
     let o = 0;
-    for (const p of splitByRam(this.ram, gpa, length)) {
-      if (p.fileOffset !== undefined && this.ramFd !== undefined) out.set(this.readFile([p]), o);
+    for (const p of splitByRam(this.map.ram, gpa, length)) {
+      if (p.fileOffset !== undefined && this.fileReads) out.set(this.readFile([p]), o);
       else out.set(await this.rspCall(() => this.rsp.readMemory(p.gpa, p.length), p.gpa, p.length), o);
       o += p.length;
     }
@@ -700,9 +702,9 @@ export class QemuVm implements VmmCore {
     return out;
   }
 
-  /** Outside RAM, only what QEMU maps (MMIO) can be written; RAM ranges always can. */
-  private checkPhysicalWritable(gpa: bigint, length: number): void {
-    if (gpa < 0n || gpa + BigInt(length) > 1n << 52n) throw errors.gpaUnmapped(gpa, BigInt(length));
+  /** Only what QEMU maps (RAM, ROM, MMIO) can be accessed; anything else is GPA_UNMAPPED. */
+  private checkMapped(gpa: bigint, length: number): void {
+    if (!isMapped(this.map.mapped, gpa, length)) throw errors.gpaUnmapped(gpa, BigInt(length));
   }
 
   /** Runs a gdbstub memory access, mapping QEMU's `E xx` to GPA_UNMAPPED. */
@@ -716,6 +718,10 @@ export class QemuVm implements VmmCore {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  private get fileReads(): boolean {
+    return this.fastMemory && this.ramFd !== undefined;
+  }
 
   private whileStopped<T>(what: string, fn: () => Promise<T>): Promise<T> {
     this.assertAlive();

@@ -1,30 +1,50 @@
-import { qemuRamLayout, splitByRam } from "../../../src/qemu/memory-map";
+import { isMapped, memoryMapOf, parseFlatView, splitByRam } from "../../../src/qemu/memory-map";
 
-const MIB = 1024 * 1024;
+// `info mtree -f` of qemu-system-x86_64 -machine q35 -m 64 with a memory-backend-file named vmmdebug-ram.
+const Q35 = `FlatView #0
+ AS "memory", root: system
+ AS "cpu-memory-0", root: system
+ Root memory region: system
+  0000000000000000-00000000000bffff (prio 0, ram): vmmdebug-ram
+  00000000000c0000-00000000000dffff (prio 1, rom): pc.rom
+  00000000000e0000-00000000000fffff (prio 0, rom): pc.bios @0000000000020000
+  0000000000100000-0000000003ffffff (prio 0, ram): vmmdebug-ram @0000000000100000
+  00000000fd000000-00000000fdffffff (prio 1, ram): vga.vram
+  00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic
+  00000000fffc0000-00000000ffffffff (prio 0, rom): pc.bios
 
-describe("QEMU RAM layout", () => {
-  it("puts aarch64 virt RAM at 1 GiB", () => {
-    expect(qemuRamLayout("aarch64", 128 * MIB)).toEqual([{ gpa: 0x4000_0000n, size: BigInt(128 * MIB), name: "ram", fileOffset: 0n }]);
-  });
+FlatView #1
+ AS "I/O", root: io
+ Root memory region: io
+  0000000000000000-0000000000000007 (prio 0, i/o): dma-chan
+`;
 
-  it("leaves the VGA/ROM hole out of x86 RAM", () => {
-    const r = qemuRamLayout("x86_64", 256 * MIB);
-    expect(r.map((x) => [x.gpa, x.size, x.fileOffset])).toEqual([
-      [0n, 0xa_0000n, 0n],
-      [0x10_0000n, BigInt(256 * MIB) - 0x10_0000n, 0x10_0000n],
+describe("QEMU memory map", () => {
+  const map = memoryMapOf(parseFlatView(Q35));
+
+  it("takes guest RAM from the largest RAM block, with its offsets in the backend", () => {
+    expect(map.ram).toEqual([
+      { gpa: 0n, size: 0xc_0000n, name: "vmmdebug-ram", fileOffset: 0n },
+      { gpa: 0x10_0000n, size: 0x3f0_0000n, name: "vmmdebug-ram", fileOffset: 0x10_0000n },
     ]);
   });
 
-  it("splits q35 RAM above 2.75 GiB at 2 GiB and continues at 4 GiB", () => {
-    const r = qemuRamLayout("x86_64", 3 * 1024 * MIB, "q35");
-    expect(r[2]).toEqual({ gpa: 0x1_0000_0000n, size: 0x4000_0000n, name: "ram-high", fileOffset: 0x8000_0000n });
+  it("reads only the system address space", () => {
+    expect(map.mapped.some((r) => r.name === "dma-chan")).toBe(false);
+    expect(map.mapped.some((r) => r.name === "ioapic")).toBe(true);
   });
 
-  it("splits an access at RAM boundaries and marks the non-RAM part", () => {
-    const r = qemuRamLayout("x86_64", 64 * MIB);
-    expect(splitByRam(r, 0x9_fff0n, 0x20)).toEqual([
-      { gpa: 0x9_fff0n, length: 0x10, fileOffset: 0x9_fff0n },
-      { gpa: 0xa_0000n, length: 0x10 },
+  it("splits an access at RAM boundaries and marks the part outside RAM", () => {
+    expect(splitByRam(map.ram, 0xb_fff0n, 0x20)).toEqual([
+      { gpa: 0xb_fff0n, length: 0x10, fileOffset: 0xb_fff0n },
+      { gpa: 0xc_0000n, length: 0x10 },
     ]);
+  });
+
+  it("knows which addresses nothing is mapped at", () => {
+    expect(isMapped(map.mapped, 0xbfff0n, 0x20)).toBe(true); // RAM then ROM
+    expect(isMapped(map.mapped, 0xfec0_0000n, 16)).toBe(true);
+    expect(isMapped(map.mapped, 0x4000_0000n, 16)).toBe(false);
+    expect(isMapped(map.mapped, 0x3ff_fff8n, 16)).toBe(false); // runs past the end of RAM
   });
 });
