@@ -1,0 +1,58 @@
+// System-test harness: a QEMU VM (launched on a committed guest) behind a real server and SDK.
+import { join } from "node:path";
+import { connect, type VmmDebugClient } from "../../src/client";
+import type { Arch, VmmCore } from "../../src/core";
+import { hasExecutable, launchQemuVm, qemuArgsForGuest, qemuPackage, defaultQemuBinary } from "../../src/qemu";
+import { createVmmDebugServer, silentLogger, type VmmDebugServer } from "../../src/server";
+
+export const manifestPath = (arch: Arch) => join(__dirname, `../../guests/build/demo-${arch}.json`);
+
+export function guestSymbols(arch: Arch): Record<string, { gva: bigint; gpa: bigint }> {
+  const manifest = require(manifestPath(arch)) as { symbols: Record<string, { gva: string; gpa: string }> };
+  return Object.fromEntries(Object.entries(manifest.symbols).map(([k, v]) => [k, { gva: BigInt(v.gva), gpa: BigInt(v.gpa) }]));
+}
+
+/** `describe` when QEMU for `arch` is installed, else `describe.skip` with a warning naming the Debian package. */
+export function describeWithQemu(arch: Arch): jest.Describe {
+  if (hasExecutable(defaultQemuBinary(arch))) return describe;
+  console.warn(`skipping QEMU ${arch} system tests: ${defaultQemuBinary(arch)} not found (install the Debian package ${qemuPackage(arch)})`);
+  return describe.skip;
+}
+
+export interface QemuHarness {
+  vms: VmmCore[];
+  server: VmmDebugServer;
+  client: VmmDebugClient;
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Launches QEMU on the demo guest of `arch` (plus any extra VMs) and serves them on 127.0.0.1:0. */
+export async function startQemuHarness(arch: Arch, options: { id?: string; extraVms?: VmmCore[]; leaseMs?: number } = {}): Promise<QemuHarness> {
+  const { args } = qemuArgsForGuest(manifestPath(arch));
+  const vm = await launchQemuVm({ id: options.id ?? "qemu", arch, args });
+  const vms = [vm, ...(options.extraVms ?? [])];
+  const server = createVmmDebugServer({ vms, logger: silentLogger, leaseMs: options.leaseMs });
+  const { port } = await server.listen("127.0.0.1:0");
+  const address = `127.0.0.1:${port}`;
+  const client = connect(address);
+  // Until the guest counts (it has built its page tables and dropped its identity map).
+  const counter = guestSymbols(arch).counter.gpa;
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    const b = await vm.readMemory({ kind: "gpa", gpa: counter }, 8);
+    if (new DataView(b.buffer).getBigUint64(0, true) > 1000n) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    vms,
+    server,
+    client,
+    address,
+    async close() {
+      client.close();
+      await server.close();
+      await Promise.all(vms.map((v) => v.close()));
+    },
+  };
+}
