@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { connect, type Session } from "../src/client";
 import { createEmuMachine, loadGuestImage } from "../src/emu";
 import { measureFloor, percentile } from "./floor";
+import { benchQemu } from "./qemu";
 
 const MIB = 1024 * 1024;
 const manifest = join(__dirname, "..", "guests", "build", "demo-x86_64.json");
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
     await peer.stop();
   }
   await benchMips();
+  await benchQemu(emit);
 }
 
 main().catch((e) => {
