@@ -98,6 +98,8 @@ export class QemuVm implements VmmCore {
   readonly backend = "qemu";
   readonly vpCount: number;
   readonly memoryRegions: readonly MemoryRegion[];
+  /** The QEMU process, when this VM launched it. */
+  readonly pid: number | undefined;
   /** Whether GPA reads inside RAM use the shared RAM file (when there is one). */
   fastMemory: boolean;
 
@@ -125,7 +127,10 @@ export class QemuVm implements VmmCore {
   /** Serialises stopped-time gdbstub sequences (Hg then g …). */
   private chain: Promise<unknown> = Promise.resolve();
   private pagingCache = new Map<number, PagingRegs>();
+  /** Set when QEMU ended (gone, or powered off and exited). */
   private goneDetail: string | undefined;
+  /** Set when the loss of QEMU was first noticed, before it is settled. */
+  private lossDetail: string | undefined;
 
   constructor(
     private readonly options: QemuVmOptions,
@@ -141,13 +146,11 @@ export class QemuVm implements VmmCore {
     this.debug = Array.from({ length: this.vpCount }, emptyDebugState);
     if (options.ramFile) this.ramFd = openSync(options.ramFile, "r");
     this.fastMemory = options.fastMemory ?? true;
+    this.pid = options.launched?.pid;
     qmp.onEvent("*", (e) => this.onQmpEvent(e));
-    qmp.on("closed", () => this.onGoneNow("QEMU's QMP connection closed"));
-    rsp.on("close", () => {
-      // A power-off ends QEMU: the gdbstub goes with it after the SHUTDOWN event.
-      if (!this.shutdownSeen) this.onGoneNow("QEMU's gdbstub connection closed");
-    });
-    options.launched?.exited.then((code) => this.onGoneNow(`QEMU exited (${code})`));
+    qmp.on("closed", () => this.lose("QEMU's QMP connection closed"));
+    rsp.on("close", () => this.lose("QEMU's gdbstub connection closed"));
+    options.launched?.exited.then((code) => this.lose(`QEMU exited (${code})`));
   }
 
   runState(): RunState {
@@ -268,6 +271,16 @@ export class QemuVm implements VmmCore {
     this.releaseStopWaiters();
   }
 
+  /**
+   * Runs a QEMU human-monitor command (e.g. `x /16xb 0x…`, `info mtree`) on VP `vp`'s CPU and
+   * returns its text. The QMP connection is this VM's own: QEMU serves one QMP client at a time.
+   */
+  async humanMonitorCommand(command: string, vp = 0): Promise<string> {
+    this.assertAlive();
+    this.checkVp(vp);
+    return this.qmp.execute<string>("human-monitor-command", { "command-line": command, "cpu-index": vp });
+  }
+
   // ---------------------------------------------------------------- run loop
 
   private async runLoop(): Promise<void> {
@@ -300,10 +313,7 @@ export class QemuVm implements VmmCore {
       }
     } catch (e) {
       if (this.state === "gone" || this.state === "poweredOff") return;
-      if (this.rsp.isClosed) {
-        if (this.shutdownSeen) return this.stopped({ kind: "powerOff" });
-        return this.onGoneNow(`QEMU's gdbstub connection failed: ${(e as Error).message}`);
-      }
+      if (this.rsp.isClosed) return this.lose(`QEMU's gdbstub connection failed: ${(e as Error).message}`);
       this.options.log?.(`[qemu ${this.id}] run loop error: ${(e as Error).message}`);
       this.stopped({ kind: "break" });
     }
@@ -449,11 +459,32 @@ export class QemuVm implements VmmCore {
     }
   }
 
-  private onGoneNow(detail: string): void {
-    if (this.state === "gone") return;
-    if (this.shutdownSeen && this.state !== "poweredOff") {
-      // The guest powered off and QEMU exited: report it, then the VM is gone for good.
-      this.stopped({ kind: "powerOff" });
+  /**
+   * QEMU went away. Its sockets close in no set order as it exits, so first let QMP deliver what
+   * it still has (a SHUTDOWN event makes this a power-off), then settle: powered off, or gone.
+   */
+  private lose(detail: string): void {
+    if (this.lossDetail !== undefined || this.goneDetail !== undefined) return;
+    this.lossDetail = detail;
+    const qmpDone = this.qmp.isClosed ? Promise.resolve() : new Promise<void>((r) => this.qmp.once("closed", () => r()));
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((r) => (timer = setTimeout(r, 2000)));
+    void Promise.race([qmpDone, waited]).then(() => {
+      clearTimeout(timer);
+      this.settleLoss(detail);
+    });
+  }
+
+  private settleLoss(detail: string): void {
+    if (this.goneDetail !== undefined) return;
+    if (this.shutdownSeen) {
+      // The guest powered off and QEMU exited: the VM stays powered off (memory stays readable
+      // through the RAM file; everything else answers BACKEND_UNAVAILABLE).
+      this.goneDetail = "QEMU exited after the guest powered off";
+      if (this.state !== "poweredOff") this.stopped({ kind: "powerOff" });
+      this.pausedAck?.resolve();
+      this.releasePause?.();
+      return;
     }
     this.goneDetail = detail;
     this.state = "gone";

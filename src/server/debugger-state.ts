@@ -164,7 +164,9 @@ export class DebuggerState {
   break(sessionId: string): Promise<void> {
     return this.mutex.run(async () => {
       this.requireSession(sessionId);
-      if (this.core.runState() === "running") await this.core.halt();
+      const state = this.core.runState();
+      if (state === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
+      if (state === "running") await this.core.halt();
     });
   }
 
