@@ -101,7 +101,8 @@ export function ramSizeFromArgs(args: readonly string[]): number {
 
 /**
  * Runs QEMU under /bin/sh as a guard that watches our pipe: when this process goes away (even
- * by SIGKILL) the pipe closes and the guard kills QEMU. QEMU's own PID comes from -pidfile.
+ * by SIGKILL) the pipe closes and the guard kills QEMU, then removes its sockets and RAM file.
+ * QEMU's own PID comes from -pidfile.
  */
 const GUARD = `
 exec 3<&0
@@ -113,6 +114,8 @@ exec 3<&-
 wait $q
 code=$?
 kill $w 2>/dev/null
+rm -rf "$VMM_DEBUG_DIR"
+[ -z "$VMM_DEBUG_SHM" ] || rm -f "$VMM_DEBUG_SHM"
 exit $code
 `;
 
@@ -143,6 +146,7 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
   ];
   const child: ChildProcess = spawn("/bin/sh", ["-c", GUARD, "qemu-guard", binary, ...ours, ...options.args], {
     stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, VMM_DEBUG_DIR: dir, VMM_DEBUG_SHM: ramFile ?? "" },
   });
   const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")));
   let tail = "";

@@ -1,6 +1,6 @@
 // Launching QEMU: private sockets, shared RAM file, argument refusals, and no orphaned QEMU.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { checkUserArguments, hasExecutable, launchQemu, ramSizeFromArgs } from "../../src/qemu/launch";
 
 const hasQemu = hasExecutable("qemu-system-x86_64");
@@ -84,6 +84,8 @@ describeIfQemu("launchQemu", () => {
         .then((q) => console.log(q.pid));
       setInterval(() => {}, 1000);
     `;
+    const ramFiles = () => new Set(readdirSync("/dev/shm").filter((f) => f.startsWith("vmm-debug-")));
+    const before = ramFiles();
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
     const pid = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("no pid within 20 s")), 20_000);
@@ -93,7 +95,11 @@ describeIfQemu("launchQemu", () => {
       });
     });
     expect(alive(pid)).toBe(true);
+    const created = [...ramFiles()].filter((f) => !before.has(f));
+    expect(created.length).toBeGreaterThan(0);
     child.kill("SIGKILL");
     expect(await waitUntil(() => !alive(pid), 10_000)).toBe(true);
+    // …and its shared RAM file goes with it.
+    expect(await waitUntil(() => created.every((f) => !ramFiles().has(f)), 5_000)).toBe(true);
   });
 });
