@@ -26,7 +26,7 @@ import {
   walkAarch64,
   walkX86,
 } from "../core";
-import type { StopReply, ThreadId } from "../rsp";
+import { type StopReply, type ThreadId, sameThread } from "../rsp";
 import type { LaunchedQemu } from "./launch";
 import { type QemuMemoryMap, isMapped, memoryMapOf, parseFlatView, splitByRam } from "./memory-map";
 import { type QmpClient, type QmpEvent, createQmpClient } from "./qmp-client";
@@ -111,6 +111,10 @@ export class QemuVm implements VmmCore {
   private stopWaiters: (() => void)[] = [];
   private ramFd: number | undefined;
   private lastHit: LastHit | undefined;
+  /** The thread QEMU's `g`/`p` currently read, when known. */
+  private gThread: ThreadId | undefined;
+  /** A VP's `g` block right after its last single step (compared with the next step's). */
+  private lastG: { vp: number; text: string } | undefined;
   /** Set by halt(); the run loop reports Break at its next stop. */
   private breakRequested = false;
   /** A QMP event that stopped the VM on purpose: reported instead of Break. */
@@ -301,11 +305,13 @@ export class QemuVm implements VmmCore {
           if (again) return this.stopped(again);
           await this.pauseCheckpoint();
           this.inContinue = true;
+          this.lastG = undefined;
           try {
             reply = await this.rsp.continue();
           } finally {
             this.inContinue = false;
           }
+          this.noteStop(reply);
         }
         const outcome = await this.classify(reply, stepVp >= 0 ? stepVp : undefined);
         if (outcome === "continue") continue;
@@ -327,32 +333,62 @@ export class QemuVm implements VmmCore {
     return undefined;
   }
 
-  /** Single-steps one VP, stepping past its own execute breakpoint, retrying QEMU's x86 no-op steps. */
+  /**
+   * Single-steps one VP, stepping past its own execute breakpoint, retrying QEMU's x86 no-op
+   * steps. In a run of steps this costs the step and one `g` (kept to compare with the next).
+   */
   private async stepOnce(vp: number): Promise<StopReply> {
     const thread = this.threads[vp];
-    await this.rsp.setThread("g", thread);
-    const pc = await this.readPc(vp);
-    // Lift an execute breakpoint at the PC, and on aarch64 the watchpoints that stopped this VP
-    // before its access: either would stop the step again without progress.
     const hit = this.lastHit;
     this.lastHit = undefined;
-    const liftData = hit?.kind === "watch" && hit.vp === vp && hit.pc === pc;
-    const lifted = [...this.inserted.values()].filter((i) => (i.type === 1 && i.address === pc) || (liftData && i.type !== 1));
+    let lifted: Inserted[] = [];
+    if (hit || [...this.inserted.values()].some((i) => i.type === 1)) {
+      await this.selectThread(vp);
+      const pc = await this.readPc(vp);
+      // Lift an execute breakpoint at the PC, and on aarch64 the watchpoints that stopped this VP
+      // before its access: either would stop the step again without progress.
+      const liftData = hit?.kind === "watch" && hit.vp === vp && hit.pc === pc;
+      lifted = [...this.inserted.values()].filter((i) => (i.type === 1 && i.address === pc) || (liftData && i.type !== 1));
+    }
     for (const i of lifted) await this.rsp.removeBreakpoint(i.type, i.address, i.kind);
     try {
-      let before = this.arch === "x86_64" ? await this.rsp.requestText("g") : "";
+      const x86 = this.arch === "x86_64";
+      let before = !x86 ? "" : this.lastG?.vp === vp ? this.lastG.text : await this.readG(vp);
+      this.lastG = undefined;
       for (let attempt = 0; ; attempt++) {
-        const result = await this.rsp.step(thread, { timeoutMs: STEP_FOREVER_MS });
-        if (this.arch !== "x86_64" || result.stop.kind !== "signal" || result.stop.signal !== 5 || attempt >= 2) return result.stop;
+        const stop = (await this.rsp.step(thread, { timeoutMs: STEP_FOREVER_MS })).stop;
+        this.noteStop(stop);
+        if (!x86 || stop.kind !== "signal" || stop.signal !== 5) return stop;
         // QEMU occasionally reports an x86 step that did nothing at all: step again.
-        await this.rsp.setThread("g", thread);
-        const after = await this.rsp.requestText("g");
-        if (after !== before) return result.stop;
+        const after = await this.readG(vp);
+        if (after !== before || attempt >= 2) {
+          this.lastG = { vp, text: after };
+          return stop;
+        }
         before = after;
       }
     } finally {
       for (const i of lifted) await this.rsp.insertBreakpoint(i.type, i.address, i.kind);
     }
+  }
+
+  /** The raw `g` register block of a VP. */
+  private async readG(vp: number): Promise<string> {
+    await this.selectThread(vp);
+    return this.rsp.requestText("g");
+  }
+
+  /** Points `g`/`p`/`P` at a VP's thread (`Hg`), unless QEMU already points there. */
+  private async selectThread(vp: number): Promise<void> {
+    const thread = this.threads[vp];
+    if (this.gThread && sameThread(this.gThread, thread)) return;
+    await this.rsp.setThread("g", thread);
+    this.gThread = thread;
+  }
+
+  /** After a stop QEMU points `g` at the thread that stopped. */
+  private noteStop(stop: StopReply): void {
+    this.gThread = stop.kind === "signal" ? stop.thread : undefined;
   }
 
   /**
@@ -364,13 +400,14 @@ export class QemuVm implements VmmCore {
     this.lastHit = undefined;
     if (!hit) return;
     const thread = this.threads[hit.vp];
-    await this.rsp.setThread("g", thread);
+    await this.selectThread(hit.vp);
     if ((await this.readPc(hit.vp)) !== hit.pc) return; // the debugger moved it: nothing to step over
     const lifted = [...this.inserted.values()].filter((i) => (hit.kind === "exec" ? i.type === 1 && i.address === hit.pc : i.type !== 1));
     if (lifted.length === 0) return;
     for (const i of lifted) await this.rsp.removeBreakpoint(i.type, i.address, i.kind);
     try {
       const result = await this.rsp.step(thread, { timeoutMs: STEP_FOREVER_MS });
+      this.noteStop(result.stop);
       if (result.stop.kind !== "signal") throw new Error("QEMU ended while stepping over a breakpoint");
     } finally {
       for (const i of lifted) await this.rsp.insertBreakpoint(i.type, i.address, i.kind);
@@ -389,7 +426,7 @@ export class QemuVm implements VmmCore {
         const breakpoint = this.debug[vp].breakpoints.find(
           (b) => b && b.type !== BreakpointType.Execute && reason.address >= b.address && reason.address < b.address + BigInt(breakpointLength(b.size)),
         );
-        await this.rsp.setThread("g", this.threads[vp]);
+        await this.selectThread(vp);
         const pc = await this.readPc(vp);
         // aarch64 stops before the access: the next run must step over it.
         if (this.arch === "aarch64") this.lastHit = { vp, kind: "watch", pc };
@@ -397,7 +434,7 @@ export class QemuVm implements VmmCore {
         return steppedVp !== undefined ? { kind: "singleStep", vp } : "continue"; // another VP's watchpoint
       }
       if (steppedVp !== undefined) return { kind: "singleStep", vp: steppedVp };
-      await this.rsp.setThread("g", this.threads[vp]);
+      await this.selectThread(vp);
       const pc = await this.readPc(vp);
       const breakpoint = this.debug[vp].breakpoints.find((b) => b && b.type === BreakpointType.Execute && b.address === pc);
       if (breakpoint) {
@@ -559,7 +596,7 @@ export class QemuVm implements VmmCore {
   }
 
   private async readVpState(vp: number): Promise<DebuggerVpState> {
-    await this.rsp.setThread("g", this.threads[vp]);
+    await this.selectThread(vp);
     const regs = await this.rsp.readRegisters();
     if (this.arch === "x86_64") {
       for (const name of ["fs_base", "gs_base", "k_gs_base", "cr0", "cr2", "cr3", "cr4", "cr8", "efer"]) {
@@ -621,7 +658,8 @@ export class QemuVm implements VmmCore {
       );
     }
     this.pagingCache.delete(vp);
-    await this.rsp.setThread("g", this.threads[vp]);
+    this.lastG = undefined;
+    await this.selectThread(vp);
     const notApplied: string[] = [];
     for (const [name, value, field] of writes) {
       const check = await this.rsp.writeRegisterVerified(name, value, name === "cr8" ? 0xfn : undefined);
@@ -689,7 +727,7 @@ export class QemuVm implements VmmCore {
   private async pagingRegs(vp: number): Promise<PagingRegs> {
     const cached = this.pagingCache.get(vp);
     if (cached) return cached;
-    await this.rsp.setThread("g", this.threads[vp]);
+    await this.selectThread(vp);
     const read = (name: string) => this.rsp.readRegister(name);
     const regs: PagingRegs =
       this.arch === "x86_64"
