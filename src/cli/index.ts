@@ -1,3 +1,3 @@
 // The command-line interface.
-export { runCli } from "./main";
+export { main, runCli } from "./main";
 export { serve } from "./serve";

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `vmm-debug` command: subcommand dispatch.
+// The `vmm-debug` command: subcommand dispatch, and exit codes (2 for usage errors, 1 otherwise).
 import { UsageError } from "./args";
 import { serve } from "./serve";
 
@@ -16,9 +16,12 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   await run(rest);
 }
 
-if (require.main === module) {
-  runCli(process.argv.slice(2)).catch((e: unknown) => {
+/** Runs the CLI; on failure prints the message and exits (2 for a usage error, 1 for anything else). */
+export function main(argv: readonly string[]): void {
+  runCli(argv).catch((e: unknown) => {
     process.stderr.write(`vmm-debug: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(e instanceof UsageError ? 2 : 1);
   });
 }
+
+if (require.main === module) main(process.argv.slice(2));
