@@ -101,11 +101,10 @@ async function benchStream(address: string, streamFloor: number): Promise<void> 
 }
 
 async function benchRun(session: Session): Promise<void> {
-  // Single steps: single-step stays armed on VP 0, one Resume per step.
-  await session.setDebugState(0, { singleStep: true, breakpoints: [null, null, null, null] });
-  const steps = await rate(3, 20_000, () => session.resume());
+  // Single steps through the SDK: session.step() keeps single-step on between steps, so each
+  // step is one Resume.
+  const steps = await rate(3, 20_000, () => session.step(0));
   emit("single_steps_per_s", steps, "steps/s");
-  await session.setDebugState(0, { singleStep: false, breakpoints: [null, null, null, null] });
 
   // Hardware breakpoint hits: an execute breakpoint on `tick`, one Resume per hit.
   await session.setBreakpoint(0, image.symbols.tick.gva, 0);

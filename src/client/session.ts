@@ -18,6 +18,8 @@ const SLOT_COUNT = 4;
 export class Session {
   /** The debug state this session last set on each VP (slots are chosen from it). */
   private readonly debugStates = new Map<number, DebugState>();
+  /** VPs on which step() left single-step on in the server. */
+  private readonly stepArmed = new Set<number>();
 
   /** Use VmmDebugClient.attach(). */
   constructor(
@@ -36,8 +38,22 @@ export class Session {
 
   /** Runs the VM and answers the next stop (at once if a stop is still unreported). */
   async resume(opts: CallOptions = {}): Promise<DebugStopReason> {
+    await this.disarmSteps(undefined, opts);
+    return this.rawResume(opts);
+  }
+
+  private async rawResume(opts: CallOptions): Promise<DebugStopReason> {
     const res = await this.rpc.resume({ vm: this.vm, sessionId: this.id }, opts);
     return stopReasonFromWire(res.reason);
+  }
+
+  /** Turns single-step off again on the VPs step() left it on for (all but `keep`). */
+  private async disarmSteps(keep: number | undefined, opts: CallOptions): Promise<void> {
+    for (const vp of [...this.stepArmed]) {
+      if (vp === keep) continue;
+      await this.rpc.setDebugState({ vm: this.vm, sessionId: this.id, vp, state: debugStateToWire(this.debugState(vp)) }, opts);
+      this.stepArmed.delete(vp);
+    }
   }
 
   /** Stops the VM; the pending (or next) resume() answers `break`. */
@@ -46,22 +62,19 @@ export class Session {
   }
 
   /**
-   * Single-steps one VP: turns single-step on (keeping its slots), resumes, turns it off again,
-   * and returns the stop (normally `{ kind: "singleStep", vp }`). The VM must be stopped.
+   * Single-steps one VP and returns the stop (normally `{ kind: "singleStep", vp }`); the VM must
+   * be stopped. Single-step stays on in the server between consecutive steps of the same VP, so a
+   * run of steps costs one Resume each; resume(), setDebugState() and detach() turn it off again.
+   * debugState() always shows the state you set, without the stepping.
    */
   async step(vp: number, opts: CallOptions = {}): Promise<DebugStopReason> {
-    const before = this.debugState(vp);
-    await this.setDebugState(vp, { ...before, singleStep: true }, opts);
-    let stop: DebugStopReason;
-    try {
-      stop = await this.resume(opts);
-    } catch (e) {
-      // The VM may still be running (e.g. a cancelled resume): single-step stays on until the next stop.
-      await this.setDebugState(vp, { ...before, singleStep: false }, opts).catch(() => undefined);
-      throw e;
+    await this.disarmSteps(vp, opts);
+    if (!this.stepArmed.has(vp)) {
+      const state = this.debugState(vp);
+      await this.rpc.setDebugState({ vm: this.vm, sessionId: this.id, vp, state: debugStateToWire({ ...state, singleStep: true }) }, opts);
+      this.stepArmed.add(vp);
     }
-    await this.setDebugState(vp, { ...before, singleStep: false }, opts);
-    return stop;
+    return this.rawResume(opts);
   }
 
   /**
@@ -90,6 +103,7 @@ export class Session {
   /** Replaces one VP's single-step flag and slots. The VM must be stopped. */
   async setDebugState(vp: number, state: DebugState, opts: CallOptions = {}): Promise<void> {
     await this.rpc.setDebugState({ vm: this.vm, sessionId: this.id, vp, state: debugStateToWire(state) }, opts);
+    this.stepArmed.delete(vp);
     const breakpoints = Array.from({ length: SLOT_COUNT }, (_, i) => state.breakpoints[i] ?? null);
     this.debugStates.set(vp, { singleStep: state.singleStep, breakpoints });
   }
@@ -126,6 +140,7 @@ export class Session {
   async detach(opts: CallOptions = {}): Promise<void> {
     await this.rpc.detach({ vm: this.vm, sessionId: this.id }, opts);
     this.debugStates.clear();
+    this.stepArmed.clear();
   }
 
   private async arm(vp: number, bp: HardwareBreakpoint, slot: number | undefined, opts: CallOptions): Promise<number> {
