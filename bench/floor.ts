@@ -55,8 +55,13 @@ export interface FloorFigures {
 }
 
 /** Measures the bare grpc-js unary echo (~200-byte message) and a 1 MiB-buffer server stream. */
-export async function measureFloor(address: string, echoCalls: number, streamMib: number): Promise<FloorFigures> {
-  const client = new FloorClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+export async function measureFloor(
+  address: string,
+  echoCalls: number,
+  streamMib: number,
+  channelOptions: grpc.ChannelOptions = {},
+): Promise<FloorFigures> {
+  const client = new FloorClient(address, grpc.credentials.createInsecure(), channelOptions) as unknown as grpc.Client & {
     Echo(req: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
     Stream(req: Buffer): grpc.ClientReadableStream<Buffer>;
   };

@@ -84,7 +84,7 @@ async function benchServer(address: string, echoP50: number): Promise<void> {
   }
 }
 
-async function benchStream(address: string, streamFloor: number): Promise<void> {
+async function benchStream(address: string, streamFloor: number, wideFloor: number): Promise<void> {
   const client = connect(address);
   try {
     await client.readMemoryStream("demo", { gpa: 0n }, 16 * MIB); // warm-up
@@ -94,6 +94,7 @@ async function benchStream(address: string, streamFloor: number): Promise<void> 
     emit("read_memory_stream_256mib_mibps", mibps, "MiB/s", {
       vs_stream_floor: Number((mibps / streamFloor).toFixed(2)),
       target_min_ratio: 0.8,
+      vs_same_window_floor: Number((mibps / wideFloor).toFixed(2)),
     });
   } finally {
     client.close();
@@ -137,10 +138,13 @@ async function main(): Promise<void> {
     emit("grpc_echo_rtt_p50_us", floor.echoP50Us, "us");
     emit("grpc_echo_rtt_p99_us", floor.echoP99Us, "us");
     emit("grpc_stream_mibps", floor.streamMibps, "MiB/s");
+    // The SDK opens an 8 MiB HTTP/2 receive window; the same bare stream with that window:
+    const wide = await measureFloor(peer.floor, 10, 256, { "grpc-node.flow_control_window": 8 * MIB });
+    emit("grpc_stream_8mib_window_mibps", wide.streamMibps, "MiB/s");
     const runTarget = (0.7 * 1e6) / floor.echoP50Us;
     emit("run_control_target_per_s", runTarget, "ops/s", { rule: "0.7 x (1 s / echo p50)" });
     await benchServer(peer.vmm, floor.echoP50Us);
-    await benchStream(peer.vmm, floor.streamMibps);
+    await benchStream(peer.vmm, floor.streamMibps, wide.streamMibps);
   } finally {
     await peer.stop();
   }
