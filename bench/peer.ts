@@ -17,6 +17,15 @@ async function main(): Promise<void> {
     image: loadGuestImage(join(__dirname, "..", "guests", "build", "demo-x86_64.json")),
     vpCount: 2,
   });
+  // Let the guest boot into its loop, then stop it: a running guest would take one of the two
+  // cores from every figure, the transport floor included.
+  const counter = loadGuestImage(join(__dirname, "..", "guests", "build", "demo-x86_64.json")).symbols.counter.gpa;
+  for (let i = 0; i < 200; i++) {
+    const b = await vm.readMemory({ kind: "gpa", gpa: counter }, 8);
+    if (new DataView(b.buffer).getBigUint64(0, true) > 1000n) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await vm.halt();
   const server = createVmmDebugServer({ vms: [vm], logger: silentLogger });
   const { port } = await server.listen("127.0.0.1:0");
   process.stdout.write(JSON.stringify({ floor: `127.0.0.1:${floorPort}`, vmm: `127.0.0.1:${port}` }) + "\n");
