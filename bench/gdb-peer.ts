@@ -2,12 +2,11 @@
 // a free loopback TCP port, and one batch-mode gdb against it. The timings come from gdb itself:
 // Python's time.perf_counter() read just before and just after the one command being measured,
 // so gdb's start-up, the connection and the target-description download are not counted.
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hasExecutable, qemuArgsForGuest } from "../src/qemu";
+import { hasExecutable, launchQemu, qemuArgsForGuest } from "../src/qemu";
 
 /** gdb, or gdb-multiarch when that is what is installed. */
 export function gdbExecutable(): string | undefined {
@@ -37,35 +36,6 @@ export interface GdbPeerOptions {
   timeoutMs: number;
 }
 
-/**
- * Runs `/bin/sh` as a guard over QEMU, as src/qemu/launch.ts does: when this process goes away
- * (even by SIGKILL) our pipe closes and the guard kills QEMU. QEMU's own PID comes from -pidfile.
- */
-const GUARD = `
-exec 3<&0
-"$@" </dev/null 3<&- &
-q=$!
-( cat <&3 >/dev/null; kill $q 2>/dev/null ) &
-w=$!
-exec 3<&-
-wait $q
-code=$?
-kill $w 2>/dev/null
-exit $code
-`;
-
-/** A free TCP port on 127.0.0.1 (bound and released; QEMU binds it next). */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function killPid(pid: number | undefined, signal: NodeJS.Signals): void {
   if (!pid) return;
   try {
@@ -81,60 +51,34 @@ interface PeerQemu {
   stop(): Promise<void>;
 }
 
-/** Starts QEMU with the guest and `-gdb tcp:127.0.0.1:PORT`; resolves once the guest has printed its banner. */
+/** Starts QEMU with the guest and its gdbstub on a free loopback TCP port; resolves once the guest has booted. */
 async function startPeerQemu(manifest: string, deadline: number): Promise<PeerQemu> {
   const { arch, args } = qemuArgsForGuest(manifest);
   if (arch !== "x86_64") throw new Error(`${manifest} is not an x86-64 guest`);
-  const dir = mkdtempSync(join(tmpdir(), "vmm-debug-bench-gdb-"));
-  const pidFile = join(dir, "qemu.pid");
-  const port = await freeLoopbackPort();
-  const child: ChildProcess = spawn(
-    "/bin/sh",
-    ["-c", GUARD, "qemu-guard", "qemu-system-x86_64", "-gdb", `tcp:127.0.0.1:${port}`, "-pidfile", pidFile, ...args],
-    { stdio: ["pipe", "pipe", "pipe"] },
-  );
-  let exitCode: number | string | undefined;
-  const exited = new Promise<void>((resolve) =>
-    child.once("exit", (code, signal) => {
-      exitCode = code ?? signal ?? "unknown";
-      resolve();
-    }),
-  );
-  let output = "";
   let booted = false;
-  for (const stream of [child.stdout!, child.stderr!]) {
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => {
-      if (booted) return;
-      output = (output + chunk).slice(-4000);
-      if (output.includes("running on vp")) booted = true;
-    });
-  }
-  let qemuPid: number | undefined;
-  const stop = async () => {
-    if (exitCode === undefined) {
-      qemuPid ??= existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) || undefined : undefined;
-      if (qemuPid) killPid(qemuPid, "SIGTERM");
-      else child.stdin!.end(); // the guard kills QEMU when its stdin closes
-      const timer = setTimeout(() => {
-        killPid(qemuPid, "SIGKILL");
-        killPid(child.pid, "SIGKILL");
-      }, 2000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
+  let output = "";
+  const qemu = await launchQemu({
+    arch,
+    args,
+    paused: false,
+    sharedMemory: false,
+    gdbTcp: { host: "127.0.0.1", port: 0 },
+    onOutput: (line) => {
+      output = (output + line + "\n").slice(-4000);
+      if (line.includes("running on vp")) booted = true;
+    },
+  });
+  let exited = false;
+  void qemu.exited.then(() => (exited = true));
   try {
-    while (!booted || !existsSync(pidFile)) {
-      if (exitCode !== undefined) throw new Error(`the gdb peer's QEMU exited (${exitCode}) before the guest booted:\n${output.trim()}`);
+    while (!booted) {
+      if (exited) throw new Error(`the gdb peer's QEMU exited before the guest booted:\n${output.trim()}`);
       if (Date.now() > deadline) throw new Error(`the gdb peer's QEMU did not boot the guest in time:\n${output.trim()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
-    qemuPid = Number(readFileSync(pidFile, "utf8").trim()) || undefined;
-    return { port, stop };
+    return { port: (qemu.gdb as { port: number }).port, stop: () => qemu.kill() };
   } catch (e) {
-    await stop();
+    await qemu.kill();
     throw e;
   }
 }

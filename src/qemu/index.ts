@@ -37,7 +37,7 @@ export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm
   try {
     return await createQemuVm({
       id: options.id,
-      gdb: { path: launched.gdbSocket },
+      gdb: launched.gdb,
       qmp: { path: launched.qmpSocket },
       ramFile: launched.ramFile,
       launched,

@@ -4,7 +4,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import type { Arch } from "../core";
+import type { QemuSocketAddress } from "./rsp-socket";
 
 export interface QemuLaunchOptions {
   arch: Arch;
@@ -16,11 +18,19 @@ export interface QemuLaunchOptions {
   sharedMemory?: boolean;
   /** Guest console output (QEMU's stdout and stderr), line by line. */
   onOutput?: (line: string) => void;
+  /**
+   * Where the gdbstub listens: a private unix socket (default), or a loopback TCP port for a
+   * client such as gdb itself (port 0 picks a free one).
+   */
+  gdbTcp?: { host: "127.0.0.1" | "::1"; port: number };
+  /** Start with the VM stopped (-S, default true), or let it run at once. */
+  paused?: boolean;
 }
 
 export interface LaunchedQemu {
   readonly pid: number;
-  readonly gdbSocket: string;
+  /** The gdbstub: the private unix socket, or the loopback TCP endpoint asked for. */
+  readonly gdb: QemuSocketAddress;
   readonly qmpSocket: string;
   /** The shared RAM file, when sharedMemory is on. */
   readonly ramFile?: string;
@@ -132,10 +142,14 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
   const pidFile = join(dir, "qemu.pid");
   const shared = (options.sharedMemory ?? true) && !options.args.some((a) => /memory-backend/.test(a));
   const ramFile = shared ? join("/dev/shm", `vmm-debug-${process.pid}-${dir.slice(-6)}`) : undefined;
+  const gdb: QemuSocketAddress = options.gdbTcp
+    ? { host: options.gdbTcp.host, port: options.gdbTcp.port || (await freeLoopbackPort(options.gdbTcp.host)) }
+    : { path: gdbSocket };
+  const gdbHost = "host" in gdb && gdb.host.includes(":") ? `[${gdb.host}]` : "host" in gdb ? gdb.host : "";
   const ours = [
-    "-S",
+    ...(options.paused ?? true ? ["-S"] : []),
     "-gdb",
-    `unix:${gdbSocket},server=on,wait=off`,
+    "path" in gdb ? `unix:${gdb.path},server=on,wait=off` : `tcp:${gdbHost}:${gdb.port}`,
     "-qmp",
     `unix:${qmpSocket},server=on,wait=off`,
     "-pidfile",
@@ -173,7 +187,7 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
   const deadline = Date.now() + 15_000;
   let exitCode: number | string | undefined;
   void exited.then((c) => (exitCode = c));
-  while (!(existsSync(pidFile) && existsSync(gdbSocket) && existsSync(qmpSocket))) {
+  while (!(existsSync(pidFile) && ("host" in gdb || existsSync(gdbSocket)) && existsSync(qmpSocket))) {
     if (exitCode !== undefined) {
       throw new QemuArgumentError(`QEMU exited (${exitCode}) before it was ready:\n${tail.trim()}`);
     }
@@ -187,7 +201,7 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
 
   return {
     pid,
-    gdbSocket,
+    gdb,
     qmpSocket,
     ramFile,
     ramBytes,
@@ -210,4 +224,16 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
       clearTimeout(timer);
     },
   };
+}
+
+/** A free TCP port on a loopback address (bound and released; QEMU binds it next). */
+function freeLoopbackPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -85,7 +85,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
       });
 
       it("reads identical bytes through the shared RAM file and through the gdbstub", async () => {
-        vm = await createQemuVm({ id: "a", gdb: { path: launched.gdbSocket }, qmp: { path: launched.qmpSocket }, ramFile: launched.ramFile, startRunning: true });
+        vm = await createQemuVm({ id: "a", gdb: launched.gdb, qmp: { path: launched.qmpSocket }, ramFile: launched.ramFile, startRunning: true });
         await new Promise((r) => setTimeout(r, 300));
         await vm.halt();
         const ram = vm.memoryRegions[vm.memoryRegions.length - 1];
@@ -119,7 +119,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
         await new Promise((r) => setTimeout(r, 200));
         expect(readRamFile(launched, sym.counter.gpa)).toBeGreaterThan(c0);
 
-        vm = await createQemuVm({ id: "again", gdb: { path: launched.gdbSocket }, qmp: { path: launched.qmpSocket }, ramFile: launched.ramFile });
+        vm = await createQemuVm({ id: "again", gdb: launched.gdb, qmp: { path: launched.qmpSocket }, ramFile: launched.ramFile });
         expect(vm.runState()).toBe("running"); // it was running, so it runs on
         const server = createVmmDebugServer({ vms: [vm], logger: silentLogger });
         const { port } = await server.listen("127.0.0.1:0");

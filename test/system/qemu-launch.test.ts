@@ -63,7 +63,7 @@ describeIfQemu("launchQemu", () => {
     const q = await launchQemu({ arch: "x86_64", args: ["-machine", "q35", "-m", "32", "-display", "none", "-nodefaults"] });
     try {
       expect(alive(q.pid)).toBe(true);
-      expect(existsSync(q.gdbSocket)).toBe(true);
+      expect("path" in q.gdb && existsSync(q.gdb.path)).toBe(true);
       expect(existsSync(q.qmpSocket)).toBe(true);
       expect(q.ramFile && existsSync(q.ramFile)).toBe(true);
       expect(q.ramBytes).toBe(32 << 20);
