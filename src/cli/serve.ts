@@ -1,4 +1,5 @@
 // `vmm-debug serve`: boot a guest on the embedded machine and serve it over gRPC.
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { VmmCore } from "../core";
 import { createEmuMachine, loadGuestImage } from "../emu";
@@ -7,7 +8,8 @@ import { createJsonLogger, createVmmDebugServer } from "../server";
 import { type OptionSpec, UsageError, parseArgs, usage } from "./args";
 
 const DEFAULT_LISTEN = "127.0.0.1:50051";
-const GUESTS = resolve(__dirname, "..", "..", "guests", "build");
+/** The committed guest images: guests/build at the package root (above src/cli, or dist/src/cli when built). */
+const GUESTS = [resolve(__dirname, "../../guests/build"), resolve(__dirname, "../../../guests/build")].find((d) => existsSync(d)) ?? resolve(__dirname, "../../guests/build");
 const DEFAULT_IMAGE = resolve(GUESTS, "demo-x86_64.json");
 
 const SPEC: Record<string, OptionSpec> = {
