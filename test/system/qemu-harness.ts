@@ -28,20 +28,23 @@ export interface QemuHarness {
 }
 
 /** Launches QEMU on the demo guest of `arch` (plus any extra VMs) and serves them on 127.0.0.1:0. */
-export async function startQemuHarness(arch: Arch, options: { id?: string; extraVms?: VmmCore[]; leaseMs?: number } = {}): Promise<QemuHarness> {
-  const { args } = qemuArgsForGuest(manifestPath(arch));
+export async function startQemuHarness(
+  arch: Arch,
+  options: { id?: string; extraVms?: VmmCore[]; leaseMs?: number; smp?: number } = {},
+): Promise<QemuHarness> {
+  const { args } = qemuArgsForGuest(manifestPath(arch), options.smp);
   const vm = await launchQemuVm({ id: options.id ?? "qemu", arch, args });
   const vms = [vm, ...(options.extraVms ?? [])];
   const server = createVmmDebugServer({ vms, logger: silentLogger, leaseMs: options.leaseMs });
   const { port } = await server.listen("127.0.0.1:0");
   const address = `127.0.0.1:${port}`;
   const client = connect(address);
-  // Until the guest counts (it has built its page tables and dropped its identity map).
-  const counter = guestSymbols(arch).counter.gpa;
+  // Until every VP counts (the guest has built its page tables and dropped its identity map).
+  const counters = [guestSymbols(arch).counter.gpa, guestSymbols(arch).counter_vp1.gpa].slice(0, vm.vpCount);
   const end = Date.now() + 20_000;
   while (Date.now() < end) {
-    const b = await vm.readMemory({ kind: "gpa", gpa: counter }, 8);
-    if (new DataView(b.buffer).getBigUint64(0, true) > 1000n) break;
+    const values = await Promise.all(counters.map(async (gpa) => ((b) => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true))(await vm.readMemory({ kind: "gpa", gpa }, 8))));
+    if (values.every((v) => v > 1000n)) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   return {
