@@ -77,6 +77,7 @@ export class DebuggerState {
   attach(holder: string): Promise<{ sessionId: string; leaseMs: number }> {
     return this.mutex.run(async () => {
       this.assertOpen();
+      if (this.core.runState() === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
       const live = this.session;
       if (live) {
         const attachedAt = new Date(live.attachedAtMs).toISOString();

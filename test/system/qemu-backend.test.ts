@@ -235,6 +235,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
           expect((await h.client.getVm("qemu")).runState).toBe("gone");
           await expectError(h.client.readMemory("qemu", { gpa: sym.counter.gpa }, 8), Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");
           await expectError(session.break(), Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");
+          await expectError(h.client.attach("qemu"), Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");
           // The embedded VM in the same server is unaffected.
           const other = await h.client.attach("emu");
           await other.break();
