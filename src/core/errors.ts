@@ -122,3 +122,8 @@ export const errors = {
 export function hex(value: bigint): string {
   return "0x" + value.toString(16);
 }
+
+/** Throws VP_OUT_OF_RANGE unless `vp` is a VP index of a VM with `vpCount` VPs. */
+export function checkVp(vp: number, vpCount: number): void {
+  if (!Number.isInteger(vp) || vp < 0 || vp >= vpCount) throw errors.vpOutOfRange(vp, vpCount);
+}

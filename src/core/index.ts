@@ -13,7 +13,7 @@ export type {
   X86VpState,
 } from "./types";
 export { BreakpointSize, BreakpointType, SLOT_COUNT, breakpointLength, emptyDebugState } from "./types";
-export { Code, ERROR_DOMAIN, VmmError, errors, hex } from "./errors";
+export { Code, ERROR_DOMAIN, VmmError, checkVp, errors, hex } from "./errors";
 export type { Reason } from "./errors";
 export type { GoneListener, StopListener, VmmCore } from "./vmm-core";
 export { validateDebugState } from "./debug-state";

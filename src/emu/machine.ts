@@ -14,6 +14,7 @@ import {
   Code,
   VmmError,
   breakpointLength,
+  checkVp,
   emptyDebugState,
   errors,
   translateRange,
@@ -309,7 +310,7 @@ export class EmuMachine implements VmmCore {
   }
 
   private checkVp(vp: number): void {
-    if (!Number.isInteger(vp) || vp < 0 || vp >= this.vpCount) throw errors.vpOutOfRange(vp, this.vpCount);
+    checkVp(vp, this.vpCount);
   }
 
   private assertAlive(): void {

@@ -19,6 +19,7 @@ import {
   Code,
   VmmError,
   breakpointLength,
+  checkVp,
   emptyDebugState,
   errors,
   hex,
@@ -346,13 +347,9 @@ export class QemuVm implements VmmCore {
     if (hit || [...this.inserted.values()].some((i) => i.type === 1)) {
       await this.selectThread(vp);
       const pc = await this.readPc(vp);
-      // Lift an execute breakpoint at the PC, and on aarch64 the watchpoints that stopped this VP
-      // before its access: either would stop the step again without progress.
-      const liftData = hit?.kind === "watch" && hit.vp === vp && hit.pc === pc;
-      lifted = [...this.inserted.values()].filter((i) => (i.type === 1 && i.address === pc) || (liftData && i.type !== 1));
+      lifted = this.stoppingAt(pc, hit?.kind === "watch" && hit.vp === vp && hit.pc === pc);
     }
-    for (const i of lifted) await this.rsp.removeBreakpoint(i.type, i.address, i.kind);
-    try {
+    return this.withLifted(lifted, async () => {
       const x86 = this.arch === "x86_64";
       let before = !x86 ? "" : this.lastG?.vp === vp ? this.lastG.text : await this.readG(vp);
       this.lastG = undefined;
@@ -368,6 +365,22 @@ export class QemuVm implements VmmCore {
         }
         before = after;
       }
+    });
+  }
+
+  /**
+   * What would stop a VP at `pc` again without progress: an execute breakpoint there, and after
+   * an aarch64 watchpoint stop (before the access) every watchpoint.
+   */
+  private stoppingAt(pc: bigint, watchHit: boolean): Inserted[] {
+    return [...this.inserted.values()].filter((i) => (i.type === 1 && i.address === pc) || (watchHit && i.type !== 1));
+  }
+
+  /** Runs `fn` with these breakpoints removed from QEMU, putting them back afterwards. */
+  private async withLifted<T>(lifted: readonly Inserted[], fn: () => Promise<T>): Promise<T> {
+    for (const i of lifted) await this.rsp.removeBreakpoint(i.type, i.address, i.kind);
+    try {
+      return await fn();
     } finally {
       for (const i of lifted) await this.rsp.insertBreakpoint(i.type, i.address, i.kind);
     }
@@ -403,16 +416,13 @@ export class QemuVm implements VmmCore {
     const thread = this.threads[hit.vp];
     await this.selectThread(hit.vp);
     if ((await this.readPc(hit.vp)) !== hit.pc) return; // the debugger moved it: nothing to step over
-    const lifted = [...this.inserted.values()].filter((i) => (hit.kind === "exec" ? i.type === 1 && i.address === hit.pc : i.type !== 1));
+    const lifted = this.stoppingAt(hit.pc, hit.kind === "watch");
     if (lifted.length === 0) return;
-    for (const i of lifted) await this.rsp.removeBreakpoint(i.type, i.address, i.kind);
-    try {
+    await this.withLifted(lifted, async () => {
       const result = await this.rsp.step(thread, { timeoutMs: STEP_FOREVER_MS });
       this.noteStop(result.stop);
       if (result.stop.kind !== "signal") throw new Error("QEMU ended while stepping over a breakpoint");
-    } finally {
-      for (const i of lifted) await this.rsp.insertBreakpoint(i.type, i.address, i.kind);
-    }
+    });
   }
 
   /** Turns a stop reply into a DebugStopReason, or "continue" for a stop that is not the debugger's. */
@@ -812,12 +822,12 @@ export class QemuVm implements VmmCore {
 
   private vpOf(thread: ThreadId | undefined): number | undefined {
     if (!thread) return undefined;
-    const i = this.threads.findIndex((t) => t.tid === thread.tid && (t.pid ?? 1) === (thread.pid ?? 1));
+    const i = this.threads.findIndex((t) => sameThread(t, thread));
     return i >= 0 ? i : undefined;
   }
 
   private checkVp(vp: number): void {
-    if (!Number.isInteger(vp) || vp < 0 || vp >= this.vpCount) throw errors.vpOutOfRange(vp, this.vpCount);
+    checkVp(vp, this.vpCount);
   }
 
   private assertAlive(): void {

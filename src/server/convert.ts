@@ -6,6 +6,7 @@ import {
   Code,
   VmmError,
   emptyDebugState,
+  checkVp,
   errors,
   hex,
   validateDebugState,
@@ -33,7 +34,7 @@ const AARCH64_X_COUNT = 31;
 
 /** A VP index below the VM's VP count. */
 export function vpFromWire(vp: number, core: VmmCore): number {
-  if (vp >= core.vpCount) throw errors.vpOutOfRange(vp, core.vpCount);
+  checkVp(vp, core.vpCount);
   return vp;
 }
 
