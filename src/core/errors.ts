@@ -1,4 +1,5 @@
 // The one error type of the domain: a status code, a stable reason, and the offending values.
+import { MAX_STEP_COUNT } from "./vmm-core";
 
 /** gRPC status codes (numeric values as on the wire), so the server maps errors 1:1. */
 export enum Code {
@@ -126,4 +127,19 @@ export function hex(value: bigint): string {
 /** Throws VP_OUT_OF_RANGE unless `vp` is a VP index of a VM with `vpCount` VPs. */
 export function checkVp(vp: number, vpCount: number): void {
   if (!Number.isInteger(vp) || vp < 0 || vp >= vpCount) throw errors.vpOutOfRange(vp, vpCount);
+}
+
+/**
+ * Throws VALUE_OUT_OF_RANGE unless `count` is a batched step's instruction count (1..MAX_STEP_COUNT).
+ * The backends own this check (VmmCore.step); callers above them rely on it.
+ */
+export function checkStepCount(count: number): void {
+  if (!Number.isInteger(count) || count < 1 || count > MAX_STEP_COUNT) {
+    throw new VmmError(
+      Code.InvalidArgument,
+      "VALUE_OUT_OF_RANGE",
+      `count = ${count} is out of range: a step runs 1..${MAX_STEP_COUNT} instructions`,
+      { field: "count", value: String(count), max: String(MAX_STEP_COUNT) },
+    );
+  }
 }

@@ -9,14 +9,19 @@ export type {
   HardwareBreakpoint,
   MemoryRegion,
   RunState,
+  RegisterDelta,
   SegmentRegister,
+  StepResult,
+  StepTrace,
   X86VpState,
 } from "./types";
-export { BreakpointSize, BreakpointType, SLOT_COUNT, breakpointLength, emptyDebugState } from "./types";
-export { Code, ERROR_DOMAIN, VmmError, checkVp, errors, hex } from "./errors";
+export { BreakpointSize, BreakpointType, REGISTER_COUNT, SLOT_COUNT, breakpointLength, emptyDebugState } from "./types";
+export { Code, ERROR_DOMAIN, VmmError, checkStepCount, checkVp, errors, hex } from "./errors";
 export type { Reason } from "./errors";
 export type { GoneListener, StopListener, VmmCore } from "./vmm-core";
+export { MAX_STEP_COUNT } from "./vmm-core";
 export { validateDebugState } from "./debug-state";
+export { diffRegisters, flattenVpState } from "./register-numbering";
 export { translateRange } from "./translate";
 export type { GpaPiece, PageTranslation } from "./translate";
 export { walkX86 } from "./x86/page-walk";

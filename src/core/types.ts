@@ -91,6 +91,41 @@ export type DebugStopReason =
   | { kind: "hwBreakpoint"; vp: number; breakpoint: HardwareBreakpoint }
   | { kind: "watchdog" };
 
+/** What a batched step records per instruction. */
+export type StepTrace = "none" | "pc" | "registers";
+
+/**
+ * The registers one instruction changed: `registers[i]` (a register number, see
+ * `REGISTER_COUNT`) now holds `values[i]`.
+ */
+export interface RegisterDelta {
+  registers: number[];
+  values: bigint[];
+}
+
+/** What a batched step did (`VmmCore.step`). */
+export interface StepResult {
+  /** Instructions the VP completed (a delivered exception counts as one, as a single step does). */
+  executed: number;
+  /** The stop that ended the batch before `count` (breakpoint, watchpoint, triple fault, power-off, reset, break). */
+  stop?: DebugStopReason;
+  /** The VP executed HLT and waits for an interrupt: stepping it further executes nothing. */
+  halted?: boolean;
+  /** With trace "pc" or "registers": the PC after each executed instruction (length `executed`). */
+  pcs?: BigUint64Array;
+  /** With trace "registers": what each executed instruction changed (length `executed`). */
+  deltas?: RegisterDelta[];
+}
+
+/**
+ * Register numbers of a RegisterDelta: the fields of the architecture's VP state in proto order,
+ * flattened. x86-64: 0-15 gp (RAX…R15), 16 rip, 17 rflags, 18 cr0, 19 cr2, 20 cr3, 21 cr4,
+ * 22 cr8, 23 efer, 24 kernel_gs_base, then es cs ss ds fs gs as 4 numbers each (base, limit,
+ * selector, attributes): es = 25-28 … gs = 45-48. aarch64: 0-30 x0-x30, 31 sp_el0, 32 sp_el1,
+ * 33 pc, 34 cpsr, 35 sctlr_el1, 36 tcr_el1, 37 ttbr0_el1, 38 ttbr1_el1.
+ */
+export const REGISTER_COUNT = { x86_64: 49, aarch64: 39 } as const;
+
 /** A range of guest RAM. */
 export interface MemoryRegion {
   gpa: bigint;

@@ -8,7 +8,12 @@ import type {
   GuestAddress,
   MemoryRegion,
   RunState,
+  StepResult,
+  StepTrace,
 } from "./types";
+
+/** Most instructions one batched step may run. */
+export const MAX_STEP_COUNT = 1_000_000;
 
 export type StopListener = (reason: DebugStopReason) => void;
 /** Called once when the backend is lost for good (its process exited, a connection dropped). */
@@ -43,6 +48,17 @@ export interface VmmCore {
   onGone(listener: GoneListener): () => void;
   /** Replace one VP's debug state (already validated, exactly four slots). VM stopped (else VM_RUNNING). */
   setDebugState(vp: number, state: DebugState): Promise<void>;
+  /**
+   * Batched stepping: runs up to `count` (1..MAX_STEP_COUNT) instructions on VP `vp` with every
+   * other VP stopped, honouring that VP's debug state, and returns what ran. VM stopped (else
+   * VM_RUNNING), and stopped again when this resolves; `onStop` does not fire (the result carries
+   * the stop). Execute breakpoints are checked before every instruction but the first (the VP
+   * steps off the one it stopped at, as a single step does); a data breakpoint ends the batch
+   * after the access (x86) as the architecture reports it; so do triple fault, reset, power-off
+   * (runState() follows them). `signal` ends the batch early with stop `break`. The PC trace
+   * equals the PCs that as many single steps (single_step + resume) would show one by one.
+   */
+  step(vp: number, count: number, trace: StepTrace, signal?: AbortSignal): Promise<StepResult>;
   /** One VP's registers. VM stopped. */
   getVpState(vp: number): Promise<DebuggerVpState>;
   /** Replace one VP's registers. VM stopped; the state's arch matches. */

@@ -7,14 +7,19 @@ import {
   type DebuggerVpState,
   type GuestAddress,
   type MemoryRegion,
+  type RegisterDelta,
   type RunState,
+  type StepResult,
+  type StepTrace,
   type GoneListener,
   type StopListener,
   type VmmCore,
   Code,
   VmmError,
   breakpointLength,
+  checkStepCount,
   checkVp,
+  REGISTER_COUNT,
   emptyDebugState,
   errors,
   translateRange,
@@ -35,7 +40,14 @@ import {
 } from "./protocol";
 import type { X86VpDebug } from "./x86_64";
 import { VP_WORDS } from "./x86_64/vp-layout";
-import { readX86PagingRegs, readX86VpState, writeX86VpState } from "./x86-vp-state";
+import {
+  X86_REGISTER_OF_WORD,
+  X86_REGISTER_WORDS,
+  readX86PagingRegs,
+  readX86Register,
+  readX86VpState,
+  writeX86VpState,
+} from "./x86-vp-state";
 
 export interface EmuMachineOptions {
   id: string;
@@ -84,6 +96,8 @@ export class EmuMachine implements VmmCore {
   private state: RunState = "stopped";
   /** The last stop was a triple fault: the next resume resets the machine first (as OpenVMM does). */
   private resetOnResume = false;
+  /** The batched step the worker is running, waiting for its "stepped". */
+  private pendingStep: PendingStep | undefined;
 
   constructor(private readonly options: EmuMachineOptions) {
     if (options.image.arch !== "x86_64") throw new Error(`the embedded machine runs x86_64 images, not ${options.image.arch}`);
@@ -195,6 +209,32 @@ export class EmuMachine implements VmmCore {
     this.post({ type: "setDebug", vp, debug });
   }
 
+  async step(vp: number, count: number, trace: StepTrace, signal?: AbortSignal): Promise<StepResult> {
+    this.checkVp(vp);
+    checkStepCount(count);
+    this.assertStopped("Step");
+    if (this.state === "poweredOff") throw errors.poweredOff(this.id);
+    if (signal?.aborted) return { executed: 0, stop: { kind: "break" }, ...(trace === "none" ? {} : { pcs: new BigUint64Array(0) }), ...(trace === "registers" ? { deltas: [] } : {}) };
+    if (this.resetOnResume) {
+      this.resetOnResume = false;
+      this.post({ type: "reset" });
+    }
+    const onAbort = () => {
+      Atomics.store(this.ctl, CTL_STOP_REQUEST, 1);
+      Atomics.notify(this.ctl, CTL_STOP_REQUEST);
+    };
+    const done = new Promise<StepResult>((resolve, reject) => (this.pendingStep = { vp, trace, resolve, reject }));
+    Atomics.store(this.ctl, CTL_STOP_REQUEST, 0);
+    this.state = "running";
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      this.post({ type: "step", vp, count, trace });
+      return await done;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
   async getVpState(vp: number): Promise<DebuggerVpState> {
     this.checkVp(vp);
     this.assertStopped("GetVpState");
@@ -276,9 +316,16 @@ export class EmuMachine implements VmmCore {
       case "console":
         this.options.onConsole?.(msg.line);
         return;
-      case "crashed":
+      case "crashed": {
         this.options.onConsole?.(`[emu] worker error: ${msg.message}`);
+        const step = this.pendingStep;
+        this.pendingStep = undefined;
+        step?.reject(new VmmError(Code.Internal, "INTERNAL", "the embedded machine failed while stepping"));
         void this.close();
+        return;
+      }
+      case "stepped":
+        this.onStepped(msg);
         return;
       case "stopped": {
         const reason = toStopReason(msg.halt, this.debugStates);
@@ -293,11 +340,39 @@ export class EmuMachine implements VmmCore {
     }
   }
 
+  /** Ends the pending batched step: the VM is stopped again (or powered off); no onStop. */
+  private onStepped(msg: Extract<FromWorker, { type: "stepped" }>): void {
+    const pending = this.pendingStep;
+    this.pendingStep = undefined;
+    if (!pending) return;
+    let result: StepResult | undefined;
+    let failure: unknown;
+    try {
+      result = { executed: msg.executed };
+      if (msg.halt) result.stop = toStopReason(msg.halt, this.debugStates);
+      if (msg.halted) result.halted = true;
+      if (pending.trace !== "none") result.pcs = pcTrace(msg.pcs!, msg.executed);
+      if (pending.trace === "registers") result.deltas = registerDeltas(new Uint32Array(msg.changes!, 0, msg.changeWords), msg.executed);
+    } catch (e) {
+      failure = e instanceof VmmError ? e : new VmmError(Code.Internal, "INTERNAL", `batched step result: ${(e as Error).message}`, {}, { cause: e });
+    }
+    if (this.state === "running") this.state = result?.stop?.kind === "powerOff" ? "poweredOff" : "stopped";
+    this.resetOnResume = result?.stop?.kind === "tripleFault";
+    const waiters = this.stopWaiters;
+    this.stopWaiters = [];
+    for (const w of waiters) w();
+    if (result && failure === undefined) pending.resolve(result);
+    else pending.reject(failure);
+  }
+
   private onWorkerGone(detail: string): void {
     if (this.state !== "gone") {
       this.state = "gone";
       this.options.onConsole?.(`[emu] ${detail}`);
     }
+    const step = this.pendingStep;
+    this.pendingStep = undefined;
+    step?.reject(errors.backendUnavailable(this.id, detail));
     for (const l of [...this.goneListeners]) l(detail);
     this.goneListeners.clear();
     const waiters = this.stopWaiters;
@@ -321,6 +396,52 @@ export class EmuMachine implements VmmCore {
     this.assertAlive();
     if (this.state === "running") throw errors.vmRunning(this.id, what);
   }
+}
+
+interface PendingStep {
+  vp: number;
+  trace: StepTrace;
+  resolve: (result: StepResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The worker's RIP words (low, high per entry) as u64s: a view of the same buffer (little-endian hosts). */
+function pcTrace(buffer: ArrayBuffer, executed: number): BigUint64Array {
+  const pcs = new BigUint64Array(buffer, 0, executed);
+  // Do not keep a buffer sized for a long count alive for a short batch.
+  return executed * 2 < pcs.buffer.byteLength / 8 ? pcs.slice() : pcs;
+}
+
+/**
+ * Replays the worker's changed words over the VP's starting words (the first X86_REGISTER_WORDS
+ * of `changes`) and turns each instruction's changes into register numbers and values, as
+ * GetVpState would read them.
+ */
+function registerDeltas(changes: Uint32Array, executed: number): RegisterDelta[] {
+  const words = changes.slice(0, X86_REGISTER_WORDS);
+  const values = Array.from({ length: REGISTER_COUNT.x86_64 }, (_, n) => readX86Register(words, 0, n));
+  const deltas: RegisterDelta[] = [];
+  const touched = new Set<number>();
+  let at = X86_REGISTER_WORDS;
+  for (let i = 0; i < executed; i++) {
+    const k = changes[at++];
+    touched.clear();
+    for (let j = 0; j < k; j++) {
+      const word = changes[at++];
+      words[word] = changes[at++];
+      if (X86_REGISTER_OF_WORD[word] >= 0) touched.add(X86_REGISTER_OF_WORD[word]);
+    }
+    const delta: RegisterDelta = { registers: [], values: [] };
+    for (const n of [...touched].sort((a, b) => a - b)) {
+      const v = readX86Register(words, 0, n);
+      if (v === values[n]) continue; // a changed word that does not show (masked bits)
+      values[n] = v;
+      delta.registers.push(n);
+      delta.values.push(v);
+    }
+    deltas.push(delta);
+  }
+  return deltas;
 }
 
 /** The one place internal halt reasons become debugger-facing stop reasons. */

@@ -1,4 +1,5 @@
 // Messages and shared control words between an EmuMachine (server thread) and its VP worker.
+import type { StepTrace } from "../core";
 import type { X86Exit, X86VpDebug } from "./x86_64";
 import type { RamRegion } from "./bus";
 
@@ -31,11 +32,31 @@ export type ToWorker =
   | { type: "run" }
   | { type: "setDebug"; vp: number; debug: X86VpDebug }
   | { type: "flushTlb"; vp: number }
-  | { type: "reset" };
+  | { type: "reset" }
+  /** Batched stepping of one VP (the others stay put); answered by "stepped". */
+  | { type: "step"; vp: number; count: number; trace: StepTrace };
 
 export type FromWorker =
   | { type: "stopped"; halt: HaltReason }
   | { type: "console"; line: string }
-  | { type: "crashed"; message: string };
+  | { type: "crashed"; message: string }
+  | {
+      type: "stepped";
+      executed: number;
+      /** Why the batch ended before its count (undefined: it ran them all, or the VP halted). */
+      halt?: HaltReason;
+      /** The VP sits in HLT. */
+      halted: boolean;
+      /** With a trace: RIP after each instruction, two u32 words (low, high) per entry, transferred. */
+      pcs?: ArrayBuffer;
+      /**
+       * With the registers trace, transferred: the VP's first X86_REGISTER_WORDS words before the
+       * batch, then per instruction a count k and k pairs (word index, new value) of those words
+       * that the instruction changed.
+       */
+      changes?: ArrayBuffer;
+      /** Words of `changes` in use. */
+      changeWords?: number;
+    };
 
 export type { RamRegion };

@@ -15,10 +15,12 @@ import {
   type WorkerInit,
 } from "./protocol";
 import { X86Vp } from "./x86_64";
+import { VP_WORDS } from "./x86_64/vp-layout";
+import { X86_REGISTER_WORDS } from "./x86-vp-state";
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
-const post = (m: FromWorker) => port.postMessage(m);
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 const memory = new GuestMemory(
   init.regions.map((r) => ({ gpa: r.gpa, size: r.size, name: r.name, bytes: new Uint8Array(r.buffer) })),
@@ -102,6 +104,74 @@ function runUntilStop(): HaltReason {
   }
 }
 
+/** Records, after each instruction, which register words changed (the registers trace). */
+function createChangeRecorder(vp: number) {
+  const base = vp * VP_WORDS;
+  const prev = regs.slice(base, base + X86_REGISTER_WORDS);
+  let out = new Uint32Array(4096);
+  out.set(prev); // the stream starts with the VP's words before the batch
+  let used = X86_REGISTER_WORDS;
+  return {
+    afterStep(): void {
+      if (used + 1 + 2 * X86_REGISTER_WORDS > out.length) {
+        const bigger = new Uint32Array(out.length * 2);
+        bigger.set(out.subarray(0, used));
+        out = bigger;
+      }
+      const at = used++;
+      let k = 0;
+      for (let w = 0; w < X86_REGISTER_WORDS; w++) {
+        const v = regs[base + w];
+        if (v !== prev[w]) {
+          prev[w] = v;
+          out[used++] = w;
+          out[used++] = v;
+          k++;
+        }
+      }
+      out[at] = k;
+    },
+    result: () => ({ buffer: out.buffer as ArrayBuffer, words: used }),
+  };
+}
+
+/** Runs only VP `vp`, one instruction at a time, and reports what ran. */
+function stepVp(msg: Extract<ToWorker, { type: "step" }>): void {
+  processInvalidations();
+  const vp = vps[msg.vp];
+  const pcs = msg.trace === "none" ? null : new Uint32Array(2 * msg.count);
+  const recorder = msg.trace === "registers" ? createChangeRecorder(msg.vp) : null;
+  const out = vp.stepBatch(msg.count, pcs, recorder && recorder.afterStep, () => {
+    processInvalidations();
+    return Atomics.load(ctl, CTL_STOP_REQUEST) !== 0;
+  });
+  const exit = out.exit;
+  if (exit.kind === "reset") resetMachine();
+  devices.flushConsole();
+  stats[0] = retiredTotal();
+  const halt: HaltReason | undefined = out.requested
+    ? { kind: "requested" }
+    : exit.kind === "budget" || exit.kind === "halted"
+      ? undefined
+      : { kind: "vp", vp: msg.vp, exit };
+  const transfer: ArrayBuffer[] = [];
+  let changes: { buffer: ArrayBuffer; words: number } | undefined;
+  if (pcs) transfer.push(pcs.buffer as ArrayBuffer);
+  if (recorder) transfer.push((changes = recorder.result()).buffer);
+  post(
+    {
+      type: "stepped",
+      executed: out.executed,
+      halt,
+      halted: exit.kind === "halted",
+      pcs: pcs?.buffer as ArrayBuffer | undefined,
+      changes: changes?.buffer,
+      changeWords: changes?.words,
+    },
+    transfer,
+  );
+}
+
 port.on("message", (msg: ToWorker) => {
   try {
     switch (msg.type) {
@@ -120,6 +190,9 @@ port.on("message", (msg: ToWorker) => {
         break;
       case "reset":
         resetMachine();
+        break;
+      case "step":
+        stepVp(msg);
         break;
     }
   } catch (e) {

@@ -1,8 +1,11 @@
-// Converts between a VP's shared register words and the domain's X86VpState (bigint).
+// Converts between a VP's shared register words and the domain's X86VpState (bigint), and
+// numbers the words for batched-step register deltas.
 import type { SegmentRegister, X86VpState } from "../core";
 import * as L from "./x86_64/vp-layout";
 
 const SREGS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
+/** Register number of ES.base; each segment register takes 4 numbers (base, limit, selector, attributes). */
+const FIRST_SEGMENT_REGISTER = 25;
 
 function get64(w: Uint32Array, i: number): bigint {
   return (BigInt(w[i + 1]) << 32n) | BigInt(w[i]);
@@ -13,25 +16,72 @@ function set64(w: Uint32Array, i: number, v: bigint): void {
   w[i + 1] = Number((v >> 32n) & 0xffff_ffffn);
 }
 
-export function readX86VpState(regs: Uint32Array, vp: number): X86VpState {
-  const b = vp * L.VP_WORDS;
-  const seg = (s: number): SegmentRegister => ({
-    base: get64(regs, b + L.segWord(s, L.SEG_BASE)),
-    limit: regs[b + L.segWord(s, L.SEG_LIMIT)],
-    selector: regs[b + L.segWord(s, L.SEG_SELECTOR)] & 0xffff,
-    attributes: regs[b + L.segWord(s, L.SEG_ATTRIBUTES)] & 0xffff,
+/** How one register number (REGISTER_COUNT numbering) is stored: its first word and its kind. */
+interface RegisterSlot {
+  word: number;
+  kind: "u64" | "rflags" | "u32" | "u16";
+}
+
+/** Register number → where it lives in a VP's words (the numbering of core's flattenVpState). */
+const REGISTER_SLOTS: readonly RegisterSlot[] = [
+  ...Array.from({ length: 16 }, (_, n): RegisterSlot => ({ word: L.GP + 2 * n, kind: "u64" })),
+  { word: L.RIP, kind: "u64" },
+  { word: L.RFLAGS, kind: "rflags" },
+  ...[L.CR0, L.CR2, L.CR3, L.CR4, L.CR8, L.EFER, L.KERNEL_GS_BASE].map((word): RegisterSlot => ({ word, kind: "u64" })),
+  ...SREGS.flatMap((_, sreg): RegisterSlot[] => [
+    { word: L.segWord(sreg, L.SEG_BASE), kind: "u64" },
+    { word: L.segWord(sreg, L.SEG_LIMIT), kind: "u32" },
+    { word: L.segWord(sreg, L.SEG_SELECTOR), kind: "u16" },
+    { word: L.segWord(sreg, L.SEG_ATTRIBUTES), kind: "u16" },
+  ]),
+];
+
+/** The leading words of a VP that hold numbered registers (GDTR, IDTR and HALTED come after). */
+export const X86_REGISTER_WORDS = L.SEG + SREGS.length * L.SEG_WORDS;
+
+/** Word index → the register number stored there (-1: none). */
+export const X86_REGISTER_OF_WORD: Int32Array = (() => {
+  const of = new Int32Array(X86_REGISTER_WORDS).fill(-1);
+  REGISTER_SLOTS.forEach((slot, n) => {
+    of[slot.word] = n;
+    if (slot.kind === "u64" || slot.kind === "rflags") of[slot.word + 1] = n;
   });
+  return of;
+})();
+
+/** Register number `n` of VP `vp` as GetVpState reports it (RFLAGS bit 1 set; selector and attributes 16 bits). */
+export function readX86Register(regs: Uint32Array, vp: number, n: number): bigint {
+  const slot = REGISTER_SLOTS[n];
+  const i = vp * L.VP_WORDS + slot.word;
+  switch (slot.kind) {
+    case "u64":
+      return get64(regs, i);
+    case "rflags":
+      return get64(regs, i) | 2n;
+    case "u32":
+      return BigInt(regs[i]);
+    case "u16":
+      return BigInt(regs[i] & 0xffff);
+  }
+}
+
+export function readX86VpState(regs: Uint32Array, vp: number): X86VpState {
+  const reg = (n: number) => readX86Register(regs, vp, n);
+  const seg = (sreg: number): SegmentRegister => {
+    const n = FIRST_SEGMENT_REGISTER + 4 * sreg;
+    return { base: reg(n), limit: Number(reg(n + 1)), selector: Number(reg(n + 2)), attributes: Number(reg(n + 3)) };
+  };
   return {
-    gp: Array.from({ length: 16 }, (_, n) => get64(regs, b + L.GP + 2 * n)),
-    rip: get64(regs, b + L.RIP),
-    rflags: get64(regs, b + L.RFLAGS) | 2n,
-    cr0: get64(regs, b + L.CR0),
-    cr2: get64(regs, b + L.CR2),
-    cr3: get64(regs, b + L.CR3),
-    cr4: get64(regs, b + L.CR4),
-    cr8: get64(regs, b + L.CR8),
-    efer: get64(regs, b + L.EFER),
-    kernelGsBase: get64(regs, b + L.KERNEL_GS_BASE),
+    gp: Array.from({ length: 16 }, (_, n) => reg(n)),
+    rip: reg(16),
+    rflags: reg(17),
+    cr0: reg(18),
+    cr2: reg(19),
+    cr3: reg(20),
+    cr4: reg(21),
+    cr8: reg(22),
+    efer: reg(23),
+    kernelGsBase: reg(24),
     es: seg(L.SREG_ES),
     cs: seg(L.SREG_CS),
     ss: seg(L.SREG_SS),

@@ -11,7 +11,11 @@ import {
   type GuestAddress,
   type HardwareBreakpoint,
   type MemoryRegion,
+  type RegisterDelta,
   type RunState,
+  type SegmentRegister,
+  type StepResult,
+  type StepTrace,
   type StopListener,
   type VmmCore,
   type X86PagingRegs,
@@ -19,15 +23,18 @@ import {
   Code,
   VmmError,
   breakpointLength,
+  checkStepCount,
   checkVp,
+  diffRegisters,
   emptyDebugState,
   errors,
+  flattenVpState,
   hex,
   translateRange,
   walkAarch64,
   walkX86,
 } from "../core";
-import { type StopReply, type ThreadId, sameThread } from "../rsp";
+import { type StopReply, type ThreadId, leHexToBigint, sameThread } from "../rsp";
 import type { LaunchedQemu } from "./launch";
 import { type QemuMemoryMap, isMapped, memoryMapOf, parseFlatView, splitByRam } from "./memory-map";
 import { type QmpClient, type QmpEvent, createQmpClient } from "./qmp-client";
@@ -35,7 +42,7 @@ import { AARCH64_SYSREGS, X86_GP_NAMES, X86_SCALARS, aarch64StateFromQemu, curre
 import { type BreakpointType as ZType, type RspClient, createRspClient } from "./rsp-client";
 import type { QemuSocketAddress } from "./rsp-socket";
 import { qemuArchOf } from "./target-xml";
-import { SEGMENT_NAMES, parseInfoRegistersSegments } from "./x86-segments";
+import { SEGMENT_NAMES, type SegmentName, parseInfoRegistersSegments } from "./x86-segments";
 
 export interface QemuVmOptions {
   id: string;
@@ -68,6 +75,23 @@ interface LastHit {
 }
 
 const STEP_FOREVER_MS = 2 ** 31 - 1;
+/** A step of a batch that takes longer than this is a VP sitting in HLT/WFI (QEMU never completes it). */
+const HALTED_STEP_TIMEOUT_MS = 1000;
+/** gdb's SIGTRAP: a step, breakpoint or watchpoint stop. */
+const SIGTRAP = 5;
+
+/** What one step of a batch did. */
+type BatchStep =
+  | { kind: "stepped"; g: string; stop: StopReply }
+  | { kind: "halted" }
+  | { kind: "ended"; stop: StopReply };
+
+/** Follows a VP's registers through a batch for the registers trace (see QemuVm.step). */
+interface RegisterTracer {
+  /** The state after the latest step, given its `g` block. */
+  next(g: string): Promise<bigint[]>;
+  flat: bigint[];
+}
 
 type PagingRegs = ({ arch: "x86_64" } & X86PagingRegs) | ({ arch: "aarch64" } & Aarch64PagingRegs);
 
@@ -129,6 +153,10 @@ export class QemuVm implements VmmCore {
   private releasePause: (() => void) | undefined;
   private pausedAck: { promise: Promise<void>; resolve: () => void } | undefined;
   private inContinue = false;
+  /** A batched step (step()) owns the gdbstub: reads wait for it on the serial chain. */
+  private stepping = false;
+  /** Hex characters of the PC inside a `g` reply. */
+  private pcInG: { at: number; chars: number } | undefined;
   /** Serialises stopped-time gdbstub sequences (Hg then g …). */
   private chain: Promise<unknown> = Promise.resolve();
   /** Per VP, what is costly to fetch and cannot change while the VM stays stopped. */
@@ -190,7 +218,8 @@ export class QemuVm implements VmmCore {
     if (this.state !== "running") return;
     const stopped = new Promise<void>((resolve) => this.stopWaiters.push(resolve));
     this.breakRequested = true;
-    void this.rsp.interrupt().catch(() => undefined);
+    // A batch looks at breakRequested between instructions; a 0x03 racing its steps is not needed.
+    if (!this.stepping) void this.rsp.interrupt().catch(() => undefined);
     await stopped;
   }
 
@@ -205,6 +234,45 @@ export class QemuVm implements VmmCore {
         this.debug[vp] = before;
         await this.syncBreakpoints().catch(() => undefined);
         throw this.refusal(e, "QEMU refused the breakpoint");
+      }
+    });
+  }
+
+  /**
+   * Batched stepping, as a loop of `vCont;s` steps of that VP's thread with one `g` after each
+   * (the PC, and for the registers trace the registers). runState() is "running" meanwhile, and
+   * reads wait for the batch on the serial chain. The registers trace is exact for everything
+   * `g` carries (x86: gp, rip, rflags, selectors, fs/gs bases, CRs, EFER; aarch64: x0–x30, sp,
+   * pc, cpsr); x86 segment descriptor caches are re-read from the monitor when a selector changes
+   * (a reload of an unchanged selector goes unseen); aarch64 system registers are read after
+   * every instruction.
+   */
+  step(vp: number, count: number, trace: StepTrace, signal?: AbortSignal): Promise<StepResult> {
+    try {
+      this.checkVp(vp);
+      checkStepCount(count);
+      this.assertAlive();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.state === "running") return Promise.reject(errors.vmRunning(this.id, "Step"));
+    if (this.state === "poweredOff") return Promise.reject(errors.poweredOff(this.id));
+    this.state = "running";
+    this.stepping = true;
+    this.breakRequested = false;
+    this.pendingEvent = undefined;
+    return this.serial(async () => {
+      try {
+        return await this.stepBatch(vp, count, trace, signal);
+      } catch (e) {
+        throw this.refusal(e, "QEMU failed during a batched step");
+      } finally {
+        this.stepping = false;
+        this.stoppedCache.clear();
+        if (this.state === "running") this.state = "stopped";
+        this.breakRequested = false;
+        this.pendingEvent = undefined;
+        this.releaseStopWaiters();
       }
     });
   }
@@ -368,6 +436,154 @@ export class QemuVm implements VmmCore {
     });
   }
 
+  private async stepBatch(vp: number, count: number, trace: StepTrace, signal: AbortSignal | undefined): Promise<StepResult> {
+    const pcs = trace === "none" ? undefined : new BigUint64Array(count);
+    const deltas: RegisterDelta[] | undefined = trace === "registers" ? [] : undefined;
+    const tracer = trace === "registers" ? await this.createRegisterTracer(vp) : undefined;
+    let g = await this.readG(vp);
+    let pc = this.pcOfG(g);
+    const hit = this.lastHit;
+    if (hit?.vp === vp) this.lastHit = undefined; // another VP's pending hit stays for its next run
+    // The first instruction steps off an execute breakpoint here (and, on aarch64, off a watched
+    // access it stopped before), as a single step does.
+    let lifted = this.stoppingAt(pc, hit?.kind === "watch" && hit.vp === vp && hit.pc === pc);
+    this.lastG = undefined;
+    let executed = 0;
+    let stop: DebugStopReason | undefined;
+    let halted = false;
+    while (executed < count) {
+      stop = signal?.aborted ? { kind: "break" } : this.checkpointReason();
+      if (stop) break;
+      if (executed > 0) {
+        const own = this.debug[vp].breakpoints.find((b) => b && b.type === BreakpointType.Execute && b.address === pc);
+        if (own) {
+          stop = { kind: "hwBreakpoint", vp, breakpoint: own };
+          this.lastHit = { vp, kind: "exec", pc };
+          break;
+        }
+      }
+      const step = await this.withLifted(lifted, () => this.stepInBatch(vp, g));
+      lifted = [];
+      if (step.kind === "halted") {
+        halted = true;
+        break;
+      }
+      if (step.kind === "ended") {
+        stop = this.shutdownSeen || step.stop.kind === "exited" ? { kind: "powerOff" } : { kind: "break" };
+        if (stop.kind === "powerOff") this.state = "poweredOff";
+        break;
+      }
+      const reason = step.stop.kind === "signal" ? step.stop.reason : undefined;
+      if (reason && (reason.kind === "watch" || reason.kind === "rwatch" || reason.kind === "awatch")) {
+        const breakpoint = this.debug[vp].breakpoints.find(
+          (b) => b && b.type !== BreakpointType.Execute && reason.address >= b.address && reason.address < b.address + BigInt(breakpointLength(b.size)),
+        );
+        if (this.arch === "aarch64") {
+          // Stopped before the access: nothing ran. This VP's slot ends the batch (the next run
+          // steps over it); another VP's watchpoint is lifted for a second try.
+          if (breakpoint) {
+            stop = { kind: "hwBreakpoint", vp, breakpoint };
+            this.lastHit = { vp, kind: "watch", pc };
+            break;
+          }
+          lifted = this.stoppingAt(pc, true);
+          continue;
+        }
+        if (breakpoint) stop = { kind: "hwBreakpoint", vp, breakpoint }; // x86: after the access
+      } else if (step.stop.kind === "signal" && step.stop.signal !== SIGTRAP && step.g === g) {
+        stop = { kind: "break" }; // stopped by something else before the step ran
+        break;
+      }
+      g = step.g;
+      pc = this.pcOfG(g);
+      if (pcs) pcs[executed] = pc;
+      if (tracer && deltas) {
+        const before = tracer.flat;
+        deltas.push(diffRegisters(before, await tracer.next(g)));
+      }
+      executed++;
+      if (stop) break;
+      lifted = this.stoppingAt(pc, false); // another VP's execute breakpoint here (QEMU's are machine-wide)
+    }
+    this.lastG = { vp, text: g };
+    const result: StepResult = { executed };
+    if (stop) result.stop = stop;
+    if (halted) result.halted = true;
+    if (pcs) result.pcs = executed === count ? pcs : pcs.slice(0, executed);
+    if (deltas) result.deltas = deltas;
+    return result;
+  }
+
+  /**
+   * One step of a batch: `vCont;s` and the `g` after it, retrying QEMU's x86 no-op steps as
+   * stepOnce does. A step that does not finish is a halted VP.
+   */
+  private async stepInBatch(vp: number, before: string): Promise<BatchStep> {
+    const thread = this.threads[vp];
+    for (let attempt = 0; ; attempt++) {
+      const result = await this.rsp.step(thread, { timeoutMs: HALTED_STEP_TIMEOUT_MS });
+      const stop = result.stop;
+      this.noteStop(stop);
+      if (stop.kind !== "signal") return { kind: "ended", stop };
+      const after = await this.readG(vp);
+      if (result.interrupted && after === before) return { kind: "halted" };
+      if (this.arch === "x86_64" && stop.signal === SIGTRAP && !stop.reason && after === before && attempt < 2) continue;
+      return { kind: "stepped", g: after, stop };
+    }
+  }
+
+  /** The PC in a `g` reply. */
+  private pcOfG(g: string): bigint {
+    if (!this.pcInG) {
+      const name = this.arch === "x86_64" ? "rip" : "pc";
+      let at = 0;
+      for (const reg of this.rsp.targetDescription!.registers) {
+        const chars = Math.ceil(reg.bitsize / 8) * 2;
+        if (reg.name === name) {
+          this.pcInG = { at, chars };
+          break;
+        }
+        at += chars;
+      }
+      if (!this.pcInG) throw new VmmError(Code.Internal, "INTERNAL", `QEMU's g packet carries no ${name}`);
+    }
+    const { at, chars } = this.pcInG;
+    return leHexToBigint(g.slice(at, at + chars));
+  }
+
+  /** Follows VP `vp`'s flattened state through a batch, starting from a full read. */
+  private async createRegisterTracer(vp: number): Promise<RegisterTracer> {
+    const start = await this.readVpState(vp);
+    if (start.arch === "x86_64") {
+      const segs = Object.fromEntries(SEGMENT_NAMES.map((n) => [n, start.state[n]])) as Record<SegmentName, SegmentRegister>;
+      const tracer: RegisterTracer = {
+        flat: flattenVpState(start),
+        next: async (g) => {
+          const regs = this.rsp.parseRegisters(g);
+          // The descriptor caches come only from the monitor: read them again when a selector moved.
+          if (SEGMENT_NAMES.some((n) => regs.get(n) !== undefined && regs.get(n) !== BigInt(segs[n].selector))) {
+            const text = await this.qmp.execute<string>("human-monitor-command", { "command-line": "info registers", "cpu-index": vp });
+            Object.assign(segs, parseInfoRegistersSegments(text));
+          }
+          tracer.flat = flattenVpState({ arch: "x86_64", state: x86StateFromQemu(regs, segs) });
+          return tracer.flat;
+        },
+      };
+      return tracer;
+    }
+    const tracer: RegisterTracer = {
+      flat: flattenVpState(start),
+      next: async (g) => {
+        const core = this.rsp.parseRegisters(g);
+        const sys = new Map<string, bigint>();
+        for (const name of Object.values(AARCH64_SYSREGS)) sys.set(name, await this.rsp.readRegister(name));
+        tracer.flat = flattenVpState({ arch: "aarch64", state: aarch64StateFromQemu(core, sys) });
+        return tracer.flat;
+      },
+    };
+    return tracer;
+  }
+
   /**
    * What would stop a VP at `pc` again without progress: an execute breakpoint there, and after
    * an aarch64 watchpoint stop (before the access) every watchpoint.
@@ -491,12 +707,12 @@ export class QemuVm implements VmmCore {
         // SeaBIOS resets the machine a second time right after a reset: that is the same reset.
         if (this.lastReason?.kind === "reset" && Date.now() - this.resumedAt < 500) return;
         this.pendingEvent = "reset";
-        void this.rsp.interrupt().catch(() => undefined);
+        if (!this.stepping) void this.rsp.interrupt().catch(() => undefined);
         return;
       case "WATCHDOG":
         if (this.state !== "running") return;
         this.pendingEvent = "watchdog";
-        void this.rsp.interrupt().catch(() => undefined);
+        if (!this.stepping) void this.rsp.interrupt().catch(() => undefined);
         return;
       case "SHUTDOWN":
         if (e.data.guest === true) this.shutdownSeen = true;
@@ -529,7 +745,8 @@ export class QemuVm implements VmmCore {
       // The guest powered off and QEMU exited: the VM stays powered off (memory stays readable
       // through the RAM file; everything else answers BACKEND_UNAVAILABLE).
       this.goneDetail = "QEMU exited after the guest powered off";
-      if (this.state !== "poweredOff") this.stopped({ kind: "powerOff" });
+      if (this.stepping) this.state = "poweredOff"; // the batch reports it, not onStop
+      else if (this.state !== "poweredOff") this.stopped({ kind: "powerOff" });
       this.pausedAck?.resolve();
       this.releasePause?.();
       return;
@@ -547,7 +764,8 @@ export class QemuVm implements VmmCore {
 
   /** Runs `fn` with the VM stopped: at once when it is, else paused briefly and transparently. */
   private async withVmPaused<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.state !== "running") return this.serial(fn);
+    if (this.state !== "running" || this.stepping) return this.serial(fn); // after the batch, if one runs
+
     this.pauseUsers++;
     if (this.pauseUsers === 1) {
       this.pauseGate = new Promise((resolve) => (this.releasePause = resolve));

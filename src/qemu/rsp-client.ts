@@ -302,8 +302,12 @@ export class RspClient extends EventEmitter<RspClientEvents> {
 
   /** All registers the `g` packet carries, by name in regnum order (QEMU: the core set, not sysregs). */
   async readRegisters(): Promise<Map<string, bigint>> {
+    return this.parseRegisters(await this.requestText("g"));
+  }
+
+  /** A `g` reply as readRegisters() returns it (registers QEMU sends as `xx` are left out). */
+  parseRegisters(reply: string): Map<string, bigint> {
     const desc = this.description();
-    const reply = await this.requestText("g");
     if (reply === "" || parseErrorReply(reply)) throw this.replyError("g", reply);
     const out = new Map<string, bigint>();
     let at = 0;

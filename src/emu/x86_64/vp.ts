@@ -35,6 +35,19 @@ export interface X86VpDebug {
   slots: (X86Breakpoint | null)[];
 }
 
+/** Instructions between two looks at the stop request during a batched step (a power of two). */
+export const STEP_STOP_CHECK = 4096;
+
+/** What stepBatch() did. */
+export interface X86StepOutcome {
+  /** Instructions completed (a delivered exception counts as one). */
+  executed: number;
+  /** Why it ended: "budget" when it ran the whole count or was asked to stop. */
+  exit: X86Exit;
+  /** stopRequested() ended it early. */
+  requested: boolean;
+}
+
 /** Why run() returned. */
 export type X86Exit =
   | { kind: "budget" }
@@ -241,8 +254,7 @@ export class X86Vp {
 
   /** One instruction at a time: execute slots before, data slots after, single-step. */
   private runDebug(max: number): X86Exit {
-    const c = this.c;
-    const r = c.r;
+    const r = this.c.r;
     let left = max;
     let first = true;
     while (left > 0) {
@@ -253,33 +265,92 @@ export class X86Vp {
       this.suppressValid = false;
       if (!suppressed) {
         const slot = this.execSlotAt(lo, hi);
-        if (slot >= 0) {
-          this.suppressValid = true;
-          this.suppressLo = lo;
-          this.suppressHi = hi;
-          return HW_BREAKPOINT[slot];
+        if (slot >= 0) return this.execHit(slot, lo, hi);
+      }
+      const x = this.stepInstruction();
+      left--;
+      if (x !== null && x !== HALT) return x;
+      if (this.singleStep) return SINGLE_STEP;
+      if (x === HALT) return HALT;
+    }
+    return BUDGET;
+  }
+
+  /**
+   * Batched stepping: up to `count` instructions one at a time with runDebug's semantics, except
+   * that execute slots are checked before every instruction but the first (the VP steps off the
+   * one it stopped at) and the single-step flag is not consulted. After each counted instruction
+   * (a delivered exception counts as one) its RIP goes to `pcs` (words 2i, 2i + 1: low, high) and
+   * `afterStep(i)` runs. Every STEP_STOP_CHECK instructions `stopRequested()` may end the batch.
+   */
+  stepBatch(
+    count: number,
+    pcs: Uint32Array | null,
+    afterStep: ((i: number) => void) | null,
+    stopRequested: () => boolean,
+  ): X86StepOutcome {
+    const c = this.c;
+    const r = c.r;
+    this.suppressValid = false;
+    if (r[HALTED] !== 0) return { executed: 0, exit: HALT, requested: false };
+    c.exit = EXIT_NONE;
+    const checkExec = this.execArmed[0] || this.execArmed[1] || this.execArmed[2] || this.execArmed[3];
+    let done = 0;
+    while (done < count) {
+      if (done !== 0) {
+        if ((done & (STEP_STOP_CHECK - 1)) === 0 && stopRequested()) return { executed: done, exit: BUDGET, requested: true };
+        if (checkExec) {
+          const lo = r[RIP];
+          const hi = r[RIP + 1];
+          const slot = this.execSlotAt(lo, hi);
+          if (slot >= 0) return { executed: done, exit: this.execHit(slot, lo, hi), requested: false };
         }
       }
+      const x = this.stepInstruction();
+      // A triple fault completes nothing: as a single step, it reports no new RIP.
+      if (x === TRIPLE_FAULT) return { executed: done, exit: x, requested: false };
+      if (pcs !== null) {
+        pcs[2 * done] = r[RIP];
+        pcs[2 * done + 1] = r[RIP + 1];
+      }
+      if (afterStep !== null) afterStep(done);
+      done++;
+      if (x !== null) return { executed: done, exit: x, requested: false };
+    }
+    return { executed: done, exit: BUDGET, requested: false };
+  }
+
+  /** An execute slot fired before the instruction at lo:hi: the next run() does not fire it again there. */
+  private execHit(slot: number, lo: number, hi: number): X86Exit {
+    this.suppressValid = true;
+    this.suppressLo = lo;
+    this.suppressHi = hi;
+    return HW_BREAKPOINT[slot];
+  }
+
+  /**
+   * Executes one instruction (or delivers the exception it or its fetch raised), checking data
+   * slots. Returns null when the VP may go on, else the exit: triple fault, reset, power-off, a
+   * data slot hit (after the access), or HLT.
+   */
+  private stepInstruction(): X86Exit | null {
+    const c = this.c;
+    for (;;) {
       c.dataHit = 0;
       let blk: Block;
       try {
         blk = lookup(c, false);
       } catch (e) {
         if (e !== GUEST_FAULT) throw e;
-        left--;
-        const x = this.deliver();
-        if (x !== null) return x;
-        if (this.singleStep) return SINGLE_STEP;
-        continue;
+        return this.deliver();
       }
       c.cur = blk;
       try {
         blk.ops[0](c);
       } catch (e) {
         c.cur = null;
-        if (e === BLOCK_ABORT) continue;
+        if (e === BLOCK_ABORT) continue; // the code changed before it ran: decode again
         if (e !== GUEST_FAULT) throw e;
-        left--;
         if (c.ftrap) {
           c.retired++;
           setRipAt(c, blk, 1);
@@ -291,19 +362,14 @@ export class X86Vp {
         const x = this.deliver();
         if (x !== null) return x;
         if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
-        if (hit !== 0) return HW_BREAKPOINT[lowestSlot(hit)];
-        if (this.singleStep) return SINGLE_STEP;
-        continue;
+        return hit !== 0 ? HW_BREAKPOINT[lowestSlot(hit)] : null;
       }
       c.cur = null;
       c.retired++;
-      left--;
       if (!(blk.ops.length === 1 && blk.lastSetsRip)) setRipAt(c, blk, 1);
       if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
       if (c.dataHit !== 0) return HW_BREAKPOINT[lowestSlot(c.dataHit)];
-      if (this.singleStep) return SINGLE_STEP;
-      if (c.exit === EXIT_HALT) return HALT;
+      return c.exit === EXIT_HALT ? HALT : null;
     }
-    return BUDGET;
   }
 }
