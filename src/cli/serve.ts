@@ -18,7 +18,7 @@ const SPEC: Record<string, OptionSpec> = {
   vps: { help: "number of VPs (default 2)" },
   id: { help: 'VM id (default "demo")' },
   "memory-mib": { help: "guest RAM in MiB at GPA 0 (default 256)" },
-  "lease-ms": { help: "session lease in milliseconds (default 30000)" },
+  "lease-ms": { help: "lease of a unary session in milliseconds (default 600000: 10 minutes)" },
   "max-read-bytes": { help: "largest unary ReadMemory (default 4194304)" },
   "allow-non-loopback": { flag: true, help: "allow a non-loopback --listen address (no TLS yet: insecure)" },
   emu: { flag: true, help: "also serve the embedded machine when a QEMU VM is served (it is the default otherwise)" },
@@ -111,7 +111,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const server = createVmmDebugServer({
     vms,
     logger,
-    leaseMs: integer(options["lease-ms"], "lease-ms", 30_000, 100, 86_400_000),
+    leaseMs: integer(options["lease-ms"], "lease-ms", 600_000, 100, 86_400_000),
     maxReadBytes: integer(options["max-read-bytes"], "max-read-bytes", 4 * 1024 * 1024, 1, 64 * 1024 * 1024),
     allowNonLoopback: options["allow-non-loopback"] === true,
   });

@@ -9,11 +9,36 @@ import {
   type ChannelOptions,
   type Client,
 } from "nice-grpc";
-import { DebugServiceDefinition, HealthServiceDefinition, VmServiceDefinition } from "./definitions";
-import { guestAddressToWire, vmInfoFromWire, vpStateFromWire } from "./convert";
+import { DebugServiceDefinition, HealthServiceDefinition, VmServiceDefinition } from "../wire";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { ReadMemoryStreamRequestSchema } from "../../gen/vmm/debug/v1/debug_service_pb";
+import {
+  ReadAssembler,
+  badLength,
+  guestAddressToWire,
+  memoryRangeToWire,
+  readManyFromWire,
+  vmInfoFromWire,
+  vpStateFromWire,
+  vpStatesFromWire,
+} from "./convert";
 import { VmmDebugError, vmmDebugClientMiddleware, type DeadlineOptions } from "./errors";
 import { Session } from "./session";
-import type { CallOptions, DebuggerVpState, GuestAddress, VmInfo } from "./types";
+import { StreamTransport } from "./stream-transport";
+import type {
+  AttachOptions,
+  CallOptions,
+  DebuggerVpState,
+  GuestAddress,
+  MemoryRange,
+  ReadManyResult,
+  VmEvent,
+  VmInfo,
+  VpStateEntry,
+  WatchEventsOptions,
+} from "./types";
+import { UnaryTransport } from "./unary-transport";
+import { watchEvents } from "./watch-events";
 
 const MIB = 1024 * 1024;
 
@@ -53,7 +78,8 @@ export class VmmDebugClient {
   /** Use connect(). */
   constructor(
     private readonly channel: Channel,
-    private readonly maxUnaryReadBytes: number,
+    /** @internal Reads longer than this are streamed. */
+    readonly maxUnaryReadBytes: number,
   ) {
     const factory = createClientFactory().use(vmmDebugClientMiddleware);
     this.rpc = {
@@ -75,12 +101,26 @@ export class VmmDebugClient {
     return vmInfoFromWire(res.vm);
   }
 
-  /** Becomes the VM's controlling debugger ("" means the only VM). Does not stop the VM. */
-  async attach(vm = "", opts: CallOptions = {}): Promise<Session> {
-    const id = vm === "" ? (await this.getVm("", opts)).id : vm;
-    const res = await this.rpc.debug.attach({ vm: id }, opts);
+  /**
+   * Becomes the VM's controlling debugger ("" means the only VM). Does not stop the VM. By
+   * default the session is one Session stream (`opts.transport: "unary"` for one RPC per
+   * operation with a lease); `signal` and `deadlineMs` bound the attach, not the session.
+   */
+  async attach(vm = "", opts: AttachOptions = {}): Promise<Session> {
+    const { transport = "stream", ...callOpts } = opts;
+    if (transport === "stream") {
+      const stream = await StreamTransport.open(this, vm, callOpts);
+      return new Session(this, () => stream);
+    }
+    if (transport !== "unary") {
+      throw new VmmDebugError(Status.INVALID_ARGUMENT, `unknown transport "${String(transport)}" (use "stream" or "unary")`, {
+        reason: "INVALID_ENUM",
+      });
+    }
+    const id = vm === "" ? (await this.getVm("", callOpts)).id : vm;
+    const res = await this.rpc.debug.attach({ vm: id }, callOpts);
     const leaseMs = res.lease ? durationMs(res.lease) : 0;
-    return new Session(this, id, res.sessionId, leaseMs);
+    return new Session(this, (session) => new UnaryTransport(this, id, res.sessionId, leaseMs, (vp) => session.debugState(vp)));
   }
 
   /** One VP's registers; the VM must be stopped. Needs no session. */
@@ -89,16 +129,17 @@ export class VmmDebugClient {
     return vpStateFromWire(res.state);
   }
 
+  /** Several VPs' registers in one call (every VP when `vps` is empty or omitted); the VM must be stopped. Needs no session. */
+  async getVpStates(vm: string, vps: number[] = [], opts: CallOptions = {}): Promise<VpStateEntry[]> {
+    return vpStatesFromWire(await this.rpc.debug.getVpStates({ vm, vps }, opts));
+  }
+
   /**
    * Reads guest memory (works while the VM runs; needs no session). Longer reads than the unary
    * cap go through ReadMemoryStream and come back as one array.
    */
   async readMemory(vm: string, address: GuestAddress, length: number, opts: CallOptions = {}): Promise<Uint8Array> {
-    if (!Number.isSafeInteger(length) || length < 0) {
-      throw new VmmDebugError(Status.INVALID_ARGUMENT, `length must be a non-negative integer, got ${length}`, {
-        reason: "VALUE_OUT_OF_RANGE",
-      });
-    }
+    if (!Number.isSafeInteger(length) || length < 0) throw badLength(length);
     if (length <= this.maxUnaryReadBytes) {
       try {
         const res = await this.rpc.debug.readMemory({ vm, address: guestAddressToWire(address), length: BigInt(length) }, opts);
@@ -112,24 +153,37 @@ export class VmmDebugClient {
   }
 
   /** Reads through ReadMemoryStream, whatever the length. */
-  async readMemoryStream(vm: string, address: GuestAddress, length: number, opts: CallOptions = {}): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    let received = 0;
-    for await (const chunk of this.rpc.debug.readMemoryStream(
-      { vm, address: guestAddressToWire(address), length: BigInt(length) },
-      opts,
-    )) {
-      const offset = Number(chunk.offset);
-      if (offset + chunk.data.length > length) {
-        throw new VmmDebugError(Status.INTERNAL, `the server sent bytes past the requested ${length}`);
-      }
-      out.set(chunk.data, offset);
-      received += chunk.data.length;
-    }
-    if (received !== length) {
-      throw new VmmDebugError(Status.INTERNAL, `the stream ended after ${received} of ${length} bytes`);
-    }
-    return out;
+  readMemoryStream(vm: string, address: GuestAddress, length: number, opts: CallOptions = {}): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(length) || length < 0) return Promise.reject(badLength(length));
+    return this.streamRead({ vm, address: guestAddressToWire(address), length: BigInt(length) }, length, opts);
+  }
+
+  /** @internal One ReadMemoryStream call put together (Session's unary reads carry their session id). */
+  async streamRead(request: MessageInitShape<typeof ReadMemoryStreamRequestSchema>, length: number, opts: CallOptions): Promise<Uint8Array> {
+    const chunks = new ReadAssembler(length);
+    for await (const chunk of this.rpc.debug.readMemoryStream(request, opts)) chunks.add(chunk);
+    return chunks.result();
+  }
+
+  /**
+   * Reads many ranges in one call (at most 4096, adding up to at most the unary read cap); each
+   * range answers its bytes or its own error. Works while the VM runs; needs no session.
+   */
+  async readMany(vm: string, ranges: MemoryRange[], opts: CallOptions = {}): Promise<ReadManyResult[]> {
+    const res = await this.rpc.debug.readMemoryMany({ vm, ranges: ranges.map(memoryRangeToWire) }, opts);
+    return readManyFromWire(res, ranges.length);
+  }
+
+  /**
+   * One VM's events as they happen (or, with `afterSequence`, every event the server still holds
+   * after that number first), for any number of observers; needs no session. Reconnects after
+   * UNAVAILABLE (waits of 50 ms doubling to 2 s, at most `maxRetries` failures in a row, default
+   * 10) and resumes after the last event it delivered; a `gap` event says events were lost
+   * (they left the server's ring). Without `afterSequence`, events published while the first
+   * call was still connecting are not seen. Ends without error when `signal` aborts.
+   */
+  watchEvents(vm: string, opts: WatchEventsOptions = {}): AsyncGenerator<VmEvent, void, undefined> {
+    return watchEvents(this.rpc.vm, vm, opts);
   }
 
   /** Closes the connection; calls in flight fail with CANCELLED or UNAVAILABLE. */

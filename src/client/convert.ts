@@ -5,6 +5,8 @@ import { Status } from "nice-grpc";
 import * as wire from "../../gen/vmm/debug/v1/types_pb";
 import { BreakpointSize as WireSize, BreakpointType as WireType } from "../../gen/vmm/debug/v1/breakpoint_pb";
 import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
+import * as dsWire from "../../gen/vmm/debug/v1/debug_service_pb";
+import { statusFromWire } from "../wire";
 import { VmmDebugError } from "./errors";
 import type {
   Arch,
@@ -13,11 +15,20 @@ import type {
   DebugState,
   DebugStopReason,
   DebuggerVpState,
+  DetachCause,
   GuestAddress,
   HardwareBreakpoint,
+  MemoryRange,
+  ReadManyResult,
   RunState,
   SegmentRegister,
+  SessionStop,
+  StepResult,
+  StepTrace,
+  VmEvent,
+  VmEventBody,
   VmInfo,
+  VpStateEntry,
 } from "./types";
 
 export function guestAddressToWire(address: GuestAddress): wire.GuestAddress {
@@ -226,6 +237,156 @@ function runStateFromWire(state: vmWire.RunState): RunState {
     default:
       throw unexpected(`run state ${state}`);
   }
+}
+
+const TRACE_TO_WIRE: Record<StepTrace, dsWire.StepTrace> = {
+  none: dsWire.StepTrace.NONE,
+  pc: dsWire.StepTrace.PC,
+  registers: dsWire.StepTrace.REGISTERS,
+};
+
+export function stepTraceToWire(trace: StepTrace): dsWire.StepTrace {
+  const t = TRACE_TO_WIRE[trace];
+  if (t === undefined) throw invalid(`unknown step trace "${String(trace)}" (use none, pc or registers)`);
+  return t;
+}
+
+export function stepResultFromWire(res: dsWire.StepResponse): StepResult {
+  const bytes = res.pcTrace;
+  if (bytes.length % 8 !== 0) throw unexpected(`a PC trace of ${bytes.length} bytes (not whole u64s)`);
+  // Little-endian u64s on the wire whatever the host; a DataView reads them at any alignment.
+  const pcs = new BigUint64Array(bytes.length / 8);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < pcs.length; i++) pcs[i] = view.getBigUint64(i * 8, true);
+  return {
+    executed: res.executed,
+    ...(res.stop ? { stop: stopReasonFromWire(res.stop) } : {}),
+    halted: res.halted,
+    pcs,
+    deltas: res.registerTrace.map((d) => {
+      if (d.registers.length !== d.values.length) throw unexpected("a register delta whose numbers and values differ in count");
+      return { registers: [...d.registers], values: [...d.values] };
+    }),
+  };
+}
+
+export function memoryRangeToWire(range: MemoryRange): dsWire.MemoryRange {
+  if (!Number.isSafeInteger(range.length) || range.length < 0) throw badLength(range.length);
+  return create(dsWire.MemoryRangeSchema, { address: guestAddressToWire(range.address), length: BigInt(range.length) });
+}
+
+export function readManyFromWire(res: dsWire.ReadMemoryManyResponse, expected: number): ReadManyResult[] {
+  if (res.results.length !== expected) throw unexpected(`${res.results.length} results for ${expected} ranges`);
+  return res.results.map((r) => {
+    switch (r.result.case) {
+      case "data":
+        return { data: r.result.value };
+      case "error":
+        return { error: VmmDebugError.fromDetails(statusFromWire(r.result.value)) };
+      default:
+        throw unexpected("a range result with neither data nor error");
+    }
+  });
+}
+
+export function vpStatesFromWire(res: dsWire.GetVpStatesResponse): VpStateEntry[] {
+  return res.states.map((s) => ({ vp: s.vp, state: vpStateFromWire(s.state) }));
+}
+
+export function sessionStopFromWire(stop: dsWire.SessionStop): SessionStop {
+  return { reason: stopReasonFromWire(stop.reason), sequence: stop.sequence, ...(stop.vp !== undefined ? { vp: stop.vp } : {}) };
+}
+
+export function vmEventFromWire(msg: vmWire.WatchEventsResponse): VmEvent {
+  return {
+    sequence: msg.sequence,
+    time: msg.time ? timestampDate(msg.time) : new Date(),
+    vm: msg.vm,
+    event: eventBodyFromWire(msg.event),
+  };
+}
+
+function eventBodyFromWire(e: vmWire.WatchEventsResponse["event"]): VmEventBody {
+  switch (e.case) {
+    case "attached":
+      return { kind: "attached", holder: e.value.holder, stream: e.value.stream };
+    case "detached":
+      return { kind: "detached", cause: detachCauseFromWire(e.value.cause) };
+    case "resumed":
+      return { kind: "resumed" };
+    case "stopped":
+      return { kind: "stopped", reason: stopReasonFromWire(e.value.reason) };
+    case "stepped":
+      return {
+        kind: "stepped",
+        vp: e.value.vp,
+        executed: e.value.executed,
+        ...(e.value.stop ? { stop: stopReasonFromWire(e.value.stop) } : {}),
+      };
+    case "debugStateChanged":
+      return { kind: "debugStateChanged", vp: e.value.vp };
+    case "poweredOff":
+      return { kind: "poweredOff" };
+    case "reset":
+      return { kind: "reset" };
+    case "backendLost":
+      return { kind: "backendLost", detail: e.value.detail };
+    case "gap":
+      return { kind: "gap", nextSequence: e.value.nextSequence };
+    default:
+      throw unexpected("an event without a kind");
+  }
+}
+
+function detachCauseFromWire(cause: vmWire.DetachCause): DetachCause {
+  switch (cause) {
+    case vmWire.DetachCause.REQUESTED:
+      return "requested";
+    case vmWire.DetachCause.LEASE_EXPIRED:
+      return "leaseExpired";
+    case vmWire.DetachCause.STREAM_CLOSED:
+      return "streamClosed";
+    case vmWire.DetachCause.SERVER_SHUTDOWN:
+      return "serverShutdown";
+    case vmWire.DetachCause.STREAM_OVERFLOW:
+      return "streamOverflow";
+    default:
+      throw unexpected(`detach cause ${cause}`);
+  }
+}
+
+/** Puts a streamed read's chunks together, checking they fill exactly `length` bytes. */
+export class ReadAssembler {
+  private readonly out: Uint8Array;
+  private received = 0;
+
+  constructor(private readonly length: number) {
+    this.out = new Uint8Array(length);
+  }
+
+  add(chunk: dsWire.ReadMemoryStreamResponse): void {
+    const offset = Number(chunk.offset);
+    if (offset + chunk.data.length > this.length) {
+      throw new VmmDebugError(Status.INTERNAL, `the server sent bytes past the requested ${this.length}`);
+    }
+    this.out.set(chunk.data, offset);
+    this.received += chunk.data.length;
+  }
+
+  /** The bytes, once the last chunk is in. */
+  result(): Uint8Array {
+    if (this.received !== this.length) {
+      throw new VmmDebugError(Status.INTERNAL, `the stream ended after ${this.received} of ${this.length} bytes`);
+    }
+    return this.out;
+  }
+}
+
+/** A read length the SDK refuses before sending (INVALID_ARGUMENT / VALUE_OUT_OF_RANGE). */
+export function badLength(length: number): VmmDebugError {
+  return new VmmDebugError(Status.INVALID_ARGUMENT, `length must be a non-negative integer, got ${length}`, {
+    reason: "VALUE_OUT_OF_RANGE",
+  });
 }
 
 function invalid(message: string): VmmDebugError {

@@ -1,42 +1,7 @@
 // The SDK's one error class, the decoding of google.rpc.Status details, and the client middleware
 // that turns every failed call (with its trailer) into a VmmDebugError.
-import { fromBinary } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { ClientError, Status, type CallOptions as NiceCallOptions, type ClientMiddleware, type Metadata } from "nice-grpc";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
-import { StatusSchema } from "../../gen/google/rpc/status_pb";
-
-/** Metadata key of the serialized google.rpc.Status. */
-export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
-
-/** The google.rpc.ErrorInfo of a failed call. */
-export interface ErrorDetails {
-  code: number;
-  message: string;
-  reason?: string;
-  domain?: string;
-  metadata: Record<string, string>;
-}
-
-/** Decodes a `grpc-status-details-bin` value; undefined if it is not a google.rpc.Status. */
-export function decodeStatusDetails(bytes: Uint8Array): ErrorDetails | undefined {
-  try {
-    const status = fromBinary(StatusSchema, bytes);
-    const details: ErrorDetails = { code: status.code, message: status.message, metadata: {} };
-    for (const any of status.details) {
-      const info = anyUnpack(any, ErrorInfoSchema);
-      if (info) {
-        details.reason = info.reason;
-        details.domain = info.domain;
-        details.metadata = { ...info.metadata };
-        break;
-      }
-    }
-    return details;
-  } catch {
-    return undefined;
-  }
-}
+import { STATUS_DETAILS_KEY, decodeStatusDetails, type ErrorDetails } from "../wire";
 
 /**
  * Every SDK call fails with this: the gRPC status `code` (number) and `codeName`, the stable
@@ -66,6 +31,11 @@ export class VmmDebugError extends Error {
     return codeName(this.code);
   }
 
+  /** The error a message carries inline (a Session stream's `error`, a ReadMemoryMany range's). */
+  static fromDetails(details: ErrorDetails): VmmDebugError {
+    return new VmmDebugError(details.code, details.message, { reason: details.reason, metadata: details.metadata });
+  }
+
   /**
    * Turns any thrown value into a VmmDebugError: a gRPC error keeps its code (and, given the call's
    * trailer, the ErrorInfo reason and metadata), an abort is CANCELLED, a platform error is mapped
@@ -84,7 +54,7 @@ export class VmmDebugError extends Error {
     }
     // nice-grpc rejects with an AbortError; it may be a DOMException from another realm, so go by name.
     if ((thrown as { name?: unknown } | null)?.name === "AbortError") {
-      return new VmmDebugError(Status.CANCELLED, "the call was cancelled", { reason: "CANCELLED", cause: thrown });
+      return cancelledError(thrown);
     }
     const platform = platformStatus(thrown);
     if (platform !== undefined) {
@@ -111,6 +81,16 @@ function platformStatus(thrown: unknown): Status | undefined {
     default:
       return undefined;
   }
+}
+
+/** @internal An aborted call. */
+export function cancelledError(cause?: unknown): VmmDebugError {
+  return new VmmDebugError(Status.CANCELLED, "the call was cancelled", { reason: "CANCELLED", cause });
+}
+
+/** @internal A call whose `deadlineMs` passed. */
+export function deadlineError(deadlineMs: number | undefined, cause?: unknown): VmmDebugError {
+  return new VmmDebugError(Status.DEADLINE_EXCEEDED, `no answer within the ${deadlineMs} ms deadline`, { cause });
 }
 
 function codeName(code: number): string {
@@ -154,7 +134,7 @@ export const vmmDebugClientMiddleware: ClientMiddleware<DeadlineOptions> = async
     return yield* call.next(call.request, next);
   } catch (thrown) {
     if (deadlineHit) {
-      throw new VmmDebugError(Status.DEADLINE_EXCEEDED, `no answer within the ${deadlineMs} ms deadline`, { cause: thrown });
+      throw deadlineError(deadlineMs, thrown);
     }
     throw VmmDebugError.from(thrown, trailer);
   } finally {

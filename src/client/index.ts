@@ -2,11 +2,15 @@
 export { connect, VmmDebugClient } from "./client";
 export type { ConnectOptions, RawClients } from "./client";
 export { Session } from "./session";
-export { VmmDebugError, decodeStatusDetails, vmmDebugClientMiddleware, STATUS_DETAILS_KEY } from "./errors";
-export type { DeadlineOptions, ErrorDetails } from "./errors";
+export { VmmDebugError, vmmDebugClientMiddleware } from "./errors";
+export type { DeadlineOptions } from "./errors";
+export { STATUS_DETAILS_KEY, decodeStatusDetails } from "../wire";
+export type { ErrorDetails } from "../wire";
+export { MAX_BUFFERED_STOPS } from "./stream-transport";
 export type {
   Aarch64VpState,
   Arch,
+  AttachOptions,
   Attachment,
   BreakpointSize,
   BreakpointType,
@@ -14,15 +18,28 @@ export type {
   DebugState,
   DebugStopReason,
   DebuggerVpState,
+  DetachCause,
   GuestAddress,
   HardwareBreakpoint,
+  MemoryRange,
   MemoryRegion,
+  ReadManyResult,
+  RegisterDelta,
   RunState,
   SegmentRegister,
+  SessionStop,
+  StepOptions,
+  StepResult,
+  StepTrace,
+  Transport,
+  VmEvent,
+  VmEventBody,
   VmInfo,
+  VpStateEntry,
+  WatchEventsOptions,
   Watchpoint,
   X86VpState,
 } from "./types";
-// nice-grpc definitions of the services (protobuf-es descriptors adapted); the server uses them too.
-export { createServiceDefinition, DebugServiceDefinition, HealthServiceDefinition, VmServiceDefinition } from "./definitions";
-export type { NiceMessageType, NiceMethodDefinition, NiceServiceDefinition } from "./definitions";
+// nice-grpc definitions of the services (protobuf-es descriptors adapted), for raw calls.
+export { createServiceDefinition, DebugServiceDefinition, HealthServiceDefinition, VmServiceDefinition } from "../wire";
+export type { NiceMessageType, NiceMethodDefinition, NiceServiceDefinition } from "../wire";

@@ -1,8 +1,21 @@
-// A debugger session on one VM: run control, hardware slots (tracked per VP), registers, memory.
+// A debugger session on one VM: run control, hardware slots (tracked per VP), registers, memory,
+// over either transport (one Session stream, or unary calls with a lease).
 import { Status } from "nice-grpc";
 import type { VmmDebugClient } from "./client";
-import { debugStateToWire, guestAddressToWire, stopReasonFromWire, vpStateToWire } from "./convert";
+import {
+  badLength,
+  debugStateToWire,
+  guestAddressToWire,
+  memoryRangeToWire,
+  readManyFromWire,
+  stepResultFromWire,
+  stepTraceToWire,
+  vpStateFromWire,
+  vpStateToWire,
+  vpStatesFromWire,
+} from "./convert";
 import { VmmDebugError } from "./errors";
+import type { SessionTransport } from "./session-transport";
 import type {
   CallOptions,
   DebugState,
@@ -10,6 +23,13 @@ import type {
   DebuggerVpState,
   GuestAddress,
   HardwareBreakpoint,
+  MemoryRange,
+  ReadManyResult,
+  SessionStop,
+  StepOptions,
+  StepResult,
+  Transport,
+  VpStateEntry,
   Watchpoint,
 } from "./types";
 
@@ -18,63 +38,75 @@ const SLOT_COUNT = 4;
 export class Session {
   /** The debug state this session last set on each VP (slots are chosen from it). */
   private readonly debugStates = new Map<number, DebugState>();
-  /** VPs on which step() left single-step on in the server. */
-  private readonly stepArmed = new Set<number>();
+  private readonly transportImpl: SessionTransport;
 
-  /** Use VmmDebugClient.attach(). */
+  /** @internal Use VmmDebugClient.attach(). */
   constructor(
     private readonly client: VmmDebugClient,
-    /** The VM's id. */
-    readonly vm: string,
-    /** The session id; control requests carry it. */
-    readonly id: string,
-    /** Lease in milliseconds: the server detaches after this long without a request of this session. */
-    readonly lease: number,
-  ) {}
-
-  private get rpc() {
-    return this.client.rpc.debug;
+    transport: (session: Session) => SessionTransport,
+  ) {
+    this.transportImpl = transport(this);
   }
 
-  /** Runs the VM and answers the next stop (at once if a stop is still unreported). */
-  async resume(opts: CallOptions = {}): Promise<DebugStopReason> {
-    await this.disarmSteps(undefined, opts);
-    return this.rawResume(opts);
+  /** The VM's id. */
+  get vm(): string {
+    return this.transportImpl.vm;
   }
 
-  private async rawResume(opts: CallOptions): Promise<DebugStopReason> {
-    const res = await this.rpc.resume({ vm: this.vm, sessionId: this.id }, opts);
-    return stopReasonFromWire(res.reason);
+  /** The session id (unary calls may carry it too, while the session lives). */
+  get id(): string {
+    return this.transportImpl.id;
   }
 
-  /** Turns single-step off again on the VPs step() left it on for (all but `keep`). */
-  private async disarmSteps(keep: number | undefined, opts: CallOptions): Promise<void> {
-    for (const vp of [...this.stepArmed]) {
-      if (vp === keep) continue;
-      await this.rpc.setDebugState({ vm: this.vm, sessionId: this.id, vp, state: debugStateToWire(this.debugState(vp)) }, opts);
-      this.stepArmed.delete(vp);
-    }
+  /**
+   * Lease in milliseconds: a unary session ends after this long without a request of it. 0 on
+   * the stream, which is its own lease (the session ends when the stream does).
+   */
+  get lease(): number {
+    return this.transportImpl.lease;
+  }
+
+  /** "stream" or "unary" (see AttachOptions.transport). */
+  get transport(): Transport {
+    return this.transportImpl.kind;
+  }
+
+  /**
+   * Runs the VM and answers the next stop. A stop not yet reported (after break(), or after a
+   * resume() that was cancelled) is answered at once without running, as Resume's halt_reported
+   * rule. Cancelling leaves the VM running; its stop goes to the next resume(). One resume() at a
+   * time (else FAILED_PRECONDITION / RESUME_IN_PROGRESS).
+   */
+  resume(opts: CallOptions = {}): Promise<DebugStopReason> {
+    return this.transportImpl.resume(opts);
   }
 
   /** Stops the VM; the pending (or next) resume() answers `break`. */
   async break(opts: CallOptions = {}): Promise<void> {
-    await this.rpc.break({ vm: this.vm, sessionId: this.id }, opts);
+    await this.transportImpl.call("break", {}, opts);
   }
 
   /**
    * Single-steps one VP and returns the stop (normally `{ kind: "singleStep", vp }`); the VM must
-   * be stopped. Single-step stays on in the server between consecutive steps of the same VP, so a
-   * run of steps costs one Resume each; resume(), setDebugState() and detach() turn it off again.
-   * debugState() always shows the state you set, without the stepping.
+   * be stopped. On the stream this is one Step of one instruction with the other VPs stopped (one
+   * message; a VP halted in HLT executes nothing and still answers singleStep). On unary it is
+   * single-step plus Resume: single-step stays on in the server between consecutive steps of the
+   * same VP, so a run of steps costs one Resume each; resume(), setDebugState(), a batched step
+   * and detach() turn it off again. debugState() always shows the state you set.
    */
-  async step(vp: number, opts: CallOptions = {}): Promise<DebugStopReason> {
-    await this.disarmSteps(vp, opts);
-    if (!this.stepArmed.has(vp)) {
-      const state = this.debugState(vp);
-      await this.rpc.setDebugState({ vm: this.vm, sessionId: this.id, vp, state: debugStateToWire({ ...state, singleStep: true }) }, opts);
-      this.stepArmed.add(vp);
-    }
-    return this.rawResume(opts);
+  step(vp: number, opts?: CallOptions): Promise<DebugStopReason>;
+  /**
+   * Runs `count` instructions on one VP with the other VPs stopped (one Step) and answers what
+   * ran: `executed`, the `stop` that ended the batch early, `halted`, and with trace "pc" or
+   * "registers" the PC after each instruction (`pcs`) and with "registers" what each changed.
+   * The VM must be stopped and stays stopped. Break cannot interrupt a batch.
+   */
+  step(vp: number, opts: StepOptions): Promise<StepResult>;
+  async step(vp: number, opts: CallOptions | StepOptions = {}): Promise<DebugStopReason | StepResult> {
+    const { count, trace } = opts as Partial<StepOptions>;
+    if (count === undefined && trace === undefined) return this.transportImpl.stepOnce(vp, opts);
+    const res = await this.transportImpl.call("step", { vp, count: count ?? 1, trace: stepTraceToWire(trace ?? "none") }, opts);
+    return stepResultFromWire(res);
   }
 
   /**
@@ -102,8 +134,7 @@ export class Session {
 
   /** Replaces one VP's single-step flag and slots. The VM must be stopped. */
   async setDebugState(vp: number, state: DebugState, opts: CallOptions = {}): Promise<void> {
-    await this.rpc.setDebugState({ vm: this.vm, sessionId: this.id, vp, state: debugStateToWire(state) }, opts);
-    this.stepArmed.delete(vp);
+    await this.transportImpl.call("setDebugState", { vp, state: debugStateToWire(state) }, opts);
     const breakpoints = Array.from({ length: SLOT_COUNT }, (_, i) => state.breakpoints[i] ?? null);
     this.debugStates.set(vp, { singleStep: state.singleStep, breakpoints });
   }
@@ -117,30 +148,86 @@ export class Session {
   }
 
   /** One VP's registers; the VM must be stopped. */
-  getVpState(vp: number, opts: CallOptions = {}): Promise<DebuggerVpState> {
-    return this.client.getVpState(this.vm, vp, opts);
+  async getVpState(vp: number, opts: CallOptions = {}): Promise<DebuggerVpState> {
+    const res = await this.transportImpl.call("getVpState", { vp }, opts);
+    return vpStateFromWire(res.state);
+  }
+
+  /** Several VPs' registers in one request (every VP when `vps` is empty or omitted); the VM must be stopped. */
+  async getVpStates(vps: number[] = [], opts: CallOptions = {}): Promise<VpStateEntry[]> {
+    return vpStatesFromWire(await this.transportImpl.call("getVpStates", { vps }, opts));
   }
 
   /** Replaces one VP's registers (every field); the VM must be stopped. */
   async setVpState(vp: number, state: DebuggerVpState, opts: CallOptions = {}): Promise<void> {
-    await this.rpc.setVpState({ vm: this.vm, sessionId: this.id, vp, state: vpStateToWire(state) }, opts);
+    await this.transportImpl.call("setVpState", { vp, state: vpStateToWire(state) }, opts);
   }
 
-  /** Reads guest memory of any length (streams above the unary cap). */
-  readMemory(address: GuestAddress, length: number, opts: CallOptions = {}): Promise<Uint8Array> {
-    return this.client.readMemory(this.vm, address, length, opts);
+  /** Reads guest memory of any length (streamed above the unary cap); works while the VM runs. */
+  async readMemory(address: GuestAddress, length: number, opts: CallOptions = {}): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(length) || length < 0) throw badLength(length);
+    const request = { address: guestAddressToWire(address), length: BigInt(length) };
+    if (length <= this.client.maxUnaryReadBytes) {
+      try {
+        return (await this.transportImpl.call("readMemory", request, opts)).data;
+      } catch (e) {
+        // The server's cap is lower than ours: stream instead.
+        if (!(e instanceof VmmDebugError && e.reason === "READ_TOO_LARGE")) throw e;
+      }
+    }
+    return this.transportImpl.readMemoryStream(request, length, opts);
+  }
+
+  /**
+   * Reads many ranges in one request (at most 4096, adding up to at most the unary read cap);
+   * each range answers its bytes or its own error. Works while the VM runs.
+   */
+  async readMany(ranges: MemoryRange[], opts: CallOptions = {}): Promise<ReadManyResult[]> {
+    const res = await this.transportImpl.call("readMemoryMany", { ranges: ranges.map(memoryRangeToWire) }, opts);
+    return readManyFromWire(res, ranges.length);
   }
 
   /** Writes guest memory, all or nothing. */
   async writeMemory(address: GuestAddress, data: Uint8Array, opts: CallOptions = {}): Promise<void> {
-    await this.rpc.writeMemory({ vm: this.vm, sessionId: this.id, address: guestAddressToWire(address), data }, opts);
+    await this.transportImpl.call("writeMemory", { address: guestAddressToWire(address), data }, opts);
   }
 
-  /** Ends the session: the server clears every VP's debug state and resumes a VM it had stopped. */
+  /**
+   * Every stop of this session from now on, `{ reason, sequence, vp }`, whether or not a resume()
+   * reports it too. Ends when the session does (detach, close; with the error if the stream
+   * failed). Each call is its own feed; breaking out of the loop ends it. A reader that falls
+   * 1,024 stops behind gets the stops it holds and then RESOURCE_EXHAUSTED / STOPS_OVERFLOW (the
+   * session goes on; call stops() again). On unary the stops come from the VM's event feed
+   * (watchEvents), from the moment the server subscribes it.
+   */
+  stops(): AsyncIterableIterator<SessionStop> {
+    return this.transportImpl.stops();
+  }
+
+  /**
+   * Ends the session: the server clears every VP's debug state and resumes a VM it had stopped.
+   * On the stream, waits for the answer and for the server to end the stream.
+   */
   async detach(opts: CallOptions = {}): Promise<void> {
-    await this.rpc.detach({ vm: this.vm, sessionId: this.id }, opts);
-    this.debugStates.clear();
-    this.stepArmed.clear();
+    try {
+      await this.transportImpl.detach(opts);
+    } finally {
+      this.debugStates.clear();
+    }
+  }
+
+  /**
+   * Lets go without waiting for an answer. On the stream it closes the stream: the server
+   * detaches at once (as detach(), cause "streamClosed"), calls in flight fail with CANCELLED and
+   * later ones with FAILED_PRECONDITION / NOT_ATTACHED. On unary it detaches (no error if the
+   * session was already over).
+   */
+  async close(): Promise<void> {
+    try {
+      await this.transportImpl.close();
+    } finally {
+      this.debugStates.clear();
+    }
   }
 
   private async arm(vp: number, bp: HardwareBreakpoint, slot: number | undefined, opts: CallOptions): Promise<number> {

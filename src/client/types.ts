@@ -1,4 +1,5 @@
 // The SDK's public types: the domain of the debug interface, bigint for every u64.
+import type { VmmDebugError } from "./errors";
 
 export type Arch = "x86_64" | "aarch64";
 
@@ -119,4 +120,122 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Gives up after this many milliseconds (the error is DEADLINE_EXCEEDED); the server sees a cancel. */
   deadlineMs?: number;
+}
+
+/** How a Session talks to the server: one bidirectional Session stream (default), or unary calls. */
+export type Transport = "stream" | "unary";
+
+/** Options of VmmDebugClient.attach(). */
+export interface AttachOptions extends CallOptions {
+  /**
+   * "stream" (default): one Session stream is the session (pipelined operations, pushed stops;
+   * the session ends when the stream does). "unary": one RPC per operation, with a lease.
+   */
+  transport?: Transport;
+}
+
+/** A stop as a Session reports it: why, its number in the VM's event feed, and the VP it concerns. */
+export interface SessionStop {
+  reason: DebugStopReason;
+  /** The stop's sequence number in the VM's event feed (watchEvents). */
+  sequence: bigint;
+  /** Unset for a VM-wide stop (break, power-off, reset, watchdog). */
+  vp?: number;
+}
+
+/** What a batched step records per instruction. */
+export type StepTrace = "none" | "pc" | "registers";
+
+/** Options of a batched Session.step(). */
+export interface StepOptions extends CallOptions {
+  /** Instructions to run, 1..1,000,000. */
+  count: number;
+  /** What to record. Default "none". */
+  trace?: StepTrace;
+}
+
+/**
+ * The registers one instruction changed: `registers[i]` now holds `values[i]`. Register numbers
+ * flatten the VP state in field order. x86-64: 0-15 gp (RAX…R15), 16 rip, 17 rflags, 18 cr0,
+ * 19 cr2, 20 cr3, 21 cr4, 22 cr8, 23 efer, 24 kernelGsBase, then es cs ss ds fs gs with four
+ * numbers each (base, limit, selector, attributes): es 25-28 … gs 45-48. aarch64: 0-30 x0-x30,
+ * 31 spEl0, 32 spEl1, 33 pc, 34 cpsr, 35 sctlrEl1, 36 tcrEl1, 37 ttbr0El1, 38 ttbr1El1.
+ */
+export interface RegisterDelta {
+  registers: number[];
+  values: bigint[];
+}
+
+/** What a batched step ran. */
+export interface StepResult {
+  /** Instructions completed (`count` unless `stop` is set or the VP halted). */
+  executed: number;
+  /** The stop that ended the batch early, if one did. */
+  stop?: DebugStopReason;
+  /** The VP executed HLT and waits for an interrupt; stepping it further executes nothing. */
+  halted: boolean;
+  /** With trace "pc" or "registers": the PC after each executed instruction (else empty). */
+  pcs: BigUint64Array;
+  /** With trace "registers": what each executed instruction changed (else empty). */
+  deltas: RegisterDelta[];
+}
+
+/** One range of a scatter/gather read. */
+export interface MemoryRange {
+  address: GuestAddress;
+  length: number;
+}
+
+/** One range's outcome: its bytes, or why it could not be read (the error ReadMemory would give). */
+export type ReadManyResult = { data: Uint8Array } | { error: VmmDebugError };
+
+/** One VP's registers, as getVpStates() returns them. */
+export interface VpStateEntry {
+  vp: number;
+  state: DebuggerVpState;
+}
+
+/** Why a debugger session ended. */
+export type DetachCause = "requested" | "leaseExpired" | "streamClosed" | "serverShutdown" | "streamOverflow";
+
+/** What happened to a VM. */
+export type VmEventBody =
+  | { kind: "attached"; holder: string; stream: boolean }
+  | { kind: "detached"; cause: DetachCause }
+  | { kind: "resumed" }
+  | { kind: "stopped"; reason: DebugStopReason }
+  | { kind: "stepped"; vp: number; executed: number; stop?: DebugStopReason }
+  | { kind: "debugStateChanged"; vp: number }
+  | { kind: "poweredOff" }
+  | { kind: "reset" }
+  | { kind: "backendLost"; detail: string }
+  /** Events this observer will not see (they left the server's ring); `nextSequence` comes next. */
+  | { kind: "gap"; nextSequence: bigint };
+
+/** One event of a VM's feed. */
+export interface VmEvent {
+  /** Per-VM sequence number, from 1 up; 0 on a gap. */
+  sequence: bigint;
+  /** When it happened (for a gap: when it was received). */
+  time: Date;
+  vm: string;
+  event: VmEventBody;
+}
+
+/** Options of VmmDebugClient.watchEvents(). */
+export interface WatchEventsOptions {
+  /** Unset: only events from now on. Set: every event the server still holds after it first (0: all). */
+  afterSequence?: bigint;
+  /** Ends the feed (the iterator finishes without an error). */
+  signal?: AbortSignal;
+  /** Reconnection attempts in a row after UNAVAILABLE before the iterator fails. Default 10. */
+  maxRetries?: number;
+  /**
+   * Called each time the server has subscribed the feed (the first call and every reconnection):
+   * every event published from then on reaches this iterator. Without `afterSequence`, this is
+   * when "from now on" begins.
+   */
+  onSubscribed?: () => void;
+  /** Called before each reconnection attempt, with the failure and the wait before the attempt. */
+  onRetry?: (error: VmmDebugError, attempt: number, delayMs: number) => void;
 }

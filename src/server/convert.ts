@@ -6,8 +6,6 @@ import {
   Code,
   VmmError,
   emptyDebugState,
-  checkVp,
-  errors,
   hex,
   validateDebugState,
   type Aarch64VpState,
@@ -19,11 +17,14 @@ import {
   type HardwareBreakpoint,
   type RunState,
   type SegmentRegister,
+  type StepResult,
+  type StepTrace,
   type VmmCore,
   type X86VpState,
 } from "../core";
 import * as wire from "../../gen/vmm/debug/v1/types_pb";
 import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
+import * as dsWire from "../../gen/vmm/debug/v1/debug_service_pb";
 
 const U64_END = 1n << 64n;
 const X86_GP_COUNT = 16;
@@ -32,18 +33,12 @@ const AARCH64_X_COUNT = 31;
 // ---------------------------------------------------------------------------------------------
 // Requests: wire → domain, validated against the VM they address.
 
-/** A VP index below the VM's VP count. */
-export function vpFromWire(vp: number, core: VmmCore): number {
-  checkVp(vp, core.vpCount);
-  return vp;
-}
-
-/** A GuestAddress with exactly one kind set (and, for a GVA, a VP of this VM). */
-export function guestAddressFromWire(address: wire.GuestAddress | undefined, core: VmmCore, field = "address"): GuestAddress {
+/** A GuestAddress with exactly one kind set (the VMM core checks a GVA's VP). */
+export function guestAddressFromWire(address: wire.GuestAddress | undefined, field = "address"): GuestAddress {
   if (!address) throw missingField(field, "a GuestAddress with `gva` or `gpa` set");
   switch (address.kind.case) {
     case "gva":
-      return { kind: "gva", vp: vpFromWire(address.kind.value.vp, core), gva: address.kind.value.gva };
+      return { kind: "gva", vp: address.kind.value.vp, gva: address.kind.value.gva };
     case "gpa":
       return { kind: "gpa", gpa: address.kind.value };
     default:
@@ -88,18 +83,19 @@ function hardwareBreakpointFromWire(bp: wire.HardwareBreakpoint): HardwareBreakp
   return { address: bp.address, type: bp.type as number, size: bp.size as number };
 }
 
-/** A complete register state of the VM's architecture, every array of its exact length. */
-export function vpStateFromWire(state: wire.DebuggerVpState | undefined, core: VmmCore, field = "state"): DebuggerVpState {
+/**
+ * A complete register state, every array of its exact length. Whether its architecture is the
+ * VM's is the VMM core's check (ARCH_MISMATCH); `vmArch` only makes the message helpful.
+ */
+export function vpStateFromWire(state: wire.DebuggerVpState | undefined, vmArch: Arch, field = "state"): DebuggerVpState {
   if (!state) throw missingField(field, "the complete register state (DebuggerVpState)");
   switch (state.arch.case) {
     case "x8664":
-      if (core.arch !== "x86_64") throw errors.archMismatch(core.arch, "x86_64");
       return { arch: "x86_64", state: x86FromWire(state.arch.value, `${field}.x86_64`) };
     case "aarch64":
-      if (core.arch !== "aarch64") throw errors.archMismatch(core.arch, "aarch64");
       return { arch: "aarch64", state: aarch64FromWire(state.arch.value, `${field}.aarch64`) };
     default:
-      throw missingField(`${field}.arch`, `set \`x86_64\` or \`aarch64\` (this VM is ${core.arch})`);
+      throw missingField(`${field}.arch`, `set \`x86_64\` or \`aarch64\` (this VM is ${vmArch})`);
   }
 }
 
@@ -255,7 +251,8 @@ export function stopReasonToWire(reason: DebugStopReason): wire.DebugStopReason 
 export interface AttachmentInfo {
   holder: string;
   attachedAtMs: number;
-  leaseExpiresAtMs: number;
+  /** Undefined for a Session stream (no lease). */
+  leaseExpiresAtMs?: number;
 }
 
 export function vmInfoToWire(core: VmmCore, attachment: AttachmentInfo | undefined): vmWire.VmInfo {
@@ -270,7 +267,8 @@ export function vmInfoToWire(core: VmmCore, attachment: AttachmentInfo | undefin
       ? create(vmWire.AttachmentSchema, {
           holder: attachment.holder,
           attachedAt: timestampFromMs(attachment.attachedAtMs),
-          leaseExpiresAt: timestampFromMs(attachment.leaseExpiresAtMs),
+          leaseExpiresAt: attachment.leaseExpiresAtMs === undefined ? undefined : timestampFromMs(attachment.leaseExpiresAtMs),
+          stream: attachment.leaseExpiresAtMs === undefined,
         })
       : undefined,
   });
@@ -295,4 +293,75 @@ function runStateToWire(state: RunState): vmWire.RunState {
     case "gone":
       return vmWire.RunState.GONE;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batched operations.
+
+/** STEP_TRACE_* → the core's trace (unspecified is none); an unknown number is INVALID_ENUM. */
+export function stepTraceFromWire(trace: number): StepTrace {
+  switch (trace) {
+    case dsWire.StepTrace.UNSPECIFIED:
+    case dsWire.StepTrace.NONE:
+      return "none";
+    case dsWire.StepTrace.PC:
+      return "pc";
+    case dsWire.StepTrace.REGISTERS:
+      return "registers";
+    default:
+      throw new VmmError(Code.InvalidArgument, "INVALID_ENUM", `trace = ${trace} is not a StepTrace value (STEP_TRACE_NONE, _PC, _REGISTERS)`, {
+        field: "trace",
+        value: String(trace),
+      });
+  }
+}
+
+export function stepResultToWire(result: StepResult): dsWire.StepResponse {
+  const pcs = result.pcs;
+  return create(dsWire.StepResponseSchema, {
+    executed: result.executed,
+    stop: result.stop ? stopReasonToWire(result.stop) : undefined,
+    halted: result.halted ?? false,
+    // Little-endian u64s: a BigUint64Array's own bytes on every host we run on (checked at load).
+    pcTrace: pcs ? new Uint8Array(pcs.buffer, pcs.byteOffset, pcs.byteLength) : new Uint8Array(0),
+    registerTrace: (result.deltas ?? []).map((d) => create(wire.RegisterDeltaSchema, { registers: d.registers, values: d.values })),
+  });
+}
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error("vmm-debug's wire encoding of step traces assumes a little-endian host");
+}
+
+/** Most ranges one ReadMemoryMany may carry. */
+export const MAX_READ_RANGES = 4096;
+
+/**
+ * The ranges of a ReadMemoryMany: at most MAX_READ_RANGES, their lengths within `cap` together.
+ * Each range is converted on its own: a range that is malformed becomes that range's error.
+ */
+export function memoryRangesFromWire(
+  ranges: readonly dsWire.MemoryRange[],
+  cap: number,
+): ({ address: GuestAddress; length: number } | { error: VmmError })[] {
+  if (ranges.length > MAX_READ_RANGES) {
+    throw outOfRange("ranges", String(ranges.length), String(MAX_READ_RANGES), `at most ${MAX_READ_RANGES} ranges per call`);
+  }
+  const total = ranges.reduce((sum, r) => sum + r.length, 0n);
+  if (total > BigInt(cap)) {
+    throw new VmmError(
+      Code.ResourceExhausted,
+      "READ_TOO_LARGE",
+      `the ranges add up to ${total} bytes, over this server's limit of ${cap} bytes per call: split them over several calls`,
+      { length: String(total), max: String(cap) },
+    );
+  }
+  return ranges.map((r, i) => {
+    try {
+      const address = guestAddressFromWire(r.address, `ranges[${i}].address`);
+      return { address, length: readLengthFromWire(r.length, address, cap, "") };
+    } catch (e) {
+      if (e instanceof VmmError) return { error: e };
+      throw e;
+    }
+  });
 }

@@ -2,9 +2,10 @@
 import { createServer } from "nice-grpc";
 import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
 import type { VmmCore } from "../core";
-import { DebugServiceDefinition, VmServiceDefinition } from "../client";
+import { DebugServiceDefinition, VmServiceDefinition } from "../wire";
 import { createDebugService } from "./debug-service";
-import { audit, createDispatcher } from "./dispatch";
+import { audit, createExecutor, createOperationTable } from "./operations";
+import { DEFAULT_SESSION_STREAM_LIMITS, type SessionStreamLimits } from "./session-stream";
 import { createErrorMiddleware } from "./errors";
 import { formatListenAddress, isLoopbackHost, parseListenAddress } from "./listen-address";
 import { createJsonLogger, type Logger } from "./logger";
@@ -17,8 +18,16 @@ const MIB = 1024 * 1024;
 export interface VmmDebugServerOptions {
   /** The VMs to serve; ids must be unique. The caller keeps ownership (close() does not close them). */
   vms: readonly VmmCore[];
-  /** Session lease: a session without a request for this long is detached. Default 30 000 ms. */
+  /**
+   * Lease of a unary session: one without a request carrying it for this long is detached.
+   * Default 600 000 ms (10 minutes: a person at a shell reads output between commands). A
+   * Session stream has no lease: it lasts as long as the stream.
+   */
   leaseMs?: number;
+  /** Events each VM keeps for WatchEvents replay. Default 4096. */
+  eventCapacity?: number;
+  /** Bounds on answers a Session stream queues for a client that does not read. */
+  sessionStream?: Partial<SessionStreamLimits>;
   /** Largest unary ReadMemory. Default 4 MiB. */
   maxReadBytes?: number;
   /** Largest ReadMemoryStream. Default 1 GiB. */
@@ -44,7 +53,7 @@ export interface VmmDebugServer {
 }
 
 export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugServer {
-  const leaseMs = positive(options.leaseMs ?? 30_000, "leaseMs");
+  const leaseMs = positive(options.leaseMs ?? 600_000, "leaseMs");
   const maxReadBytes = positive(options.maxReadBytes ?? 4 * MIB, "maxReadBytes");
   const maxStreamReadBytes = positive(options.maxStreamReadBytes ?? 1024 * MIB, "maxStreamReadBytes");
   const streamChunkBytes = positive(options.streamChunkBytes ?? MIB, "streamChunkBytes");
@@ -52,10 +61,12 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
 
   const registry = new VmRegistry(options.vms, {
     leaseMs,
-    onSessionLapsed: (vm, sessionId, outcome) =>
-      audit(logger, { peer: "server", vm, rpc: "LeaseExpired", session: sessionId.slice(0, 8), outcome }),
+    eventCapacity: options.eventCapacity,
+    onSessionEnded: (vm, sessionId, cause, outcome) =>
+      audit(logger, { peer: "server", vm, rpc: SESSION_END_RPC[cause], session: sessionId.slice(0, 8), outcome }),
   });
-  const dispatch = createDispatcher(logger);
+  const table = createOperationTable({ maxReadBytes, maxStreamReadBytes, streamChunkBytes });
+  const execute = createExecutor(registry, table, logger);
 
   const server = createServer({
     // A WriteMemory as large as the unary read cap must fit, with room for the other fields.
@@ -66,7 +77,13 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
 
   server.add(
     DebugServiceDefinition,
-    createDebugService({ registry, dispatch, maxReadBytes, maxStreamReadBytes, streamChunkBytes }),
+    createDebugService({
+      registry,
+      table,
+      execute,
+      logger,
+      stream: { ...DEFAULT_SESSION_STREAM_LIMITS, ...options.sessionStream },
+    }),
   );
   server.add(VmServiceDefinition, createVmService(registry));
 
@@ -119,6 +136,15 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
     },
   };
 }
+
+/** The audit `rpc` of a session the server ended on its own. */
+const SESSION_END_RPC = {
+  requested: "Detach",
+  lease_expired: "LeaseExpired",
+  stream_closed: "StreamClosed",
+  stream_overflow: "StreamOverflow",
+  server_shutdown: "ServerShutdown",
+} as const;
 
 function positive(value: number, name: string): number {
   if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);

@@ -1,5 +1,9 @@
-// Per-VM debugger state, like OpenVMM's DebuggerState: the one session, its lease, the stop not
-// yet reported, and the Resume waiting for a stop. Control operations on one VM run one at a time.
+// Per-VM debugger state, like OpenVMM's DebuggerState: the one session (unary with a lease, or a
+// Session stream that is its own lease), the stop not yet reported, the Resume waiting for a
+// stop, and the VM's event feed. Control operations on one VM run one at a time.
+//
+// This layer owns the session rules (attached, which session, one Resume at a time). The VMM core
+// owns the machine rules (VP index, VM stopped, architecture, step count) and is trusted for them.
 import { randomBytes } from "node:crypto";
 import {
   Code,
@@ -9,18 +13,27 @@ import {
   type DebugStopReason,
   type DebuggerVpState,
   type GuestAddress,
+  type StepResult,
+  type StepTrace,
   type VmmCore,
 } from "../core";
 import type { AttachmentInfo } from "./convert";
 import { serverError } from "./errors";
+import { EventLog, type DetachCause } from "./event-log";
 import { Mutex } from "./mutex";
+
+/** Where a Session stream's stops go: every stop is pushed the moment it happens. */
+export type StopPush = (reason: DebugStopReason, sequence: bigint) => void;
 
 interface Session {
   id: string;
   holder: string;
   attachedAtMs: number;
+  /** Unary sessions only: when the lease lapses unless renewed. */
   leaseExpiresAtMs: number;
   timer?: NodeJS.Timeout;
+  /** Set for a Session stream: the stream is the lease, and stops are pushed instead of kept. */
+  push?: StopPush;
 }
 
 interface ResumeWaiter {
@@ -29,18 +42,20 @@ interface ResumeWaiter {
   reject(error: unknown): void;
 }
 
-/** Why a session ended, as audit lines and the waiting Resume's error tell it. */
-export type SessionEnd = "detached" | "lease_expired" | "server_shutdown";
-
 export interface DebuggerStateOptions {
+  /** Lease of a unary session. */
   leaseMs: number;
-  /** Called when the server ends a session on its own (lease lapse); the dispatcher audits it. */
-  onSessionLapsed?(vm: string, sessionId: string, outcome: string): void;
+  /** Events held for replay by WatchEvents. Default 4096. */
+  eventCapacity?: number;
+  /** Called when the server ends a session on its own (lease lapse, stream gone); the server audits it. */
+  onSessionEnded?(vm: string, sessionId: string, cause: DetachCause, outcome: string): void;
 }
 
 export class DebuggerState {
+  /** The VM's event feed (VmService.WatchEvents, and the sequence numbers of pushed stops). */
+  readonly events: EventLog;
   private session: Session | undefined;
-  /** A stop that happened while attached and has not been reported by a Resume. */
+  /** A stop that happened while a unary session was attached and no Resume has reported yet. */
   private pendingStop: DebugStopReason | undefined;
   private waiter: ResumeWaiter | undefined;
   /** The VM is stopped because of the debugger (a stop while attached), so Detach resumes it. */
@@ -55,6 +70,7 @@ export class DebuggerState {
     readonly core: VmmCore,
     private readonly options: DebuggerStateOptions,
   ) {
+    this.events = new EventLog({ capacity: options.eventCapacity });
     // One listener for the VM's lifetime: a stop can never slip between "resume" and "subscribe",
     // and a stop after a cancelled Resume is still caught and kept for the next one.
     const offStop = core.onStop((reason) => this.onStop(reason));
@@ -71,48 +87,89 @@ export class DebuggerState {
 
   attachment(): AttachmentInfo | undefined {
     const s = this.session;
-    return s && { holder: s.holder, attachedAtMs: s.attachedAtMs, leaseExpiresAtMs: s.leaseExpiresAtMs };
+    return s && { holder: s.holder, attachedAtMs: s.attachedAtMs, leaseExpiresAtMs: s.push ? undefined : s.leaseExpiresAtMs };
   }
 
-  attach(holder: string): Promise<{ sessionId: string; leaseMs: number }> {
+  /** Whether `sessionId` is this VM's live session. */
+  hasSession(sessionId: string): boolean {
+    return sessionId !== "" && this.session?.id === sessionId;
+  }
+
+  /**
+   * Opens the session. With `push` it is a Session stream's: no lease (the stream ends it) and
+   * every stop is pushed. `leaseMs` is 0 for a stream session.
+   */
+  attach(holder: string, push?: StopPush): Promise<{ sessionId: string; leaseMs: number }> {
     return this.mutex.run(async () => {
       this.assertOpen();
       if (this.core.runState() === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
       const live = this.session;
       if (live) {
         const attachedAt = new Date(live.attachedAtMs).toISOString();
-        const expiresAt = new Date(live.leaseExpiresAtMs).toISOString();
+        const lease = live.push ? "held by a Session stream" : `lease expires ${new Date(live.leaseExpiresAtMs).toISOString()}`;
         throw serverError(
           Code.FailedPrecondition,
           "SESSION_CONFLICT",
-          `VM "${this.id}" is already being debugged by ${live.holder} (attached ${attachedAt}, lease expires ${expiresAt}): ` +
-            `that session must Detach, or its lease lapse, before another Attach`,
-          { vm: this.id, holder: live.holder, attached_at: attachedAt, lease_expires_at: expiresAt },
+          `VM "${this.id}" is already being debugged by ${live.holder} (attached ${attachedAt}, ${lease}): ` +
+            `that session must Detach, or its lease lapse or its stream end, before another Attach`,
+          {
+            vm: this.id,
+            holder: live.holder,
+            attached_at: attachedAt,
+            ...(live.push ? { stream: "true" } : { lease_expires_at: new Date(live.leaseExpiresAtMs).toISOString() }),
+          },
         );
       }
       const now = Date.now();
-      this.session = { id: randomBytes(16).toString("hex"), holder, attachedAtMs: now, leaseExpiresAtMs: now };
+      this.session = { id: randomBytes(16).toString("hex"), holder, attachedAtMs: now, leaseExpiresAtMs: now, push };
       this.pendingStop = undefined;
       this.debuggerStopped = false;
       this.renew();
-      return { sessionId: this.session.id, leaseMs: this.options.leaseMs };
+      this.events.publish({ kind: "attached", holder, stream: push !== undefined });
+      return { sessionId: this.session.id, leaseMs: push ? 0 : this.options.leaseMs };
     });
   }
 
   detach(sessionId: string): Promise<void> {
     return this.mutex.run(async () => {
       this.requireSession(sessionId);
-      await this.endSession("detached");
+      await this.endSession("requested");
     });
   }
 
   /**
-   * Answers an unreported stop at once; otherwise lets the VM run and waits (outside the mutex)
-   * for the next stop. Cancelling leaves the VM running and keeps its next stop pending.
+   * The server ends a session on its own (a Session stream ended or overflowed): as Detach, but
+   * without waiting behind control operations that may never finish (a Resume's stop). No-op if
+   * that session is no longer live.
+   */
+  end(sessionId: string, cause: DetachCause): Promise<void> {
+    const s = this.session;
+    if (!s || s.id !== sessionId) return Promise.resolve();
+    // Stop pushing at once: whatever happens from here is nobody's to report.
+    s.push = () => {};
+    return this.mutex
+      .run(async () => {
+        if (this.session?.id !== sessionId) return "gone";
+        await this.endSession(cause);
+        return "ok";
+      })
+      .then(
+        (outcome) => {
+          if (outcome === "ok") this.options.onSessionEnded?.(this.id, sessionId, cause, "ok");
+        },
+        (e: unknown) => this.options.onSessionEnded?.(this.id, sessionId, cause, `error: ${e instanceof Error ? e.message : String(e)}`),
+      );
+  }
+
+  /**
+   * Unary Resume: answers an unreported stop at once; otherwise lets the VM run and waits
+   * (outside the mutex) for the next stop. Cancelling leaves the VM running and keeps its next
+   * stop pending.
    */
   async resume(sessionId: string, signal: AbortSignal): Promise<DebugStopReason> {
     const started = await this.mutex.run(async () => {
-      this.requireSession(sessionId);
+      const s = this.requireSession(sessionId);
+      if (s.push) return { stop: undefined, waiter: undefined, pushed: true as const, stopped: undefined };
       if (this.waiter) {
         throw serverError(
           Code.FailedPrecondition,
@@ -124,7 +181,7 @@ export class DebuggerState {
       if (this.pendingStop) {
         const stop = this.pendingStop;
         this.pendingStop = undefined;
-        return { stop, waiter: undefined };
+        return { stop, waiter: undefined, pushed: false as const, stopped: undefined };
       }
       if (signal.aborted) throw cancelled();
       let waiter!: ResumeWaiter;
@@ -132,17 +189,23 @@ export class DebuggerState {
         waiter = { sessionId, resolve, reject };
       });
       this.waiter = waiter;
-      const wasDebuggerStopped = this.debuggerStopped;
-      this.debuggerStopped = false;
       try {
-        await this.core.resume();
+        await this.runCore();
       } catch (e) {
         if (this.waiter === waiter) this.waiter = undefined;
-        this.debuggerStopped = wasDebuggerStopped;
         throw e;
       }
-      return { stop: undefined, waiter, stopped };
+      return { stop: undefined, waiter, pushed: false as const, stopped };
     });
+    if (started.pushed) {
+      // A stream's session resumed through a unary call: the stop goes to the stream.
+      throw serverError(
+        Code.FailedPrecondition,
+        "SESSION_MISMATCH",
+        `session ${sessionId.slice(0, 8)}… belongs to a Session stream: send \`resume\` on that stream (its stops are pushed there)`,
+        { vm: this.id, session_id: sessionId.slice(0, 8) },
+      );
+    }
     if (!started.waiter) return started.stop;
 
     const { waiter, stopped } = started;
@@ -155,41 +218,77 @@ export class DebuggerState {
     signal.addEventListener("abort", onAbort, { once: true });
     if (signal.aborted) onAbort();
     try {
-      return await stopped;
+      return await stopped!;
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
   }
 
-  /** Stops a running VM (its stop goes to the waiting Resume or stays pending); no-op if stopped. */
+  /**
+   * A Session stream's resume: lets the VM run and returns once it runs (a no-op when it already
+   * runs). Every stop is pushed to the stream as it happens.
+   */
+  resumeStream(sessionId: string): Promise<void> {
+    return this.mutex.run(async () => {
+      const s = this.requireSession(sessionId);
+      if (!s.push) {
+        throw serverError(Code.Internal, "INTERNAL", "resumeStream on a unary session");
+      }
+      await this.runCore();
+    });
+  }
+
+  /** Stops a running VM (its stop goes to the waiting Resume, the stream, or stays pending); no-op if stopped. */
   break(sessionId: string): Promise<void> {
     return this.mutex.run(async () => {
       this.requireSession(sessionId);
-      const state = this.core.runState();
-      if (state === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
-      if (state === "running") await this.core.halt();
+      if (this.core.runState() === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
+      if (this.core.runState() === "running") await this.core.halt();
     });
   }
 
   setDebugState(sessionId: string, vp: number, state: DebugState): Promise<void> {
     return this.mutex.run(async () => {
       this.requireSession(sessionId);
-      this.requireStopped("SetDebugState");
       await this.core.setDebugState(vp, state);
+      this.events.publish({ kind: "debugStateChanged", vp });
     });
   }
 
+  /** A batched step of one VP; the VM stays stopped. The core owns the VP, stopped and count rules. */
+  step(sessionId: string, vp: number, count: number, trace: StepTrace, signal: AbortSignal): Promise<StepResult> {
+    return this.mutex.run(async () => {
+      this.requireSession(sessionId);
+      const result = await this.core.step(vp, count, trace, signal);
+      this.events.publish({ kind: "stepped", vp, executed: result.executed, stop: result.stop });
+      if (result.stop?.kind === "powerOff") this.events.publish({ kind: "poweredOff" });
+      if (result.stop?.kind === "reset") this.events.publish({ kind: "reset" });
+      return result;
+    });
+  }
+
+  /** Reads run in arrival order with control operations (so they see what came before). */
   getVpState(vp: number): Promise<DebuggerVpState> {
     return this.mutex.run(async () => {
-      this.requireStopped("GetVpState");
+      this.assertOpen();
       return this.core.getVpState(vp);
+    });
+  }
+
+  /** Several VPs' registers, read together (every VP when `vps` is empty). */
+  getVpStates(vps: readonly number[]): Promise<{ vp: number; state: DebuggerVpState }[]> {
+    return this.mutex.run(async () => {
+      this.assertOpen();
+      const which = vps.length > 0 ? vps : Array.from({ length: this.core.vpCount }, (_, i) => i);
+      const out: { vp: number; state: DebuggerVpState }[] = [];
+      for (const vp of which) out.push({ vp, state: await this.core.getVpState(vp) });
+      return out;
     });
   }
 
   setVpState(sessionId: string, vp: number, state: DebuggerVpState): Promise<void> {
     return this.mutex.run(async () => {
       this.requireSession(sessionId);
-      this.requireStopped("SetVpState");
       await this.core.setVpState(vp, state);
     });
   }
@@ -207,7 +306,12 @@ export class DebuggerState {
     });
   }
 
-  /** Ends any session as Detach would (so no VM stays frozen) and stops listening to the VM. */
+  /** A read that carries a session id renews that session's lease (NOT_ATTACHED if it is not live). */
+  touch(sessionId: string): void {
+    this.requireSession(sessionId);
+  }
+
+  /** Ends any session as Detach would (so no VM stays frozen), ends every observer, stops listening. */
   close(): Promise<void> {
     return this.mutex.run(async () => {
       if (this.closed) return;
@@ -216,30 +320,62 @@ export class DebuggerState {
       } finally {
         this.closed = true;
         this.unsubscribe();
+        this.events.close();
       }
     });
   }
 
   // -------------------------------------------------------------------------------------------
 
+  /** Lets the VM run for the debugger (under the mutex). */
+  private async runCore(): Promise<void> {
+    const wasDebuggerStopped = this.debuggerStopped;
+    const wasRunning = this.core.runState() === "running";
+    this.debuggerStopped = false;
+    try {
+      await this.core.resume();
+    } catch (e) {
+      this.debuggerStopped = wasDebuggerStopped;
+      throw e;
+    }
+    if (!wasRunning) this.events.publish({ kind: "resumed" });
+  }
+
   private onStop(reason: DebugStopReason): void {
-    if (!this.session) {
-      // Nobody is debugging: a VM that reset, triple-faulted or hit its watchdog carries on as a
-      // VM without a debugger would (a triple fault resets it); only a power-off stops it for good.
-      if (!this.ending && !this.closed && reason.kind !== "powerOff" && reason.kind !== "break") {
-        void this.core.resume().catch(() => undefined);
+    const s = this.session;
+    if (s && !this.ending) {
+      if (reason.kind !== "powerOff") this.debuggerStopped = true;
+      const event = this.events.publish({ kind: "stopped", reason });
+      this.publishMachineEvent(reason);
+      if (s.push) {
+        s.push(reason, event.sequence);
+        return;
+      }
+      const waiter = this.waiter;
+      if (waiter) {
+        this.waiter = undefined;
+        this.renew();
+        waiter.resolve(reason);
+      } else {
+        this.pendingStop = reason;
       }
       return;
     }
-    if (reason.kind !== "powerOff") this.debuggerStopped = true;
-    const waiter = this.waiter;
-    if (waiter) {
-      this.waiter = undefined;
-      this.renew();
-      waiter.resolve(reason);
-    } else {
-      this.pendingStop = reason;
+    this.publishMachineEvent(reason);
+    // Nobody is debugging: a VM that reset, triple-faulted or hit its watchdog carries on as a
+    // VM without a debugger would (a triple fault resets it); only a power-off stops it for good.
+    if (!this.ending && !this.closed && reason.kind !== "powerOff" && reason.kind !== "break") {
+      this.core.resume().catch((e: unknown) => {
+        // Nobody waits on this resume; a VM that cannot run on reads as stopped (or gone) in GetVm.
+        this.events.publish({ kind: "backendLost", detail: `could not let VM run on after ${reason.kind}: ${String(e)}` });
+      });
     }
+  }
+
+  /** Power-off and reset are events of the VM whether or not anyone debugs it. */
+  private publishMachineEvent(reason: DebugStopReason): void {
+    if (reason.kind === "powerOff") this.events.publish({ kind: "poweredOff" });
+    else if (reason.kind === "reset") this.events.publish({ kind: "reset" });
   }
 
   /** The backend is gone: a waiting Resume fails with UNAVAILABLE / BACKEND_UNAVAILABLE. */
@@ -247,6 +383,7 @@ export class DebuggerState {
     const waiter = this.waiter;
     this.waiter = undefined;
     this.pendingStop = undefined;
+    this.events.publish({ kind: "backendLost", detail });
     waiter?.reject(errors.backendUnavailable(this.id, detail));
   }
 
@@ -274,15 +411,9 @@ export class DebuggerState {
     return s;
   }
 
-  private requireStopped(rpc: string): void {
-    const state = this.core.runState();
-    if (state === "running") throw errors.vmRunning(this.id, rpc);
-    if (state === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
-  }
-
   private renew(): void {
     const s = this.session;
-    if (!s) return;
+    if (!s || s.push) return;
     const leaseMs = this.options.leaseMs;
     s.leaseExpiresAtMs = Date.now() + leaseMs;
     if (s.timer) clearTimeout(s.timer);
@@ -309,9 +440,10 @@ export class DebuggerState {
       })
       .then(
         (outcome) => {
-          if (outcome === "ok") this.options.onSessionLapsed?.(this.id, sessionId, "ok");
+          if (outcome === "ok") this.options.onSessionEnded?.(this.id, sessionId, "lease_expired", "ok");
         },
-        (e: unknown) => this.options.onSessionLapsed?.(this.id, sessionId, `error: ${e instanceof Error ? e.message : String(e)}`),
+        (e: unknown) =>
+          this.options.onSessionEnded?.(this.id, sessionId, "lease_expired", `error: ${e instanceof Error ? e.message : String(e)}`),
       );
   }
 
@@ -319,7 +451,7 @@ export class DebuggerState {
    * Detach semantics: forget the session and the pending stop, fail a waiting Resume, clear every
    * VP's debug state, and resume the VM if the debugger had stopped it. Runs under the mutex.
    */
-  private async endSession(cause: SessionEnd): Promise<void> {
+  private async endSession(cause: DetachCause): Promise<void> {
     const s = this.session;
     if (!s) return;
     this.session = undefined;
@@ -336,8 +468,9 @@ export class DebuggerState {
           : serverError(
               Code.Aborted,
               "SESSION_ENDED",
-              `the session ended (${cause === "detached" ? "Detach was called" : "its lease lapsed"}) while this Resume waited; VM "${this.id}" runs on`,
-              { vm: this.id, cause },
+              `the session ended (${cause === "requested" ? "Detach was called" : "its lease lapsed"}) while this Resume waited; VM "${this.id}" runs on`,
+              // "detached" is the wire name this metadata has always used for a Detach.
+              { vm: this.id, cause: cause === "requested" ? "detached" : cause },
             ),
       );
     }
@@ -345,19 +478,23 @@ export class DebuggerState {
     const core = this.core;
     const debuggerStopped = this.debuggerStopped;
     this.debuggerStopped = false;
-    const state = core.runState();
-    if (state === "gone") return;
-    // The core changes debug state only while stopped: stop a running VM briefly (the stop is
-    // nobody's to report now that the session is gone), clear, and let it go again.
-    const haltedHere = state === "running";
-    this.ending = true;
     try {
-      if (haltedHere) await core.halt();
-      for (let vp = 0; vp < core.vpCount; vp++) await core.setDebugState(vp, emptyDebugState());
+      const state = core.runState();
+      if (state === "gone") return;
+      // The core changes debug state only while stopped: stop a running VM briefly (the stop is
+      // nobody's to report now that the session is gone), clear, and let it go again.
+      const haltedHere = state === "running";
+      this.ending = true;
+      try {
+        if (haltedHere) await core.halt();
+        for (let vp = 0; vp < core.vpCount; vp++) await core.setDebugState(vp, emptyDebugState());
+      } finally {
+        this.ending = false;
+      }
+      if ((haltedHere || debuggerStopped) && core.runState() === "stopped") await core.resume();
     } finally {
-      this.ending = false;
+      this.events.publish({ kind: "detached", cause });
     }
-    if ((haltedHere || debuggerStopped) && core.runState() === "stopped") await core.resume();
   }
 
   private assertOpen(): void {

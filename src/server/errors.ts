@@ -1,20 +1,30 @@
 // Server-side errors: reasons beyond the core's, and the one mapping of thrown values to statuses.
 import { randomBytes } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { anyPack } from "@bufbuild/protobuf/wkt";
 import { ServerError, Status, type CallContext, type ServerMiddleware } from "nice-grpc";
-import { Code, ERROR_DOMAIN, VmmError, type Reason } from "../core";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
-import { StatusSchema } from "../../gen/google/rpc/status_pb";
+import { Code, VmmError, type Reason } from "../core";
+import { STATUS_DETAILS_KEY, encodeStatusDetails } from "../wire";
 import type { Logger } from "./logger";
 
 /**
  * Reasons only the server raises, on top of the core's `Reason` union:
  * - RESUME_IN_PROGRESS: a second Resume while one is waiting for a stop (FAILED_PRECONDITION).
  * - SESSION_ENDED: a waiting Resume whose session was detached or lapsed (ABORTED).
- * - SERVER_SHUTTING_DOWN: a waiting Resume when the server closes (UNAVAILABLE).
+ * - SERVER_SHUTTING_DOWN: a call while the server closes (UNAVAILABLE).
+ * - SESSION_VM_MISMATCH: `vm` names another VM than the session's (INVALID_ARGUMENT).
+ * - SESSION_MISMATCH: a stream operation carries another session's id, or a unary Resume names a
+ *   stream's session (INVALID_ARGUMENT / FAILED_PRECONDITION).
+ * - STREAM_PROTOCOL: a Session message out of place (INVALID_ARGUMENT).
+ * - STREAM_OVERFLOW: a Session stream's client stopped reading (RESOURCE_EXHAUSTED).
  */
-export type ServerReason = Reason | "RESUME_IN_PROGRESS" | "SESSION_ENDED" | "SERVER_SHUTTING_DOWN";
+export type ServerReason =
+  | Reason
+  | "RESUME_IN_PROGRESS"
+  | "SESSION_ENDED"
+  | "SERVER_SHUTTING_DOWN"
+  | "SESSION_VM_MISMATCH"
+  | "SESSION_MISMATCH"
+  | "STREAM_PROTOCOL"
+  | "STREAM_OVERFLOW";
 
 /** A `VmmError` that may carry a server-only reason (the core's class, so one mapping serves both). */
 export function serverError(
@@ -34,9 +44,6 @@ export interface ErrorStatus {
   reason: string;
   metadata: Record<string, string>;
 }
-
-/** Metadata key of the serialized google.rpc.Status (the gRPC "rich error" convention). */
-export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
 
 /**
  * The one place thrown values become statuses: a VmmError keeps its code and reason, a nice-grpc
@@ -61,15 +68,6 @@ export function toErrorStatus(thrown: unknown): ErrorStatus & { unexpected?: { i
     metadata: { incident },
     unexpected: { incident },
   };
-}
-
-/** Serializes `google.rpc.Status { code, message, details: [Any(ErrorInfo)] }`. */
-export function encodeStatusDetails(status: ErrorStatus): Uint8Array {
-  const info = create(ErrorInfoSchema, { reason: status.reason, domain: ERROR_DOMAIN, metadata: status.metadata });
-  return toBinary(
-    StatusSchema,
-    create(StatusSchema, { code: status.code, message: status.message, details: [anyPack(ErrorInfoSchema, info)] }),
-  );
 }
 
 /**

@@ -5,5 +5,5 @@ export { formatListenAddress, isLoopbackHost, parseListenAddress } from "./liste
 export type { ListenAddress } from "./listen-address";
 export { createJsonLogger, silentLogger } from "./logger";
 export type { Logger } from "./logger";
-export type { AuditEntry } from "./dispatch";
+export type { AuditEntry } from "./operations";
 export type { ServerReason } from "./errors";

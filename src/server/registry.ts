@@ -1,6 +1,7 @@
 // The VMs a server serves, by id, each with its debugger state; resolves a request's `vm` field.
 import { Code, VmmError, type VmmCore } from "../core";
 import { DebuggerState, type DebuggerStateOptions } from "./debugger-state";
+import { serverError } from "./errors";
 
 export class VmRegistry {
   private readonly byId = new Map<string, DebuggerState>();
@@ -49,5 +50,37 @@ export class VmRegistry {
       );
     }
     return found;
+  }
+
+  /**
+   * The VM of a request that may carry a session id: a live session names its VM (a `vm` that
+   * contradicts it is INVALID_ARGUMENT / SESSION_VM_MISMATCH); otherwise `vm` decides, and the
+   * session rules answer NOT_ATTACHED later. An unknown session with an empty `vm` on a server
+   * of several VMs is NOT_ATTACHED rather than VM_AMBIGUOUS: the session was meant to name it.
+   */
+  resolveFor(vm: string, sessionId: string): DebuggerState {
+    if (sessionId !== "") {
+      const owner = [...this.byId.values()].find((d) => d.hasSession(sessionId));
+      if (owner) {
+        if (vm !== "" && vm !== owner.id) {
+          throw serverError(
+            Code.InvalidArgument,
+            "SESSION_VM_MISMATCH",
+            `session ${sessionId.slice(0, 8)}… debugs VM "${owner.id}", but the request names VM "${vm}": leave \`vm\` empty or name the session's VM`,
+            { vm, session_vm: owner.id, session_id: sessionId.slice(0, 8) },
+          );
+        }
+        return owner;
+      }
+      if (vm === "" && this.byId.size > 1) {
+        throw serverError(
+          Code.FailedPrecondition,
+          "NOT_ATTACHED",
+          `session ${sessionId.slice(0, 8)}… is not attached to any VM (it detached, its lease lapsed, or it never existed): call Attach`,
+          { session_id: sessionId.slice(0, 8) },
+        );
+      }
+    }
+    return this.resolve(vm);
   }
 }

@@ -70,7 +70,7 @@ describe("DebugService", () => {
     it("Attach returns a session id and the lease, and GetVm shows the holder", async () => {
       session = await h.client.attach(VM);
       expect(session.id).toMatch(/^[0-9a-f]{32}$/);
-      expect(session.lease).toBe(30_000);
+      expect(session.lease).toBe(600_000);
       const info = await h.client.getVm(VM);
       expect(info.attached?.holder).toMatch(/127\.0\.0\.1:\d+$/);
       expect(info.attached!.leaseExpiresAt.getTime()).toBeGreaterThan(Date.now() + 20_000);
@@ -226,7 +226,14 @@ describe("DebugService", () => {
       expect(err.message).toContain("demo");
       await refused(() => h.client.readMemory("nope", { gpa: 0n }, 8), Status.NOT_FOUND, "VM_NOT_FOUND");
       await refused(() => h.client.rpc.debug.attach({ vm: "nope" }), Status.NOT_FOUND, "VM_NOT_FOUND");
-      await refused((s) => h.client.rpc.debug.break({ vm: "nope", sessionId: s.id }), Status.NOT_FOUND, "VM_NOT_FOUND");
+      await refused((s) => h.client.rpc.debug.break({ vm: "nope", sessionId: "0".repeat(32) }), Status.NOT_FOUND, "VM_NOT_FOUND");
+    });
+
+    it("refuses a `vm` that contradicts the session's VM with INVALID_ARGUMENT / SESSION_VM_MISMATCH", async () => {
+      await refused((s) => h.client.rpc.debug.break({ vm: "nope", sessionId: s.id }), Status.INVALID_ARGUMENT, "SESSION_VM_MISMATCH", {
+        vm: "nope",
+        session_vm: VM,
+      });
     });
 
     it("refuses a VP at or above the VP count with INVALID_ARGUMENT / VP_OUT_OF_RANGE", async () => {

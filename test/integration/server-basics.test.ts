@@ -54,7 +54,12 @@ describe("a server with no VMs", () => {
       const files = responses[1].getFileDescriptorResponse()!.getFileDescriptorProtoList_asU8();
       const file = fromBinary(FileDescriptorProtoSchema, files[0]);
       expect(file.name).toBe("vmm/debug/v1/debug_service.proto");
-      expect(file.dependency).toEqual(["google/protobuf/duration.proto", "vmm/debug/v1/types.proto"]);
+      expect(file.dependency).toEqual([
+        "google/protobuf/duration.proto",
+        "google/rpc/status.proto",
+        "vmm/debug/v1/types.proto",
+        "vmm/debug/v1/vm_service.proto",
+      ]);
     }
   });
 

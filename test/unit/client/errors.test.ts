@@ -1,7 +1,7 @@
 // VmmDebugError.from: gRPC errors with their ErrorInfo, aborts, platform errors, anything else.
 import { ClientError, Metadata, Status } from "nice-grpc";
 import { VmmDebugError, decodeStatusDetails, STATUS_DETAILS_KEY } from "../../../src/client";
-import { encodeStatusDetails } from "../../../src/server/errors";
+import { encodeStatusDetails } from "../../../src/wire";
 
 describe("VmmDebugError.from", () => {
   it("keeps a ClientError's code and reads reason and metadata from the trailer", () => {

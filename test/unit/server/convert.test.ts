@@ -90,23 +90,23 @@ const a64State: sdk.DebuggerVpState & CoreVpState = {
 describe("requests: SDK → wire bytes → server → domain", () => {
   it("carries an x86-64 register state unchanged", () => {
     const w = overWire(wire.DebuggerVpStateSchema, client.vpStateToWire(x86State));
-    expect(server.vpStateFromWire(w, x86)).toEqual(x86State);
+    expect(server.vpStateFromWire(w, "x86_64")).toEqual(x86State);
   });
 
   it("carries an aarch64 register state unchanged", () => {
     const w = overWire(wire.DebuggerVpStateSchema, client.vpStateToWire(a64State));
-    expect(server.vpStateFromWire(w, a64)).toEqual(a64State);
+    expect(server.vpStateFromWire(w, "aarch64")).toEqual(a64State);
   });
 
   it("carries GVA and GPA addresses (a GVA without vp means VP 0)", () => {
     const gva = overWire(wire.GuestAddressSchema, client.guestAddressToWire({ gva: 0xffff_ffff_8010_7000n, vp: 1 }));
-    expect(server.guestAddressFromWire(gva, x86)).toEqual({ kind: "gva", vp: 1, gva: 0xffff_ffff_8010_7000n });
+    expect(server.guestAddressFromWire(gva)).toEqual({ kind: "gva", vp: 1, gva: 0xffff_ffff_8010_7000n });
     const gva0 = overWire(wire.GuestAddressSchema, client.guestAddressToWire({ gva: 5n }));
-    expect(server.guestAddressFromWire(gva0, x86)).toEqual({ kind: "gva", vp: 0, gva: 5n });
+    expect(server.guestAddressFromWire(gva0)).toEqual({ kind: "gva", vp: 0, gva: 5n });
     const gpa = overWire(wire.GuestAddressSchema, client.guestAddressToWire({ gpa: 0x10_7000n }));
-    expect(server.guestAddressFromWire(gpa, x86)).toEqual({ kind: "gpa", gpa: 0x10_7000n });
+    expect(server.guestAddressFromWire(gpa)).toEqual({ kind: "gpa", gpa: 0x10_7000n });
     const zero = overWire(wire.GuestAddressSchema, client.guestAddressToWire({ gpa: 0n }));
-    expect(server.guestAddressFromWire(zero, x86)).toEqual({ kind: "gpa", gpa: 0n });
+    expect(server.guestAddressFromWire(zero)).toEqual({ kind: "gpa", gpa: 0n });
   });
 
   it("carries a debug state, mapping SDK types and sizes to the DR7 encodings and padding to four slots", () => {
@@ -151,7 +151,7 @@ describe("responses: domain → server → wire bytes → SDK", () => {
     const w = overWire(wire.DebuggerVpStateSchema, server.vpStateToWire(state));
     expect(client.vpStateFromWire(w)).toEqual(state);
     // And the server reads back what it writes.
-    expect(server.vpStateFromWire(w, state.arch === "x86_64" ? x86 : a64)).toEqual(state);
+    expect(server.vpStateFromWire(w, state.arch)).toEqual(state);
   });
 
   const stops: [CoreStopReason, sdk.DebugStopReason][] = [
@@ -203,26 +203,16 @@ describe("responses: domain → server → wire bytes → SDK", () => {
 describe("request validation", () => {
   const x86Wire = () => client.vpStateToWire(structuredClone(x86State)) as wire.DebuggerVpState & { arch: { case: "x8664" } };
 
-  it("refuses a VP at or above the VP count", () => {
-    expect(server.vpFromWire(1, x86)).toBe(1);
-    expectVmmError(() => server.vpFromWire(2, x86), Code.InvalidArgument, "VP_OUT_OF_RANGE", { vp: "2", vp_count: "2" });
-  });
-
   it("refuses a missing address and an address without kind", () => {
-    expectVmmError(() => server.guestAddressFromWire(undefined, x86), Code.InvalidArgument, "MISSING_FIELD", { field: "address" });
-    expectVmmError(() => server.guestAddressFromWire(create(wire.GuestAddressSchema), x86), Code.InvalidArgument, "MISSING_FIELD", {
+    expectVmmError(() => server.guestAddressFromWire(undefined), Code.InvalidArgument, "MISSING_FIELD", { field: "address" });
+    expectVmmError(() => server.guestAddressFromWire(create(wire.GuestAddressSchema)), Code.InvalidArgument, "MISSING_FIELD", {
       field: "address.kind",
     });
   });
 
-  it("refuses a GVA of a VP the VM does not have", () => {
-    const w = client.guestAddressToWire({ gva: 0n, vp: 7 });
-    expectVmmError(() => server.guestAddressFromWire(w, x86), Code.InvalidArgument, "VP_OUT_OF_RANGE", { vp: "7" });
-  });
-
   it("refuses a missing state and a state without arch", () => {
-    expectVmmError(() => server.vpStateFromWire(undefined, x86), Code.InvalidArgument, "MISSING_FIELD", { field: "state" });
-    expectVmmError(() => server.vpStateFromWire(create(wire.DebuggerVpStateSchema), x86), Code.InvalidArgument, "MISSING_FIELD", {
+    expectVmmError(() => server.vpStateFromWire(undefined, "x86_64"), Code.InvalidArgument, "MISSING_FIELD", { field: "state" });
+    expectVmmError(() => server.vpStateFromWire(create(wire.DebuggerVpStateSchema), "x86_64"), Code.InvalidArgument, "MISSING_FIELD", {
       field: "state.arch",
     });
   });
@@ -232,7 +222,7 @@ describe("request validation", () => {
       const w = x86Wire();
       w.arch.value.gp = w.arch.value.gp.slice(0, n).concat(n > 16 ? [0n] : []);
       if (n === 17) w.arch.value.gp = Array(17).fill(0n);
-      expectVmmError(() => server.vpStateFromWire(w, x86), Code.InvalidArgument, "INVALID_ARRAY_LENGTH", {
+      expectVmmError(() => server.vpStateFromWire(w, "x86_64"), Code.InvalidArgument, "INVALID_ARRAY_LENGTH", {
         field: "state.x86_64.gp",
         length: String(n),
         expected: "16",
@@ -241,46 +231,38 @@ describe("request validation", () => {
     const a = client.vpStateToWire(structuredClone(a64State));
     if (a.arch.case !== "aarch64") throw new Error("fixture");
     a.arch.value.x.pop();
-    expectVmmError(() => server.vpStateFromWire(a, a64), Code.InvalidArgument, "INVALID_ARRAY_LENGTH", {
+    expectVmmError(() => server.vpStateFromWire(a, "aarch64"), Code.InvalidArgument, "INVALID_ARRAY_LENGTH", {
       field: "state.aarch64.x",
       length: "30",
     });
   });
 
-  it("refuses a state of the other architecture with FAILED_PRECONDITION", () => {
-    expectVmmError(() => server.vpStateFromWire(client.vpStateToWire(a64State), x86), Code.FailedPrecondition, "ARCH_MISMATCH", {
-      vm_arch: "x86_64",
-      request_arch: "aarch64",
-    });
-    expectVmmError(() => server.vpStateFromWire(client.vpStateToWire(x86State), a64), Code.FailedPrecondition, "ARCH_MISMATCH");
-  });
-
   it("refuses a missing segment register", () => {
     const w = x86Wire();
     w.arch.value.ss = undefined;
-    expectVmmError(() => server.vpStateFromWire(w, x86), Code.InvalidArgument, "MISSING_FIELD", { field: "state.x86_64.ss" });
+    expectVmmError(() => server.vpStateFromWire(w, "x86_64"), Code.InvalidArgument, "MISSING_FIELD", { field: "state.x86_64.ss" });
   });
 
   it("refuses selectors and attributes beyond 16 bits, reserved attribute bits, and CR8 beyond 4 bits", () => {
     const sel = x86Wire();
     sel.arch.value.cs!.selector = 0x1_0000;
-    expectVmmError(() => server.vpStateFromWire(sel, x86), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", {
+    expectVmmError(() => server.vpStateFromWire(sel, "x86_64"), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", {
       field: "state.x86_64.cs.selector",
       value: "0x10000",
     });
     const attr = x86Wire();
     attr.arch.value.ds!.attributes = 0x1_c093;
-    expectVmmError(() => server.vpStateFromWire(attr, x86), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", {
+    expectVmmError(() => server.vpStateFromWire(attr, "x86_64"), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", {
       field: "state.x86_64.ds.attributes",
     });
     const reserved = x86Wire();
     reserved.arch.value.es!.attributes = 0xc193;
-    expectVmmError(() => server.vpStateFromWire(reserved, x86), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", {
+    expectVmmError(() => server.vpStateFromWire(reserved, "x86_64"), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", {
       field: "state.x86_64.es.attributes",
     });
     const cr8 = x86Wire();
     cr8.arch.value.cr8 = 16n;
-    expectVmmError(() => server.vpStateFromWire(cr8, x86), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", { field: "state.x86_64.cr8" });
+    expectVmmError(() => server.vpStateFromWire(cr8, "x86_64"), Code.InvalidArgument, "VALUE_OUT_OF_RANGE", { field: "state.x86_64.cr8" });
   });
 
   const bp = (address: bigint, type: number, size: number) =>

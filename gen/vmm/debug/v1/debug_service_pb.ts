@@ -4,19 +4,23 @@
 // @generated from file vmm/debug/v1/debug_service.proto (package vmm.debug.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
-import type { DebuggerVpState, DebugState, DebugStopReason, GuestAddress } from "./types_pb.js";
+import type { Status } from "../../../google/rpc/status_pb.js";
+import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
+import type { DebuggerVpState, DebugState, DebugStopReason, GuestAddress, RegisterDelta } from "./types_pb.js";
 import { file_vmm_debug_v1_types } from "./types_pb.js";
+import type { VmInfo } from "./vm_service_pb.js";
+import { file_vmm_debug_v1_vm_service } from "./vm_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file vmm/debug/v1/debug_service.proto.
  */
 export const file_vmm_debug_v1_debug_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB2bW0vZGVidWcvdjEvZGVidWdfc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIhsKDUF0dGFjaFJlcXVlc3QSCgoCdm0YASABKAkiTgoOQXR0YWNoUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIoCgVsZWFzZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCg1EZXRhY2hSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiEAoORGV0YWNoUmVzcG9uc2UiLwoNUmVzdW1lUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIj8KDlJlc3VtZVJlc3BvbnNlEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iLgoMQnJlYWtSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiDwoNQnJlYWtSZXNwb25zZSJrChRTZXREZWJ1Z1N0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEicKBXN0YXRlGAQgASgLMhgudm1tLmRlYnVnLnYxLkRlYnVnU3RhdGUiFwoVU2V0RGVidWdTdGF0ZVJlc3BvbnNlIisKEUdldFZwU3RhdGVSZXF1ZXN0EgoKAnZtGAEgASgJEgoKAnZwGAIgASgNIkIKEkdldFZwU3RhdGVSZXNwb25zZRIsCgVzdGF0ZRgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z2dlclZwU3RhdGUibQoRU2V0VnBTdGF0ZVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJ2cBgDIAEoDRIsCgVzdGF0ZRgEIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z2dlclZwU3RhdGUiFAoSU2V0VnBTdGF0ZVJlc3BvbnNlIlwKEVJlYWRNZW1vcnlSZXF1ZXN0EgoKAnZtGAEgASgJEisKB2FkZHJlc3MYAiABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgDIAEoBCIiChJSZWFkTWVtb3J5UmVzcG9uc2USDAoEZGF0YRgBIAEoDCJvChJXcml0ZU1lbW9yeVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIrCgdhZGRyZXNzGAMgASgLMhoudm1tLmRlYnVnLnYxLkd1ZXN0QWRkcmVzcxIMCgRkYXRhGAQgASgMIhUKE1dyaXRlTWVtb3J5UmVzcG9uc2UiYgoXUmVhZE1lbW9yeVN0cmVhbVJlcXVlc3QSCgoCdm0YASABKAkSKwoHYWRkcmVzcxgCIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDgoGbGVuZ3RoGAMgASgEIjgKGFJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDDK0BgoMRGVidWdTZXJ2aWNlEkMKBkF0dGFjaBIbLnZtbS5kZWJ1Zy52MS5BdHRhY2hSZXF1ZXN0Ghwudm1tLmRlYnVnLnYxLkF0dGFjaFJlc3BvbnNlEkMKBkRldGFjaBIbLnZtbS5kZWJ1Zy52MS5EZXRhY2hSZXF1ZXN0Ghwudm1tLmRlYnVnLnYxLkRldGFjaFJlc3BvbnNlEkMKBlJlc3VtZRIbLnZtbS5kZWJ1Zy52MS5SZXN1bWVSZXF1ZXN0Ghwudm1tLmRlYnVnLnYxLlJlc3VtZVJlc3BvbnNlEkAKBUJyZWFrEhoudm1tLmRlYnVnLnYxLkJyZWFrUmVxdWVzdBobLnZtbS5kZWJ1Zy52MS5CcmVha1Jlc3BvbnNlElgKDVNldERlYnVnU3RhdGUSIi52bW0uZGVidWcudjEuU2V0RGVidWdTdGF0ZVJlcXVlc3QaIy52bW0uZGVidWcudjEuU2V0RGVidWdTdGF0ZVJlc3BvbnNlElQKCkdldFZwU3RhdGUSHy52bW0uZGVidWcudjEuR2V0VnBTdGF0ZVJlcXVlc3QaIC52bW0uZGVidWcudjEuR2V0VnBTdGF0ZVJlc3BvbnNlIgOQAgESTwoKU2V0VnBTdGF0ZRIfLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVzcG9uc2USVAoKUmVhZE1lbW9yeRIfLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5UmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5UmVzcG9uc2UiA5ACARJSCgtXcml0ZU1lbW9yeRIgLnZtbS5kZWJ1Zy52MS5Xcml0ZU1lbW9yeVJlcXVlc3QaIS52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXNwb25zZRJoChBSZWFkTWVtb3J5U3RyZWFtEiUudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0GiYudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_vmm_debug_v1_types]);
+  fileDesc("CiB2bW0vZGVidWcvdjEvZGVidWdfc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIhsKDUF0dGFjaFJlcXVlc3QSCgoCdm0YASABKAkiTgoOQXR0YWNoUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIoCgVsZWFzZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCg1EZXRhY2hSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiEAoORGV0YWNoUmVzcG9uc2UiLwoNUmVzdW1lUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIj8KDlJlc3VtZVJlc3BvbnNlEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iLgoMQnJlYWtSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiDwoNQnJlYWtSZXNwb25zZSJrChRTZXREZWJ1Z1N0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEicKBXN0YXRlGAQgASgLMhgudm1tLmRlYnVnLnYxLkRlYnVnU3RhdGUiFwoVU2V0RGVidWdTdGF0ZVJlc3BvbnNlIj8KEUdldFZwU3RhdGVSZXF1ZXN0EgoKAnZtGAEgASgJEgoKAnZwGAIgASgNEhIKCnNlc3Npb25faWQYAyABKAkiQgoSR2V0VnBTdGF0ZVJlc3BvbnNlEiwKBXN0YXRlGAEgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSJtChFTZXRWcFN0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEiwKBXN0YXRlGAQgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSIUChJTZXRWcFN0YXRlUmVzcG9uc2UicAoRUmVhZE1lbW9yeVJlcXVlc3QSCgoCdm0YASABKAkSKwoHYWRkcmVzcxgCIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDgoGbGVuZ3RoGAMgASgEEhIKCnNlc3Npb25faWQYBCABKAkiIgoSUmVhZE1lbW9yeVJlc3BvbnNlEgwKBGRhdGEYASABKAwibwoSV3JpdGVNZW1vcnlSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSKwoHYWRkcmVzcxgDIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDAoEZGF0YRgEIAEoDCIVChNXcml0ZU1lbW9yeVJlc3BvbnNlInYKF1JlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0EgoKAnZtGAEgASgJEisKB2FkZHJlc3MYAiABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgDIAEoBBISCgpzZXNzaW9uX2lkGAQgASgJIjgKGFJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDCJwCgtTdGVwUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEg0KBWNvdW50GAQgASgNEiYKBXRyYWNlGAUgASgOMhcudm1tLmRlYnVnLnYxLlN0ZXBUcmFjZSKkAQoMU3RlcFJlc3BvbnNlEhAKCGV4ZWN1dGVkGAEgASgNEisKBHN0b3AYAiABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uEg4KBmhhbHRlZBgDIAEoCBIQCghwY190cmFjZRgEIAEoDBIzCg5yZWdpc3Rlcl90cmFjZRgFIAMoCzIbLnZtbS5kZWJ1Zy52MS5SZWdpc3RlckRlbHRhIkoKC01lbW9yeVJhbmdlEisKB2FkZHJlc3MYASABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgCIAEoBCJiChVSZWFkTWVtb3J5TWFueVJlcXVlc3QSCgoCdm0YASABKAkSKQoGcmFuZ2VzGAIgAygLMhkudm1tLmRlYnVnLnYxLk1lbW9yeVJhbmdlEhIKCnNlc3Npb25faWQYAyABKAkiUgoRTWVtb3J5UmFuZ2VSZXN1bHQSDgoEZGF0YRgBIAEoDEgAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIICgZyZXN1bHQiSgoWUmVhZE1lbW9yeU1hbnlSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8udm1tLmRlYnVnLnYxLk1lbW9yeVJhbmdlUmVzdWx0IkEKEkdldFZwU3RhdGVzUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN2cHMYAiADKA0SEgoKc2Vzc2lvbl9pZBgDIAEoCSJICgxWcFN0YXRlRW50cnkSCgoCdnAYASABKA0SLAoFc3RhdGUYAiABKAsyHS52bW0uZGVidWcudjEuRGVidWdnZXJWcFN0YXRlIkEKE0dldFZwU3RhdGVzUmVzcG9uc2USKgoGc3RhdGVzGAEgAygLMhoudm1tLmRlYnVnLnYxLlZwU3RhdGVFbnRyeSLyBQoOU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAQSLQoGYXR0YWNoGAIgASgLMhsudm1tLmRlYnVnLnYxLkF0dGFjaFJlcXVlc3RIABItCgZkZXRhY2gYAyABKAsyGy52bW0uZGVidWcudjEuRGV0YWNoUmVxdWVzdEgAEi0KBnJlc3VtZRgEIAEoCzIbLnZtbS5kZWJ1Zy52MS5SZXN1bWVSZXF1ZXN0SAASKwoFYnJlYWsYBSABKAsyGi52bW0uZGVidWcudjEuQnJlYWtSZXF1ZXN0SAASPQoPc2V0X2RlYnVnX3N0YXRlGAYgASgLMiIudm1tLmRlYnVnLnYxLlNldERlYnVnU3RhdGVSZXF1ZXN0SAASNwoMZ2V0X3ZwX3N0YXRlGAcgASgLMh8udm1tLmRlYnVnLnYxLkdldFZwU3RhdGVSZXF1ZXN0SAASNwoMc2V0X3ZwX3N0YXRlGAggASgLMh8udm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXF1ZXN0SAASNgoLcmVhZF9tZW1vcnkYCSABKAsyHy52bW0uZGVidWcudjEuUmVhZE1lbW9yeVJlcXVlc3RIABI4Cgx3cml0ZV9tZW1vcnkYCiABKAsyIC52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXF1ZXN0SAASQwoScmVhZF9tZW1vcnlfc3RyZWFtGAsgASgLMiUudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0SAASKQoEc3RlcBgMIAEoCzIZLnZtbS5kZWJ1Zy52MS5TdGVwUmVxdWVzdEgAEj8KEHJlYWRfbWVtb3J5X21hbnkYDSABKAsyIy52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXF1ZXN0SAASOQoNZ2V0X3ZwX3N0YXRlcxgOIAEoCzIgLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1JlcXVlc3RIAEILCglvcGVyYXRpb24iRQoNU2Vzc2lvbk9wZW5lZBISCgpzZXNzaW9uX2lkGAEgASgJEiAKAnZtGAIgASgLMhQudm1tLmRlYnVnLnYxLlZtSW5mbyIPCg1SZXN1bWVTdGFydGVkImYKC1Nlc3Npb25TdG9wEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24SEAoIc2VxdWVuY2UYAiABKAQSDwoCdnAYAyABKA1IAIgBAUIFCgNfdnAi2QYKD1Nlc3Npb25SZXNwb25zZRIKCgJpZBgBIAEoBBIMCgRtb3JlGAIgASgIEi0KBm9wZW5lZBgDIAEoCzIbLnZtbS5kZWJ1Zy52MS5TZXNzaW9uT3BlbmVkSAASIwoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAEi4KBmRldGFjaBgFIAEoCzIcLnZtbS5kZWJ1Zy52MS5EZXRhY2hSZXNwb25zZUgAEi0KBnJlc3VtZRgGIAEoCzIbLnZtbS5kZWJ1Zy52MS5SZXN1bWVTdGFydGVkSAASLAoFYnJlYWsYByABKAsyGy52bW0uZGVidWcudjEuQnJlYWtSZXNwb25zZUgAEj4KD3NldF9kZWJ1Z19zdGF0ZRgIIAEoCzIjLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVzcG9uc2VIABI4CgxnZXRfdnBfc3RhdGUYCSABKAsyIC52bW0uZGVidWcudjEuR2V0VnBTdGF0ZVJlc3BvbnNlSAASOAoMc2V0X3ZwX3N0YXRlGAogASgLMiAudm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXNwb25zZUgAEjcKC3JlYWRfbWVtb3J5GAsgASgLMiAudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXNwb25zZUgAEjkKDHdyaXRlX21lbW9yeRgMIAEoCzIhLnZtbS5kZWJ1Zy52MS5Xcml0ZU1lbW9yeVJlc3BvbnNlSAASRAoScmVhZF9tZW1vcnlfc3RyZWFtGA0gASgLMiYudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZUgAEioKBHN0ZXAYDiABKAsyGi52bW0uZGVidWcudjEuU3RlcFJlc3BvbnNlSAASQAoQcmVhZF9tZW1vcnlfbWFueRgPIAEoCzIkLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5TWFueVJlc3BvbnNlSAASOgoNZ2V0X3ZwX3N0YXRlcxgQIAEoCzIhLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1Jlc3BvbnNlSAASKQoEc3RvcBgRIAEoCzIZLnZtbS5kZWJ1Zy52MS5TZXNzaW9uU3RvcEgAQggKBnJlc3VsdCppCglTdGVwVHJhY2USGgoWU1RFUF9UUkFDRV9VTlNQRUNJRklFRBAAEhMKD1NURVBfVFJBQ0VfTk9ORRABEhEKDVNURVBfVFJBQ0VfUEMQAhIYChRTVEVQX1RSQUNFX1JFR0lTVEVSUxADMvoICgxEZWJ1Z1NlcnZpY2USQwoGQXR0YWNoEhsudm1tLmRlYnVnLnYxLkF0dGFjaFJlcXVlc3QaHC52bW0uZGVidWcudjEuQXR0YWNoUmVzcG9uc2USQwoGRGV0YWNoEhsudm1tLmRlYnVnLnYxLkRldGFjaFJlcXVlc3QaHC52bW0uZGVidWcudjEuRGV0YWNoUmVzcG9uc2USQwoGUmVzdW1lEhsudm1tLmRlYnVnLnYxLlJlc3VtZVJlcXVlc3QaHC52bW0uZGVidWcudjEuUmVzdW1lUmVzcG9uc2USQAoFQnJlYWsSGi52bW0uZGVidWcudjEuQnJlYWtSZXF1ZXN0Ghsudm1tLmRlYnVnLnYxLkJyZWFrUmVzcG9uc2USWAoNU2V0RGVidWdTdGF0ZRIiLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVxdWVzdBojLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVzcG9uc2USVAoKR2V0VnBTdGF0ZRIfLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVzcG9uc2UiA5ACARJPCgpTZXRWcFN0YXRlEh8udm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXF1ZXN0GiAudm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXNwb25zZRJUCgpSZWFkTWVtb3J5Eh8udm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXF1ZXN0GiAudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXNwb25zZSIDkAIBElIKC1dyaXRlTWVtb3J5EiAudm1tLmRlYnVnLnYxLldyaXRlTWVtb3J5UmVxdWVzdBohLnZtbS5kZWJ1Zy52MS5Xcml0ZU1lbW9yeVJlc3BvbnNlEmgKEFJlYWRNZW1vcnlTdHJlYW0SJS52bW0uZGVidWcudjEuUmVhZE1lbW9yeVN0cmVhbVJlcXVlc3QaJi52bW0uZGVidWcudjEuUmVhZE1lbW9yeVN0cmVhbVJlc3BvbnNlIgOQAgEwARI9CgRTdGVwEhkudm1tLmRlYnVnLnYxLlN0ZXBSZXF1ZXN0Ghoudm1tLmRlYnVnLnYxLlN0ZXBSZXNwb25zZRJgCg5SZWFkTWVtb3J5TWFueRIjLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5TWFueVJlcXVlc3QaJC52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXNwb25zZSIDkAIBElcKC0dldFZwU3RhdGVzEiAudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVzUmVxdWVzdBohLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1Jlc3BvbnNlIgOQAgESSgoHU2Vzc2lvbhIcLnZtbS5kZWJ1Zy52MS5TZXNzaW9uUmVxdWVzdBodLnZtbS5kZWJ1Zy52MS5TZXNzaW9uUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration, file_google_rpc_status, file_vmm_debug_v1_types, file_vmm_debug_v1_vm_service]);
 
 /**
  * Attach to a VM.
@@ -75,7 +79,7 @@ export const AttachResponseSchema: GenMessage<AttachResponse> = /*@__PURE__*/
  */
 export type DetachRequest = Message<"vmm.debug.v1.DetachRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -118,7 +122,7 @@ export const DetachResponseSchema: GenMessage<DetachResponse> = /*@__PURE__*/
  */
 export type ResumeRequest = Message<"vmm.debug.v1.ResumeRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -167,7 +171,7 @@ export const ResumeResponseSchema: GenMessage<ResumeResponse> = /*@__PURE__*/
  */
 export type BreakRequest = Message<"vmm.debug.v1.BreakRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -210,7 +214,7 @@ export const BreakResponseSchema: GenMessage<BreakResponse> = /*@__PURE__*/
  */
 export type SetDebugStateRequest = Message<"vmm.debug.v1.SetDebugStateRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -267,7 +271,7 @@ export const SetDebugStateResponseSchema: GenMessage<SetDebugStateResponse> = /*
  */
 export type GetVpStateRequest = Message<"vmm.debug.v1.GetVpStateRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the only VM (or the session's VM when `session_id` is set).
    *
    * @generated from field: string vm = 1;
    */
@@ -279,6 +283,13 @@ export type GetVpStateRequest = Message<"vmm.debug.v1.GetVpStateRequest"> & {
    * @generated from field: uint32 vp = 2;
    */
   vp: number;
+
+  /**
+   * Optional: a session id, whose lease this read renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
 };
 
 /**
@@ -316,7 +327,7 @@ export const GetVpStateResponseSchema: GenMessage<GetVpStateResponse> = /*@__PUR
  */
 export type SetVpStateRequest = Message<"vmm.debug.v1.SetVpStateRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -373,7 +384,7 @@ export const SetVpStateResponseSchema: GenMessage<SetVpStateResponse> = /*@__PUR
  */
 export type ReadMemoryRequest = Message<"vmm.debug.v1.ReadMemoryRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -394,6 +405,13 @@ export type ReadMemoryRequest = Message<"vmm.debug.v1.ReadMemoryRequest"> & {
    * @generated from field: uint64 length = 3;
    */
   length: bigint;
+
+  /**
+   * Optional: a session id, whose lease this read renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 4;
+   */
+  sessionId: string;
 };
 
 /**
@@ -431,7 +449,7 @@ export const ReadMemoryResponseSchema: GenMessage<ReadMemoryResponse> = /*@__PUR
  */
 export type WriteMemoryRequest = Message<"vmm.debug.v1.WriteMemoryRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -488,7 +506,7 @@ export const WriteMemoryResponseSchema: GenMessage<WriteMemoryResponse> = /*@__P
  */
 export type ReadMemoryStreamRequest = Message<"vmm.debug.v1.ReadMemoryStreamRequest"> & {
   /**
-   * VM id; empty means the only VM.
+   * VM id; empty means the session's VM (or the only VM).
    *
    * @generated from field: string vm = 1;
    */
@@ -507,6 +525,13 @@ export type ReadMemoryStreamRequest = Message<"vmm.debug.v1.ReadMemoryStreamRequ
    * @generated from field: uint64 length = 3;
    */
   length: bigint;
+
+  /**
+   * Optional: a session id, whose lease this read renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 4;
+   */
+  sessionId: string;
 };
 
 /**
@@ -545,10 +570,746 @@ export const ReadMemoryStreamResponseSchema: GenMessage<ReadMemoryStreamResponse
   messageDesc(file_vmm_debug_v1_debug_service, 19);
 
 /**
- * Debugs one VM at a time per session. Errors are gRPC statuses carrying a
- * google.rpc.ErrorInfo detail with domain "vmm.debug" and a stable reason (VM_NOT_FOUND,
- * VP_OUT_OF_RANGE, VM_RUNNING, NOT_ATTACHED, SESSION_CONFLICT, GPA_UNMAPPED, GVA_NOT_MAPPED,
- * BREAKPOINT_MISALIGNED, ARCH_MISMATCH, READ_TOO_LARGE, BACKEND_UNAVAILABLE, ...).
+ * Run instructions on one VP.
+ *
+ * @generated from message vmm.debug.v1.StepRequest
+ */
+export type StepRequest = Message<"vmm.debug.v1.StepRequest"> & {
+  /**
+   * VM id; empty means the session's VM (or the only VM).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * The session Attach returned.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * VP index; the other VPs stay stopped.
+   *
+   * @generated from field: uint32 vp = 3;
+   */
+  vp: number;
+
+  /**
+   * Instructions to run, 1..1000000 (else INVALID_ARGUMENT / VALUE_OUT_OF_RANGE). A delivered
+   * exception counts as one, as it does for a single step.
+   *
+   * @generated from field: uint32 count = 4;
+   */
+  count: number;
+
+  /**
+   * What to record.
+   *
+   * @generated from field: vmm.debug.v1.StepTrace trace = 5;
+   */
+  trace: StepTrace;
+};
+
+/**
+ * Describes the message vmm.debug.v1.StepRequest.
+ * Use `create(StepRequestSchema)` to create a new message.
+ */
+export const StepRequestSchema: GenMessage<StepRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 20);
+
+/**
+ * What a Step ran.
+ *
+ * @generated from message vmm.debug.v1.StepResponse
+ */
+export type StepResponse = Message<"vmm.debug.v1.StepResponse"> & {
+  /**
+   * Instructions completed (`count` unless `stop` is set or the VP halted).
+   *
+   * @generated from field: uint32 executed = 1;
+   */
+  executed: number;
+
+  /**
+   * Set when the batch ended early: a breakpoint (before the instruction at its address, which
+   * is not counted; the first instruction never fires the breakpoint it stands on), a
+   * watchpoint (after the access on x86, counted), a triple fault, a reset, a power-off.
+   *
+   * @generated from field: vmm.debug.v1.DebugStopReason stop = 2;
+   */
+  stop?: DebugStopReason | undefined;
+
+  /**
+   * The VP executed HLT and waits for an interrupt; stepping it further executes nothing.
+   *
+   * @generated from field: bool halted = 3;
+   */
+  halted: boolean;
+
+  /**
+   * With STEP_TRACE_PC or _REGISTERS: the PC after each executed instruction, as `executed`
+   * little-endian u64 values (8 bytes each), equal to the PCs as many single steps would show.
+   * A trace of 1,000,000 PCs is 8 MB: raise your client's receive limit or step in smaller batches.
+   *
+   * @generated from field: bytes pc_trace = 4;
+   */
+  pcTrace: Uint8Array;
+
+  /**
+   * With STEP_TRACE_REGISTERS: per executed instruction, the registers it changed.
+   *
+   * @generated from field: repeated vmm.debug.v1.RegisterDelta register_trace = 5;
+   */
+  registerTrace: RegisterDelta[];
+};
+
+/**
+ * Describes the message vmm.debug.v1.StepResponse.
+ * Use `create(StepResponseSchema)` to create a new message.
+ */
+export const StepResponseSchema: GenMessage<StepResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 21);
+
+/**
+ * One range of a scatter/gather read.
+ *
+ * @generated from message vmm.debug.v1.MemoryRange
+ */
+export type MemoryRange = Message<"vmm.debug.v1.MemoryRange"> & {
+  /**
+   * Where the range starts.
+   *
+   * @generated from field: vmm.debug.v1.GuestAddress address = 1;
+   */
+  address?: GuestAddress | undefined;
+
+  /**
+   * Number of bytes.
+   *
+   * @generated from field: uint64 length = 2;
+   */
+  length: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.MemoryRange.
+ * Use `create(MemoryRangeSchema)` to create a new message.
+ */
+export const MemoryRangeSchema: GenMessage<MemoryRange> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 22);
+
+/**
+ * Read many ranges.
+ *
+ * @generated from message vmm.debug.v1.ReadMemoryManyRequest
+ */
+export type ReadMemoryManyRequest = Message<"vmm.debug.v1.ReadMemoryManyRequest"> & {
+  /**
+   * VM id; empty means the session's VM (or the only VM).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * The ranges, at most 4096; their lengths add up to at most the unary read cap (else
+   * RESOURCE_EXHAUSTED / READ_TOO_LARGE for the whole call).
+   *
+   * @generated from field: repeated vmm.debug.v1.MemoryRange ranges = 2;
+   */
+  ranges: MemoryRange[];
+
+  /**
+   * Optional: a session id, whose lease this read renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message vmm.debug.v1.ReadMemoryManyRequest.
+ * Use `create(ReadMemoryManyRequestSchema)` to create a new message.
+ */
+export const ReadMemoryManyRequestSchema: GenMessage<ReadMemoryManyRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 23);
+
+/**
+ * The outcome of one range.
+ *
+ * @generated from message vmm.debug.v1.MemoryRangeResult
+ */
+export type MemoryRangeResult = Message<"vmm.debug.v1.MemoryRangeResult"> & {
+  /**
+   * Bytes or error.
+   *
+   * @generated from oneof vmm.debug.v1.MemoryRangeResult.result
+   */
+  result: {
+    /**
+     * Exactly the range's length.
+     *
+     * @generated from field: bytes data = 1;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | {
+    /**
+     * Why this range could not be read (the same status and ErrorInfo ReadMemory gives).
+     *
+     * @generated from field: google.rpc.Status error = 2;
+     */
+    value: Status;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vmm.debug.v1.MemoryRangeResult.
+ * Use `create(MemoryRangeResultSchema)` to create a new message.
+ */
+export const MemoryRangeResultSchema: GenMessage<MemoryRangeResult> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 24);
+
+/**
+ * Scatter/gather results.
+ *
+ * @generated from message vmm.debug.v1.ReadMemoryManyResponse
+ */
+export type ReadMemoryManyResponse = Message<"vmm.debug.v1.ReadMemoryManyResponse"> & {
+  /**
+   * One result per range, in request order.
+   *
+   * @generated from field: repeated vmm.debug.v1.MemoryRangeResult results = 1;
+   */
+  results: MemoryRangeResult[];
+};
+
+/**
+ * Describes the message vmm.debug.v1.ReadMemoryManyResponse.
+ * Use `create(ReadMemoryManyResponseSchema)` to create a new message.
+ */
+export const ReadMemoryManyResponseSchema: GenMessage<ReadMemoryManyResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 25);
+
+/**
+ * Read several VPs' registers.
+ *
+ * @generated from message vmm.debug.v1.GetVpStatesRequest
+ */
+export type GetVpStatesRequest = Message<"vmm.debug.v1.GetVpStatesRequest"> & {
+  /**
+   * VM id; empty means the session's VM (or the only VM).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * VP indexes; empty means every VP.
+   *
+   * @generated from field: repeated uint32 vps = 2;
+   */
+  vps: number[];
+
+  /**
+   * Optional: a session id, whose lease this read renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 3;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message vmm.debug.v1.GetVpStatesRequest.
+ * Use `create(GetVpStatesRequestSchema)` to create a new message.
+ */
+export const GetVpStatesRequestSchema: GenMessage<GetVpStatesRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 26);
+
+/**
+ * One VP's registers.
+ *
+ * @generated from message vmm.debug.v1.VpStateEntry
+ */
+export type VpStateEntry = Message<"vmm.debug.v1.VpStateEntry"> & {
+  /**
+   * VP index.
+   *
+   * @generated from field: uint32 vp = 1;
+   */
+  vp: number;
+
+  /**
+   * Its registers.
+   *
+   * @generated from field: vmm.debug.v1.DebuggerVpState state = 2;
+   */
+  state?: DebuggerVpState | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.VpStateEntry.
+ * Use `create(VpStateEntrySchema)` to create a new message.
+ */
+export const VpStateEntrySchema: GenMessage<VpStateEntry> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 27);
+
+/**
+ * Several VPs' registers.
+ *
+ * @generated from message vmm.debug.v1.GetVpStatesResponse
+ */
+export type GetVpStatesResponse = Message<"vmm.debug.v1.GetVpStatesResponse"> & {
+  /**
+   * In request order (every VP in order when the request named none).
+   *
+   * @generated from field: repeated vmm.debug.v1.VpStateEntry states = 1;
+   */
+  states: VpStateEntry[];
+};
+
+/**
+ * Describes the message vmm.debug.v1.GetVpStatesResponse.
+ * Use `create(GetVpStatesResponseSchema)` to create a new message.
+ */
+export const GetVpStatesResponseSchema: GenMessage<GetVpStatesResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 28);
+
+/**
+ * One client message of the Session stream.
+ *
+ * @generated from message vmm.debug.v1.SessionRequest
+ */
+export type SessionRequest = Message<"vmm.debug.v1.SessionRequest"> & {
+  /**
+   * Chosen by the client; the answer carries it back. Unused on `attach`.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The operation. Requests inside the stream may leave `vm` and `session_id` empty; when set
+   * they must name the stream's VM and session (else SESSION_VM_MISMATCH / SESSION_MISMATCH).
+   *
+   * @generated from oneof vmm.debug.v1.SessionRequest.operation
+   */
+  operation: {
+    /**
+     * First message only: attach to a VM (`vm`).
+     *
+     * @generated from field: vmm.debug.v1.AttachRequest attach = 2;
+     */
+    value: AttachRequest;
+    case: "attach";
+  } | {
+    /**
+     * End the session (as Detach); the server then ends the stream.
+     *
+     * @generated from field: vmm.debug.v1.DetachRequest detach = 3;
+     */
+    value: DetachRequest;
+    case: "detach";
+  } | {
+    /**
+     * Run the VM: answered by `resume` once it runs; the stop is pushed later as `stop`.
+     *
+     * @generated from field: vmm.debug.v1.ResumeRequest resume = 4;
+     */
+    value: ResumeRequest;
+    case: "resume";
+  } | {
+    /**
+     * Stop the VM; answered once it is stopped (the stop is pushed as `stop`).
+     *
+     * @generated from field: vmm.debug.v1.BreakRequest break = 5;
+     */
+    value: BreakRequest;
+    case: "break";
+  } | {
+    /**
+     * As SetDebugState.
+     *
+     * @generated from field: vmm.debug.v1.SetDebugStateRequest set_debug_state = 6;
+     */
+    value: SetDebugStateRequest;
+    case: "setDebugState";
+  } | {
+    /**
+     * As GetVpState.
+     *
+     * @generated from field: vmm.debug.v1.GetVpStateRequest get_vp_state = 7;
+     */
+    value: GetVpStateRequest;
+    case: "getVpState";
+  } | {
+    /**
+     * As SetVpState.
+     *
+     * @generated from field: vmm.debug.v1.SetVpStateRequest set_vp_state = 8;
+     */
+    value: SetVpStateRequest;
+    case: "setVpState";
+  } | {
+    /**
+     * As ReadMemory.
+     *
+     * @generated from field: vmm.debug.v1.ReadMemoryRequest read_memory = 9;
+     */
+    value: ReadMemoryRequest;
+    case: "readMemory";
+  } | {
+    /**
+     * As WriteMemory.
+     *
+     * @generated from field: vmm.debug.v1.WriteMemoryRequest write_memory = 10;
+     */
+    value: WriteMemoryRequest;
+    case: "writeMemory";
+  } | {
+    /**
+     * As ReadMemoryStream: answered by several `read_memory_stream` messages, `more` set on all
+     * but the last.
+     *
+     * @generated from field: vmm.debug.v1.ReadMemoryStreamRequest read_memory_stream = 11;
+     */
+    value: ReadMemoryStreamRequest;
+    case: "readMemoryStream";
+  } | {
+    /**
+     * As Step.
+     *
+     * @generated from field: vmm.debug.v1.StepRequest step = 12;
+     */
+    value: StepRequest;
+    case: "step";
+  } | {
+    /**
+     * As ReadMemoryMany.
+     *
+     * @generated from field: vmm.debug.v1.ReadMemoryManyRequest read_memory_many = 13;
+     */
+    value: ReadMemoryManyRequest;
+    case: "readMemoryMany";
+  } | {
+    /**
+     * As GetVpStates.
+     *
+     * @generated from field: vmm.debug.v1.GetVpStatesRequest get_vp_states = 14;
+     */
+    value: GetVpStatesRequest;
+    case: "getVpStates";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vmm.debug.v1.SessionRequest.
+ * Use `create(SessionRequestSchema)` to create a new message.
+ */
+export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 29);
+
+/**
+ * The answer to `attach`: the session is open.
+ *
+ * @generated from message vmm.debug.v1.SessionOpened
+ */
+export type SessionOpened = Message<"vmm.debug.v1.SessionOpened"> & {
+  /**
+   * The session id (unary calls may carry it too while the stream lives).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * The VM: architecture, VP count, run state, memory regions.
+   *
+   * @generated from field: vmm.debug.v1.VmInfo vm = 2;
+   */
+  vm?: VmInfo | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.SessionOpened.
+ * Use `create(SessionOpenedSchema)` to create a new message.
+ */
+export const SessionOpenedSchema: GenMessage<SessionOpened> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 30);
+
+/**
+ * The answer to `resume`: the VM runs (or a stop it had not yet reported is about to be pushed).
+ *
+ * @generated from message vmm.debug.v1.ResumeStarted
+ */
+export type ResumeStarted = Message<"vmm.debug.v1.ResumeStarted"> & {
+};
+
+/**
+ * Describes the message vmm.debug.v1.ResumeStarted.
+ * Use `create(ResumeStartedSchema)` to create a new message.
+ */
+export const ResumeStartedSchema: GenMessage<ResumeStarted> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 31);
+
+/**
+ * A stop, pushed on the Session stream when it happens.
+ *
+ * @generated from message vmm.debug.v1.SessionStop
+ */
+export type SessionStop = Message<"vmm.debug.v1.SessionStop"> & {
+  /**
+   * Why the VM stopped.
+   *
+   * @generated from field: vmm.debug.v1.DebugStopReason reason = 1;
+   */
+  reason?: DebugStopReason | undefined;
+
+  /**
+   * The stop's sequence number in the VM's event feed (VmService.WatchEvents).
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * The VP the stop concerns; unset for a VM-wide stop (break, power-off, reset, watchdog).
+   *
+   * @generated from field: optional uint32 vp = 3;
+   */
+  vp?: number | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.SessionStop.
+ * Use `create(SessionStopSchema)` to create a new message.
+ */
+export const SessionStopSchema: GenMessage<SessionStop> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 32);
+
+/**
+ * One server message of the Session stream.
+ *
+ * @generated from message vmm.debug.v1.SessionResponse
+ */
+export type SessionResponse = Message<"vmm.debug.v1.SessionResponse"> & {
+  /**
+   * The id of the request this answers; 0 for a pushed `stop`.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * More messages answer the same request (read_memory_stream chunks).
+   *
+   * @generated from field: bool more = 2;
+   */
+  more: boolean;
+
+  /**
+   * The result.
+   *
+   * @generated from oneof vmm.debug.v1.SessionResponse.result
+   */
+  result: {
+    /**
+     * Answer to `attach`.
+     *
+     * @generated from field: vmm.debug.v1.SessionOpened opened = 3;
+     */
+    value: SessionOpened;
+    case: "opened";
+  } | {
+    /**
+     * The operation failed; the stream goes on.
+     *
+     * @generated from field: google.rpc.Status error = 4;
+     */
+    value: Status;
+    case: "error";
+  } | {
+    /**
+     * Answer to `detach`.
+     *
+     * @generated from field: vmm.debug.v1.DetachResponse detach = 5;
+     */
+    value: DetachResponse;
+    case: "detach";
+  } | {
+    /**
+     * Answer to `resume`.
+     *
+     * @generated from field: vmm.debug.v1.ResumeStarted resume = 6;
+     */
+    value: ResumeStarted;
+    case: "resume";
+  } | {
+    /**
+     * Answer to `break`.
+     *
+     * @generated from field: vmm.debug.v1.BreakResponse break = 7;
+     */
+    value: BreakResponse;
+    case: "break";
+  } | {
+    /**
+     * Answer to `set_debug_state`.
+     *
+     * @generated from field: vmm.debug.v1.SetDebugStateResponse set_debug_state = 8;
+     */
+    value: SetDebugStateResponse;
+    case: "setDebugState";
+  } | {
+    /**
+     * Answer to `get_vp_state`.
+     *
+     * @generated from field: vmm.debug.v1.GetVpStateResponse get_vp_state = 9;
+     */
+    value: GetVpStateResponse;
+    case: "getVpState";
+  } | {
+    /**
+     * Answer to `set_vp_state`.
+     *
+     * @generated from field: vmm.debug.v1.SetVpStateResponse set_vp_state = 10;
+     */
+    value: SetVpStateResponse;
+    case: "setVpState";
+  } | {
+    /**
+     * Answer to `read_memory`.
+     *
+     * @generated from field: vmm.debug.v1.ReadMemoryResponse read_memory = 11;
+     */
+    value: ReadMemoryResponse;
+    case: "readMemory";
+  } | {
+    /**
+     * Answer to `write_memory`.
+     *
+     * @generated from field: vmm.debug.v1.WriteMemoryResponse write_memory = 12;
+     */
+    value: WriteMemoryResponse;
+    case: "writeMemory";
+  } | {
+    /**
+     * One chunk answering `read_memory_stream`.
+     *
+     * @generated from field: vmm.debug.v1.ReadMemoryStreamResponse read_memory_stream = 13;
+     */
+    value: ReadMemoryStreamResponse;
+    case: "readMemoryStream";
+  } | {
+    /**
+     * Answer to `step`.
+     *
+     * @generated from field: vmm.debug.v1.StepResponse step = 14;
+     */
+    value: StepResponse;
+    case: "step";
+  } | {
+    /**
+     * Answer to `read_memory_many`.
+     *
+     * @generated from field: vmm.debug.v1.ReadMemoryManyResponse read_memory_many = 15;
+     */
+    value: ReadMemoryManyResponse;
+    case: "readMemoryMany";
+  } | {
+    /**
+     * Answer to `get_vp_states`.
+     *
+     * @generated from field: vmm.debug.v1.GetVpStatesResponse get_vp_states = 16;
+     */
+    value: GetVpStatesResponse;
+    case: "getVpStates";
+  } | {
+    /**
+     * A stop, pushed (id 0).
+     *
+     * @generated from field: vmm.debug.v1.SessionStop stop = 17;
+     */
+    value: SessionStop;
+    case: "stop";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vmm.debug.v1.SessionResponse.
+ * Use `create(SessionResponseSchema)` to create a new message.
+ */
+export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 33);
+
+/**
+ * What a Step records for each instruction.
+ *
+ * @generated from enum vmm.debug.v1.StepTrace
+ */
+export enum StepTrace {
+  /**
+   * No trace (the same as STEP_TRACE_NONE).
+   *
+   * @generated from enum value: STEP_TRACE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * No trace: only the count and the early stop.
+   *
+   * @generated from enum value: STEP_TRACE_NONE = 1;
+   */
+  NONE = 1,
+
+  /**
+   * The PC after each instruction (`pc_trace`).
+   *
+   * @generated from enum value: STEP_TRACE_PC = 2;
+   */
+  PC = 2,
+
+  /**
+   * The PC after each instruction and the registers each instruction changed (`register_trace`).
+   *
+   * @generated from enum value: STEP_TRACE_REGISTERS = 3;
+   */
+  REGISTERS = 3,
+}
+
+/**
+ * Describes the enum vmm.debug.v1.StepTrace.
+ */
+export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
+  enumDesc(file_vmm_debug_v1_debug_service, 0);
+
+/**
+ * Debugs one VM at a time per session, either through unary calls that carry the session id
+ * or through one Session stream (the stream is the session). Every operation is the same in
+ * both and gives the same results and the same errors.
+ *
+ * Errors are gRPC statuses carrying a google.rpc.ErrorInfo detail with domain "vmm.debug", a
+ * stable reason and the offending values in its metadata. Every reason the server returns:
+ *   INVALID_ARGUMENT: VM_AMBIGUOUS (empty `vm` while several VMs are served), VP_OUT_OF_RANGE,
+ *     MISSING_FIELD, INVALID_ARRAY_LENGTH, INVALID_ENUM, VALUE_OUT_OF_RANGE,
+ *     BREAKPOINT_MISALIGNED, BREAKPOINT_INVALID_TYPE, BREAKPOINT_INVALID_SIZE,
+ *     TOO_MANY_BREAKPOINTS, SESSION_VM_MISMATCH (`vm` names another VM than the session's),
+ *     SESSION_MISMATCH (a Session-stream operation carries another session's id),
+ *     STREAM_PROTOCOL (a Session message out of place: no attach first, a second attach).
+ *   NOT_FOUND: VM_NOT_FOUND.
+ *   FAILED_PRECONDITION: VM_RUNNING, VM_POWERED_OFF, NOT_ATTACHED, SESSION_CONFLICT,
+ *     RESUME_IN_PROGRESS, GVA_NOT_MAPPED, GVA_NON_CANONICAL, ARCH_MISMATCH,
+ *     UNSUPPORTED_REGISTER, BACKEND_REFUSED.
+ *   OUT_OF_RANGE: GPA_UNMAPPED.
+ *   RESOURCE_EXHAUSTED: READ_TOO_LARGE, STREAM_OVERFLOW (a Session stream whose client stopped
+ *     reading; the session is detached).
+ *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended).
+ *   CANCELLED: CANCELLED.
+ *   UNAVAILABLE: BACKEND_UNAVAILABLE, SERVER_SHUTTING_DOWN.
+ *   INTERNAL: INTERNAL (metadata `incident` names the server log entry).
  *
  * @generated from service vmm.debug.v1.DebugService
  */
@@ -659,6 +1420,60 @@ export const DebugService: GenService<{
     methodKind: "server_streaming";
     input: typeof ReadMemoryStreamRequestSchema;
     output: typeof ReadMemoryStreamResponseSchema;
+  },
+  /**
+   * Run `count` instructions on one VP with the others stopped, and answer how many ran, the
+   * stop that ended the batch early (if one did) and, if asked, a trace. The VM must be stopped
+   * and stays stopped. Break cannot interrupt a Step: keep batches short where that matters.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.Step
+   */
+  step: {
+    methodKind: "unary";
+    input: typeof StepRequestSchema;
+    output: typeof StepResponseSchema;
+  },
+  /**
+   * Read many ranges (scatter/gather) in one call; each range answers its bytes or its own error.
+   * Works while the VM runs.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.ReadMemoryMany
+   */
+  readMemoryMany: {
+    methodKind: "unary";
+    input: typeof ReadMemoryManyRequestSchema;
+    output: typeof ReadMemoryManyResponseSchema;
+  },
+  /**
+   * Several (or all) VPs' registers in one call. The VM must be stopped.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.GetVpStates
+   */
+  getVpStates: {
+    methodKind: "unary";
+    input: typeof GetVpStatesRequestSchema;
+    output: typeof GetVpStatesResponseSchema;
+  },
+  /**
+   * The session as one bidirectional stream. The first client message must be `attach`; the
+   * first server message answers it (`opened`: the session id and the VM), or the stream ends
+   * with the Attach error. Then every client message carries an `id` of its choice and one
+   * operation; the server answers each with the same `id` and the operation's result or its
+   * error (`error`, a google.rpc.Status with the same ErrorInfo a unary call gives). A failed
+   * operation never ends the stream. Operations may be pipelined: control operations run in
+   * arrival order, each after every earlier operation; reads run after the control operations
+   * sent before them and may overlap one another. `resume` answers at once once the VM runs;
+   * the stop is pushed as a `stop` message (id 0) when it happens. The stream is the lease:
+   * when it ends (closed, cancelled, connection lost) the server detaches at once. A client
+   * that stops reading while answers pile up ends the stream with RESOURCE_EXHAUSTED /
+   * STREAM_OVERFLOW (and is detached).
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.Session
+   */
+  session: {
+    methodKind: "bidi_streaming";
+    input: typeof SessionRequestSchema;
+    output: typeof SessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vmm_debug_v1_debug_service, 0);

@@ -8,13 +8,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DebugStopReason } from "./types_pb.js";
+import { file_vmm_debug_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file vmm/debug/v1/vm_service.proto.
  */
 export const file_vmm_debug_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch12bW0vZGVidWcvdjEvdm1fc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIjcKDE1lbW9yeVJlZ2lvbhILCgNncGEYASABKAQSDAoEc2l6ZRgCIAEoBBIMCgRuYW1lGAMgASgJIoMBCgpBdHRhY2htZW50Eg4KBmhvbGRlchgBIAEoCRIvCgthdHRhY2hlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi7AEKBlZtSW5mbxIKCgJpZBgBIAEoCRIoCgRhcmNoGAIgASgOMhoudm1tLmRlYnVnLnYxLkFyY2hpdGVjdHVyZRIQCgh2cF9jb3VudBgDIAEoDRIyCg5tZW1vcnlfcmVnaW9ucxgEIAMoCzIaLnZtbS5kZWJ1Zy52MS5NZW1vcnlSZWdpb24SKQoJcnVuX3N0YXRlGAUgASgOMhYudm1tLmRlYnVnLnYxLlJ1blN0YXRlEg8KB2JhY2tlbmQYBiABKAkSKgoIYXR0YWNoZWQYByABKAsyGC52bW0uZGVidWcudjEuQXR0YWNobWVudCIQCg5MaXN0Vm1zUmVxdWVzdCI0Cg9MaXN0Vm1zUmVzcG9uc2USIQoDdm1zGAEgAygLMhQudm1tLmRlYnVnLnYxLlZtSW5mbyIaCgxHZXRWbVJlcXVlc3QSCgoCdm0YASABKAkiMQoNR2V0Vm1SZXNwb25zZRIgCgJ2bRgBIAEoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8qXwoMQXJjaGl0ZWN0dXJlEhwKGEFSQ0hJVEVDVFVSRV9VTlNQRUNJRklFRBAAEhcKE0FSQ0hJVEVDVFVSRV9YODZfNjQQARIYChRBUkNISVRFQ1RVUkVfQUFSQ0g2NBACKoIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhUKEVJVTl9TVEFURV9TVE9QUEVEEAISGQoVUlVOX1NUQVRFX1BPV0VSRURfT0ZGEAMSEgoOUlVOX1NUQVRFX0dPTkUQBDKfAQoJVm1TZXJ2aWNlEksKB0xpc3RWbXMSHC52bW0uZGVidWcudjEuTGlzdFZtc1JlcXVlc3QaHS52bW0uZGVidWcudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESRQoFR2V0Vm0SGi52bW0uZGVidWcudjEuR2V0Vm1SZXF1ZXN0Ghsudm1tLmRlYnVnLnYxLkdldFZtUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch12bW0vZGVidWcvdjEvdm1fc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIjcKDE1lbW9yeVJlZ2lvbhILCgNncGEYASABKAQSDAoEc2l6ZRgCIAEoBBIMCgRuYW1lGAMgASgJIpMBCgpBdHRhY2htZW50Eg4KBmhvbGRlchgBIAEoCRIvCgthdHRhY2hlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc3RyZWFtGAQgASgIIuwBCgZWbUluZm8SCgoCaWQYASABKAkSKAoEYXJjaBgCIAEoDjIaLnZtbS5kZWJ1Zy52MS5BcmNoaXRlY3R1cmUSEAoIdnBfY291bnQYAyABKA0SMgoObWVtb3J5X3JlZ2lvbnMYBCADKAsyGi52bW0uZGVidWcudjEuTWVtb3J5UmVnaW9uEikKCXJ1bl9zdGF0ZRgFIAEoDjIWLnZtbS5kZWJ1Zy52MS5SdW5TdGF0ZRIPCgdiYWNrZW5kGAYgASgJEioKCGF0dGFjaGVkGAcgASgLMhgudm1tLmRlYnVnLnYxLkF0dGFjaG1lbnQiEAoOTGlzdFZtc1JlcXVlc3QiNAoPTGlzdFZtc1Jlc3BvbnNlEiEKA3ZtcxgBIAMoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8iGgoMR2V0Vm1SZXF1ZXN0EgoKAnZtGAEgASgJIjEKDUdldFZtUmVzcG9uc2USIAoCdm0YASABKAsyFC52bW0uZGVidWcudjEuVm1JbmZvIlAKEldhdGNoRXZlbnRzUmVxdWVzdBIKCgJ2bRgBIAEoCRIbCg5hZnRlcl9zZXF1ZW5jZRgCIAEoBEgAiAEBQhEKD19hZnRlcl9zZXF1ZW5jZSIvCg1FdmVudEF0dGFjaGVkEg4KBmhvbGRlchgBIAEoCRIOCgZzdHJlYW0YAiABKAgiOQoNRXZlbnREZXRhY2hlZBIoCgVjYXVzZRgBIAEoDjIZLnZtbS5kZWJ1Zy52MS5EZXRhY2hDYXVzZSIOCgxFdmVudFJlc3VtZWQiPQoMRXZlbnRTdG9wcGVkEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iWQoMRXZlbnRTdGVwcGVkEgoKAnZwGAEgASgNEhAKCGV4ZWN1dGVkGAIgASgNEisKBHN0b3AYAyABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uIiQKFkV2ZW50RGVidWdTdGF0ZUNoYW5nZWQSCgoCdnAYASABKA0iEQoPRXZlbnRQb3dlcmVkT2ZmIgwKCkV2ZW50UmVzZXQiIgoQRXZlbnRCYWNrZW5kTG9zdBIOCgZkZXRhaWwYASABKAkiIQoIRXZlbnRHYXASFQoNbmV4dF9zZXF1ZW5jZRgBIAEoBCLaBAoTV2F0Y2hFdmVudHNSZXNwb25zZRIKCgJ2bRgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCghhdHRhY2hlZBgEIAEoCzIbLnZtbS5kZWJ1Zy52MS5FdmVudEF0dGFjaGVkSAASLwoIZGV0YWNoZWQYBSABKAsyGy52bW0uZGVidWcudjEuRXZlbnREZXRhY2hlZEgAEi0KB3Jlc3VtZWQYBiABKAsyGi52bW0uZGVidWcudjEuRXZlbnRSZXN1bWVkSAASLQoHc3RvcHBlZBgHIAEoCzIaLnZtbS5kZWJ1Zy52MS5FdmVudFN0b3BwZWRIABItCgdzdGVwcGVkGAggASgLMhoudm1tLmRlYnVnLnYxLkV2ZW50U3RlcHBlZEgAEkMKE2RlYnVnX3N0YXRlX2NoYW5nZWQYCSABKAsyJC52bW0uZGVidWcudjEuRXZlbnREZWJ1Z1N0YXRlQ2hhbmdlZEgAEjQKC3Bvd2VyZWRfb2ZmGAogASgLMh0udm1tLmRlYnVnLnYxLkV2ZW50UG93ZXJlZE9mZkgAEikKBXJlc2V0GAsgASgLMhgudm1tLmRlYnVnLnYxLkV2ZW50UmVzZXRIABI2CgxiYWNrZW5kX2xvc3QYDCABKAsyHi52bW0uZGVidWcudjEuRXZlbnRCYWNrZW5kTG9zdEgAEiUKA2dhcBgNIAEoCzIWLnZtbS5kZWJ1Zy52MS5FdmVudEdhcEgAQgcKBWV2ZW50Kl8KDEFyY2hpdGVjdHVyZRIcChhBUkNISVRFQ1RVUkVfVU5TUEVDSUZJRUQQABIXChNBUkNISVRFQ1RVUkVfWDg2XzY0EAESGAoUQVJDSElURUNUVVJFX0FBUkNINjQQAiqCAQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1JVTk5JTkcQARIVChFSVU5fU1RBVEVfU1RPUFBFRBACEhkKFVJVTl9TVEFURV9QT1dFUkVEX09GRhADEhIKDlJVTl9TVEFURV9HT05FEAQqywEKC0RldGFjaENhdXNlEhwKGERFVEFDSF9DQVVTRV9VTlNQRUNJRklFRBAAEhoKFkRFVEFDSF9DQVVTRV9SRVFVRVNURUQQARIeChpERVRBQ0hfQ0FVU0VfTEVBU0VfRVhQSVJFRBACEh4KGkRFVEFDSF9DQVVTRV9TVFJFQU1fQ0xPU0VEEAMSIAocREVUQUNIX0NBVVNFX1NFUlZFUl9TSFVURE9XThAEEiAKHERFVEFDSF9DQVVTRV9TVFJFQU1fT1ZFUkZMT1cQBTL6AQoJVm1TZXJ2aWNlEksKB0xpc3RWbXMSHC52bW0uZGVidWcudjEuTGlzdFZtc1JlcXVlc3QaHS52bW0uZGVidWcudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESRQoFR2V0Vm0SGi52bW0uZGVidWcudjEuR2V0Vm1SZXF1ZXN0Ghsudm1tLmRlYnVnLnYxLkdldFZtUmVzcG9uc2UiA5ACARJZCgtXYXRjaEV2ZW50cxIgLnZtbS5kZWJ1Zy52MS5XYXRjaEV2ZW50c1JlcXVlc3QaIS52bW0uZGVidWcudjEuV2F0Y2hFdmVudHNSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_vmm_debug_v1_types]);
 
 /**
  * A range of guest physical memory backed by RAM.
@@ -72,11 +74,18 @@ export type Attachment = Message<"vmm.debug.v1.Attachment"> & {
   attachedAt?: Timestamp | undefined;
 
   /**
-   * When the lease lapses unless renewed.
+   * When the lease of a unary session lapses unless renewed; unset for a Session stream.
    *
    * @generated from field: google.protobuf.Timestamp lease_expires_at = 3;
    */
   leaseExpiresAt?: Timestamp | undefined;
+
+  /**
+   * The session is a Session stream (it lasts as long as the stream; no lease).
+   *
+   * @generated from field: bool stream = 4;
+   */
+  stream: boolean;
 };
 
 /**
@@ -228,6 +237,370 @@ export const GetVmResponseSchema: GenMessage<GetVmResponse> = /*@__PURE__*/
   messageDesc(file_vmm_debug_v1_vm_service, 6);
 
 /**
+ * Watch one VM's events.
+ *
+ * @generated from message vmm.debug.v1.WatchEventsRequest
+ */
+export type WatchEventsRequest = Message<"vmm.debug.v1.WatchEventsRequest"> & {
+  /**
+   * VM id; empty means the only VM when exactly one is served.
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * Unset: only events from now on. Set: every held event with a larger sequence number first
+   * (0 replays everything held), then live ones.
+   *
+   * @generated from field: optional uint64 after_sequence = 2;
+   */
+  afterSequence?: bigint | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.WatchEventsRequest.
+ * Use `create(WatchEventsRequestSchema)` to create a new message.
+ */
+export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 7);
+
+/**
+ * A debugger attached.
+ *
+ * @generated from message vmm.debug.v1.EventAttached
+ */
+export type EventAttached = Message<"vmm.debug.v1.EventAttached"> & {
+  /**
+   * Who: the client's peer address.
+   *
+   * @generated from field: string holder = 1;
+   */
+  holder: string;
+
+  /**
+   * Attached through a Session stream (else through unary Attach).
+   *
+   * @generated from field: bool stream = 2;
+   */
+  stream: boolean;
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventAttached.
+ * Use `create(EventAttachedSchema)` to create a new message.
+ */
+export const EventAttachedSchema: GenMessage<EventAttached> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 8);
+
+/**
+ * The debugger's session ended; debug state is cleared and a VM it stopped runs again.
+ *
+ * @generated from message vmm.debug.v1.EventDetached
+ */
+export type EventDetached = Message<"vmm.debug.v1.EventDetached"> & {
+  /**
+   * Why.
+   *
+   * @generated from field: vmm.debug.v1.DetachCause cause = 1;
+   */
+  cause: DetachCause;
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventDetached.
+ * Use `create(EventDetachedSchema)` to create a new message.
+ */
+export const EventDetachedSchema: GenMessage<EventDetached> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 9);
+
+/**
+ * The debugger let the VM run.
+ *
+ * @generated from message vmm.debug.v1.EventResumed
+ */
+export type EventResumed = Message<"vmm.debug.v1.EventResumed"> & {
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventResumed.
+ * Use `create(EventResumedSchema)` to create a new message.
+ */
+export const EventResumedSchema: GenMessage<EventResumed> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 10);
+
+/**
+ * The VM stopped while a debugger was attached.
+ *
+ * @generated from message vmm.debug.v1.EventStopped
+ */
+export type EventStopped = Message<"vmm.debug.v1.EventStopped"> & {
+  /**
+   * Why.
+   *
+   * @generated from field: vmm.debug.v1.DebugStopReason reason = 1;
+   */
+  reason?: DebugStopReason | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventStopped.
+ * Use `create(EventStoppedSchema)` to create a new message.
+ */
+export const EventStoppedSchema: GenMessage<EventStopped> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 11);
+
+/**
+ * A batched Step ran on one VP.
+ *
+ * @generated from message vmm.debug.v1.EventStepped
+ */
+export type EventStepped = Message<"vmm.debug.v1.EventStepped"> & {
+  /**
+   * The VP.
+   *
+   * @generated from field: uint32 vp = 1;
+   */
+  vp: number;
+
+  /**
+   * Instructions it completed.
+   *
+   * @generated from field: uint32 executed = 2;
+   */
+  executed: number;
+
+  /**
+   * The stop that ended it early, if one did.
+   *
+   * @generated from field: vmm.debug.v1.DebugStopReason stop = 3;
+   */
+  stop?: DebugStopReason | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventStepped.
+ * Use `create(EventSteppedSchema)` to create a new message.
+ */
+export const EventSteppedSchema: GenMessage<EventStepped> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 12);
+
+/**
+ * The debugger replaced one VP's debug state (single-step flag and slots).
+ *
+ * @generated from message vmm.debug.v1.EventDebugStateChanged
+ */
+export type EventDebugStateChanged = Message<"vmm.debug.v1.EventDebugStateChanged"> & {
+  /**
+   * The VP.
+   *
+   * @generated from field: uint32 vp = 1;
+   */
+  vp: number;
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventDebugStateChanged.
+ * Use `create(EventDebugStateChangedSchema)` to create a new message.
+ */
+export const EventDebugStateChangedSchema: GenMessage<EventDebugStateChanged> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 13);
+
+/**
+ * The guest powered the VM off.
+ *
+ * @generated from message vmm.debug.v1.EventPoweredOff
+ */
+export type EventPoweredOff = Message<"vmm.debug.v1.EventPoweredOff"> & {
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventPoweredOff.
+ * Use `create(EventPoweredOffSchema)` to create a new message.
+ */
+export const EventPoweredOffSchema: GenMessage<EventPoweredOff> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 14);
+
+/**
+ * The guest reset the VM (with or without a debugger attached).
+ *
+ * @generated from message vmm.debug.v1.EventReset
+ */
+export type EventReset = Message<"vmm.debug.v1.EventReset"> & {
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventReset.
+ * Use `create(EventResetSchema)` to create a new message.
+ */
+export const EventResetSchema: GenMessage<EventReset> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 15);
+
+/**
+ * The VMM backend is gone (its process exited, a connection dropped).
+ *
+ * @generated from message vmm.debug.v1.EventBackendLost
+ */
+export type EventBackendLost = Message<"vmm.debug.v1.EventBackendLost"> & {
+  /**
+   * What happened.
+   *
+   * @generated from field: string detail = 1;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventBackendLost.
+ * Use `create(EventBackendLostSchema)` to create a new message.
+ */
+export const EventBackendLostSchema: GenMessage<EventBackendLost> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 16);
+
+/**
+ * Events this observer will not see: they left the server's ring before it read them.
+ *
+ * @generated from message vmm.debug.v1.EventGap
+ */
+export type EventGap = Message<"vmm.debug.v1.EventGap"> & {
+  /**
+   * The sequence number of the next event this observer gets.
+   *
+   * @generated from field: uint64 next_sequence = 1;
+   */
+  nextSequence: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.EventGap.
+ * Use `create(EventGapSchema)` to create a new message.
+ */
+export const EventGapSchema: GenMessage<EventGap> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 17);
+
+/**
+ * One event of a VM.
+ *
+ * @generated from message vmm.debug.v1.WatchEventsResponse
+ */
+export type WatchEventsResponse = Message<"vmm.debug.v1.WatchEventsResponse"> & {
+  /**
+   * The VM.
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * Per-VM sequence number, from 1 up; 0 on a `gap`.
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * When it happened.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 3;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof vmm.debug.v1.WatchEventsResponse.event
+   */
+  event: {
+    /**
+     * See EventAttached.
+     *
+     * @generated from field: vmm.debug.v1.EventAttached attached = 4;
+     */
+    value: EventAttached;
+    case: "attached";
+  } | {
+    /**
+     * See EventDetached.
+     *
+     * @generated from field: vmm.debug.v1.EventDetached detached = 5;
+     */
+    value: EventDetached;
+    case: "detached";
+  } | {
+    /**
+     * See EventResumed.
+     *
+     * @generated from field: vmm.debug.v1.EventResumed resumed = 6;
+     */
+    value: EventResumed;
+    case: "resumed";
+  } | {
+    /**
+     * See EventStopped.
+     *
+     * @generated from field: vmm.debug.v1.EventStopped stopped = 7;
+     */
+    value: EventStopped;
+    case: "stopped";
+  } | {
+    /**
+     * See EventStepped.
+     *
+     * @generated from field: vmm.debug.v1.EventStepped stepped = 8;
+     */
+    value: EventStepped;
+    case: "stepped";
+  } | {
+    /**
+     * See EventDebugStateChanged.
+     *
+     * @generated from field: vmm.debug.v1.EventDebugStateChanged debug_state_changed = 9;
+     */
+    value: EventDebugStateChanged;
+    case: "debugStateChanged";
+  } | {
+    /**
+     * See EventPoweredOff.
+     *
+     * @generated from field: vmm.debug.v1.EventPoweredOff powered_off = 10;
+     */
+    value: EventPoweredOff;
+    case: "poweredOff";
+  } | {
+    /**
+     * See EventReset.
+     *
+     * @generated from field: vmm.debug.v1.EventReset reset = 11;
+     */
+    value: EventReset;
+    case: "reset";
+  } | {
+    /**
+     * See EventBackendLost.
+     *
+     * @generated from field: vmm.debug.v1.EventBackendLost backend_lost = 12;
+     */
+    value: EventBackendLost;
+    case: "backendLost";
+  } | {
+    /**
+     * See EventGap.
+     *
+     * @generated from field: vmm.debug.v1.EventGap gap = 13;
+     */
+    value: EventGap;
+    case: "gap";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vmm.debug.v1.WatchEventsResponse.
+ * Use `create(WatchEventsResponseSchema)` to create a new message.
+ */
+export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 18);
+
+/**
  * Processor architecture of a VM.
  *
  * @generated from enum vmm.debug.v1.Architecture
@@ -310,7 +683,63 @@ export const RunStateSchema: GenEnum<RunState> = /*@__PURE__*/
   enumDesc(file_vmm_debug_v1_vm_service, 1);
 
 /**
- * Lists and describes the served VMs. Needs no session.
+ * Why a session ended.
+ *
+ * @generated from enum vmm.debug.v1.DetachCause
+ */
+export enum DetachCause {
+  /**
+   * Not set; never sent.
+   *
+   * @generated from enum value: DETACH_CAUSE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The debugger called Detach (or sent `detach` on its stream).
+   *
+   * @generated from enum value: DETACH_CAUSE_REQUESTED = 1;
+   */
+  REQUESTED = 1,
+
+  /**
+   * A unary session's lease lapsed.
+   *
+   * @generated from enum value: DETACH_CAUSE_LEASE_EXPIRED = 2;
+   */
+  LEASE_EXPIRED = 2,
+
+  /**
+   * The session's stream ended (closed, cancelled, connection lost).
+   *
+   * @generated from enum value: DETACH_CAUSE_STREAM_CLOSED = 3;
+   */
+  STREAM_CLOSED = 3,
+
+  /**
+   * The server is shutting down.
+   *
+   * @generated from enum value: DETACH_CAUSE_SERVER_SHUTDOWN = 4;
+   */
+  SERVER_SHUTDOWN = 4,
+
+  /**
+   * The session's stream client stopped reading and its answers overflowed.
+   *
+   * @generated from enum value: DETACH_CAUSE_STREAM_OVERFLOW = 5;
+   */
+  STREAM_OVERFLOW = 5,
+}
+
+/**
+ * Describes the enum vmm.debug.v1.DetachCause.
+ */
+export const DetachCauseSchema: GenEnum<DetachCause> = /*@__PURE__*/
+  enumDesc(file_vmm_debug_v1_vm_service, 2);
+
+/**
+ * Lists and describes the served VMs, and feeds their events to any number of observers.
+ * Needs no session.
  *
  * @generated from service vmm.debug.v1.VmService
  */
@@ -334,6 +763,20 @@ export const VmService: GenService<{
     methodKind: "unary";
     input: typeof GetVmRequestSchema;
     output: typeof GetVmResponseSchema;
+  },
+  /**
+   * One VM's events, each with a per-VM sequence number (1, 2, 3 …), for as long as the call
+   * lasts. With `after_sequence` the feed first replays what the server still holds after that
+   * number (at least the last 4,096 events); when some are gone it first sends a `gap` naming
+   * the first sequence it has. An observer that falls that far behind also gets a `gap` and
+   * skips ahead: a slow observer never slows the VM, its debugger or other observers.
+   *
+   * @generated from rpc vmm.debug.v1.VmService.WatchEvents
+   */
+  watchEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventsRequestSchema;
+    output: typeof WatchEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vmm_debug_v1_vm_service, 0);

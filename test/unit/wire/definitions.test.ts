@@ -5,7 +5,7 @@ import {
   HealthServiceDefinition,
   VmServiceDefinition,
   createServiceDefinition,
-} from "../../../src/client";
+} from "../../../src/wire";
 import { DebugService, ReadMemoryRequestSchema, SetDebugStateRequestSchema } from "../../../gen/vmm/debug/v1/debug_service_pb";
 import { VmService } from "../../../gen/vmm/debug/v1/vm_service_pb";
 import { Health } from "../../../gen/grpc/health/v1/health_pb";
@@ -46,6 +46,10 @@ describe("createServiceDefinition", () => {
       readMemory: "NO_SIDE_EFFECTS",
       writeMemory: undefined,
       readMemoryStream: "NO_SIDE_EFFECTS",
+      step: undefined,
+      readMemoryMany: "NO_SIDE_EFFECTS",
+      getVpStates: "NO_SIDE_EFFECTS",
+      session: undefined,
     });
     expect(VmServiceDefinition.methods.listVms.options.idempotencyLevel).toBe("NO_SIDE_EFFECTS");
   });

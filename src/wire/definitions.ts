@@ -1,7 +1,5 @@
-// Adapts protobuf-es v2 service descriptors to the ts-proto-shaped definitions nice-grpc takes.
-//
-// It lives in src/client because the client must not import server code; the server imports it
-// from "../client" (the only thing it takes from there), so both sides share one adapter.
+// Adapts protobuf-es v2 service descriptors to the ts-proto-shaped definitions nice-grpc takes
+// (shared by the server and the SDK, which both import it from src/wire).
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";

@@ -1,0 +1,327 @@
+// The one operation table: every DebugService operation defined once (request conversion,
+// whether it needs a session, the handler), served by both the unary RPCs and the Session
+// stream, and audited in one place (`createExecutor`).
+import { create } from "@bufbuild/protobuf";
+import { Code, type DebugStopReason, type GuestAddress } from "../core";
+import * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
+import { statusToWire } from "../wire";
+import {
+  debugStateFromWire,
+  guestAddressFromWire,
+  leaseToWire,
+  memoryRangesFromWire,
+  readLengthFromWire,
+  stepResultToWire,
+  stepTraceFromWire,
+  stopReasonToWire,
+  vpStateFromWire,
+  vpStateToWire,
+} from "./convert";
+import type { DebuggerState, StopPush } from "./debugger-state";
+import { serverError, statusName, toErrorStatus } from "./errors";
+import type { Logger } from "./logger";
+import type { VmRegistry } from "./registry";
+
+/** Who asks, the signal that aborts when they go away, and the stream the call arrived on. */
+export interface OperationContext {
+  peer: string;
+  signal: AbortSignal;
+  /** Set when the operation arrives on a Session stream: where the session's stops go. */
+  push?: StopPush;
+}
+
+/**
+ * - attach: opens a session.
+ * - control: needs the session; audited; on a stream, runs after every earlier operation.
+ * - read: needs no session (a session id it carries is checked and renewed); on a stream, runs
+ *   after the control operations sent before it and may overlap other reads.
+ */
+export type OperationKind = "attach" | "control" | "read";
+
+interface Spec<Req, Res> {
+  rpc: string;
+  kind: OperationKind;
+  run(target: DebuggerState, req: Req, ctx: OperationContext): Promise<Res>;
+}
+
+/** Request and response of every operation, keyed as the unary methods and the stream's oneof. */
+export interface OperationTypes {
+  attach: [ds.AttachRequest, ds.AttachResponse];
+  detach: [ds.DetachRequest, ds.DetachResponse];
+  resume: [ds.ResumeRequest, ds.ResumeResponse];
+  break: [ds.BreakRequest, ds.BreakResponse];
+  setDebugState: [ds.SetDebugStateRequest, ds.SetDebugStateResponse];
+  getVpState: [ds.GetVpStateRequest, ds.GetVpStateResponse];
+  setVpState: [ds.SetVpStateRequest, ds.SetVpStateResponse];
+  readMemory: [ds.ReadMemoryRequest, ds.ReadMemoryResponse];
+  writeMemory: [ds.WriteMemoryRequest, ds.WriteMemoryResponse];
+  readMemoryStream: [ds.ReadMemoryStreamRequest, AsyncIterable<ds.ReadMemoryStreamResponse>];
+  step: [ds.StepRequest, ds.StepResponse];
+  readMemoryMany: [ds.ReadMemoryManyRequest, ds.ReadMemoryManyResponse];
+  getVpStates: [ds.GetVpStatesRequest, ds.GetVpStatesResponse];
+}
+export type OperationName = keyof OperationTypes;
+export type OperationTable = { [K in OperationName]: Spec<OperationTypes[K][0], OperationTypes[K][1]> };
+type AnyRequest = OperationTypes[OperationName][0];
+
+export interface OperationLimits {
+  /** Largest unary ReadMemory (and ReadMemoryMany in total), in bytes. */
+  maxReadBytes: number;
+  /** Largest ReadMemoryStream, in bytes. */
+  maxStreamReadBytes: number;
+  /** Bytes per ReadMemoryStream message. */
+  streamChunkBytes: number;
+}
+
+export function createOperationTable(limits: OperationLimits): OperationTable {
+  return {
+    attach: {
+      rpc: "Attach",
+      kind: "attach",
+      async run(target, _req, ctx) {
+        const { sessionId, leaseMs } = await target.attach(ctx.peer, ctx.push);
+        return create(ds.AttachResponseSchema, { sessionId, lease: leaseMs > 0 ? leaseToWire(leaseMs) : undefined });
+      },
+    },
+    detach: {
+      rpc: "Detach",
+      kind: "control",
+      async run(target, req) {
+        await target.detach(req.sessionId);
+        return create(ds.DetachResponseSchema);
+      },
+    },
+    resume: {
+      rpc: "Resume",
+      kind: "control",
+      async run(target, req, ctx) {
+        if (ctx.push) {
+          // On a stream Resume answers once the VM runs; the stop is pushed when it comes.
+          await target.resumeStream(req.sessionId);
+          return create(ds.ResumeResponseSchema);
+        }
+        return create(ds.ResumeResponseSchema, { reason: stopReasonToWire(await target.resume(req.sessionId, ctx.signal)) });
+      },
+    },
+    break: {
+      rpc: "Break",
+      kind: "control",
+      async run(target, req) {
+        await target.break(req.sessionId);
+        return create(ds.BreakResponseSchema);
+      },
+    },
+    setDebugState: {
+      rpc: "SetDebugState",
+      kind: "control",
+      async run(target, req) {
+        await target.setDebugState(req.sessionId, req.vp, debugStateFromWire(req.state));
+        return create(ds.SetDebugStateResponseSchema);
+      },
+    },
+    getVpState: {
+      rpc: "GetVpState",
+      kind: "read",
+      async run(target, req) {
+        return create(ds.GetVpStateResponseSchema, { state: vpStateToWire(await target.getVpState(req.vp)) });
+      },
+    },
+    setVpState: {
+      rpc: "SetVpState",
+      kind: "control",
+      async run(target, req) {
+        await target.setVpState(req.sessionId, req.vp, vpStateFromWire(req.state, target.core.arch));
+        return create(ds.SetVpStateResponseSchema);
+      },
+    },
+    readMemory: {
+      rpc: "ReadMemory",
+      kind: "read",
+      async run(target, req) {
+        const address = guestAddressFromWire(req.address);
+        const length = readLengthFromWire(
+          req.length,
+          address,
+          limits.maxReadBytes,
+          "use ReadMemoryStream for longer reads (the SDK's readMemory does so by itself)",
+        );
+        return create(ds.ReadMemoryResponseSchema, { data: await target.readMemory(address, length) });
+      },
+    },
+    writeMemory: {
+      rpc: "WriteMemory",
+      kind: "control",
+      async run(target, req) {
+        await target.writeMemory(req.sessionId, guestAddressFromWire(req.address), req.data);
+        return create(ds.WriteMemoryResponseSchema);
+      },
+    },
+    readMemoryStream: {
+      rpc: "ReadMemoryStream",
+      kind: "read",
+      async run(target, req, ctx) {
+        const address = guestAddressFromWire(req.address);
+        const length = readLengthFromWire(req.length, address, limits.maxStreamReadBytes, "split the range into several ReadMemoryStream calls");
+        const chunk = limits.streamChunkBytes;
+        // Reads the first chunk before answering, so a bad address fails the call, not the stream.
+        const first = await target.readMemory(address, Math.min(chunk, length));
+        return (async function* () {
+          yield create(ds.ReadMemoryStreamResponseSchema, { offset: 0n, data: first });
+          for (let offset = chunk; offset < length; offset += chunk) {
+            if (ctx.signal.aborted) return;
+            const n = Math.min(chunk, length - offset);
+            const data = await target.readMemory(advance(address, offset), n);
+            yield create(ds.ReadMemoryStreamResponseSchema, { offset: BigInt(offset), data });
+          }
+        })();
+      },
+    },
+    step: {
+      rpc: "Step",
+      kind: "control",
+      async run(target, req, ctx) {
+        const trace = stepTraceFromWire(req.trace);
+        return stepResultToWire(await target.step(req.sessionId, req.vp, req.count, trace, ctx.signal));
+      },
+    },
+    readMemoryMany: {
+      rpc: "ReadMemoryMany",
+      kind: "read",
+      async run(target, req) {
+        const ranges = memoryRangesFromWire(req.ranges, limits.maxReadBytes);
+        const results = await Promise.all(
+          ranges.map(async (r) => {
+            try {
+              if ("error" in r) throw r.error;
+              return create(ds.MemoryRangeResultSchema, { result: { case: "data", value: await target.readMemory(r.address, r.length) } });
+            } catch (e) {
+              const status = toErrorStatus(e);
+              if (status.unexpected) throw e; // a server fault fails the call (and is logged) rather than hide in a range
+              return create(ds.MemoryRangeResultSchema, { result: { case: "error", value: statusToWire(status) } });
+            }
+          }),
+        );
+        return create(ds.ReadMemoryManyResponseSchema, { results });
+      },
+    },
+    getVpStates: {
+      rpc: "GetVpStates",
+      kind: "read",
+      async run(target, req) {
+        const states = await target.getVpStates(req.vps);
+        return create(ds.GetVpStatesResponseSchema, {
+          states: states.map((s) => create(ds.VpStateEntrySchema, { vp: s.vp, state: vpStateToWire(s.state) })),
+        });
+      },
+    },
+  };
+}
+
+/** The session a Session stream holds: its VM, its id, where its stops go. */
+export interface StreamBinding {
+  target: DebuggerState;
+  sessionId: string;
+  push: StopPush;
+}
+
+/** One audit line per control request (and per session the server ends on its own). */
+export interface AuditEntry {
+  time: string;
+  peer: string;
+  vm: string;
+  rpc: string;
+  /** First 8 characters of the session id ("" when the request carried none). */
+  session: string;
+  /** "ok", or "STATUS/REASON". */
+  outcome: string;
+  /** "unary" or "stream". */
+  via?: string;
+}
+
+export function audit(logger: Logger, entry: Omit<AuditEntry, "time">): void {
+  const line: AuditEntry = { time: new Date().toISOString(), ...entry };
+  logger.info("audit", { ...line });
+}
+
+export type Execute = <K extends OperationName>(
+  name: K,
+  req: OperationTypes[K][0],
+  ctx: OperationContext,
+  stream?: StreamBinding,
+) => Promise<OperationTypes[K][1]>;
+
+/**
+ * Runs one operation: finds its VM (by the stream, by the session id it carries, or by `vm`),
+ * checks the session a read carries, runs it, and writes the audit line of attach and control
+ * operations — refusals included, whatever layer refused them.
+ */
+export function createExecutor(registry: VmRegistry, table: OperationTable, logger: Logger): Execute {
+  return (async (name: OperationName, req: AnyRequest, ctx: OperationContext, stream?: StreamBinding) => {
+    const spec = table[name] as Spec<AnyRequest, unknown>;
+    const carried = "sessionId" in req ? req.sessionId : "";
+    let target: DebuggerState | undefined;
+    let session = carried;
+    try {
+      let request = req;
+      if (stream) {
+        target = stream.target;
+        checkStreamRequest(req, stream);
+        if ("sessionId" in req) request = { ...req, sessionId: stream.sessionId } as AnyRequest;
+        session = stream.sessionId;
+      } else {
+        target = registry.resolveFor(req.vm, carried);
+      }
+      if (spec.kind === "read" && "sessionId" in request && request.sessionId) target.touch(request.sessionId);
+      const result = await spec.run(target, request, { ...ctx, push: stream?.push ?? ctx.push });
+      if (spec.kind !== "read") {
+        if (name === "attach") session = (result as ds.AttachResponse).sessionId;
+        audit(logger, { peer: ctx.peer, vm: target.id, rpc: spec.rpc, session: session.slice(0, 8), outcome: "ok", via: stream ? "stream" : "unary" });
+      }
+      return result;
+    } catch (e) {
+      if (spec.kind !== "read") {
+        const status = toErrorStatus(e);
+        audit(logger, {
+          peer: ctx.peer,
+          vm: target?.id ?? req.vm,
+          rpc: spec.rpc,
+          session: session.slice(0, 8),
+          outcome: `${statusName(status.code)}/${status.reason}`,
+          via: stream ? "stream" : "unary",
+        });
+      }
+      throw e;
+    }
+  }) as Execute;
+}
+
+/** Inside a stream, `vm` and `session_id` may be empty; when set they must be the stream's. */
+function checkStreamRequest(req: AnyRequest, stream: StreamBinding): void {
+  if (req.vm !== "" && req.vm !== stream.target.id) {
+    throw serverError(
+      Code.InvalidArgument,
+      "SESSION_VM_MISMATCH",
+      `this Session stream debugs VM "${stream.target.id}", but the request names VM "${req.vm}": leave \`vm\` empty inside the stream`,
+      { vm: req.vm, session_vm: stream.target.id },
+    );
+  }
+  if ("sessionId" in req && req.sessionId !== "" && req.sessionId !== stream.sessionId) {
+    throw serverError(
+      Code.InvalidArgument,
+      "SESSION_MISMATCH",
+      `the request carries session ${req.sessionId.slice(0, 8)}…, not this stream's: leave \`session_id\` empty inside the stream`,
+      { session_id: req.sessionId.slice(0, 8) },
+    );
+  }
+}
+
+/** Where the VP of a stop is: set for VP-specific stops, undefined for VM-wide ones. */
+export function stopVp(reason: DebugStopReason): number | undefined {
+  return "vp" in reason ? reason.vp : undefined;
+}
+
+function advance(address: GuestAddress, offset: number): GuestAddress {
+  return address.kind === "gpa"
+    ? { kind: "gpa", gpa: address.gpa + BigInt(offset) }
+    : { kind: "gva", vp: address.vp, gva: (address.gva + BigInt(offset)) & 0xffff_ffff_ffff_ffffn };
+}
