@@ -8,7 +8,7 @@ import type { VmmDebugClient } from "./client";
 import { ReadAssembler, sessionStopFromWire, stepResultFromWire, vmInfoFromWire } from "./convert";
 import { VmmDebugError, cancelledError, deadlineError } from "./errors";
 import type { OperationName, OperationRequest, OperationResponse, SessionTransport } from "./session-transport";
-import type { CallOptions, DebugStopReason, SessionStop, VmInfo } from "./types";
+import type { CallOptions, DebugStopReason, SessionStop } from "./types";
 
 /** Stops one stops() iterator holds for a reader that lags; one more ends it with STOPS_OVERFLOW. */
 export const MAX_BUFFERED_STOPS = 1024;
@@ -52,7 +52,6 @@ export class StreamTransport implements SessionTransport {
     private readonly controller: AbortController,
     readonly vm: string,
     readonly id: string,
-    readonly info: VmInfo,
   ) {
     this.ended = new Promise((resolve) => (this.markEnded = resolve));
   }
@@ -78,8 +77,7 @@ export class StreamTransport implements SessionTransport {
       return giveUp(new VmmDebugError(Status.INTERNAL, "the server did not answer the Session stream's attach with `opened`"));
     }
     const opened = first.value.result.value;
-    const info = vmInfoFromWire(opened.vm);
-    const transport = new StreamTransport(requests, controller, info.id, opened.sessionId, info);
+    const transport = new StreamTransport(requests, controller, vmInfoFromWire(opened.vm).id, opened.sessionId);
     void transport.pump(responses);
     return transport;
   }
@@ -155,9 +153,7 @@ export class StreamTransport implements SessionTransport {
           if (this.waiter !== waiter) return;
           waiter.running = true;
           const rest = deadlineAt === undefined ? undefined : Math.max(0, deadlineAt - Date.now());
-          stopWatching = this.watchCallOptions({ signal: opts.signal, deadlineMs: rest }, () =>
-            giveUp(opts.signal?.aborted ? cancelledError() : deadlineError(opts.deadlineMs)),
-          );
+          stopWatching = watchCallOptions({ signal: opts.signal, deadlineMs: rest }, () => giveUp(giveUpError(opts)));
         },
         (e: unknown) => giveUp(VmmDebugError.from(e)),
       );
@@ -228,9 +224,9 @@ export class StreamTransport implements SessionTransport {
     if (opts.signal?.aborted) return Promise.reject(cancelledError());
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      const stopWatching = this.watchCallOptions(opts, () => {
+      const stopWatching = watchCallOptions(opts, () => {
         this.pending.delete(id);
-        reject(opts.signal?.aborted ? cancelledError() : deadlineError(opts.deadlineMs));
+        reject(giveUpError(opts));
       });
       const settle = {
         resolve: (v: T) => {
@@ -254,27 +250,6 @@ export class StreamTransport implements SessionTransport {
       });
       this.requests.push(create(ds.SessionRequestSchema, { id, operation }));
     });
-  }
-
-  /** Calls `onGiveUp` when the signal aborts or the deadline passes; returns the function that stops watching. */
-  private watchCallOptions(opts: CallOptions, onGiveUp: () => void): () => void {
-    const { signal, deadlineMs } = opts;
-    if (!signal && deadlineMs === undefined) return () => {};
-    let done = false;
-    const fire = () => {
-      if (done) return;
-      stop();
-      onGiveUp();
-    };
-    const timer = deadlineMs === undefined ? undefined : setTimeout(fire, deadlineMs);
-    signal?.addEventListener("abort", fire, { once: true });
-    const stop = () => {
-      done = true;
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener("abort", fire);
-    };
-    if (signal?.aborted) fire();
-    return stop;
   }
 
   /** Reads every server message until the stream ends; nothing thrown here escapes. */
@@ -342,7 +317,14 @@ export class StreamTransport implements SessionTransport {
     const waiter = this.waiter;
     this.waiter = undefined;
     this.unreported = undefined;
-    waiter?.reject(error);
+    // As a unary Resume that a Detach overtakes: ABORTED / SESSION_ENDED.
+    waiter?.reject(
+      failure ??
+        new VmmDebugError(Status.ABORTED, `the session ended (detach was called) while this resume() waited; VM "${this.vm}" runs on`, {
+          reason: "SESSION_ENDED",
+          metadata: { vm: this.vm, cause: "detached" },
+        }),
+    );
     for (const feed of this.feeds) {
       if (failure && this.leaving !== "close") feed.fail(failure);
       else feed.end();
@@ -360,35 +342,43 @@ export class StreamTransport implements SessionTransport {
   }
 }
 
+/** Calls `onGiveUp` once when the signal aborts or the deadline passes; returns the function that stops watching. */
+function watchCallOptions(opts: CallOptions, onGiveUp: () => void): () => void {
+  const { signal, deadlineMs } = opts;
+  if (!signal && deadlineMs === undefined) return () => {};
+  let done = false;
+  const stop = () => {
+    done = true;
+    if (timer) clearTimeout(timer);
+    signal?.removeEventListener("abort", fire);
+  };
+  const fire = () => {
+    if (done) return;
+    stop();
+    onGiveUp();
+  };
+  const timer = deadlineMs === undefined ? undefined : setTimeout(fire, deadlineMs);
+  signal?.addEventListener("abort", fire, { once: true });
+  if (signal?.aborted) fire();
+  return stop;
+}
+
+/** Why a call gave up: its signal (CANCELLED) or its deadline (DEADLINE_EXCEEDED). */
+function giveUpError(opts: CallOptions): VmmDebugError {
+  return opts.signal?.aborted ? cancelledError() : deadlineError(opts.deadlineMs);
+}
+
 /** Awaits `p`, rejecting earlier with CANCELLED or DEADLINE_EXCEEDED as `opts` say. */
 function withCallOptions<T>(p: Promise<T>, opts: CallOptions): Promise<T> {
-  const { signal, deadlineMs } = opts;
-  if (!signal && deadlineMs === undefined) return p;
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      cleanup();
-      reject(cancelledError());
-    };
-    const timer =
-      deadlineMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            cleanup();
-            reject(deadlineError(deadlineMs));
-          }, deadlineMs);
-    const cleanup = () => {
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const stop = watchCallOptions(opts, () => reject(giveUpError(opts)));
     p.then(
       (v) => {
-        cleanup();
+        stop();
         resolve(v);
       },
       (e: unknown) => {
-        cleanup();
+        stop();
         reject(e);
       },
     );
