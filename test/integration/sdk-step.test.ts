@@ -1,4 +1,5 @@
-// The SDK's step(): one Resume per step in a run of steps, and single-step off again afterwards.
+// The SDK's step(): on unary, one Resume per step in a run of steps and single-step off again
+// afterwards; on the stream, one Step message per step.
 import { startHarness, sym, type Harness } from "./harness";
 
 describe("Session.step", () => {
@@ -10,10 +11,11 @@ describe("Session.step", () => {
     await h.close();
   });
 
-  const rpcs = () => h.logs.filter((l) => l.message === "audit").map((l) => String(l.fields.rpc));
+  const audits = () => h.logs.filter((l) => l.message === "audit");
+  const rpcs = () => audits().map((l) => String(l.fields.rpc));
 
-  it("costs one Resume per step in a run, and resume() turns single-step off before running", async () => {
-    const session = await h.client.attach("demo");
+  it("costs one Resume per step in a run on unary, and resume() turns single-step off before running", async () => {
+    const session = await h.client.attach("demo", { transport: "unary" });
     try {
       await session.break();
       await session.resume();
@@ -32,6 +34,28 @@ describe("Session.step", () => {
       const mark = rpcs().length;
       expect(await session.step(1)).toEqual({ kind: "singleStep", vp: 1 });
       expect(rpcs().slice(mark)).toEqual(["SetDebugState", "SetDebugState", "Resume"]);
+
+      // A batched step turns single-step off first, so it runs its whole count.
+      const batch = await session.step(1, { count: 10 });
+      expect({ executed: batch.executed, stop: batch.stop }).toEqual({ executed: 10, stop: undefined });
+    } finally {
+      await session.detach();
+    }
+  });
+
+  it("costs one Step message per step on the stream, and a watchpoint hit within the step is its stop", async () => {
+    const session = await h.client.attach("demo");
+    try {
+      await session.break();
+      const before = audits().length;
+      for (let i = 0; i < 3; i++) expect(await session.step(0)).toEqual({ kind: "singleStep", vp: 0 });
+      expect(audits().slice(before).map((l) => [l.fields.rpc, l.fields.via])).toEqual(Array(3).fill(["Step", "stream"]));
+
+      // Step until the instruction that writes the counter: that step answers the watchpoint.
+      await session.setWatchpoint(0, { address: sym("counter").gva, type: "write", size: 8 });
+      let stop = await session.step(0);
+      for (let i = 0; i < 50 && stop.kind === "singleStep"; i++) stop = await session.step(0);
+      expect(stop).toMatchObject({ kind: "hwBreakpoint", vp: 0, breakpoint: { address: sym("counter").gva, type: "write" } });
     } finally {
       await session.detach();
     }
