@@ -27,6 +27,8 @@ interface Pending {
 /** The resume() waiting for its stop: `running` once the server has answered that the VM runs. */
 interface ResumeWaiter {
   running: boolean;
+  /** Stops pushed before the answer: one with a sequence after the answer's is this resume's. */
+  early: SessionStop[];
   resolve(reason: DebugStopReason): void;
   reject(error: VmmDebugError): void;
 }
@@ -106,8 +108,8 @@ export class StreamTransport implements SessionTransport {
 
   /**
    * An unreported stop answers at once (the VM has not run since). Otherwise sends `resume` and
-   * answers the first stop pushed after the server said the VM runs: a stop pushed before that
-   * answer happened before this resume ran the VM, so it is not this resume's (stops() has it).
+   * answers the first stop whose sequence is after the one the server's answer names (the event
+   * feed's newest when the VM began to run); an older stop is not this resume's (stops() has it).
    */
   resume(opts: CallOptions): Promise<DebugStopReason> {
     if (this.endedBy !== undefined) return Promise.reject(this.notAttached());
@@ -130,6 +132,7 @@ export class StreamTransport implements SessionTransport {
       let stopWatching = () => {};
       const waiter: ResumeWaiter = {
         running: false,
+        early: [],
         resolve: (reason) => {
           stopWatching();
           resolve(reason);
@@ -145,12 +148,18 @@ export class StreamTransport implements SessionTransport {
         waiter.reject(error);
       };
       this.send({ case: "resume", value: {} }, opts, (msg, settle) => {
-        if (msg.result.case === "resume") settle.resolve(undefined);
+        if (msg.result.case === "resume") settle.resolve(msg.result.value.sequence);
         else settle.reject(unexpectedAnswer("resume", msg.result.case));
         return true;
       }).then(
-        () => {
+        (after) => {
           if (this.waiter !== waiter) return;
+          const mine = waiter.early.find((s) => s.sequence > (after as bigint));
+          if (mine) {
+            this.waiter = undefined;
+            waiter.resolve(mine.reason);
+            return;
+          }
           waiter.running = true;
           const rest = deadlineAt === undefined ? undefined : Math.max(0, deadlineAt - Date.now());
           stopWatching = watchCallOptions({ signal: opts.signal, deadlineMs: rest }, () => giveUp(giveUpError(opts)));
@@ -296,7 +305,9 @@ export class StreamTransport implements SessionTransport {
     if (waiter?.running) {
       this.waiter = undefined;
       waiter.resolve(stop.reason);
-    } else if (!waiter) {
+    } else if (waiter) {
+      waiter.early.push(stop);
+    } else {
       this.unreported = stop;
     }
   }

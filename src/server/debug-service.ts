@@ -2,6 +2,7 @@
 // them all over one stream (session-stream.ts).
 import type { CallContext, ServiceImplementation } from "nice-grpc";
 import type { DebugServiceDefinition } from "../wire";
+import type * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
 import type { Execute, OperationName, OperationTable, OperationTypes } from "./operations";
 import { createSessionStreamHandler, type SessionStreamLimits } from "./session-stream";
 import type { Logger } from "./logger";
@@ -25,7 +26,8 @@ export function createDebugService(options: DebugServiceOptions): ServiceImpleme
   return {
     attach: unary("attach"),
     detach: unary("detach"),
-    resume: unary("resume"),
+    // Without a stream, Resume always answers with the stop (a ResumeResponse).
+    resume: unary("resume") as (req: ds.ResumeRequest, ctx: CallContext) => Promise<ds.ResumeResponse>,
     break: unary("break"),
     setDebugState: unary("setDebugState"),
     getVpState: unary("getVpState"),

@@ -34,6 +34,8 @@ interface Session {
   timer?: NodeJS.Timeout;
   /** Set for a Session stream: the stream is the lease, and stops are pushed instead of kept. */
   push?: StopPush;
+  /** Told when the session ends, however it ends (so a stream can end with it). */
+  onEnded?: (cause: DetachCause) => void;
 }
 
 interface ResumeWaiter {
@@ -99,7 +101,7 @@ export class DebuggerState {
    * Opens the session. With `push` it is a Session stream's: no lease (the stream ends it) and
    * every stop is pushed. `leaseMs` is 0 for a stream session.
    */
-  attach(holder: string, push?: StopPush): Promise<{ sessionId: string; leaseMs: number }> {
+  attach(holder: string, push?: StopPush, onEnded?: (cause: DetachCause) => void): Promise<{ sessionId: string; leaseMs: number }> {
     return this.mutex.run(async () => {
       this.assertOpen();
       if (this.core.runState() === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
@@ -121,7 +123,7 @@ export class DebuggerState {
         );
       }
       const now = Date.now();
-      this.session = { id: randomBytes(16).toString("hex"), holder, attachedAtMs: now, leaseExpiresAtMs: now, push };
+      this.session = { id: randomBytes(16).toString("hex"), holder, attachedAtMs: now, leaseExpiresAtMs: now, push, onEnded };
       this.pendingStop = undefined;
       this.debuggerStopped = false;
       this.renew();
@@ -226,15 +228,17 @@ export class DebuggerState {
 
   /**
    * A Session stream's resume: lets the VM run and returns once it runs (a no-op when it already
-   * runs). Every stop is pushed to the stream as it happens.
+   * runs), with the event sequence at that moment: its stops come after it. Every stop is
+   * pushed to the stream as it happens.
    */
-  resumeStream(sessionId: string): Promise<void> {
+  resumeStream(sessionId: string): Promise<bigint> {
     return this.mutex.run(async () => {
       const s = this.requireSession(sessionId);
       if (!s.push) {
         throw serverError(Code.Internal, "INTERNAL", "resumeStream on a unary session");
       }
       await this.runCore();
+      return this.events.lastSequence;
     });
   }
 
@@ -456,6 +460,7 @@ export class DebuggerState {
     if (!s) return;
     this.session = undefined;
     if (s.timer) clearTimeout(s.timer);
+    s.onEnded?.(cause);
     this.pendingStop = undefined;
     const waiter = this.waiter;
     this.waiter = undefined;

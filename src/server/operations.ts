@@ -18,6 +18,7 @@ import {
   vpStateToWire,
 } from "./convert";
 import type { DebuggerState, StopPush } from "./debugger-state";
+import type { DetachCause } from "./event-log";
 import { serverError, statusName, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { VmRegistry } from "./registry";
@@ -28,6 +29,8 @@ export interface OperationContext {
   signal: AbortSignal;
   /** Set when the operation arrives on a Session stream: where the session's stops go. */
   push?: StopPush;
+  /** With `push`: told when the stream's session ends, however it ends. */
+  onSessionEnded?: (cause: DetachCause) => void;
 }
 
 /**
@@ -48,7 +51,8 @@ interface Spec<Req, Res> {
 export interface OperationTypes {
   attach: [ds.AttachRequest, ds.AttachResponse];
   detach: [ds.DetachRequest, ds.DetachResponse];
-  resume: [ds.ResumeRequest, ds.ResumeResponse];
+  /** Unary: the stop. On a stream: ResumeStarted, and the stop is pushed. */
+  resume: [ds.ResumeRequest, ds.ResumeResponse | ds.ResumeStarted];
   break: [ds.BreakRequest, ds.BreakResponse];
   setDebugState: [ds.SetDebugStateRequest, ds.SetDebugStateResponse];
   getVpState: [ds.GetVpStateRequest, ds.GetVpStateResponse];
@@ -79,7 +83,7 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
       rpc: "Attach",
       kind: "attach",
       async run(target, _req, ctx) {
-        const { sessionId, leaseMs } = await target.attach(ctx.peer, ctx.push);
+        const { sessionId, leaseMs } = await target.attach(ctx.peer, ctx.push, ctx.onSessionEnded);
         return create(ds.AttachResponseSchema, { sessionId, lease: leaseMs > 0 ? leaseToWire(leaseMs) : undefined });
       },
     },
@@ -97,8 +101,8 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
       async run(target, req, ctx) {
         if (ctx.push) {
           // On a stream Resume answers once the VM runs; the stop is pushed when it comes.
-          await target.resumeStream(req.sessionId);
-          return create(ds.ResumeResponseSchema);
+          const sequence = await target.resumeStream(req.sessionId);
+          return create(ds.ResumeStartedSchema, { sequence });
         }
         return create(ds.ResumeResponseSchema, { reason: stopReasonToWire(await target.resume(req.sessionId, ctx.signal)) });
       },

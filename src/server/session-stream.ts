@@ -51,6 +51,20 @@ export function createSessionStreamHandler(
       answer(id, { case: "error", value: statusToWire(status) });
     };
 
+    // The session can end without this stream ending it: the server shuts down, or a unary
+    // Detach names this stream's session. The stream then ends too, saying why.
+    let detaching = false;
+    const onSessionEnded = (cause: DetachCause) => {
+      if (detaching || cause === "stream_closed" || cause === "stream_overflow") return;
+      binding = undefined;
+      outbox.fail(
+        cause === "server_shutdown"
+          ? serverError(Code.Unavailable, "SERVER_SHUTTING_DOWN", "the server is shutting down; this session was detached and its VM resumed", {})
+          : serverError(Code.Aborted, "SESSION_ENDED", `this stream's session ended (${cause === "requested" ? "a unary Detach named it" : cause})`, {
+              cause,
+            }),
+      );
+    };
     const push = (reason: DebugStopReason, sequence: bigint) =>
       answer(0n, {
         case: "stop",
@@ -110,6 +124,7 @@ export function createSessionStreamHandler(
         return;
       }
       const name = operation.case;
+      if (name === "detach") detaching = true;
       let p: Promise<unknown>;
       if (table[name].kind === "read") {
         p = controlTail.then(() => run(id, name, operation.value));
@@ -134,7 +149,7 @@ export function createSessionStreamHandler(
           {},
         );
       }
-      const opened = await execute("attach", operation.value, { peer: ctx.peer, signal: ctx.signal, push });
+      const opened = await execute("attach", operation.value, { peer: ctx.peer, signal: ctx.signal, push, onSessionEnded });
       const target = registry.resolveFor("", opened.sessionId);
       binding = { target, sessionId: opened.sessionId, push };
       answer(first.value.id, {

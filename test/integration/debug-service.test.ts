@@ -17,6 +17,9 @@ import {
   type Harness,
 } from "./harness";
 
+/** These tests pin the unary session rules (leases, session ids); the stream has its own tests. */
+const UNARY = { transport: "unary" } as const;
+
 const VM = "demo";
 
 /** A well-formed x86 register state (a payload only; refused before it could be written). */
@@ -60,7 +63,7 @@ describe("DebugService", () => {
 
   /** Attached, with the VM stopped and the stop already reported. */
   async function attachStopped(): Promise<Session> {
-    session = await h.client.attach(VM);
+    session = await h.client.attach(VM, UNARY);
     await session.break();
     expect(await session.resume()).toEqual({ kind: "break" });
     return session;
@@ -68,7 +71,7 @@ describe("DebugService", () => {
 
   describe("happy paths", () => {
     it("Attach returns a session id and the lease, and GetVm shows the holder", async () => {
-      session = await h.client.attach(VM);
+      session = await h.client.attach(VM, UNARY);
       expect(session.id).toMatch(/^[0-9a-f]{32}$/);
       expect(session.lease).toBe(600_000);
       const info = await h.client.getVm(VM);
@@ -78,7 +81,7 @@ describe("DebugService", () => {
     });
 
     it("Break stops a running VM, and the next Resume answers Break without running", async () => {
-      session = await h.client.attach(VM);
+      session = await h.client.attach(VM, UNARY);
       await session.break();
       expect((await h.client.getVm(VM)).runState).toBe("stopped");
       const rip = (await x86(h.client, VM, 0)).rip;
@@ -400,7 +403,7 @@ describe("DebugService", () => {
     });
 
     it("refuses GetVpState, SetVpState and SetDebugState while the VM runs with FAILED_PRECONDITION / VM_RUNNING", async () => {
-      session = await h.client.attach(VM); // running
+      session = await h.client.attach(VM, UNARY); // running
       const before = await vmSnapshot(h.client, VM);
       const err = await expectRpcError(h.client.getVpState(VM, 0), Status.FAILED_PRECONDITION, "VM_RUNNING", { vm: VM });
       expect(err.message).toContain("GetVpState");

@@ -89,6 +89,18 @@ describe("Session stream protocol", () => {
     }
   });
 
+  it("ends the stream with ABORTED / SESSION_ENDED when a unary Detach names its session", async () => {
+    const s = await openRawStream(h.client, "demo");
+    await h.client.rpc.debug.detach({ sessionId: s.opened.sessionId });
+    const err = await s.done.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as VmmDebugError).code).toBe(Status.ABORTED);
+    expect((err as VmmDebugError).reason).toBe("SESSION_ENDED");
+    expect((await h.client.getVm("demo")).attached).toBeUndefined();
+  });
+
   it("answers read_memory_stream with chunks in order, `more` on all but the last", async () => {
     const s = await openRawStream(h.client, "demo");
     try {
@@ -160,6 +172,27 @@ describe("Session stream protocol", () => {
     } finally {
       requests.end();
       slow.close();
+    }
+  });
+});
+
+describe("Session stream at server shutdown", () => {
+  it("ends the stream with UNAVAILABLE / SERVER_SHUTTING_DOWN and lets the VM run", async () => {
+    const h = await startHarness();
+    try {
+      const s = await openRawStream(h.client, "demo");
+      await s.call({ case: "break", value: {} });
+      const closing = h.server.close();
+      const err = await s.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      await closing;
+      expect((err as VmmDebugError).code).toBe(Status.UNAVAILABLE);
+      expect((err as VmmDebugError).reason).toBe("SERVER_SHUTTING_DOWN");
+      expect(h.vms[0].runState()).toBe("running");
+    } finally {
+      await h.close();
     }
   });
 });

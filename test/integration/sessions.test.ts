@@ -4,6 +4,9 @@ import type { Session } from "../../src/client";
 import { vpStateToWire } from "../../src/client/convert";
 import { expectRpcError, readU64, sleep, startHarness, sym, u64Bytes, vmSnapshot, waitFor, x86, type Harness } from "./harness";
 
+/** These tests pin the unary session rules (leases, session ids); the stream has its own tests. */
+const UNARY = { transport: "unary" } as const;
+
 const VM = "demo";
 
 describe("sessions", () => {
@@ -23,7 +26,7 @@ describe("sessions", () => {
   });
 
   async function attachStopped(): Promise<Session> {
-    session = await h.client.attach(VM);
+    session = await h.client.attach(VM, UNARY);
     await session.break();
     expect(await session.resume()).toEqual({ kind: "break" });
     return session;
@@ -64,9 +67,9 @@ describe("sessions", () => {
   });
 
   it("refuses a second Attach with FAILED_PRECONDITION / SESSION_CONFLICT naming the holder", async () => {
-    session = await h.client.attach(VM);
+    session = await h.client.attach(VM, UNARY);
     const holder = (await h.client.getVm(VM)).attached!.holder;
-    const err = await expectRpcError(h.client.attach(VM), Status.FAILED_PRECONDITION, "SESSION_CONFLICT", { vm: VM, holder });
+    const err = await expectRpcError(h.client.attach(VM, UNARY), Status.FAILED_PRECONDITION, "SESSION_CONFLICT", { vm: VM, holder });
     expect(err.message).toContain(holder);
     expect((await h.client.getVm(VM)).attached?.holder).toBe(holder);
     await session.break(); // the first session still controls the VM
@@ -166,7 +169,7 @@ describe("leases", () => {
   });
 
   async function attachStopped(): Promise<Session> {
-    session = await h.client.attach(VM);
+    session = await h.client.attach(VM, UNARY);
     await session.break();
     expect(await session.resume()).toEqual({ kind: "break" });
     return session;

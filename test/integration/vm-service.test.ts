@@ -2,6 +2,9 @@
 import { Status } from "nice-grpc";
 import { expectRpcError, startHarness, type Harness } from "./harness";
 
+/** These tests pin the unary session rules (leases, session ids); the stream has its own tests. */
+const UNARY = { transport: "unary" } as const;
+
 describe("VmService with two VMs", () => {
   let h: Harness;
 
@@ -29,14 +32,14 @@ describe("VmService with two VMs", () => {
   it("refuses an empty vm with INVALID_ARGUMENT / VM_AMBIGUOUS when several VMs are served", async () => {
     const err = await expectRpcError(h.client.getVm(), Status.INVALID_ARGUMENT, "VM_AMBIGUOUS", { vms: "alpha,beta" });
     expect(err.message).toContain("alpha, beta");
-    await expectRpcError(h.client.attach(), Status.INVALID_ARGUMENT, "VM_AMBIGUOUS");
+    await expectRpcError(h.client.attach("", UNARY), Status.INVALID_ARGUMENT, "VM_AMBIGUOUS");
     await expectRpcError(h.client.rpc.debug.attach({ vm: "" }), Status.INVALID_ARGUMENT, "VM_AMBIGUOUS");
     expect((await h.client.listVms()).every((vm) => vm.attached === undefined)).toBe(true);
   });
 
   it("shows the attachment of the VM a session controls, and Break stops only that VM", async () => {
     const before = Date.now();
-    const s = await h.client.attach("beta");
+    const s = await h.client.attach("beta", UNARY);
     try {
       const beta = await h.client.getVm("beta");
       expect(beta.attached?.holder).toMatch(/127\.0\.0\.1/);
@@ -47,7 +50,7 @@ describe("VmService with two VMs", () => {
       expect((await h.client.getVm("beta")).runState).toBe("stopped");
       expect((await h.client.getVm("alpha")).runState).toBe("running");
       // Another debugger may attach to the other VM.
-      const a = await h.client.attach("alpha");
+      const a = await h.client.attach("alpha", UNARY);
       await a.detach();
     } finally {
       await s.detach();

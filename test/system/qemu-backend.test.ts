@@ -10,6 +10,9 @@ import { createQemuVm, launchQemu, qemuArgsForGuest, type LaunchedQemu, type Qem
 import { createVmmDebugServer, silentLogger } from "../../src/server";
 import { describeWithQemu, guestSymbols, manifestPath, startQemuHarness, type QemuHarness } from "./qemu-harness";
 
+/** These tests pin the unary session rules (leases, session ids); the stream has its own tests. */
+const UNARY = { transport: "unary" } as const;
+
 const u64 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
 
 async function expectError(call: Promise<unknown>, code: Status, reason: string): Promise<VmmDebugError> {
@@ -125,7 +128,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
         const { port } = await server.listen("127.0.0.1:0");
         const client = connect(`127.0.0.1:${port}`);
         try {
-          const session = await client.attach("again");
+          const session = await client.attach("again", UNARY);
           await session.break();
           expect(await session.resume()).toEqual({ kind: "break" });
           await session.setWatchpoint(0, { address: sym.counter.gva, type: "write", size: 8 });
@@ -157,7 +160,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
       });
 
       it("refuses register state of the other architecture and a VP out of range", async () => {
-        session = await h.client.attach("qemu");
+        session = await h.client.attach("qemu", UNARY);
         await session.break();
         const seg = { base: 0n, limit: 0, selector: 0, attributes: 0 };
         const other: Parameters<Session["setVpState"]>[1] =
@@ -174,7 +177,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
       });
 
       it("refuses to set what QEMU's gdbstub cannot, writing nothing", async () => {
-        session = await h.client.attach("qemu");
+        session = await h.client.attach("qemu", UNARY);
         await session.break();
         const before = await session.getVpState(0);
         if (before.arch === "x86_64") {
@@ -190,7 +193,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
       });
 
       it("reports a guest reset as Reset and a guest power-off as PowerOff", async () => {
-        session = await h.client.attach("qemu");
+        session = await h.client.attach("qemu", UNARY);
         await breakInKernel(h.client, session, sym.kernel_main.gva);
         const regs = await session.getVpState(0);
         // Plant code over main_loop (read-only for the guest; the debugger may write) and jump there.
@@ -224,7 +227,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
         const emu = await createEmuMachine({ id: "emu", image: loadGuestImage(join(__dirname, "../../guests/build/demo-x86_64.json")) });
         const h = await startQemuHarness(arch, { extraVms: [emu] });
         try {
-          const session = await h.client.attach("qemu");
+          const session = await h.client.attach("qemu", UNARY);
           await session.break();
           expect(await session.resume()).toEqual({ kind: "break" });
           const waiting = session.resume(); // runs until a stop that never comes
@@ -235,9 +238,9 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
           expect((await h.client.getVm("qemu")).runState).toBe("gone");
           await expectError(h.client.readMemory("qemu", { gpa: sym.counter.gpa }, 8), Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");
           await expectError(session.break(), Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");
-          await expectError(h.client.attach("qemu"), Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");
+          await expectError(h.client.attach("qemu", UNARY), Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");
           // The embedded VM in the same server is unaffected.
-          const other = await h.client.attach("emu");
+          const other = await h.client.attach("emu", UNARY);
           await other.break();
           expect(await other.resume()).toEqual({ kind: "break" });
           await other.detach();
