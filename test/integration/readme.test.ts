@@ -43,6 +43,25 @@ describe("README", () => {
     expect(stdout).toContain("step: { kind: 'singleStep', vp: 0 }");
   });
 
+  it("shows the Session stream example exactly as examples/session-stream.ts", () => {
+    expect(block("## The Session stream and the event feed", "ts")).toBe(readFileSync(join(root, "examples/session-stream.ts"), "utf8"));
+  });
+
+  it("runs the Session stream example", async () => {
+    const { stdout } = await run(process.execPath, ["--require", require.resolve("tsx/cjs"), "examples/session-stream.ts"], {
+      cwd: root,
+      env: { ...process.env, VMM_DEBUG_ADDRESS: h.address },
+      timeout: 60_000,
+    });
+    expect(stdout).toContain("stop: { kind: 'break' }");
+    expect(stdout).toMatch(/event #\d+: stopped break/);
+    expect(stdout).toContain("ranges: 8 bytes, GPA_UNMAPPED");
+    expect(stdout).toContain("stop: hwBreakpoint");
+    expect(stdout).toMatch(/step: \d+ instructions, last pc 0x[0-9a-f]+, stop hwBreakpoint/);
+    expect(stdout).toMatch(/event #\d+: detached streamClosed/);
+    expect(stdout).toContain("after close: running detached");
+  });
+
   it("runs the buf curl walkthrough verbatim (on this test's port)", async () => {
     const script = block("## Walkthrough with `buf curl`", "sh").replaceAll("127.0.0.1:50051", h.address);
     const { stdout } = await run("bash", ["-e", "-o", "pipefail", "-c", script], { cwd: root, timeout: 120_000 });
