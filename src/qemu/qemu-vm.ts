@@ -82,7 +82,8 @@ const SIGTRAP = 5;
 
 /** What one step of a batch did. */
 type BatchStep =
-  | { kind: "stepped"; g: string; stop: StopReply }
+  /** `halted`: the step only finished when interrupted (it ran HLT/WFI): the VP waits now. */
+  | { kind: "stepped"; g: string; stop: StopReply; halted: boolean }
   | { kind: "halted" }
   | { kind: "ended"; stop: StopReply };
 
@@ -502,7 +503,8 @@ export class QemuVm implements VmmCore {
         deltas.push(diffRegisters(before, await tracer.next(g)));
       }
       executed++;
-      if (stop) break;
+      if (step.halted) halted = true;
+      if (stop || halted) break;
       lifted = this.stoppingAt(pc, false); // another VP's execute breakpoint here (QEMU's are machine-wide)
     }
     this.lastG = { vp, text: g };
@@ -526,9 +528,9 @@ export class QemuVm implements VmmCore {
       this.noteStop(stop);
       if (stop.kind !== "signal") return { kind: "ended", stop };
       const after = await this.readG(vp);
-      if (result.interrupted && after === before) return { kind: "halted" };
+      if (result.interrupted) return after === before ? { kind: "halted" } : { kind: "stepped", g: after, stop, halted: true };
       if (this.arch === "x86_64" && stop.signal === SIGTRAP && !stop.reason && after === before && attempt < 2) continue;
-      return { kind: "stepped", g: after, stop };
+      return { kind: "stepped", g: after, stop, halted: false };
     }
   }
 

@@ -23,14 +23,20 @@ for (const arch of ["x86_64", "aarch64"] as const) {
   describeWithQemu(arch)(`batched stepping on QEMU ${arch}`, () => {
     let vm: QemuVm;
 
-    beforeAll(async () => {
+    /** QEMU on the demo guest, stopped once the guest counts (its page tables are built). */
+    async function launchBooted(id: string): Promise<QemuVm> {
       const { args } = qemuArgsForGuest(manifestPath(arch));
-      vm = await launchQemuVm({ id: "qemu", arch, args });
+      const launched = await launchQemuVm({ id, arch, args });
       const end = Date.now() + 20_000;
-      while (Date.now() < end && u64(await vm.readMemory({ kind: "gpa", gpa: sym.counter.gpa }, 8)) < 1000n) {
+      while (Date.now() < end && u64(await launched.readMemory({ kind: "gpa", gpa: sym.counter.gpa }, 8)) < 1000n) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      await vm.halt();
+      await launched.halt();
+      return launched;
+    }
+
+    beforeAll(async () => {
+      vm = await launchBooted("qemu");
     }, 60_000);
 
     afterAll(async () => {
@@ -139,7 +145,7 @@ for (const arch of ["x86_64", "aarch64"] as const) {
       const pending = vm.step(0, 1_000_000, "pc");
       expect(vm.runState()).toBe("running");
       await expect(vm.getVpState(0)).rejects.toMatchObject({ reason: "VM_RUNNING" });
-      const read = vm.readMemory({ kind: "gpa", gpa: sym.counter.gpa }, 8);
+      const read = vm.readMemory({ kind: "gva", vp: 0, gva: sym.counter.gva }, 8); // walks VP 0's tables: waits for the batch
       await new Promise((r) => setTimeout(r, 200));
       await vm.halt();
       const result = await pending;
@@ -157,6 +163,24 @@ for (const arch of ["x86_64", "aarch64"] as const) {
       const result = await pending;
       expect(result.stop).toEqual({ kind: "break" });
       expect(result.executed).toBeGreaterThan(0);
+    }, 60_000);
+
+    it("ends the batch once the VP waits in HLT/WFI, and then steps nothing", async () => {
+      // A VM of its own: QEMU keeps a halted vCPU halted whatever the registers say.
+      const own = await launchBooted("halting");
+      try {
+        const state = await own.getVpState(0);
+        const at = sym.tick.gva + 0x800n; // unused text of the kernel's page
+        const code = arch === "x86_64" ? [0x90, 0xf4, 0x90] : [0x1f, 0x20, 0x03, 0xd5, 0x7f, 0x20, 0x03, 0xd5, 0x1f, 0x20, 0x03, 0xd5];
+        await own.writeMemory({ kind: "gva", vp: 0, gva: at }, Uint8Array.from(code)); // nop; hlt|wfi; nop
+        await own.setVpState(0, state.arch === "x86_64" ? { arch: "x86_64", state: { ...state.state, rip: at } } : { arch: "aarch64", state: { ...state.state, pc: at } });
+        const step = arch === "x86_64" ? 1n : 4n;
+        expect(await own.step(0, 5, "pc")).toEqual({ executed: 2, halted: true, pcs: new BigUint64Array([at + step, at + 2n * step]) });
+        expect(await own.step(0, 5, "pc")).toEqual({ executed: 0, halted: true, pcs: new BigUint64Array(0) });
+        expect(own.runState()).toBe("stopped");
+      } finally {
+        await own.close();
+      }
     }, 60_000);
 
     it("refuses a bad count and a VP out of range, leaving the VP where it was", async () => {
