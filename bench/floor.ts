@@ -13,6 +13,15 @@ const FLOOR_SERVICE: grpc.ServiceDefinition = {
     responseSerialize: identity,
     responseDeserialize: identity,
   },
+  Chat: {
+    path: "/bench.Floor/Chat",
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
   Stream: {
     path: "/bench.Floor/Stream",
     requestStream: false,
@@ -24,11 +33,15 @@ const FLOOR_SERVICE: grpc.ServiceDefinition = {
   },
 };
 
-/** Serves Echo (returns the request) and Stream (request = u32 MiB count; streams 1 MiB buffers). */
+/** Serves Echo (returns the request), Chat (a bidi stream echoing each message) and Stream (request = u32 MiB count; streams 1 MiB buffers). */
 export function addFloorService(server: grpc.Server): void {
   const chunk = Buffer.alloc(1024 * 1024, 0xab);
   server.addService(FLOOR_SERVICE, {
     Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, call.request),
+    Chat: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on("data", (b: Buffer) => call.write(b));
+      call.on("end", () => call.end());
+    },
     Stream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       let left = call.request.readUInt32LE(0);
       const pump = () => {
@@ -51,6 +64,8 @@ const FloorClient = grpc.makeGenericClientConstructor(FLOOR_SERVICE, "Floor");
 export interface FloorFigures {
   echoP50Us: number;
   echoP99Us: number;
+  /** A bare bidi stream echoing a 200-byte message, one in flight at a time. */
+  pingPongP50Us: number;
   streamMibps: number;
 }
 
@@ -64,6 +79,7 @@ export async function measureFloor(
   const client = new FloorClient(address, grpc.credentials.createInsecure(), channelOptions) as unknown as grpc.Client & {
     Echo(req: Buffer, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void;
     Stream(req: Buffer): grpc.ClientReadableStream<Buffer>;
+    Chat(): grpc.ClientDuplexStream<Buffer, Buffer>;
   };
   const message = Buffer.alloc(200, 0x5a);
   const echo = () =>
@@ -75,6 +91,22 @@ export async function measureFloor(
     await echo();
     samples.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
+  const chat = client.Chat();
+  let answered: (() => void) | undefined;
+  chat.on("data", () => answered?.());
+  const ping = () =>
+    new Promise<void>((resolve) => {
+      answered = resolve;
+      chat.write(message);
+    });
+  for (let i = 0; i < 200; i++) await ping(); // warm-up
+  const pings: number[] = [];
+  for (let i = 0; i < echoCalls; i++) {
+    const t0 = process.hrtime.bigint();
+    await ping();
+    pings.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  chat.end();
   const streamOnce = (mib: number) =>
     new Promise<number>((resolve, reject) => {
       const req = Buffer.alloc(4);
@@ -89,7 +121,7 @@ export async function measureFloor(
   await streamOnce(16);
   const streamMibps = await streamOnce(streamMib);
   client.close();
-  return { echoP50Us: percentile(samples, 50), echoP99Us: percentile(samples, 99), streamMibps };
+  return { echoP50Us: percentile(samples, 50), echoP99Us: percentile(samples, 99), pingPongP50Us: percentile(pings, 50), streamMibps };
 }
 
 export function percentile(samples: number[], p: number): number {

@@ -13,6 +13,8 @@
 //   stops it on connect), PhyMemMode on; time.perf_counter() inside gdb around that command only.
 // - qemu_single_steps_per_s: single_step on VP 0, then one unary Resume per step for ~3 s or
 //   20,000 steps. gdb_stepi_per_s: `stepi 2000` after `stepi 10`, timed inside gdb likewise.
+// - qemu_stream_single_steps_per_s: over a Session stream, one Step of 1 per message, each
+//   awaited, for ~3 s. qemu_batched_steps_per_s: three Steps of 10,000 with a PC trace.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -69,6 +71,8 @@ export async function benchQemu(emit: Emit): Promise<void> {
     emit("gdb_dump_memory_mibps", gdbDump, "MiB/s", { bytes: READ_BYTES, seconds: Number(theirs.dumpSeconds.toFixed(3)) });
     emit("qemu_single_steps_per_s", ours.stepsPerS, "steps/s", { steps: ours.steps, vs_gdb: ratio(ours.stepsPerS, gdbSteps), target_min_ratio: 1 });
     emit("gdb_stepi_per_s", gdbSteps, "steps/s", { steps: theirs.steps, seconds: Number(theirs.stepiSeconds.toFixed(3)) });
+    emit("qemu_stream_single_steps_per_s", ours.streamStepsPerS, "steps/s", { vs_gdb: ratio(ours.streamStepsPerS, gdbSteps), target_min_ratio: 1 });
+    emit("qemu_batched_steps_per_s", ours.batchedStepsPerS, "steps/s", { count: 10_000, trace: "pc", vs_gdb: ratio(ours.batchedStepsPerS, gdbSteps), target_min_ratio: 1.5 });
   } catch (e) {
     // Not a missing tool: say so, mark the run failed, and let the rest of the bench finish.
     emit("qemu_failed", 0, "", { reason: (e as Error).message.split("\n")[0] });
@@ -84,13 +88,15 @@ interface OurFigures {
   stepsPerS: number;
   steps: number;
   head: Uint8Array;
+  streamStepsPerS: number;
+  batchedStepsPerS: number;
 }
 
 async function measureOurs(): Promise<OurFigures> {
   const server = await startServerProcess();
   const client = connect(server.address);
   try {
-    const session = await client.attach(VM_ID, { deadlineMs: 10_000 });
+    const session = await client.attach(VM_ID, { deadlineMs: 10_000, transport: "unary" });
     try {
       await session.break({ deadlineMs: 10_000 });
       const first = await session.resume({ deadlineMs: 10_000 }); // collects the Break
@@ -125,13 +131,47 @@ async function measureOurs(): Promise<OurFigures> {
       }
       const stepsPerS = steps / (Number(process.hrtime.bigint() - p0) / 1e9);
       await session.setDebugState(0, { singleStep: false, breakpoints: [...noSlots] }, { deadlineMs: 10_000 });
-      return { readMibps, reads, streamMibps, stepsPerS, steps, head: warm.subarray(0, 4096) };
+      await session.detach({ deadlineMs: 5000 });
+      const streamed2 = await measureStreamSteps(client);
+      return { readMibps, reads, streamMibps, stepsPerS, steps, head: warm.subarray(0, 4096), ...streamed2 };
     } finally {
       await session.detach({ deadlineMs: 5000 }).catch(() => undefined);
     }
   } finally {
     client.close();
     await server.stop();
+  }
+}
+
+/**
+ * Over a Session stream: one Step of 1 per message, each awaited, for ~3 s; then batched Steps
+ * of 10,000 with a PC trace (the loop runs inside the QEMU backend: one vCont step and one `g`
+ * per instruction).
+ */
+async function measureStreamSteps(client: ReturnType<typeof connect>): Promise<{ streamStepsPerS: number; batchedStepsPerS: number }> {
+  const session = await client.attach(VM_ID, { deadlineMs: 10_000 });
+  try {
+    await session.break({ deadlineMs: 10_000 });
+    await session.resume({ deadlineMs: 10_000 }); // collects the Break
+    let steps = 0;
+    const t0 = process.hrtime.bigint();
+    while (steps < 20_000 && process.hrtime.bigint() - t0 < 3_000_000_000n) {
+      const r = await session.step(0, { count: 1, trace: "none", deadlineMs: 10_000 });
+      if (r.executed !== 1) throw new Error(`stream step ${steps} executed ${r.executed}`);
+      steps++;
+    }
+    const streamStepsPerS = steps / (Number(process.hrtime.bigint() - t0) / 1e9);
+    let executed = 0;
+    const b0 = process.hrtime.bigint();
+    for (let i = 0; i < 3; i++) {
+      const r = await session.step(0, { count: 10_000, trace: "pc", deadlineMs: 60_000 });
+      if (r.pcs.length !== r.executed) throw new Error(`a PC trace of ${r.pcs.length} for ${r.executed} steps`);
+      executed += r.executed;
+    }
+    const batchedStepsPerS = executed / (Number(process.hrtime.bigint() - b0) / 1e9);
+    return { streamStepsPerS, batchedStepsPerS };
+  } finally {
+    await session.detach({ deadlineMs: 5000 }).catch(() => undefined);
   }
 }
 

@@ -63,7 +63,7 @@ async function rate(seconds: number, maxCount: number, body: () => Promise<unkno
 
 async function benchServer(address: string, echoP50: number): Promise<void> {
   const client = connect(address);
-  const session: Session = await client.attach("demo");
+  const session: Session = await client.attach("demo", { transport: "unary" });
   try {
     // The peer stopped the demo VM after boot (see bench/peer.ts): nothing to break.
     await timeLoop(200, () => session.getVpState(0));
@@ -84,6 +84,9 @@ async function benchServer(address: string, echoP50: number): Promise<void> {
 
 async function benchStream(address: string, streamFloor: number, wideFloor: number): Promise<void> {
   const client = connect(address);
+  // Hold the guest stopped while reading, so it does not take a core from the figure.
+  const holder = await client.attach("demo", { transport: "unary" });
+  await holder.break();
   try {
     await client.readMemoryStream("demo", { gpa: 0n }, 16 * MIB); // warm-up
     const t0 = process.hrtime.bigint();
@@ -95,6 +98,7 @@ async function benchStream(address: string, streamFloor: number, wideFloor: numb
       vs_same_window_floor: Number((mibps / wideFloor).toFixed(2)),
     });
   } finally {
+    await holder.detach().catch(() => undefined);
     client.close();
   }
 }
@@ -110,6 +114,105 @@ async function benchRun(session: Session): Promise<void> {
   const hits = await rate(3, 20_000, () => session.resume());
   emit("hw_breakpoint_hits_per_s", hits, "hits/s");
   await session.clearBreakpoint(0, 0);
+}
+
+/**
+ * The Session stream (the SDK's default transport) against the bare bidi ping-pong floor: one
+ * operation per message, each awaited; batched steps; breakpoint hits with 0 and 16 observers.
+ */
+async function benchSessionStream(address: string, pingPongP50: number): Promise<void> {
+  const client = connect(address);
+  const session = await client.attach("demo");
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+  const stepFloor = 1e6 / pingPongP50;
+  try {
+    // Stop the guest if an earlier section's Detach let it run, and collect the Break's stop.
+    if ((await client.getVm("demo")).runState === "running") {
+      await session.break();
+      await session.resume();
+    }
+    await timeLoop(200, () => session.getVpState(0));
+    const rtt = await timeLoop(3000, () => session.getVpState(0));
+    const p50 = percentile(rtt, 50);
+    emit("stream_get_vp_state_rtt_p50_us", p50, "us", { vs_pingpong_floor: ratio(p50, pingPongP50), target_max_ratio: 1.5 });
+
+    await session.step(0, { count: 1, trace: "none" });
+    const single = await rate(3, 50_000, () => session.step(0, { count: 1, trace: "none" }));
+    emit("stream_single_steps_per_s", single, "steps/s", { vs_pingpong_floor_rate: ratio(single, stepFloor), target_min_ratio: 0.7 });
+
+    let executed = 0;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < 10 && (i < 3 || process.hrtime.bigint() - t0 < 3_000_000_000n); i++) {
+      const r = await session.step(0, { count: 100_000, trace: "pc" });
+      if (r.pcs.length !== r.executed) throw new Error(`a PC trace of ${r.pcs.length} for ${r.executed} steps`);
+      executed += r.executed;
+    }
+    const batched = executed / (Number(process.hrtime.bigint() - t0) / 1e9);
+    emit("batched_steps_per_s", batched, "steps/s", { count: 100_000, trace: "pc", target_min: 1_000_000 });
+
+    // Breakpoint hits: an execute breakpoint on `tick`, resume() per hit (a resume message, then
+    // the pushed stop). Then the same with 16 observers reading the VM's event feed.
+    await session.setBreakpoint(0, image.symbols.tick.gva, 0);
+    const hits0 = await rate(3, 20_000, () => session.resume());
+    emit("stream_hw_breakpoint_hits_per_s", hits0, "hits/s", { observers: 0 });
+    // 16 observers in another process (as other programs would be), subscribed before timing.
+    const observers = await startObservers(address, "demo", 16, () => session.resume());
+    const hits16 = await rate(3, 20_000, () => session.resume());
+    const seen = await observers.stop();
+    emit("stream_hw_breakpoint_hits_per_s_16_observers", hits16, "hits/s", {
+      observers: 16,
+      vs_no_observers: ratio(hits16, hits0),
+      target_min_ratio: 0.9,
+      stops_seen_per_observer_min: Math.min(...seen.stopped),
+      gaps: seen.gaps,
+    });
+    await session.clearBreakpoint(0, 0);
+
+  } finally {
+    await session.detach().catch(() => undefined);
+  }
+  try {
+    // Closing a stream detaches at once: time from close() until GetVm shows the VM running with
+    // no session (polled back to back, each poll a unary round trip).
+    const closeMs: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const s = await client.attach("demo");
+      await s.break();
+      await s.setBreakpoint(0, image.symbols.tick.gva, 0);
+      const t1 = process.hrtime.bigint();
+      await s.close();
+      for (let polls = 0; polls < 100_000; polls++) {
+        const vm = await client.getVm("demo");
+        if (!vm.attached && vm.runState === "running") break;
+      }
+      closeMs.push(Number(process.hrtime.bigint() - t1) / 1e6);
+    }
+    emit("stream_close_to_detached_p50_ms", percentile(closeMs, 50), "ms", { max_ms: Number(Math.max(...closeMs).toFixed(1)), target_max: 100 });
+  } finally {
+    client.close();
+  }
+}
+
+/** Starts bench/observers.ts; `poke` makes events until every observer has seen one. */
+async function startObservers(address: string, vm: string, count: number, poke: () => Promise<unknown>) {
+  const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), join(__dirname, "observers.ts"), address, vm, String(count)], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  let ready = false;
+  const first = lines.next().then((l) => (ready = l.value === "ready"));
+  for (let i = 0; i < 10_000 && !ready; i++) {
+    await poke();
+    await Promise.race([first, new Promise((r) => setTimeout(r, 20))]);
+  }
+  if (!ready) throw new Error("the observers did not subscribe");
+  return {
+    async stop(): Promise<{ stopped: number[]; gaps: number }> {
+      child.stdin!.end();
+      const line = await lines.next();
+      return JSON.parse(String(line.value)) as { stopped: number[]; gaps: number };
+    },
+  };
 }
 
 async function benchMips(): Promise<void> {
@@ -135,6 +238,7 @@ async function main(): Promise<void> {
     const floor = await measureFloor(peer.floor, 3000, 256);
     emit("grpc_echo_rtt_p50_us", floor.echoP50Us, "us");
     emit("grpc_echo_rtt_p99_us", floor.echoP99Us, "us");
+    emit("grpc_bidi_pingpong_rtt_p50_us", floor.pingPongP50Us, "us");
     emit("grpc_stream_mibps", floor.streamMibps, "MiB/s");
     // The SDK opens an 8 MiB HTTP/2 receive window; the same bare stream with that window:
     const wide = await measureFloor(peer.floor, 10, 256, { "grpc-node.flow_control_window": 8 * MIB });
@@ -142,12 +246,13 @@ async function main(): Promise<void> {
     const runTarget = (0.7 * 1e6) / floor.echoP50Us;
     emit("run_control_target_per_s", runTarget, "ops/s", { rule: "0.7 x (1 s / echo p50)" });
     await benchServer(peer.vmm, floor.echoP50Us);
+    await benchSessionStream(peer.vmm, floor.pingPongP50Us);
     await benchStream(peer.vmm, floor.streamMibps, wide.streamMibps);
   } finally {
     await peer.stop();
   }
   await benchMips();
-  await benchQemu(emit);
+  if (process.env.VMM_DEBUG_BENCH_QEMU !== "0") await benchQemu(emit);
 }
 
 main().catch((e) => {

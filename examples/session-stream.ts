@@ -21,6 +21,7 @@ async function main(): Promise<void> {
     for await (const e of client.watchEvents("demo", { signal: stopWatching.signal, onSubscribed: subscribed })) {
       const detail = e.event.kind === "stopped" ? ` ${e.event.reason.kind}` : e.event.kind === "detached" ? ` ${e.event.cause}` : "";
       console.log(`  event #${e.sequence}: ${e.event.kind}${detail}`);
+      if (e.event.kind === "detached") break; // this example's session is over
     }
   })();
   await ready;
@@ -53,8 +54,9 @@ async function main(): Promise<void> {
   await session.close(); // the server detaches at once: breakpoints cleared, the VM runs again
   const vm = await client.getVm("demo");
   console.log("after close:", vm.runState, vm.attached ? "attached" : "detached");
-  stopWatching.abort();
-  await observer;
+  const giveUp = setTimeout(() => stopWatching.abort(), 10_000);
+  await observer; // until it has seen the session's `detached` (or 10 s have passed)
+  clearTimeout(giveUp);
   client.close();
 }
 

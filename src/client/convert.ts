@@ -350,6 +350,8 @@ function detachCauseFromWire(cause: vmWire.DetachCause): DetachCause {
       return "serverShutdown";
     case vmWire.DetachCause.STREAM_OVERFLOW:
       return "streamOverflow";
+    case vmWire.DetachCause.BACKEND_LOST:
+      return "backendLost";
     default:
       throw unexpected(`detach cause ${cause}`);
   }

@@ -196,7 +196,7 @@ export interface VpStateEntry {
 }
 
 /** Why a debugger session ended. */
-export type DetachCause = "requested" | "leaseExpired" | "streamClosed" | "serverShutdown" | "streamOverflow";
+export type DetachCause = "requested" | "leaseExpired" | "streamClosed" | "serverShutdown" | "streamOverflow" | "backendLost";
 
 /** What happened to a VM. */
 export type VmEventBody =

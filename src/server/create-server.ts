@@ -143,6 +143,7 @@ const SESSION_END_RPC = {
   lease_expired: "LeaseExpired",
   stream_closed: "StreamClosed",
   stream_overflow: "StreamOverflow",
+  backend_lost: "BackendLost",
   server_shutdown: "ServerShutdown",
 } as const;
 

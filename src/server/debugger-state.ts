@@ -382,13 +382,20 @@ export class DebuggerState {
     else if (reason.kind === "reset") this.events.publish({ kind: "reset" });
   }
 
-  /** The backend is gone: a waiting Resume fails with UNAVAILABLE / BACKEND_UNAVAILABLE. */
+  /**
+   * The backend is gone: a waiting Resume fails with UNAVAILABLE / BACKEND_UNAVAILABLE, and a
+   * Session stream's session ends (its stream with it: no stop will ever be pushed again).
+   */
   private onGone(detail: string): void {
     const waiter = this.waiter;
     this.waiter = undefined;
     this.pendingStop = undefined;
     this.events.publish({ kind: "backendLost", detail });
     waiter?.reject(errors.backendUnavailable(this.id, detail));
+    const s = this.session;
+    if (s?.push) {
+      void this.end(s.id, "backend_lost");
+    }
   }
 
   /** The live session with this id (renewing its lease), else NOT_ATTACHED. */

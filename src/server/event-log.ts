@@ -2,7 +2,7 @@
 import type { DebugStopReason } from "../core";
 
 /** Why a session ended. */
-export type DetachCause = "requested" | "lease_expired" | "stream_closed" | "server_shutdown" | "stream_overflow";
+export type DetachCause = "requested" | "lease_expired" | "stream_closed" | "server_shutdown" | "stream_overflow" | "backend_lost";
 
 /** What happened, without its number and time. */
 export type VmEventBody =
@@ -55,6 +55,7 @@ export class EventLog {
   private closed = false;
   /** Observers waiting for the next publish (each at most once). */
   private readonly waiting = new Set<Cursor>();
+  private wakeScheduled = false;
 
   constructor(options: EventLogOptions = {}) {
     const capacity = options.capacity ?? DEFAULT_EVENT_CAPACITY;
@@ -77,7 +78,7 @@ export class EventLog {
     const event: VmEvent = { sequence: this.last + 1n, timeMs: this.time(), body };
     this.ring[this.slot(event.sequence)] = event;
     this.last = event.sequence;
-    this.wakeAll();
+    this.scheduleWake();
     return event;
   }
 
@@ -146,6 +147,20 @@ export class EventLog {
     } catch {
       return Date.now(); // an injected clock's failure must not reach the publisher
     }
+  }
+
+  /**
+   * Observers are woken after the current turn of the event loop, not in it: whatever published
+   * the event (a stop being pushed to the debugger, an answer being written) finishes first, so
+   * observers never stand between the VM and its debugger. One wake-up serves a burst of events.
+   */
+  private scheduleWake(): void {
+    if (this.wakeScheduled || this.waiting.size === 0) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      this.wakeAll();
+    });
   }
 
   private wakeAll(): void {

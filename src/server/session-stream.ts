@@ -56,11 +56,14 @@ export function createSessionStreamHandler(
     let detaching = false;
     const onSessionEnded = (cause: DetachCause) => {
       if (detaching || cause === "stream_closed" || cause === "stream_overflow") return;
+      const vm = binding?.target.id ?? "";
       binding = undefined;
       outbox.fail(
         cause === "server_shutdown"
           ? serverError(Code.Unavailable, "SERVER_SHUTTING_DOWN", "the server is shutting down; this session was detached and its VM resumed", {})
-          : serverError(Code.Aborted, "SESSION_ENDED", `this stream's session ended (${cause === "requested" ? "a unary Detach named it" : cause})`, {
+          : cause === "backend_lost"
+            ? serverError(Code.Unavailable, "BACKEND_UNAVAILABLE", `VM "${vm}" is unavailable: its backend is gone (its process exited or a connection dropped), and this session ended`, { vm })
+            : serverError(Code.Aborted, "SESSION_ENDED", `this stream's session ended (${cause === "requested" ? "a unary Detach named it" : cause})`, {
               cause,
             }),
       );

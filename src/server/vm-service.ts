@@ -37,8 +37,24 @@ export function createVmService(registry: VmRegistry): ServiceImplementation<VmS
   };
 }
 
+/**
+ * Each event's message, built once and shared by every observer (so the wire adapter encodes it
+ * once too: see SHARED_MESSAGES in src/wire). Keyed by the event object of the VM's ring.
+ */
+const wireEvents = new WeakMap<object, vmWire.WatchEventsResponse>();
+
 /** One feed item as a WatchEventsResponse: an event with its sequence and time, or a gap (sequence 0, no time). */
 export function vmEventToWire(vm: string, item: FeedItem): vmWire.WatchEventsResponse {
+  if ("nextSequence" in item) return feedItemToWire(vm, item);
+  let message = wireEvents.get(item);
+  if (!message) {
+    message = feedItemToWire(vm, item);
+    wireEvents.set(item, message);
+  }
+  return message;
+}
+
+function feedItemToWire(vm: string, item: FeedItem): vmWire.WatchEventsResponse {
   if ("nextSequence" in item) {
     return create(vmWire.WatchEventsResponseSchema, {
       vm,
@@ -96,5 +112,7 @@ function detachCauseToWire(cause: DetachCause): vmWire.DetachCause {
       return vmWire.DetachCause.SERVER_SHUTDOWN;
     case "stream_overflow":
       return vmWire.DetachCause.STREAM_OVERFLOW;
+    case "backend_lost":
+      return vmWire.DetachCause.BACKEND_LOST;
   }
 }

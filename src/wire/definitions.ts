@@ -58,7 +58,29 @@ function createMethodDefinition(method: DescMethod): NiceMethodDefinition<GenSer
   };
 }
 
+/**
+ * Messages one server sends to many clients unchanged (a VM event to every observer): each
+ * object is encoded once and its bytes reused. Such messages must never be changed once sent.
+ */
+const SHARED_MESSAGES = new Set<string>(["vmm.debug.v1.WatchEventsResponse"]);
+
 function messageType<Desc extends DescMessage>(schema: Desc): NiceMessageType<Desc> {
+  if (SHARED_MESSAGES.has(schema.typeName)) {
+    const encoded = new WeakMap<object, Uint8Array>();
+    return {
+      encode: (message) => {
+        let bytes = encoded.get(message);
+        if (!bytes) {
+          bytes = toBinary(schema, message);
+          encoded.set(message, bytes);
+        }
+        const out = bytes;
+        return { finish: () => out };
+      },
+      decode: (input) => fromBinary(schema, input),
+      fromPartial: (object) => create(schema, object),
+    };
+  }
   return {
     encode: (message) => {
       const bytes = toBinary(schema, message);

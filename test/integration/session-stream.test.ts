@@ -196,3 +196,30 @@ describe("Session stream at server shutdown", () => {
     }
   });
 });
+
+describe("Session stream when the backend is lost", () => {
+  it("ends the stream with UNAVAILABLE / BACKEND_UNAVAILABLE while a resume waits for a stop", async () => {
+    const h = await startHarness();
+    try {
+      const s = await openRawStream(h.client, "demo");
+      await s.call({ case: "break", value: {} });
+      expect((await s.call({ case: "resume", value: {} })).result.case).toBe("resume");
+      await h.vms[0].close(); // the embedded machine's worker is gone: its backend is lost
+      const err = await s.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((err as VmmDebugError).code).toBe(Status.UNAVAILABLE);
+      expect((err as VmmDebugError).reason).toBe("BACKEND_UNAVAILABLE");
+      expect((err as VmmDebugError).metadata.vm).toBe("demo");
+      const events: string[] = [];
+      for await (const e of h.client.watchEvents("demo", { afterSequence: 0n })) {
+        events.push(e.event.kind === "detached" ? `detached:${e.event.cause}` : e.event.kind);
+        if (e.event.kind === "detached") break;
+      }
+      expect(events.slice(-2)).toEqual(["backendLost", "detached:backendLost"]);
+    } finally {
+      await h.close();
+    }
+  });
+});
