@@ -31,8 +31,18 @@ import {
   CTL_INVALIDATE_SEQ,
   CTL_RING,
   CTL_RING_SIZE,
+  CTL_MAILBOX,
+  CTL_STEP_COUNT,
+  CTL_STEP_DONE,
+  CTL_STEP_EXECUTED,
+  CTL_STEP_EXIT,
+  CTL_STEP_LINGER,
+  CTL_STEP_REQ,
+  CTL_STEP_SLOT,
+  CTL_STEP_VP,
   CTL_STOP_REQUEST,
   CTL_WORDS,
+  STEP_EXIT,
   type FromWorker,
   type HaltReason,
   type ToWorker,
@@ -228,11 +238,56 @@ export class EmuMachine implements VmmCore {
     this.state = "running";
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      this.post({ type: "step", vp, count, trace });
+      // The channel only while no message is outstanding (a reset, a setDebug): order is kept.
+      if (trace === "none" && Atomics.load(this.ctl, CTL_MAILBOX) === 0) await this.stepThroughChannel(vp, count);
+      else this.post({ type: "step", vp, count, trace });
       return await done;
     } finally {
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+
+  /**
+   * A batch without a trace goes over the shared step channel: a worker still lingering after
+   * the previous step answers within microseconds, without a message each way. The answer is
+   * read back into the same "stepped" path a message would take.
+   */
+  private async stepThroughChannel(vp: number, count: number): Promise<void> {
+    const ctl = this.ctl;
+    const DONE = CTL_STEP_DONE; // a local: under tsx every use of an imported binding is a getter call
+    const before = Atomics.load(ctl, DONE);
+    const seq = (Atomics.load(ctl, CTL_STEP_REQ) + 1) | 0;
+    Atomics.store(ctl, CTL_STEP_VP, vp);
+    Atomics.store(ctl, CTL_STEP_COUNT, count);
+    Atomics.store(ctl, CTL_STEP_REQ, seq);
+    Atomics.notify(ctl, CTL_STEP_REQ);
+    // A worker that has left (or is leaving) its linger re-checks the channel on this message.
+    if (Atomics.load(ctl, CTL_STEP_LINGER) === 0) this.post({ type: "stepChannel" });
+    else if (count <= SHORT_STEP) {
+      // A lingering worker answers a short batch within microseconds: spin for it right here (at
+      // most SHORT_STEP_WAIT_MS of this thread) rather than sleep, as waking takes ~35 us here.
+      const until = performance.now() + SHORT_STEP_WAIT_MS;
+      for (let turns = 0; turns < 1000 && Atomics.load(ctl, DONE) === before; turns++) {
+        for (let spin = 0; spin < 64 && Atomics.load(ctl, DONE) === before; spin++);
+        if (performance.now() > until) break;
+      }
+    }
+    // Node 20's Atomics.waitAsync can miss a notify that races with it (seen about once in 5,000
+    // steps here): a short timeout turns such a miss into a 1 ms delay instead of a hang.
+    for (let turns = 0; turns < 10_000_000 && Atomics.load(ctl, DONE) !== seq; turns++) {
+      const wait = waitAsync(ctl, DONE, Atomics.load(ctl, DONE), 1);
+      if (wait.async) await wait.value;
+      if (this.state === "gone") return; // onWorkerGone has failed the step already
+    }
+    const exit = STEP_EXIT[Atomics.load(ctl, CTL_STEP_EXIT)];
+    const slot = Atomics.load(ctl, CTL_STEP_SLOT);
+    const halt: HaltReason | undefined =
+      exit === "requested"
+        ? { kind: "requested" }
+        : exit === "budget" || exit === "halted"
+          ? undefined
+          : { kind: "vp", vp, exit: exit === "hwBreakpoint" ? { kind: "hwBreakpoint", slot } : { kind: exit } };
+    this.onStepped({ type: "stepped", executed: Atomics.load(ctl, CTL_STEP_EXECUTED), halt, halted: exit === "halted" });
   }
 
   async getVpState(vp: number): Promise<DebuggerVpState> {
@@ -381,7 +436,10 @@ export class EmuMachine implements VmmCore {
   }
 
   private post(msg: ToWorker): void {
+    Atomics.add(this.ctl, CTL_MAILBOX, 1);
     this.worker.postMessage(msg);
+    // A worker lingering on the step channel goes back to its messages at once.
+    Atomics.notify(this.ctl, CTL_STEP_REQ);
   }
 
   private checkVp(vp: number): void {
@@ -397,6 +455,15 @@ export class EmuMachine implements VmmCore {
     if (this.state === "running") throw errors.vmRunning(this.id, what);
   }
 }
+
+/** Batches this short (in instructions) wait synchronously for a lingering worker's answer, at most SHORT_STEP_WAIT_MS. */
+const SHORT_STEP = 64;
+const SHORT_STEP_WAIT_MS = 0.1;
+
+/** Atomics.waitAsync (Node 16+; not in TypeScript's es2022 lib). */
+const waitAsync = (Atomics as unknown as {
+  waitAsync(array: Int32Array, index: number, value: number, timeoutMs?: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}).waitAsync;
 
 interface PendingStep {
   vp: number;

@@ -6,9 +6,23 @@ import type { RamRegion } from "./bus";
 /** Int32 words of the shared control block. */
 export const CTL_STOP_REQUEST = 0; // server sets 1 to ask the run loop to stop
 export const CTL_INVALIDATE_SEQ = 1; // count of page numbers ever pushed to the ring
+// The step channel: batched steps without a trace go through shared memory instead of messages
+// (a message each way costs ~50 us; a lingering worker answers in a few). See worker.ts linger().
+export const CTL_STEP_REQ = 2; // server: sequence of the newest step request
+export const CTL_STEP_DONE = 3; // worker: sequence of the newest step answered
+export const CTL_STEP_VP = 4; // request: VP
+export const CTL_STEP_COUNT = 5; // request: instructions
+export const CTL_STEP_EXECUTED = 6; // answer: instructions completed
+export const CTL_STEP_EXIT = 7; // answer: STEP_EXIT_* below
+export const CTL_STEP_SLOT = 8; // answer: the slot of a hwBreakpoint exit
+export const CTL_STEP_LINGER = 9; // worker: 1 while it waits on the step channel instead of its message port
+export const CTL_MAILBOX = 10; // messages posted and not yet taken up (server adds, worker subtracts; ends a linger)
 export const CTL_RING = 16; // ring of page numbers whose decoded code must be dropped
 export const CTL_RING_SIZE = 256;
 export const CTL_WORDS = CTL_RING + CTL_RING_SIZE;
+
+/** How a step-channel batch ended (CTL_STEP_EXIT). */
+export const STEP_EXIT = ["budget", "halted", "singleStep", "hwBreakpoint", "tripleFault", "reset", "powerOff", "requested"] as const;
 
 /** Why the run loop stopped, before it is mapped to a debugger-facing DebugStopReason. */
 export type HaltReason =
@@ -34,7 +48,9 @@ export type ToWorker =
   | { type: "flushTlb"; vp: number }
   | { type: "reset" }
   /** Batched stepping of one VP (the others stay put); answered by "stepped". */
-  | { type: "step"; vp: number; count: number; trace: StepTrace };
+  | { type: "step"; vp: number; count: number; trace: StepTrace }
+  /** A request is waiting on the step channel (for a worker that is not lingering on it). */
+  | { type: "stepChannel" };
 
 export type FromWorker =
   | { type: "stopped"; halt: HaltReason }
