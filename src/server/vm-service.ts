@@ -6,12 +6,13 @@ import type { VmServiceDefinition } from "../wire";
 import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
 import { stopReasonToWire, vmInfoToWire } from "./convert";
 import type { DetachCause, FeedItem, VmEventBody } from "./event-log";
+import { ObserverLane } from "./observer-lane";
 import type { VmRegistry } from "./registry";
 
 /** WatchEvents response header: the VM's newest sequence when the watch subscribed (a live watch gets every event after it). */
 export const LAST_SEQUENCE_HEADER = "vmm-last-sequence";
 
-export function createVmService(registry: VmRegistry): ServiceImplementation<VmServiceDefinition> {
+export function createVmService(registry: VmRegistry, lane = new ObserverLane()): ServiceImplementation<VmServiceDefinition> {
   return {
     async listVms() {
       return { vms: registry.list().map((d) => vmInfoToWire(d.core, d.attachment())) };
@@ -31,6 +32,7 @@ export function createVmService(registry: VmRegistry): ServiceImplementation<VmS
       ctx.header.set(LAST_SEQUENCE_HEADER, String(last));
       ctx.sendHeader();
       for await (const item of feed) {
+        await lane.turn(); // the debugger and the VM go first; see ObserverLane
         yield vmEventToWire(d.id, item);
       }
     },
