@@ -25,6 +25,16 @@ export type GoneListener = (detail: string) => void;
  * Run control is deliberately low level: `resume` lets the VPs go, `halt` stops them, and
  * every stop (a debug event, a guest power-off, a halt) is announced once through `onStop`.
  * Session and stop-reporting rules live in the server, not here.
+ *
+ * Who checks what — each rule has one owner, and the other layers trust it:
+ * - The VMM core (every implementation of this interface): the VP index (`checkVp`), whether
+ *   the VM is stopped (VM_RUNNING) or gone (BACKEND_UNAVAILABLE) or powered off, that a
+ *   register state's architecture is the VM's (ARCH_MISMATCH), the step count
+ *   (`checkStepCount`), and what the machine can map (GPA_UNMAPPED, GVA_NOT_MAPPED).
+ * - The server's wire conversion (src/server/convert.ts): the shape of a request — missing
+ *   fields, array lengths, enum values, DR7 rules (`validateDebugState`), read-length caps.
+ * - The server's DebuggerState: the session rules — attached, which session, one Resume at a
+ *   time — and the server's executor (src/server/operations.ts) which VM a request names.
  */
 export interface VmmCore {
   readonly id: string;
