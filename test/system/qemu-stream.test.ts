@@ -1,12 +1,29 @@
 // The Session stream on QEMU (x86-64 and aarch64): every operation, good and bad, gives the same
 // outcome over unary calls and over the stream; pushed stops; closing or cancelling the stream
 // detaches at once, leaving the VM running with its breakpoints gone.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { BreakpointSize, BreakpointType } from "../../gen/vmm/debug/v1/breakpoint_pb";
 import { openRawStream } from "../integration/stream-helpers";
 import { PARITY_CASES, outcomeKind, streamOutcome, unaryOutcome, type ParityTarget } from "../shared/parity";
 import { describeWithQemu, guestSymbols, startQemuHarness, type QemuHarness } from "./qemu-harness";
 
 const u64 = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+const ROOT = join(__dirname, "../..");
+
+/** Until GetVm shows `vm` running with nobody attached (bounded), and the counter moving past `tick`. */
+async function expectReleased(h: QemuHarness, counterGpa: bigint): Promise<void> {
+  const end = Date.now() + 10_000;
+  let vm = await h.client.getVm("qemu");
+  while ((vm.attached || vm.runState !== "running") && Date.now() < end) vm = await h.client.getVm("qemu");
+  expect(vm.attached).toBeUndefined();
+  expect(vm.runState).toBe("running");
+  // The breakpoint on tick is gone: the counter keeps counting.
+  const c0 = u64(await h.client.readMemory("qemu", { gpa: counterGpa }, 8));
+  let c1 = c0;
+  while (c1 < c0 + 1000n && Date.now() < end + 10_000) c1 = u64(await h.client.readMemory("qemu", { gpa: counterGpa }, 8));
+  expect(c1).toBeGreaterThanOrEqual(c0 + 1000n);
+}
 
 for (const arch of ["x86_64", "aarch64"] as const) {
   const sym = guestSymbols(arch);
@@ -66,16 +83,68 @@ for (const arch of ["x86_64", "aarch64"] as const) {
       expect(info.vm?.attached?.leaseExpiresAt).toBeUndefined();
       stream.cancel();
       await stream.done.catch(() => undefined);
-      const end = Date.now() + 10_000;
-      let vm = await h.client.getVm("qemu");
-      while ((vm.attached || vm.runState !== "running") && Date.now() < end) vm = await h.client.getVm("qemu");
-      expect(vm.attached).toBeUndefined();
-      expect(vm.runState).toBe("running");
-      // The breakpoint on tick is gone: the counter keeps counting.
-      const c0 = u64(await h.client.readMemory("qemu", { gpa: sym.counter.gpa }, 8));
-      let c1 = c0;
-      while (c1 < c0 + 1000n && Date.now() < end + 10_000) c1 = u64(await h.client.readMemory("qemu", { gpa: sym.counter.gpa }, 8));
-      expect(c1).toBeGreaterThanOrEqual(c0 + 1000n);
+      await expectReleased(h, sym.counter.gpa);
     }, 60_000);
+
+    it("lets 16 observers see every stop of a 300-hit breakpoint loop, in order, with no gap", async () => {
+      const hits = 300;
+      const stopObservers = new AbortController();
+      const subscribed: Promise<void>[] = [];
+      const observers = Array.from({ length: 16 }, () => {
+        let ready!: () => void;
+        subscribed.push(new Promise<void>((r) => (ready = r)));
+        const seen: { sequence: bigint; kind: string }[] = [];
+        const done = (async () => {
+          for await (const e of h.client.watchEvents("qemu", { signal: stopObservers.signal, onSubscribed: ready })) {
+            seen.push({ sequence: e.sequence, kind: e.event.kind === "stopped" ? `stopped:${e.event.reason.kind}` : e.event.kind });
+            if (e.event.kind === "detached") return;
+          }
+        })();
+        return { seen, done };
+      });
+      await Promise.all(subscribed);
+      const session = await h.client.attach("qemu");
+      await session.break();
+      await session.resume();
+      await session.setBreakpoint(0, sym.tick.gva);
+      for (let i = 0; i < hits; i++) expect((await session.resume({ deadlineMs: 20_000 })).kind).toBe("hwBreakpoint");
+      await session.detach();
+      await Promise.all(observers.map((o) => o.done));
+      stopObservers.abort();
+      for (const o of observers) {
+        expect(o.seen.filter((e) => e.kind === "gap")).toEqual([]);
+        expect(o.seen.filter((e) => e.kind === "stopped:hwBreakpoint")).toHaveLength(hits);
+        o.seen.forEach((e, i) => i > 0 && expect(e.sequence).toBe(o.seen[i - 1].sequence + 1n));
+      }
+    }, 120_000);
+
+    it("detaches when the process holding the stream is killed: the VM runs on without its breakpoint", async () => {
+      const script = `
+        const { connect } = require(${JSON.stringify(join(ROOT, "src/client"))});
+        (async () => {
+          const client = connect(${JSON.stringify(h.address)});
+          const s = await client.attach("qemu");
+          await s.break();
+          await s.setBreakpoint(0, ${sym.tick.gva}n);
+          process.stdout.write("ready\\n");
+          setInterval(() => {}, 1 << 30);
+        })().catch((e) => { console.error(e); process.exit(1); });
+      `;
+      const child = spawn(process.execPath, ["-r", "tsx/cjs", "-e", script], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+      try {
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+        const end = Date.now() + 60_000;
+        while (!out.includes("ready") && child.exitCode === null && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        if (!out.includes("ready")) throw new Error(`the child did not attach: ${err}`);
+        expect((await h.client.getVm("qemu")).runState).toBe("stopped");
+        child.kill("SIGKILL");
+        await expectReleased(h, sym.counter.gpa);
+      } finally {
+        child.kill("SIGKILL");
+      }
+    }, 90_000);
   });
 }
