@@ -15,6 +15,8 @@
 //   20,000 steps. gdb_stepi_per_s: `stepi 2000` after `stepi 10`, timed inside gdb likewise.
 // - qemu_stream_single_steps_per_s: over a Session stream, one Step of 1 per message, each
 //   awaited, for ~3 s. qemu_batched_steps_per_s: three Steps of 10,000 with a PC trace.
+// - qemu_stream_close_to_detached_p50_ms: a stream session stops the VM and arms a breakpoint,
+//   then closes; time until GetVm shows the VM running with nobody attached (10 times).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -73,6 +75,8 @@ export async function benchQemu(emit: Emit): Promise<void> {
     emit("gdb_stepi_per_s", gdbSteps, "steps/s", { steps: theirs.steps, seconds: Number(theirs.stepiSeconds.toFixed(3)) });
     emit("qemu_stream_single_steps_per_s", ours.streamStepsPerS, "steps/s", { vs_gdb: ratio(ours.streamStepsPerS, gdbSteps), target_min_ratio: 1 });
     emit("qemu_batched_steps_per_s", ours.batchedStepsPerS, "steps/s", { count: 10_000, trace: "pc", vs_gdb: ratio(ours.batchedStepsPerS, gdbSteps), target_min_ratio: 1.5 });
+    const sorted = [...ours.closeMs].sort((a, b) => a - b);
+    emit("qemu_stream_close_to_detached_p50_ms", sorted[Math.floor(sorted.length / 2)], "ms", { max_ms: Number(sorted[sorted.length - 1].toFixed(1)), target_max: 100 });
   } catch (e) {
     // Not a missing tool: say so, mark the run failed, and let the rest of the bench finish.
     emit("qemu_failed", 0, "", { reason: (e as Error).message.split("\n")[0] });
@@ -90,6 +94,7 @@ interface OurFigures {
   head: Uint8Array;
   streamStepsPerS: number;
   batchedStepsPerS: number;
+  closeMs: number[];
 }
 
 async function measureOurs(): Promise<OurFigures> {
@@ -148,7 +153,7 @@ async function measureOurs(): Promise<OurFigures> {
  * of 10,000 with a PC trace (the loop runs inside the QEMU backend: one vCont step and one `g`
  * per instruction).
  */
-async function measureStreamSteps(client: ReturnType<typeof connect>): Promise<{ streamStepsPerS: number; batchedStepsPerS: number }> {
+async function measureStreamSteps(client: ReturnType<typeof connect>): Promise<{ streamStepsPerS: number; batchedStepsPerS: number; closeMs: number[] }> {
   const session = await client.attach(VM_ID, { deadlineMs: 10_000 });
   try {
     await session.break({ deadlineMs: 10_000 });
@@ -169,10 +174,30 @@ async function measureStreamSteps(client: ReturnType<typeof connect>): Promise<{
       executed += r.executed;
     }
     const batchedStepsPerS = executed / (Number(process.hrtime.bigint() - b0) / 1e9);
-    return { streamStepsPerS, batchedStepsPerS };
+    await session.detach({ deadlineMs: 5000 });
+    return { streamStepsPerS, batchedStepsPerS, closeMs: await measureCloseToReleased(client) };
   } finally {
     await session.detach({ deadlineMs: 5000 }).catch(() => undefined);
   }
+}
+
+/** Ten times: a stream session stops the VM and arms a breakpoint; time from close() until GetVm shows the VM released. */
+async function measureCloseToReleased(client: ReturnType<typeof connect>): Promise<number[]> {
+  const tick = BigInt((JSON.parse(readFileSync(MANIFEST, "utf8")) as { symbols: { tick: { gva: string } } }).symbols.tick.gva);
+  const ms: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const s = await client.attach(VM_ID, { deadlineMs: 10_000 });
+    await s.break({ deadlineMs: 10_000 });
+    await s.setBreakpoint(0, tick, undefined, { deadlineMs: 10_000 });
+    const t0 = process.hrtime.bigint();
+    await s.close();
+    for (let polls = 0; polls < 100_000; polls++) {
+      const vm = await client.getVm(VM_ID, { deadlineMs: 10_000 });
+      if (!vm.attached && vm.runState === "running") break;
+    }
+    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return ms;
 }
 
 /** Starts this file with --serve in a child process; resolves to its gRPC address. */
