@@ -155,6 +155,13 @@ export function createSessionStreamHandler(
       const opened = await execute("attach", operation.value, { peer: ctx.peer, signal: ctx.signal, push, onSessionEnded });
       const target = registry.resolveFor("", opened.sessionId);
       binding = { target, sessionId: opened.sessionId, push };
+      if (outbox.closed) {
+        // The stream ended while Attach ran (cancelled, connection lost): its finally found no
+        // session to end, so end it here, or the VM would stay attached to nobody.
+        binding = undefined;
+        void target.end(opened.sessionId, endCause);
+        return;
+      }
       answer(first.value.id, {
         case: "opened",
         value: create(ds.SessionOpenedSchema, { sessionId: opened.sessionId, vm: vmInfoToWire(target.core, target.attachment()) }),

@@ -32,6 +32,25 @@ describe("Session stream protocol", () => {
     await waitFor(async () => (await h.client.rpc.vm.getVm({ vm: "demo" })).vm?.attached === undefined, 10_000, "detach on close");
   });
 
+  it("leaves no session behind when the stream is cancelled while Attach runs", async () => {
+    for (let i = 0; i < 20; i++) {
+      const requests = new Pushable<ds.SessionRequest>();
+      const controller = new AbortController();
+      requests.push(create(ds.SessionRequestSchema, { operation: { case: "attach", value: { vm: "demo" } } }));
+      const it = h.client.rpc.debug.session(requests, { signal: controller.signal })[Symbol.asyncIterator]();
+      const first = it.next().catch(() => undefined);
+      // Cancel at a different point of the attach each time: at once, or after a few turns.
+      for (let turn = 0; turn < i % 5; turn++) await new Promise((r) => setImmediate(r));
+      controller.abort();
+      await first;
+      requests.end();
+    }
+    await waitFor(async () => (await h.client.rpc.vm.getVm({ vm: "demo" })).vm?.attached === undefined, 10_000, "no session left");
+    const s = await openRawStream(h.client, "demo"); // and the VM can be attached again
+    s.end();
+    await s.done;
+  });
+
   it("ends a stream whose first message is not attach with INVALID_ARGUMENT / STREAM_PROTOCOL", async () => {
     const requests = new Pushable<ds.SessionRequest>();
     requests.push(create(ds.SessionRequestSchema, { id: 1n, operation: { case: "break", value: {} } }));
