@@ -1304,17 +1304,19 @@ export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
  *   INVALID_ARGUMENT: VM_AMBIGUOUS (empty `vm` while several VMs are served), VP_OUT_OF_RANGE,
  *     MISSING_FIELD, INVALID_ARRAY_LENGTH, INVALID_ENUM, VALUE_OUT_OF_RANGE,
  *     BREAKPOINT_MISALIGNED, BREAKPOINT_INVALID_TYPE, BREAKPOINT_INVALID_SIZE,
- *     TOO_MANY_BREAKPOINTS, GVA_NON_CANONICAL, SESSION_VM_MISMATCH (`vm` names another VM than the session's),
+ *     TOO_MANY_BREAKPOINTS, GVA_NON_CANONICAL,
+ *     SESSION_VM_MISMATCH (`vm` names another VM than the session's),
  *     SESSION_MISMATCH (a Session-stream operation carries another session's id),
  *     STREAM_PROTOCOL (a Session message out of place: no attach first, a second attach).
  *   NOT_FOUND: VM_NOT_FOUND.
  *   FAILED_PRECONDITION: VM_RUNNING, VM_POWERED_OFF, NOT_ATTACHED, SESSION_CONFLICT,
- *     RESUME_IN_PROGRESS, GVA_NOT_MAPPED, ARCH_MISMATCH,
- *     UNSUPPORTED_REGISTER, BACKEND_REFUSED.
+ *     SESSION_MISMATCH (a unary Resume of a Session stream's session), RESUME_IN_PROGRESS,
+ *     GVA_NOT_MAPPED, ARCH_MISMATCH, UNSUPPORTED_REGISTER, BACKEND_REFUSED.
  *   OUT_OF_RANGE: GPA_UNMAPPED.
  *   RESOURCE_EXHAUSTED: READ_TOO_LARGE, STREAM_OVERFLOW (a Session stream whose client stopped
  *     reading; the session is detached).
- *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended).
+ *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended; a Session stream whose session
+ *     a unary Detach ended).
  *   CANCELLED: CANCELLED.
  *   UNAVAILABLE: BACKEND_UNAVAILABLE, SERVER_SHUTTING_DOWN.
  *   INTERNAL: INTERNAL (metadata `incident` names the server log entry).
