@@ -45,10 +45,11 @@ import {
   STEP_EXIT,
   type FromWorker,
   type HaltReason,
+  stepHalt,
   type ToWorker,
   type WorkerInit,
 } from "./protocol";
-import type { X86VpDebug } from "./x86_64";
+import type { X86Exit, X86VpDebug } from "./x86_64";
 import { VP_WORDS } from "./x86_64/vp-layout";
 import {
   X86_REGISTER_OF_WORD,
@@ -279,15 +280,11 @@ export class EmuMachine implements VmmCore {
       if (wait.async) await wait.value;
       if (this.state === "gone") return; // onWorkerGone has failed the step already
     }
-    const exit = STEP_EXIT[Atomics.load(ctl, CTL_STEP_EXIT)];
-    const slot = Atomics.load(ctl, CTL_STEP_SLOT);
-    const halt: HaltReason | undefined =
-      exit === "requested"
-        ? { kind: "requested" }
-        : exit === "budget" || exit === "halted"
-          ? undefined
-          : { kind: "vp", vp, exit: exit === "hwBreakpoint" ? { kind: "hwBreakpoint", slot } : { kind: exit } };
-    this.onStepped({ type: "stepped", executed: Atomics.load(ctl, CTL_STEP_EXECUTED), halt, halted: exit === "halted" });
+    const kind = STEP_EXIT[Atomics.load(ctl, CTL_STEP_EXIT)];
+    const requested = kind === "requested";
+    const exit: X86Exit =
+      kind === "requested" ? { kind: "budget" } : kind === "hwBreakpoint" ? { kind, slot: Atomics.load(ctl, CTL_STEP_SLOT) } : { kind };
+    this.onStepped({ type: "stepped", executed: Atomics.load(ctl, CTL_STEP_EXECUTED), halt: stepHalt(vp, exit, requested), halted: kind === "halted" });
   }
 
   async getVpState(vp: number): Promise<DebuggerVpState> {

@@ -30,6 +30,12 @@ export type HaltReason =
   | { kind: "watchdog" }
   | { kind: "vp"; vp: number; exit: X86Exit };
 
+/** Why a batched step of VP `vp` ended early, if it did (running its count or halting is no stop). */
+export function stepHalt(vp: number, exit: X86Exit, requested: boolean): HaltReason | undefined {
+  if (requested) return { kind: "requested" };
+  return exit.kind === "budget" || exit.kind === "halted" ? undefined : { kind: "vp", vp, exit };
+}
+
 export interface WorkerInit {
   regions: { gpa: number; size: number; name: string; buffer: SharedArrayBuffer }[];
   regs: SharedArrayBuffer;

@@ -21,10 +21,11 @@ import {
   STEP_EXIT,
   type FromWorker,
   type HaltReason,
+  stepHalt,
   type ToWorker,
   type WorkerInit,
 } from "./protocol";
-import { X86Vp } from "./x86_64";
+import { X86Vp, type X86StepOutcome } from "./x86_64";
 import { VP_WORDS } from "./x86_64/vp-layout";
 import { X86_REGISTER_WORDS } from "./x86-vp-state";
 
@@ -145,25 +146,24 @@ function createChangeRecorder(vp: number) {
   };
 }
 
-/** Runs only VP `vp`, one instruction at a time, and reports what ran. */
-function stepVp(msg: Extract<ToWorker, { type: "step" }>): void {
+/** Runs only VP `vp` for up to `count` instructions (see X86Vp.stepBatch), as both step paths do. */
+function runBatch(vp: number, count: number, pcs: Uint32Array | null, afterStep: ((i: number) => void) | null): X86StepOutcome {
   processInvalidations();
-  const vp = vps[msg.vp];
-  const pcs = msg.trace === "none" ? null : new Uint32Array(2 * msg.count);
-  const recorder = msg.trace === "registers" ? createChangeRecorder(msg.vp) : null;
-  const out = vp.stepBatch(msg.count, pcs, recorder && recorder.afterStep, () => {
+  const out = vps[vp].stepBatch(count, pcs, afterStep, () => {
     processInvalidations();
     return Atomics.load(ctl, CTL_STOP_REQUEST) !== 0;
   });
-  const exit = out.exit;
-  if (exit.kind === "reset") resetMachine();
+  if (out.exit.kind === "reset") resetMachine();
   devices.flushConsole();
   stats[0] = retiredTotal();
-  const halt: HaltReason | undefined = out.requested
-    ? { kind: "requested" }
-    : exit.kind === "budget" || exit.kind === "halted"
-      ? undefined
-      : { kind: "vp", vp: msg.vp, exit };
+  return out;
+}
+
+/** A batched step with a trace: answered by a "stepped" message carrying the trace buffers. */
+function stepVp(msg: Extract<ToWorker, { type: "step" }>): void {
+  const pcs = msg.trace === "none" ? null : new Uint32Array(2 * msg.count);
+  const recorder = msg.trace === "registers" ? createChangeRecorder(msg.vp) : null;
+  const out = runBatch(msg.vp, msg.count, pcs, recorder && recorder.afterStep);
   const transfer: ArrayBuffer[] = [];
   let changes: { buffer: ArrayBuffer; words: number } | undefined;
   if (pcs) transfer.push(pcs.buffer as ArrayBuffer);
@@ -172,8 +172,8 @@ function stepVp(msg: Extract<ToWorker, { type: "step" }>): void {
     {
       type: "stepped",
       executed: out.executed,
-      halt,
-      halted: exit.kind === "halted",
+      halt: stepHalt(msg.vp, out.exit, out.requested),
+      halted: out.exit.kind === "halted",
       pcs: pcs?.buffer as ArrayBuffer | undefined,
       changes: changes?.buffer,
       changeWords: changes?.words,
@@ -184,15 +184,7 @@ function stepVp(msg: Extract<ToWorker, { type: "step" }>): void {
 
 /** Runs the step-channel request `seq` and publishes its answer. */
 function serveStepChannel(seq: number): void {
-  processInvalidations();
-  const vp = vps[Atomics.load(ctl, CTL_STEP_VP)];
-  const out = vp.stepBatch(Atomics.load(ctl, CTL_STEP_COUNT), null, null, () => {
-    processInvalidations();
-    return Atomics.load(ctl, CTL_STOP_REQUEST) !== 0;
-  });
-  if (out.exit.kind === "reset") resetMachine();
-  devices.flushConsole();
-  stats[0] = retiredTotal();
+  const out = runBatch(Atomics.load(ctl, CTL_STEP_VP), Atomics.load(ctl, CTL_STEP_COUNT), null, null);
   ctl[CTL_STEP_EXECUTED] = out.executed;
   ctl[CTL_STEP_EXIT] = STEP_EXIT.indexOf(out.requested ? "requested" : out.exit.kind);
   ctl[CTL_STEP_SLOT] = out.exit.kind === "hwBreakpoint" ? out.exit.slot : 0;

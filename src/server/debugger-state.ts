@@ -265,8 +265,7 @@ export class DebuggerState {
       this.requireSession(sessionId);
       const result = await this.core.step(vp, count, trace, signal);
       this.events.publish({ kind: "stepped", vp, executed: result.executed, stop: result.stop });
-      if (result.stop?.kind === "powerOff") this.events.publish({ kind: "poweredOff" });
-      if (result.stop?.kind === "reset") this.events.publish({ kind: "reset" });
+      if (result.stop) this.publishMachineEvent(result.stop);
       return result;
     });
   }
