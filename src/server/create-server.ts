@@ -1,4 +1,5 @@
 // createVmmDebugServer: DebugService, VmService, health and reflection over a set of VMM cores.
+import type { ServerOptions } from "@grpc/grpc-js";
 import { createServer } from "nice-grpc";
 import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
 import type { VmmCore } from "../core";
@@ -11,9 +12,12 @@ import { formatListenAddress, isLoopbackHost, parseListenAddress } from "./liste
 import { createJsonLogger, type Logger } from "./logger";
 import { addReflection, REFLECTED_SERVICES } from "./reflection";
 import { VmRegistry } from "./registry";
+import { DEFAULT_SEND_BUDGET, SendBudget, sendBudgetInterceptor, type SendBudgetLimits } from "./send-budget";
 import { createVmService } from "./vm-service";
 
 const MIB = 1024 * 1024;
+export const DEFAULT_KEEPALIVE_MS = 15_000;
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
 
 export interface VmmDebugServerOptions {
   /** The VMs to serve; ids must be unique. The caller keeps ownership (close() does not close them). */
@@ -34,6 +38,20 @@ export interface VmmDebugServerOptions {
   maxStreamReadBytes?: number;
   /** Bytes per ReadMemoryStream message. Default 1 MiB. */
   streamChunkBytes?: number;
+  /**
+   * Bytes of answers the server holds for clients that have not read them yet: across every call
+   * and connection, and per call. Reads wait for room before they read guest memory. Default
+   * 128 MiB in total, 8 MiB per call.
+   */
+  sendBudget?: Partial<SendBudgetLimits>;
+  /**
+   * HTTP/2 keepalive: after this long without traffic on a connection the server pings it, and a
+   * peer that does not answer within `keepaliveTimeoutMs` is dropped; its calls are cancelled,
+   * its Session streams end, and a unary session whose Resume was in flight keeps only its lease.
+   * Default 15 000 ms and 10 000 ms.
+   */
+  keepaliveMs?: number;
+  keepaliveTimeoutMs?: number;
   /** Where audit lines and warnings go. Default: JSON lines on stderr. */
   logger?: Logger;
   /**
@@ -46,6 +64,8 @@ export interface VmmDebugServerOptions {
 export interface VmmDebugServer {
   /** The served VMs by id. */
   readonly vms: ReadonlyMap<string, VmmCore>;
+  /** The send budget shared by every call (its figures are for tests and the bench). */
+  readonly sendBudget: SendBudget;
   /** Binds "HOST:PORT" (port 0 picks a free one) and starts serving; resolves to the bound address. */
   listen(address: string): Promise<{ host: string; port: number }>;
   /** Detaches every session (resuming VMs the debugger stopped), then shuts the server down. */
@@ -68,12 +88,20 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
   const table = createOperationTable({ maxReadBytes, maxStreamReadBytes, streamChunkBytes });
   const execute = createExecutor(registry, table, logger);
 
-  const server = createServer({
+  const budget = new SendBudget({ ...DEFAULT_SEND_BUDGET, ...options.sendBudget });
+  const serverOptions: ServerOptions = {
     // A WriteMemory as large as the unary read cap must fit, with room for the other fields.
     "grpc.max_receive_message_length": maxReadBytes + MIB,
-    // Bound what one connection can hold open (each stream may pin a read buffer).
+    // Bound what one connection can hold open.
     "grpc.max_concurrent_streams": 128,
-  }).use(createErrorMiddleware(logger));
+    // A frozen or vanished peer is found by a ping it does not answer.
+    "grpc.keepalive_time_ms": positive(options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, "keepaliveMs"),
+    "grpc.keepalive_timeout_ms": positive(options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS, "keepaliveTimeoutMs"),
+    // Every answer's bytes go back to the send budget once the transport has written it.
+    interceptors: [sendBudgetInterceptor(budget)],
+  };
+  // nice-grpc hands these options to grpc-js's Server unchanged; its type names only channel options.
+  const server = createServer(serverOptions as Parameters<typeof createServer>[0]).use(createErrorMiddleware(logger));
 
   server.add(
     DebugServiceDefinition,
@@ -83,6 +111,7 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
       execute,
       logger,
       stream: { ...DEFAULT_SESSION_STREAM_LIMITS, ...options.sessionStream },
+      budget,
     }),
   );
   server.add(VmServiceDefinition, createVmService(registry));
@@ -98,6 +127,7 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
 
   return {
     vms: registry.cores,
+    sendBudget: budget,
 
     async listen(address: string) {
       const parsed = parseListenAddress(address);

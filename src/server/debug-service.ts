@@ -6,6 +6,7 @@ import type * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
 import type { Execute, OperationName, OperationTable, OperationTypes } from "./operations";
 import { createSessionStreamHandler, type SessionStreamLimits } from "./session-stream";
 import type { Logger } from "./logger";
+import type { SendBudget } from "./send-budget";
 import type { VmRegistry } from "./registry";
 
 export interface DebugServiceOptions {
@@ -14,14 +15,21 @@ export interface DebugServiceOptions {
   execute: Execute;
   logger: Logger;
   stream: SessionStreamLimits;
+  /** Bytes of answers held for clients: reads wait for room here before they read guest memory. */
+  budget: SendBudget;
 }
 
 export function createDebugService(options: DebugServiceOptions): ServiceImplementation<DebugServiceDefinition> {
-  const { registry, table, execute, logger, stream } = options;
+  const { registry, table, execute, logger, stream, budget } = options;
   const unary =
     <K extends Exclude<OperationName, "readMemoryStream">>(name: K) =>
     (req: OperationTypes[K][0], ctx: CallContext) =>
       execute(name, req, { peer: ctx.peer, signal: ctx.signal });
+  // Reads of guest memory hold their answer's bytes in the send budget until it is written.
+  const bulk =
+    <K extends "readMemory" | "readMemoryMany">(name: K) =>
+    (req: OperationTypes[K][0], ctx: CallContext) =>
+      execute(name, req, { peer: ctx.peer, signal: ctx.signal, account: budget.open(ctx.signal) });
 
   return {
     attach: unary("attach"),
@@ -32,14 +40,14 @@ export function createDebugService(options: DebugServiceOptions): ServiceImpleme
     setDebugState: unary("setDebugState"),
     getVpState: unary("getVpState"),
     setVpState: unary("setVpState"),
-    readMemory: unary("readMemory"),
+    readMemory: bulk("readMemory"),
     writeMemory: unary("writeMemory"),
     step: unary("step"),
-    readMemoryMany: unary("readMemoryMany"),
+    readMemoryMany: bulk("readMemoryMany"),
     getVpStates: unary("getVpStates"),
     async *readMemoryStream(req, ctx) {
-      yield* await execute("readMemoryStream", req, { peer: ctx.peer, signal: ctx.signal });
+      yield* await execute("readMemoryStream", req, { peer: ctx.peer, signal: ctx.signal, account: budget.open(ctx.signal) });
     },
-    session: createSessionStreamHandler(registry, table, execute, logger, stream),
+    session: createSessionStreamHandler(registry, table, execute, logger, stream, budget),
   };
 }

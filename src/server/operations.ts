@@ -18,6 +18,7 @@ import {
   vpStateToWire,
 } from "./convert";
 import type { DebuggerState, StopPush } from "./debugger-state";
+import type { CallAccount } from "./send-budget";
 import type { DetachCause } from "./event-log";
 import { serverError, statusName, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
@@ -31,6 +32,11 @@ export interface OperationContext {
   push?: StopPush;
   /** With `push`: told when the stream's session ends, however it ends. */
   onSessionEnded?: (cause: DetachCause) => void;
+  /**
+   * The call's share of the send budget: reads reserve the bytes of their answer before they
+   * read guest memory, and the answer holds them until the transport has written it.
+   */
+  account?: CallAccount;
 }
 
 /**
@@ -76,6 +82,9 @@ export interface OperationLimits {
   /** Bytes per ReadMemoryStream message. */
   streamChunkBytes: number;
 }
+
+/** Bytes an answer holds beyond its data, for the send budget. */
+const ANSWER_OVERHEAD = 64;
 
 export function createOperationTable(limits: OperationLimits): OperationTable {
   return {
@@ -141,7 +150,7 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
     readMemory: {
       rpc: "ReadMemory",
       kind: "read",
-      async run(target, req) {
+      async run(target, req, ctx) {
         const address = guestAddressFromWire(req.address);
         const length = readLengthFromWire(
           req.length,
@@ -149,7 +158,15 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
           limits.maxReadBytes,
           "use ReadMemoryStream for longer reads (the SDK's readMemory does so by itself)",
         );
-        return create(ds.ReadMemoryResponseSchema, { data: await target.readMemory(address, length) });
+        const ticket = await ctx.account?.reserve(ANSWER_OVERHEAD + length);
+        try {
+          const answer = create(ds.ReadMemoryResponseSchema, { data: await target.readMemory(address, length) });
+          ticket?.attach(answer);
+          return answer;
+        } catch (e) {
+          ticket?.release();
+          throw e;
+        }
       },
     },
     writeMemory: {
@@ -168,14 +185,30 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
         const length = readLengthFromWire(req.length, address, limits.maxStreamReadBytes, "split the range into several ReadMemoryStream calls");
         const chunk = limits.streamChunkBytes;
         // Reads the first chunk before answering, so a bad address fails the call, not the stream.
-        const first = await target.readMemory(address, Math.min(chunk, length));
+        // Each chunk's bytes are reserved before it is read and held until it is written, so a
+        // client that stops reading holds this call at its share of the send budget.
+        const account = ctx.account;
+        const readChunk = async (offset: number) => {
+          const n = Math.min(chunk, length - offset);
+          const ticket = await account?.reserve(ANSWER_OVERHEAD + n);
+          try {
+            const message = create(ds.ReadMemoryStreamResponseSchema, {
+              offset: BigInt(offset),
+              data: await target.readMemory(offset === 0 ? address : advance(address, offset), n),
+            });
+            ticket?.attach(message);
+            return message;
+          } catch (e) {
+            ticket?.release();
+            throw e;
+          }
+        };
+        const first = await readChunk(0);
         return (async function* () {
-          yield create(ds.ReadMemoryStreamResponseSchema, { offset: 0n, data: first });
+          yield first;
           for (let offset = chunk; offset < length; offset += chunk) {
             if (ctx.signal.aborted) return;
-            const n = Math.min(chunk, length - offset);
-            const data = await target.readMemory(advance(address, offset), n);
-            yield create(ds.ReadMemoryStreamResponseSchema, { offset: BigInt(offset), data });
+            yield await readChunk(offset);
           }
         })();
       },
@@ -191,21 +224,31 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
     readMemoryMany: {
       rpc: "ReadMemoryMany",
       kind: "read",
-      async run(target, req) {
+      async run(target, req, ctx) {
         const ranges = memoryRangesFromWire(req.ranges, limits.maxReadBytes);
-        const results = await Promise.all(
-          ranges.map(async (r) => {
-            try {
-              if ("error" in r) throw r.error;
-              return create(ds.MemoryRangeResultSchema, { result: { case: "data", value: await target.readMemory(r.address, r.length) } });
-            } catch (e) {
-              const status = toErrorStatus(e);
-              if (status.unexpected) throw e; // a server fault fails the call (and is logged) rather than hide in a range
-              return create(ds.MemoryRangeResultSchema, { result: { case: "error", value: statusToWire(status) } });
-            }
-          }),
-        );
-        return create(ds.ReadMemoryManyResponseSchema, { results });
+        const total = ranges.reduce((n, r) => n + ("error" in r ? 0 : r.length), 0);
+        const ticket = await ctx.account?.reserve(ANSWER_OVERHEAD * (1 + ranges.length) + total);
+        let results: ds.MemoryRangeResult[];
+        try {
+          results = await Promise.all(
+            ranges.map(async (r) => {
+              try {
+                if ("error" in r) throw r.error;
+                return create(ds.MemoryRangeResultSchema, { result: { case: "data", value: await target.readMemory(r.address, r.length) } });
+              } catch (e) {
+                const status = toErrorStatus(e);
+                if (status.unexpected) throw e; // a server fault fails the call (and is logged) rather than hide in a range
+                return create(ds.MemoryRangeResultSchema, { result: { case: "error", value: statusToWire(status) } });
+              }
+            }),
+          );
+        } catch (e) {
+          ticket?.release();
+          throw e;
+        }
+        const answer = create(ds.ReadMemoryManyResponseSchema, { results });
+        ticket?.attach(answer);
+        return answer;
       },
     },
     getVpStates: {
@@ -247,6 +290,12 @@ export function audit(logger: Logger, entry: Omit<AuditEntry, "time">): void {
   logger.info("audit", { ...line });
 }
 
+/** The audit line of a refused request: its outcome is the status the caller gets for `thrown`. */
+export function auditRefusal(logger: Logger, entry: Omit<AuditEntry, "time" | "outcome">, thrown: unknown): void {
+  const status = toErrorStatus(thrown);
+  audit(logger, { ...entry, outcome: `${statusName(status.code)}/${status.reason}` });
+}
+
 export type Execute = <K extends OperationName>(
   name: K,
   req: OperationTypes[K][0],
@@ -263,15 +312,18 @@ export function createExecutor(registry: VmRegistry, table: OperationTable, logg
   return (async (name: OperationName, req: AnyRequest, ctx: OperationContext, stream?: StreamBinding) => {
     const spec = table[name] as Spec<AnyRequest, unknown>;
     const carried = "sessionId" in req ? req.sessionId : "";
+    // A stream's Attach has no binding yet, but arrives on the stream (with its push).
+    const via = stream || ctx.push ? "stream" : "unary";
     let target: DebuggerState | undefined;
     let session = carried;
     try {
       let request = req;
       if (stream) {
         target = stream.target;
+        // Inside a stream the request runs as the stream's session, refused or not.
+        session = stream.sessionId;
         checkStreamRequest(req, stream);
         if ("sessionId" in req) request = { ...req, sessionId: stream.sessionId } as AnyRequest;
-        session = stream.sessionId;
       } else {
         target = registry.resolveFor(req.vm, carried);
       }
@@ -279,20 +331,12 @@ export function createExecutor(registry: VmRegistry, table: OperationTable, logg
       const result = await spec.run(target, request, { ...ctx, push: stream?.push ?? ctx.push });
       if (spec.kind !== "read") {
         if (name === "attach") session = (result as ds.AttachResponse).sessionId;
-        audit(logger, { peer: ctx.peer, vm: target.id, rpc: spec.rpc, session: session.slice(0, 8), outcome: "ok", via: stream ? "stream" : "unary" });
+        audit(logger, { peer: ctx.peer, vm: target.id, rpc: spec.rpc, session: session.slice(0, 8), outcome: "ok", via });
       }
       return result;
     } catch (e) {
       if (spec.kind !== "read") {
-        const status = toErrorStatus(e);
-        audit(logger, {
-          peer: ctx.peer,
-          vm: target?.id ?? req.vm,
-          rpc: spec.rpc,
-          session: session.slice(0, 8),
-          outcome: `${statusName(status.code)}/${status.reason}`,
-          via: stream ? "stream" : "unary",
-        });
+        auditRefusal(logger, { peer: ctx.peer, vm: target?.id ?? req.vm, rpc: spec.rpc, session: session.slice(0, 8), via }, e);
       }
       throw e;
     }

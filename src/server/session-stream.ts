@@ -3,15 +3,16 @@
 // Stops are pushed as they happen. When the stream ends, the session ends with it.
 import { create } from "@bufbuild/protobuf";
 import type { CallContext } from "nice-grpc";
-import { Code, type DebugStopReason } from "../core";
+import { Code, type DebugStopReason, type VmmError } from "../core";
 import * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
 import { statusToWire } from "../wire";
 import { stopReasonToWire, vmInfoToWire } from "./convert";
 import type { DetachCause } from "./event-log";
 import { serverError, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
-import { stopVp, type Execute, type OperationName, type OperationTable, type StreamBinding } from "./operations";
+import { auditRefusal, stopVp, type Execute, type OperationName, type OperationTable, type StreamBinding } from "./operations";
 import type { VmRegistry } from "./registry";
+import { retag, type CallAccount, type SendBudget } from "./send-budget";
 
 export interface SessionStreamLimits {
   /** Answers queued for a client that does not read, before the stream ends with STREAM_OVERFLOW. */
@@ -21,6 +22,13 @@ export interface SessionStreamLimits {
 }
 
 export const DEFAULT_SESSION_STREAM_LIMITS: SessionStreamLimits = { maxQueuedMessages: 10_000, maxQueuedBytes: 64 * 1024 * 1024 };
+
+/**
+ * Operations of one stream running or waiting at once: past this the stream reads no more
+ * requests until one finishes, so a client pipelining without bound is held back by HTTP/2 flow
+ * control instead of growing the server.
+ */
+export const MAX_INFLIGHT_OPERATIONS = 256;
 
 type Request = ds.SessionRequest;
 type Response = ds.SessionResponse;
@@ -32,9 +40,13 @@ export function createSessionStreamHandler(
   execute: Execute,
   logger: Logger,
   limits: SessionStreamLimits,
+  budget: SendBudget,
 ) {
   return async function* session(requests: AsyncIterable<Request>, ctx: CallContext): AsyncGenerator<Response> {
-    const outbox = new Outbox(limits);
+    // The stream's share of the send budget: reads reserve their answer's bytes before reading,
+    // every other answer is counted as it is queued, and all of it returns as answers are written.
+    const account = budget.open(ctx.signal);
+    const outbox = new Outbox(limits, account);
     let binding: StreamBinding | undefined;
     let endCause: DetachCause = "stream_closed";
 
@@ -85,21 +97,22 @@ export function createSessionStreamHandler(
     };
 
     const run = async (id: bigint, name: OperationName, value: Request["operation"]["value"]) => {
+      const opCtx = { peer: ctx.peer, signal: ctx.signal, account };
       try {
         if (name === "readMemoryStream") {
-          const chunks = await execute("readMemoryStream", value as ds.ReadMemoryStreamRequest, { peer: ctx.peer, signal: ctx.signal }, binding);
-          // One chunk ahead, so the last one goes out without `more`.
+          const chunks = await execute("readMemoryStream", value as ds.ReadMemoryStreamRequest, opCtx, binding);
+          // One chunk ahead, so the last one goes out without `more`. Each chunk waits for room in
+          // the stream's share of the send budget before it is read.
           let held: ds.ReadMemoryStreamResponse | undefined;
           for await (const chunk of chunks) {
             if (held) answer(id, { case: "readMemoryStream", value: held }, true);
             held = chunk;
-            await outbox.room(chunk.data.length);
             if (outbox.closed) return;
           }
           answer(id, { case: "readMemoryStream", value: held ?? create(ds.ReadMemoryStreamResponseSchema) });
           return;
         }
-        const result = await execute(name, value as never, { peer: ctx.peer, signal: ctx.signal }, binding);
+        const result = await execute(name, value as never, opCtx, binding);
         answer(id, { case: name as ResultCase, value: result } as Response["result"]);
         if (name === "detach") {
           binding = undefined; // ended by the client: nothing left to end
@@ -110,18 +123,42 @@ export function createSessionStreamHandler(
       }
     };
 
+    // A message out of place is refused with STREAM_PROTOCOL. Unless it is a read, it is a refused
+    // control request (a second attach, or no operation: maybe one this server does not know), so
+    // it is audited like every other.
+    const refuseOutOfPlace = (operation: Request["operation"], error: VmmError): VmmError => {
+      if (operation.case === undefined || table[operation.case].kind !== "read") {
+        const carried = operation.value && "sessionId" in operation.value ? operation.value.sessionId : "";
+        auditRefusal(
+          logger,
+          {
+            peer: ctx.peer,
+            vm: binding?.target.id ?? operation.value?.vm ?? "",
+            rpc: operation.case === undefined ? "Session" : table[operation.case].rpc,
+            session: (binding?.sessionId ?? carried).slice(0, 8),
+            via: "stream",
+          },
+          error,
+        );
+      }
+      return error;
+    };
+
     const dispatch = (msg: Request) => {
       const { id, operation } = msg;
       if (operation.case === undefined || operation.case === "attach") {
         fail(
           id,
-          serverError(
-            Code.InvalidArgument,
-            "STREAM_PROTOCOL",
-            operation.case === undefined
-              ? `message ${id} carries no operation: set one of the SessionRequest operations`
-              : "this stream is already attached: one Session stream is one session",
-            { id: String(id) },
+          refuseOutOfPlace(
+            operation,
+            serverError(
+              Code.InvalidArgument,
+              "STREAM_PROTOCOL",
+              operation.case === undefined
+                ? `message ${id} carries no operation: set one of the SessionRequest operations`
+                : "this stream is already attached: one Session stream is one session",
+              { id: String(id) },
+            ),
           ),
         );
         return;
@@ -145,11 +182,9 @@ export function createSessionStreamHandler(
       if (first.done) return outbox.finish();
       const { operation } = first.value;
       if (operation.case !== "attach") {
-        throw serverError(
-          Code.InvalidArgument,
-          "STREAM_PROTOCOL",
-          `the first Session message must be \`attach\` (got ${operation.case ?? "no operation"})`,
-          {},
+        throw refuseOutOfPlace(
+          operation,
+          serverError(Code.InvalidArgument, "STREAM_PROTOCOL", `the first Session message must be \`attach\` (got ${operation.case ?? "no operation"})`, {}),
         );
       }
       const opened = await execute("attach", operation.value, { peer: ctx.peer, signal: ctx.signal, push, onSessionEnded });
@@ -166,8 +201,14 @@ export function createSessionStreamHandler(
         case: "opened",
         value: create(ds.SessionOpenedSchema, { sessionId: opened.sessionId, vm: vmInfoToWire(target.core, target.attachment()) }),
       });
-      // Bounded by the client's messages; each is answered exactly once.
+      // Bounded by the client's messages; each is answered exactly once. The next request is read
+      // only when this stream has room: under its share of the send budget, its queue of answers
+      // and its operations in flight.
       for (;;) {
+        if (outbox.closed) return;
+        await account.waitForRoom();
+        await outbox.room(0);
+        if (inflight.size >= MAX_INFLIGHT_OPERATIONS) await Promise.race(inflight);
         if (outbox.closed) return;
         const next = await it.next();
         if (next.done) break;
@@ -186,6 +227,7 @@ export function createSessionStreamHandler(
       throw e;
     } finally {
       outbox.finish();
+      account.close();
       const b = binding;
       binding = undefined;
       // The stream is the lease: whatever ended it, the session ends now.
@@ -228,7 +270,10 @@ class Outbox {
   private wake: (() => void) | undefined;
   private roomWaiters: (() => void)[] = [];
 
-  constructor(private readonly limits: SessionStreamLimits) {}
+  constructor(
+    private readonly limits: SessionStreamLimits,
+    private readonly account: CallAccount,
+  ) {}
 
   get closed(): boolean {
     return this.done;
@@ -250,12 +295,15 @@ class Outbox {
       );
       return;
     }
+    // A read's answer already holds its bytes (reserved before the read); the rest are counted now.
+    const inner = msg.result.value;
+    if (!(inner && typeof inner === "object" && retag(inner, msg))) this.account.charge(msg, size);
     this.queue.push({ msg, size });
     this.bytes += size;
     this.notify();
   }
 
-  /** Waits until `size` more bytes fit under half the bound (bulk answers wait here, not overflow). */
+  /** Waits until `size` more bytes fit under half the bound (the pump waits here before reading on). */
   async room(size: number): Promise<void> {
     while (!this.done && (this.bytes + size > this.limits.maxQueuedBytes / 2 || this.queue.length - this.head >= this.limits.maxQueuedMessages / 2)) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
