@@ -67,6 +67,11 @@ export function connect(address: string, options: ConnectOptions = {}): VmmDebug
     // Memory reads are bulk transfers: an 8 MiB HTTP/2 receive window (instead of 64 KiB) lets
     // the server keep sending while the client works (about 1.7x the streamed read rate here).
     "grpc-node.flow_control_window": 8 * MIB,
+    // While a call is open (a Resume waiting for a stop, a Session stream), ping a quiet
+    // connection every 30 s and give up on a server that does not answer within 10 s: the call
+    // fails with UNAVAILABLE instead of waiting forever on a frozen or vanished server.
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
     ...options.channelOptions,
   });
   return new VmmDebugClient(channel, maxUnaryReadBytes);
