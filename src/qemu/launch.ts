@@ -42,9 +42,9 @@ export interface LaunchedQemu {
   kill(): Promise<void>;
 }
 
-export class QemuArgumentError extends Error {
-  override name = "QemuArgumentError";
-}
+// The argument allowlist and its error live in argument-policy.ts; callers import them from here.
+import { QemuArgumentError, checkUserArguments } from "./argument-policy";
+export { QemuArgumentError, checkUserArguments };
 
 export function defaultQemuBinary(arch: Arch): string {
   return arch === "x86_64" ? "qemu-system-x86_64" : "qemu-system-aarch64";
@@ -59,43 +59,6 @@ export function qemuPackage(arch: Arch): string {
 export function hasExecutable(binary: string): boolean {
   if (binary.includes("/")) return existsSync(binary);
   return (process.env.PATH ?? "").split(":").some((dir) => dir && existsSync(join(dir, binary)));
-}
-
-/** Options we set ourselves, or that would open QEMU to the network or detach it from us. */
-const REFUSED: Record<string, string> = {
-  "-gdb": "vmm-debug connects its own gdbstub on a private unix socket",
-  "-s": "vmm-debug connects its own gdbstub on a private unix socket",
-  "-qmp": "vmm-debug connects its own QMP on a private unix socket",
-  "-qmp-pretty": "vmm-debug connects its own QMP on a private unix socket",
-  "-monitor": "a monitor can expose QEMU outside this machine; vmm-debug owns the monitor",
-  "-mon": "a monitor can expose QEMU outside this machine; vmm-debug owns the monitor",
-  "-daemonize": "vmm-debug must stay QEMU's parent so QEMU never outlives it",
-  "-incoming": "migration listens on the network",
-  "-spice": "SPICE listens on the network",
-  "-S": "vmm-debug starts QEMU stopped itself",
-};
-
-/** Throws QemuArgumentError for arguments that would expose QEMU or fight with ours. */
-export function checkUserArguments(args: readonly string[]): void {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i].startsWith("--") ? args[i].slice(1) : args[i];
-    const value = args[i + 1] ?? "";
-    if (a === "-monitor" && value === "none") continue;
-    if (REFUSED[a]) throw new QemuArgumentError(`QEMU argument ${a} is not allowed: ${REFUSED[a]}`);
-    if (a === "-vnc" && value !== "none") throw new QemuArgumentError("QEMU argument -vnc listens on the network: use -display none");
-    if (a === "-chardev" || a === "-serial" || a === "-parallel" || a === "-netdev" || a === "-nic" || a === "-net") {
-      if (/(^|,|:)(tcp|udp|telnet|websocket)[:,]/.test(value) || /^(tcp|udp|telnet):/.test(value) || /^socket,/.test(value) && /(^|,)(host|port)=/.test(value)) {
-        if (!/host=(127\.\d+\.\d+\.\d+|localhost|::1)(,|$)/.test(value) && !/^(tcp|udp|telnet):(127\.\d+\.\d+\.\d+|localhost|\[::1\]):/.test(value)) {
-          throw new QemuArgumentError(`QEMU argument ${a} ${value} opens a network endpoint; only loopback or unix sockets are allowed`);
-        }
-      }
-      for (const fwd of value.matchAll(/hostfwd=(?:tcp|udp)?:([^:]*):/g)) {
-        if (!/^(127\.\d+\.\d+\.\d+|localhost)$/.test(fwd[1])) {
-          throw new QemuArgumentError(`QEMU argument ${a} ${value} forwards a port on a non-loopback address`);
-        }
-      }
-    }
-  }
 }
 
 /** Guest RAM size from -m ("128", "128M", "1G", "size=256M"); QEMU's default is 128 MiB. */
