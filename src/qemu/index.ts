@@ -35,7 +35,7 @@ export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm
     onOutput: options.onOutput,
   });
   try {
-    return await createQemuVm({
+    const vm = await createQemuVm({
       id: options.id,
       gdb: launched.gdb,
       qmp: { path: launched.qmpSocket },
@@ -44,6 +44,10 @@ export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm
       startRunning: options.startRunning,
       log: options.log,
     });
+    // The VM holds its gdbstub and QMP connections for good (neither client reconnects), and has
+    // its own descriptor of guest RAM: no name needs to outlive this moment, whatever kills us.
+    launched.removeSocketNames();
+    return vm;
   } catch (e) {
     await launched.kill();
     throw e;

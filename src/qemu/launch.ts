@@ -1,7 +1,7 @@
 // Starts QEMU for the QEMU backend: stopped (-S), gdbstub and QMP on private unix sockets, guest
-// RAM in a shared memory-backend file, and a guard so QEMU never outlives this process.
+// RAM in a shared memfd (no name anywhere), and a guard so QEMU never outlives this process.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -14,7 +14,10 @@ export interface QemuLaunchOptions {
   args: readonly string[];
   /** The QEMU binary; default qemu-system-x86_64 / qemu-system-aarch64 from PATH. */
   binary?: string;
-  /** Put guest RAM in a shared file under /dev/shm (default true) so it can be read directly. */
+  /**
+   * Put guest RAM in a shared memfd (default true) so it can be read directly: it has no name in
+   * any filesystem, and goes away with the last process that holds it, however that one ends.
+   */
   sharedMemory?: boolean;
   /** Guest console output (QEMU's stdout and stderr), line by line. */
   onOutput?: (line: string) => void;
@@ -32,7 +35,10 @@ export interface LaunchedQemu {
   /** The gdbstub: the private unix socket, or the loopback TCP endpoint asked for. */
   readonly gdb: QemuSocketAddress;
   readonly qmpSocket: string;
-  /** The shared RAM file, when sharedMemory is on. */
+  /**
+   * Guest RAM, when sharedMemory is on: `/proc/<QEMU's pid>/fd/<n>`, QEMU's memfd. Opening it
+   * gives our own descriptor of the same memory; the path lives only as long as QEMU.
+   */
   readonly ramFile?: string;
   /** Guest RAM size in bytes (from -m; QEMU's default 128 MiB). */
   readonly ramBytes: number;
@@ -40,6 +46,12 @@ export interface LaunchedQemu {
   readonly exited: Promise<number | string>;
   /** Stops QEMU (SIGTERM, then SIGKILL after 2 s) and removes its files. */
   kill(): Promise<void>;
+  /**
+   * Removes the private socket directory (gdb.sock, qmp.sock) once the caller holds its
+   * connections and will not connect again: then a crash that kills the guard too leaves no name
+   * behind. QEMU keeps serving the connections already open.
+   */
+  removeSocketNames(): void;
 }
 
 // The argument allowlist and its error live in argument-policy.ts; callers import them from here.
@@ -74,8 +86,10 @@ export function ramSizeFromArgs(args: readonly string[]): number {
 
 /**
  * Runs QEMU under /bin/sh as a guard that watches our pipe: when this process goes away (even
- * by SIGKILL) the pipe closes and the guard kills QEMU, then removes its sockets and RAM file.
- * QEMU's own PID comes from -pidfile.
+ * by SIGKILL) the pipe closes and the guard kills QEMU, then removes its socket directory.
+ * QEMU's own PID comes from -pidfile. A SIGKILL of our whole process group kills the guard and
+ * QEMU together, and nothing is left to clean: guest RAM is a memfd (it has no name), and
+ * launchQemuVm removes the socket names once it is connected (removeSocketNames).
  */
 const GUARD = `
 exec 3<&0
@@ -88,7 +102,6 @@ wait $q
 code=$?
 kill $w 2>/dev/null
 rm -rf "$VMM_DEBUG_DIR"
-[ -z "$VMM_DEBUG_SHM" ] || rm -f "$VMM_DEBUG_SHM"
 exit $code
 `;
 
@@ -104,7 +117,6 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
   const qmpSocket = join(dir, "qmp.sock");
   const pidFile = join(dir, "qemu.pid");
   const shared = (options.sharedMemory ?? true) && !options.args.some((a) => /memory-backend/.test(a));
-  const ramFile = shared ? join("/dev/shm", `vmm-debug-${process.pid}-${dir.slice(-6)}`) : undefined;
   const gdb: QemuSocketAddress = options.gdbTcp
     ? { host: options.gdbTcp.host, port: options.gdbTcp.port || (await freeLoopbackPort(options.gdbTcp.host)) }
     : { path: gdbSocket };
@@ -117,13 +129,13 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
     `unix:${qmpSocket},server=on,wait=off`,
     "-pidfile",
     pidFile,
-    ...(ramFile
-      ? ["-object", `memory-backend-file,id=vmmdebug-ram,size=${ramBytes},mem-path=${ramFile},share=on`, "-machine", "memory-backend=vmmdebug-ram"]
+    ...(shared
+      ? ["-object", `memory-backend-memfd,id=vmmdebug-ram,size=${ramBytes},share=on`, "-machine", "memory-backend=vmmdebug-ram"]
       : []),
   ];
   const child: ChildProcess = spawn("/bin/sh", ["-c", GUARD, "qemu-guard", binary, ...ours, ...options.args], {
     stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, VMM_DEBUG_DIR: dir, VMM_DEBUG_SHM: ramFile ?? "" },
+    env: { ...process.env, VMM_DEBUG_DIR: dir },
   });
   const exited = new Promise<number | string>((resolve) => child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown")));
   let tail = "";
@@ -140,33 +152,48 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
       }
     });
   }
-  const cleanup = () => {
-    rmSync(dir, { recursive: true, force: true });
-    if (ramFile) rmSync(ramFile, { force: true });
-  };
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
   void exited.then(cleanup);
 
-  // Wait (bounded) for QEMU to create its sockets and pid file.
+  // Wait (bounded) for QEMU to create its sockets, pid file and guest-RAM memfd.
   const deadline = Date.now() + 15_000;
   let exitCode: number | string | undefined;
   void exited.then((c) => (exitCode = c));
-  while (!(existsSync(pidFile) && ("host" in gdb || existsSync(gdbSocket)) && existsSync(qmpSocket))) {
+  let pid: number | undefined;
+  // The memfd's path through /proc, "" once we know it cannot be had (another uid: -runas).
+  let ramFile: string | undefined = shared ? undefined : "";
+  while (pid === undefined || ramFile === undefined) {
+    if (pid === undefined && existsSync(pidFile) && ("host" in gdb || existsSync(gdbSocket)) && existsSync(qmpSocket)) {
+      pid = Number(readFileSync(pidFile, "utf8").trim());
+      rmSync(pidFile, { force: true }); // nothing reads it again
+    }
+    if (pid !== undefined && ramFile === undefined) ramFile = findRamMemfd(pid, ramBytes);
+    if (pid !== undefined && ramFile !== undefined) break;
     if (exitCode !== undefined) {
       throw new QemuArgumentError(`QEMU exited (${exitCode}) before it was ready:\n${tail.trim()}`);
     }
     if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new QemuArgumentError(`QEMU did not open its sockets within 15 s:\n${tail.trim()}`);
+      // The guard's watcher sees its pipe close, stops QEMU and removes the directory.
+      child.stdin!.end();
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      throw new QemuArgumentError(
+        pid === undefined ? `QEMU did not open its sockets within 15 s:\n${tail.trim()}` : `QEMU (pid ${pid}) did not create its guest-RAM memfd within 15 s`,
+      );
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
 
   return {
     pid,
     gdb,
     qmpSocket,
-    ramFile,
+    ramFile: ramFile || undefined,
     ramBytes,
     exited,
     async kill() {
@@ -186,7 +213,47 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
       await exited;
       clearTimeout(timer);
     },
+    removeSocketNames() {
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
+}
+
+/**
+ * QEMU's guest-RAM memfd as `/proc/<pid>/fd/<n>` (its link reads `/memfd:memory-backend-memfd
+ * (deleted)` and its size is guest RAM's), checked by opening it; undefined while it is not there
+ * yet, "" when QEMU's descriptors cannot be opened (it runs as another user).
+ */
+function findRamMemfd(pid: number, ramBytes: number): string | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(`/proc/${pid}/fd`);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EACCES" || (e as NodeJS.ErrnoException).code === "EPERM" ? "" : undefined;
+  }
+  for (const n of names) {
+    const path = `/proc/${pid}/fd/${n}`;
+    let link: string;
+    try {
+      link = readlinkSync(path);
+    } catch {
+      continue;
+    }
+    if (!link.startsWith("/memfd:memory-backend-memfd")) continue;
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EACCES" || (e as NodeJS.ErrnoException).code === "EPERM") return "";
+      continue;
+    }
+    try {
+      if (fstatSync(fd).size === ramBytes) return path;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return undefined;
 }
 
 /** A free TCP port on a loopback address (bound and released; QEMU binds it next). */

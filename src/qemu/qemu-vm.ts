@@ -55,7 +55,11 @@ export interface QemuVmOptions {
   fastMemory?: boolean;
   /** The QEMU process, when we launched it: killed by close(). */
   launched?: LaunchedQemu;
-  /** Let the VM run once connected (default: run if it was running before we connected, or if we launched it). */
+  /**
+   * Let the VM run once connected. Default: run if we launched it, if it was running before we
+   * connected, or if a debugger that is gone left it stopped (see createQemuVm); a VM paused on
+   * purpose stays paused.
+   */
   startRunning?: boolean;
   log?: (message: string) => void;
 }
@@ -96,21 +100,48 @@ interface RegisterTracer {
 
 type PagingRegs = ({ arch: "x86_64" } & X86PagingRegs) | ({ arch: "aarch64" } & Aarch64PagingRegs);
 
-/** Connects to a QEMU (launched by us or already running) and returns it as a VmmCore. */
+/**
+ * The QOM object an attached QEMU carries while a vmm-debug server has let it run: found at
+ * connect, it says the server before us ended without closing (a clean close deletes it).
+ */
+export const OWNER_MARKER_ID = "vmm-debug-owner";
+
+/**
+ * Connects to a QEMU (launched by us or already running) and returns it as a VmmCore.
+ *
+ * A debugger that ended without detaching (a server killed by SIGKILL, gdb killed) leaves QEMU
+ * with its breakpoints and watchpoints armed, and usually stopped. QEMU serves one gdbstub client,
+ * so once we are connected that debugger is gone: we send `?` (QEMU 7.2's handler takes it for a
+ * fresh gdb connection and removes every breakpoint and watchpoint), and we let the VM run when
+ * it was left stopped by that debugger: QMP status `debug` (a gdbstub stop: breakpoint,
+ * watchpoint, step), or `paused` while OWNER_MARKER_ID is present (a vmm-debug server let it run
+ * and died; its Break, or a read's brief pause, pauses with `paused`). Any other stopped status —
+ * `paused` without the marker (a QMP or monitor `stop`), `prelaunch` (-S), `shutdown`,
+ * `guest-panicked` … — is somebody's intent and stays as it is.
+ */
 export async function createQemuVm(options: QemuVmOptions): Promise<QemuVm> {
   const qmp = await createQmpClient(options.qmp);
   let rsp: RspClient | undefined;
   try {
     const status = await qmp.execute<{ running: boolean; status: string }>("query-status");
-    rsp = await createRspClient(options.gdb); // connecting pauses a running VM
+    const marked = options.launched ? false : await hasOwnerMarker(qmp);
+    rsp = await createRspClient(options.gdb); // connecting pauses a running VM (and keeps `debug` as it is)
+    await rsp.stopReason(); // removes whatever breakpoints and watchpoints a previous client left armed
+    const abandoned = !status.running && (status.status === "debug" || (status.status === "paused" && marked));
+    if (abandoned) {
+      options.log?.(
+        `[qemu ${options.id}] QEMU was left ${status.status === "debug" ? "stopped by a gdbstub client" : "paused by a vmm-debug server"} that is gone: ` +
+          `its breakpoints were removed${options.startRunning === false ? "" : " and the VM runs on"}`,
+      );
+    }
     const desc = rsp.targetDescription!;
     const arch = qemuArchOf(desc);
     if (!arch) throw new Error(`QEMU's target is "${desc.architecture ?? "unknown"}"; only x86-64 and aarch64 are supported`);
     const threads = await rsp.listThreads();
     await rsp.setPhysicalMemoryMode(true);
     const map = memoryMapOf(parseFlatView(await qmp.humanMonitorCommand("info mtree -f")));
-    const vm = new QemuVm(options, qmp, rsp, arch, threads, map);
-    if (options.startRunning ?? (options.launched !== undefined || status.running)) await vm.resume();
+    const vm = new QemuVm(options, qmp, rsp, arch, threads, map, marked);
+    if (options.startRunning ?? (options.launched !== undefined || status.running || abandoned)) await vm.resume();
     return vm;
   } catch (e) {
     await rsp?.close().catch(() => undefined);
@@ -154,6 +185,8 @@ export class QemuVm implements VmmCore {
   private releasePause: (() => void) | undefined;
   private pausedAck: { promise: Promise<void>; resolve: () => void } | undefined;
   private inContinue = false;
+  /** Adding OWNER_MARKER_ID to an attached QEMU (once, at the first resume). */
+  private marking: Promise<void> | undefined;
   /** A batched step (step()) owns the gdbstub: reads wait for it on the serial chain. */
   private stepping = false;
   /** Hex characters of the PC inside a `g` reply. */
@@ -174,6 +207,8 @@ export class QemuVm implements VmmCore {
     readonly arch: Arch,
     private readonly threads: ThreadId[],
     private readonly map: QemuMemoryMap,
+    /** OWNER_MARKER_ID is present in the attached QEMU (ours from now on). */
+    private ownerMarked = false,
   ) {
     this.id = options.id;
     this.vpCount = threads.length;
@@ -207,6 +242,8 @@ export class QemuVm implements VmmCore {
     if (this.state === "poweredOff") throw errors.poweredOff(this.id);
     if (this.state === "running") return;
     await this.chain; // let a stopped-time sequence finish first
+    if (!this.ownerMarked && !this.options.launched) await (this.marking ??= this.markOwner());
+    if ((this.state as RunState) === "running") return;
     this.state = "running";
     this.breakRequested = false;
     this.pendingEvent = undefined;
@@ -340,6 +377,8 @@ export class QemuVm implements VmmCore {
     } else {
       // A QEMU we attached to keeps running without us: detach (D;1 resumes it), clear breakpoints first.
       for (const ins of this.inserted.values()) await this.rsp.removeBreakpoint(ins.type, ins.address, ins.kind).catch(() => undefined);
+      await this.marking?.catch(() => undefined);
+      if (this.ownerMarked) await this.qmp.execute("object-del", { id: OWNER_MARKER_ID }).catch(() => undefined);
       await this.rsp.detach().catch(() => undefined);
       await this.qmp.close().catch(() => undefined);
     }
@@ -354,6 +393,22 @@ export class QemuVm implements VmmCore {
     this.assertAlive();
     this.checkVp(vp);
     return this.qmp.execute<string>("human-monitor-command", { "command-line": command, "cpu-index": vp });
+  }
+
+  /**
+   * Marks an attached QEMU as run by this server (see createQemuVm): if we die, the server after
+   * us lets a VM we left paused run. A refusal only costs that, so it is logged, not thrown.
+   */
+  private async markOwner(): Promise<void> {
+    try {
+      await this.qmp.execute("object-add", { "qom-type": "authz-simple", id: OWNER_MARKER_ID, identity: `vmm-debug server pid ${process.pid}` });
+    } catch (e) {
+      if (!(await hasOwnerMarker(this.qmp).catch(() => false))) {
+        this.options.log?.(`[qemu ${this.id}] could not mark QEMU as run by this server: ${(e as Error).message}`);
+        return;
+      }
+    }
+    this.ownerMarked = true;
   }
 
   // ---------------------------------------------------------------- run loop
@@ -1060,6 +1115,12 @@ export class QemuVm implements VmmCore {
     if (this.state === "gone" || this.rsp.isClosed) return errors.backendUnavailable(this.id, this.goneDetail ?? (e as Error).message);
     return new VmmError(Code.FailedPrecondition, "BACKEND_REFUSED", `${what}: ${(e as Error).message}`, { vm: this.id });
   }
+}
+
+/** Whether the attached QEMU carries OWNER_MARKER_ID. */
+async function hasOwnerMarker(qmp: QmpClient): Promise<boolean> {
+  const objects = await qmp.execute<{ name: string }[]>("qom-list", { path: "/objects" });
+  return objects.some((o) => o.name === OWNER_MARKER_ID);
 }
 
 /** Z packet for a hardware slot: Z1 execute, Z2 write, Z4 read-or-write; kind = length. */

@@ -1,6 +1,8 @@
-// Launching QEMU: private sockets, shared RAM file, argument refusals, and no orphaned QEMU.
+// Launching QEMU: private sockets, guest RAM in a memfd, argument refusals, and no orphaned QEMU.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { launchQemuVm, qemuArgsForGuest } from "../../src/qemu";
 import { checkUserArguments, hasExecutable, launchQemu, ramSizeFromArgs } from "../../src/qemu/launch";
 
 const hasQemu = hasExecutable("qemu-system-x86_64");
@@ -58,22 +60,58 @@ describe("QEMU arguments", () => {
   });
 });
 
+/** Where QEMU's open files lead (`/proc/<pid>/fd/*` links): a named RAM file would show here. */
+function fdLinks(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((n) => {
+    try {
+      return [readlinkSync(`/proc/${pid}/fd/${n}`)];
+    } catch {
+      return [];
+    }
+  });
+}
+
 describeIfQemu("launchQemu", () => {
-  it("starts QEMU with private sockets and a shared RAM file, and removes them when killed", async () => {
+  it("starts QEMU with private sockets and guest RAM in a memfd with no name, and removes the sockets when killed", async () => {
     const q = await launchQemu({ arch: "x86_64", args: ["-machine", "q35", "-m", "32", "-display", "none", "-nodefaults"] });
     try {
       expect(alive(q.pid)).toBe(true);
       expect("path" in q.gdb && existsSync(q.gdb.path)).toBe(true);
       expect(existsSync(q.qmpSocket)).toBe(true);
-      expect(q.ramFile && existsSync(q.ramFile)).toBe(true);
       expect(q.ramBytes).toBe(32 << 20);
+      // Guest RAM is QEMU's memfd, reached through /proc: nothing under /dev/shm or anywhere else.
+      expect(q.ramFile).toMatch(new RegExp(`^/proc/${q.pid}/fd/\\d+$`));
+      expect(readlinkSync(q.ramFile!)).toMatch(/^\/memfd:memory-backend-memfd/);
+      const fd = openSync(q.ramFile!, "r");
+      expect(fstatSync(fd).size).toBe(32 << 20);
+      closeSync(fd);
+      expect(fdLinks(q.pid).filter((l) => l.startsWith("/dev/shm/"))).toEqual([]);
+      // The pid file has served its purpose.
+      expect(existsSync(join(dirname(q.qmpSocket), "qemu.pid"))).toBe(false);
     } finally {
       await q.kill();
     }
     expect(alive(q.pid)).toBe(false);
-    expect(existsSync(q.qmpSocket)).toBe(false);
-    expect(q.ramFile && existsSync(q.ramFile)).toBe(false);
+    expect(existsSync(dirname(q.qmpSocket))).toBe(false);
   });
+
+  it("launchQemuVm removes the socket directory once connected, and the VM still answers", async () => {
+    const { args } = qemuArgsForGuest(join(__dirname, "../../guests/build/demo-x86_64.json"));
+    const vm = await launchQemuVm({ id: "q", arch: "x86_64", args, startRunning: false });
+    try {
+      const qemuPid = vm.pid!;
+      const cmdline = readFileSync(`/proc/${qemuPid}/cmdline`, "utf8").split("\0");
+      const qmpArg = cmdline[cmdline.indexOf("-qmp") + 1];
+      const dir = dirname(/^unix:([^,]+)/.exec(qmpArg)![1]);
+      expect(existsSync(dir)).toBe(false);
+      // Its connections were made before: registers through the gdbstub, RAM through the memfd.
+      expect((await vm.getVpState(0)).arch).toBe("x86_64");
+      expect((await vm.readMemory({ kind: "gpa", gpa: 0x100000n }, 16)).length).toBe(16);
+      expect(await vm.humanMonitorCommand("info status")).toMatch(/paused|prelaunch/);
+    } finally {
+      await vm.close();
+    }
+  }, 30_000);
 
   it("does not let QEMU outlive a server killed with SIGKILL", async () => {
     // A child node process launches QEMU, prints its PID, and is then killed hard.
@@ -84,22 +122,27 @@ describeIfQemu("launchQemu", () => {
         .then((q) => console.log(q.pid));
       setInterval(() => {}, 1000);
     `;
-    const ramFiles = () => new Set(readdirSync("/dev/shm").filter((f) => f.startsWith("vmm-debug-")));
-    const before = ramFiles();
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    const pid = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("no pid within 20 s")), 20_000);
-      child.stdout!.once("data", (d: Buffer) => {
-        clearTimeout(timer);
-        resolve(Number(d.toString().trim()));
+    let pid: number;
+    let links: string[];
+    let shmNames: string[];
+    try {
+      pid = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no pid within 20 s")), 20_000);
+        child.stdout!.once("data", (d: Buffer) => {
+          clearTimeout(timer);
+          resolve(Number(d.toString().trim()));
+        });
       });
-    });
-    expect(alive(pid)).toBe(true);
-    const created = [...ramFiles()].filter((f) => !before.has(f));
-    expect(created.length).toBeGreaterThan(0);
-    child.kill("SIGKILL");
+      expect(alive(pid)).toBe(true);
+      links = fdLinks(pid);
+      shmNames = readdirSync("/dev/shm").filter((f) => f.startsWith(`vmm-debug-${child.pid}-`));
+    } finally {
+      child.kill("SIGKILL");
+    }
     expect(await waitUntil(() => !alive(pid), 10_000)).toBe(true);
-    // …and its shared RAM file goes with it.
-    expect(await waitUntil(() => created.every((f) => !ramFiles().has(f)), 5_000)).toBe(true);
+    // Guest RAM had no name that could outlive anyone: QEMU held it as a memfd.
+    expect(links.some((l) => l.startsWith("/memfd:memory-backend-memfd"))).toBe(true);
+    expect({ namedRam: links.filter((l) => l.startsWith("/dev/shm/")), shmNames }).toEqual({ namedRam: [], shmNames: [] });
   });
 });
