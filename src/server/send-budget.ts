@@ -40,6 +40,7 @@ const inFlight = new WeakMap<object, Reservation>();
 export class SendBudget {
   private used = 0;
   private peak = 0;
+  private wakeScheduled = false;
   private readonly waiters: Waiter[] = [];
 
   constructor(readonly limits: SendBudgetLimits = DEFAULT_SEND_BUDGET) {
@@ -72,7 +73,10 @@ export class SendBudget {
     // Small answers that must go out (stops, errors) are counted, never held back; the rest wait
     // their turn behind earlier waiters.
     if (!wait || (this.waiters.length === 0 && this.fits(account, bytes))) return this.grant(account, bytes);
-    return new Promise<Reservation>((resolve, reject) => this.waiters.push({ account, bytes, resolve, reject }));
+    const queued = new Promise<Reservation>((resolve, reject) => this.waiters.push({ account, bytes, resolve, reject }));
+    // Earlier waiters may be held only by their own call's share, not by the global bound.
+    this.scheduleWake();
+    return queued;
   }
 
   /** @internal */
@@ -83,7 +87,7 @@ export class SendBudget {
     r.account.held -= r.bytes;
     r.account.reservations.delete(r);
     r.account.roomChanged();
-    this.wake();
+    this.scheduleWake();
   }
 
   /** @internal */
@@ -94,7 +98,21 @@ export class SendBudget {
       this.waiters.splice(i, 1);
       w.reject(new BudgetClosedError("the call ended while it waited for room to send"));
     }
-    this.wake();
+    this.scheduleWake();
+  }
+
+  /**
+   * Grants wait for the next turn of the event loop, so a burst of cancellations (a client
+   * dropping a thousand streams) is all taken in before any of the freed bytes go to a waiter,
+   * rather than each being handed to a call whose own cancellation is next in the queue.
+   */
+  private scheduleWake(): void {
+    if (this.wakeScheduled || this.waiters.length === 0) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      this.wake();
+    });
   }
 
   private fits(account: CallAccount, bytes: number): boolean {
