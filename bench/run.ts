@@ -6,6 +6,7 @@ import { createInterface } from "node:readline";
 import { connect, type Session } from "../src/client";
 import { createEmuMachine, loadGuestImage } from "../src/emu";
 import { measureFloor, percentile } from "./floor";
+import { benchLoad } from "./load";
 import { benchQemu } from "./qemu";
 
 const MIB = 1024 * 1024;
@@ -252,6 +253,7 @@ async function main(): Promise<void> {
     await peer.stop();
   }
   await benchMips();
+  await benchLoad(emit);
   if (process.env.VMM_DEBUG_BENCH_QEMU !== "0") await benchQemu(emit);
 }
 
