@@ -132,6 +132,9 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
     ...(shared
       ? ["-object", `memory-backend-memfd,id=vmmdebug-ram,size=${ramBytes},share=on`, "-machine", "memory-backend=vmmdebug-ram"]
       : []),
+    // Without a display option QEMU opens a window, or on a machine without one a VNC server on
+    // 127.0.0.1:5900 that (without -nodefaults) carries QEMU's monitor: no display unless asked.
+    ...(options.args.some((a) => /^--?(display|nographic|vnc)$/.test(a)) ? [] : ["-display", "none"]),
   ];
   const child: ChildProcess = spawn("/bin/sh", ["-c", GUARD, "qemu-guard", binary, ...ours, ...options.args], {
     stdio: ["pipe", "pipe", "pipe"],

@@ -95,6 +95,30 @@ describeIfQemu("launchQemu", () => {
     expect(existsSync(dirname(q.qmpSocket))).toBe(false);
   });
 
+  it("starts QEMU with no display (no window, no VNC server) unless the arguments ask for one", async () => {
+    const q = await launchQemu({ arch: "x86_64", args: ["-machine", "q35", "-m", "32"] });
+    try {
+      const cmdline = readFileSync(`/proc/${q.pid}/cmdline`, "utf8").split("\0");
+      const i = cmdline.indexOf("-display");
+      expect(i).toBeGreaterThan(0);
+      expect(cmdline[i + 1]).toBe("none");
+      // QEMU 7.2 without a display option and without a window system listens for VNC on 5900+.
+      const listening = readFileSync("/proc/net/tcp", "utf8") + readFileSync("/proc/net/tcp6", "utf8");
+      const inodes = new Set(
+        readdirSync(`/proc/${q.pid}/fd`)
+          .map((fd) => /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${q.pid}/fd/${fd}`))?.[1])
+          .filter((x): x is string => x !== undefined),
+      );
+      const tcpListeners = listening
+        .split("\n")
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => f[3] === "0A" && inodes.has(f[9]));
+      expect(tcpListeners).toEqual([]);
+    } finally {
+      await q.kill();
+    }
+  });
+
   it("launchQemuVm removes the socket directory once connected, and the VM still answers", async () => {
     const { args } = qemuArgsForGuest(join(__dirname, "../../guests/build/demo-x86_64.json"));
     const vm = await launchQemuVm({ id: "q", arch: "x86_64", args, startRunning: false });
