@@ -4,6 +4,8 @@
 // write complete) or when the call ends. A client that stops reading therefore holds the server
 // at its call's share and no more, and all such clients together at the global bound.
 import { ServerInterceptingCall, type ServerInterceptingCallInterface, type ServerInterceptor } from "@grpc/grpc-js";
+import { Code } from "../core";
+import { serverError } from "./errors";
 
 const MIB = 1024 * 1024;
 
@@ -16,9 +18,12 @@ export interface SendBudgetLimits {
 
 export const DEFAULT_SEND_BUDGET: SendBudgetLimits = { totalBytes: 128 * MIB, callBytes: 8 * MIB };
 
-/** Raised into a call whose account closed while it waited for room (the call ended). */
-export class BudgetClosedError extends Error {
-  override name = "BudgetClosedError";
+/**
+ * Raised into a call whose account closed while it waited for room: the call ended (cancelled,
+ * its connection gone). A plain CANCELLED, not a server fault to log.
+ */
+function callEnded() {
+  return serverError(Code.Cancelled, "CANCELLED", "the call ended while its answer waited for room to send");
 }
 
 interface Reservation {
@@ -96,7 +101,7 @@ export class SendBudget {
       const w = this.waiters[i];
       if (w.account !== account) continue;
       this.waiters.splice(i, 1);
-      w.reject(new BudgetClosedError("the call ended while it waited for room to send"));
+      w.reject(callEnded());
     }
     this.scheduleWake();
   }
@@ -163,11 +168,11 @@ export class CallAccount {
 
   /** Waits for room for `bytes`, then holds them until the answer carrying them is written. */
   async reserve(bytes: number): Promise<Ticket> {
-    if (this.closed) throw new BudgetClosedError("the call ended");
+    if (this.closed) throw callEnded();
     const r = await this.budget.reserve(this, Math.max(1, bytes), true);
     if (this.closed) {
       this.budget.release(r);
-      throw new BudgetClosedError("the call ended");
+      throw callEnded();
     }
     return new Ticket(this.budget, r);
   }
