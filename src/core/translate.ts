@@ -1,5 +1,6 @@
 // Splits a guest-virtual range into guest-physical pieces, page by page, before any access.
 import { Code, VmmError, errors, hex } from "./errors";
+import { checkedLength } from "./memory-access";
 
 export interface GpaPiece {
   gpa: bigint;
@@ -13,6 +14,8 @@ export type PageTranslation =
 /**
  * Translates every page of [gva, gva+length) with `translate` and returns the physical pieces
  * in order; throws GVA_NOT_MAPPED (naming the first unmapped address) before anything is accessed.
+ * A zero-length range is translated as its first byte (`checkedLength`) and gives one zero-length
+ * piece at that byte's GPA, so the backend checks that GPA as it would a one-byte access.
  */
 export function translateRange(
   vp: number,
@@ -21,8 +24,9 @@ export function translateRange(
   translate: (gva: bigint) => PageTranslation,
 ): GpaPiece[] {
   const pieces: GpaPiece[] = [];
+  const span = checkedLength(length);
   let done = 0;
-  while (done < length) {
+  while (done < span) {
     const at = (gva + BigInt(done)) & 0xffff_ffff_ffff_ffffn;
     const t = translate(at);
     if (!t.ok) {
@@ -37,11 +41,12 @@ export function translateRange(
       throw errors.gvaNotMapped(vp, at, t.detail);
     }
     const inPage = Number(t.pageSize - (t.gpa & (t.pageSize - 1n)));
-    const n = Math.min(inPage, length - done);
+    const n = Math.min(inPage, span - done);
     const last = pieces[pieces.length - 1];
     if (last && last.gpa + BigInt(last.length) === t.gpa) last.length += n;
     else pieces.push({ gpa: t.gpa, length: n });
     done += n;
   }
+  if (length === 0) pieces[0].length = 0;
   return pieces;
 }

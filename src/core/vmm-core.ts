@@ -29,10 +29,14 @@ export type GoneListener = (detail: string) => void;
  * Who checks what — each rule has one owner, and the other layers trust it:
  * - The VMM core (every implementation of this interface): the VP index (`checkVp`), whether
  *   the VM is stopped (VM_RUNNING) or gone (BACKEND_UNAVAILABLE) or powered off, that a
- *   register state's architecture is the VM's (ARCH_MISMATCH), the step count
- *   (`checkStepCount`), and what the machine can map (GPA_UNMAPPED, GVA_NOT_MAPPED).
+ *   register state's architecture is the VM's (ARCH_MISMATCH), whether the backend can run a
+ *   register state the architecture allows (UNSUPPORTED_REGISTER: the embedded machine runs
+ *   64-bit long mode only), the step count (`checkStepCount`), and what the machine can map
+ *   (GPA_UNMAPPED, GVA_NOT_MAPPED, GVA_NON_CANONICAL), a zero-length access checked as a
+ *   one-byte access at the same address (`checkedLength`).
  * - The server's wire conversion (src/server/convert.ts): the shape of a request — missing
- *   fields, array lengths, enum values, DR7 rules (`validateDebugState`), read-length caps.
+ *   fields, array lengths, enum values, DR7 rules (`validateDebugState`), the architecture's
+ *   rules for a register state (`validateVpState`, VP_STATE_INVALID), read-length caps.
  * - The server's DebuggerState: the session rules — attached, which session, one Resume at a
  *   time — and the server's executor (src/server/operations.ts) which VM a request names.
  */
@@ -71,11 +75,19 @@ export interface VmmCore {
   step(vp: number, count: number, trace: StepTrace, signal?: AbortSignal): Promise<StepResult>;
   /** One VP's registers. VM stopped. */
   getVpState(vp: number): Promise<DebuggerVpState>;
-  /** Replace one VP's registers. VM stopped; the state's arch matches. */
+  /**
+   * Replace one VP's registers with a state `validateVpState` accepts. VM stopped; the state's
+   * arch matches; a state the backend cannot run exactly as the architecture would is refused
+   * (UNSUPPORTED_REGISTER) before anything is written. GVA accesses then translate with the
+   * paging mode the new state selects (`x86PagingMode`), the one the VP runs with.
+   */
   setVpState(vp: number, state: DebuggerVpState): Promise<void>;
-  /** Read guest memory; GVA reads translate through the VP's page tables. Works while running. */
+  /**
+   * Read guest memory; GVA reads translate through the VP's page tables. Works while running.
+   * A zero-length read is checked as a one-byte read at the same address and answers no bytes.
+   */
   readMemory(address: GuestAddress, length: number): Promise<Uint8Array>;
-  /** Write guest memory, all or nothing; ignores guest write protection. */
+  /** Write guest memory, all or nothing; ignores guest write protection. No data: checked as one byte, writes nothing. */
   writeMemory(address: GuestAddress, data: Uint8Array): Promise<void>;
   /** Release everything (threads, processes, sockets). */
   close(): Promise<void>;

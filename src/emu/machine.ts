@@ -52,6 +52,7 @@ import {
 import type { X86Exit, X86VpDebug } from "./x86_64";
 import { VP_WORDS } from "./x86_64/vp-layout";
 import {
+  checkRunnableX86State,
   X86_REGISTER_OF_WORD,
   X86_REGISTER_WORDS,
   readX86PagingRegs,
@@ -297,6 +298,7 @@ export class EmuMachine implements VmmCore {
     this.checkVp(vp);
     this.assertStopped("SetVpState");
     if (state.arch !== "x86_64") throw errors.archMismatch("x86_64", state.arch);
+    checkRunnableX86State(vp, state.state);
     writeX86VpState(this.regs, vp, state.state);
     this.post({ type: "flushTlb", vp });
   }

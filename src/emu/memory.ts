@@ -1,5 +1,5 @@
 // Sparse guest RAM: declared regions, each a SharedArrayBuffer shared with the VP worker.
-import { errors } from "../core";
+import { checkedLength, errors } from "../core";
 import type { RamRegion } from "./bus";
 
 export interface RegionSpec {
@@ -43,14 +43,16 @@ export class GuestMemory {
   }
 
   /**
-   * The byte view of [gpa, gpa+length) if it lies inside one region, else throws GPA_UNMAPPED.
-   * A range spanning two adjacent regions is split by the callers that need it (see pieces()).
+   * The byte views of [gpa, gpa+length), one per region it crosses, or GPA_UNMAPPED (naming the
+   * whole range) if any byte is not RAM. A zero-length range is checked as its first byte
+   * (`checkedLength`) and gives no views.
    */
   pieces(gpa: bigint, length: number): { bytes: Uint8Array; offset: number; length: number }[] {
     const out: { bytes: Uint8Array; offset: number; length: number }[] = [];
-    if (gpa < 0n || gpa + BigInt(length) > 1n << 52n) throw errors.gpaUnmapped(gpa, BigInt(length));
+    const span = checkedLength(length);
+    if (gpa < 0n || gpa + BigInt(span) > 1n << 52n) throw errors.gpaUnmapped(gpa, BigInt(length));
     let at = Number(gpa);
-    let left = length;
+    let left = span;
     while (left > 0) {
       const r = this.regionAt(at);
       if (!r) throw errors.gpaUnmapped(gpa, BigInt(length));
@@ -59,7 +61,7 @@ export class GuestMemory {
       at += n;
       left -= n;
     }
-    return out;
+    return length === 0 ? [] : out;
   }
 
   /** Copies [gpa, gpa+length) out of guest RAM; throws GPA_UNMAPPED if any byte is not RAM. */

@@ -1,9 +1,14 @@
 // Converts between a VP's shared register words and the domain's X86VpState (bigint), and
 // numbers the words for batched-step register deltas.
-import type { SegmentRegister, X86VpState } from "../core";
+import { Code, VmmError, hex, x86PagingMode, type SegmentRegister, type X86VpState } from "../core";
+import { CR0_SUPPORTED, CR4_SUPPORTED, EFER_SUPPORTED } from "./x86_64/cpu-model";
 import * as L from "./x86_64/vp-layout";
 
 const SREGS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
+const CR0_PG = 0x8000_0000n;
+const EFER_LMA = 0x400n;
+const ATTR_L = 0x2000;
+const ATTR_DB = 0x4000;
 /** Register number of ES.base; each segment register takes 4 numbers (base, limit, selector, attributes). */
 const FIRST_SEGMENT_REGISTER = 25;
 
@@ -122,4 +127,37 @@ export function readX86PagingRegs(regs: Uint32Array, vp: number) {
     cr4: get64(regs, b + L.CR4),
     efer: get64(regs, b + L.EFER),
   };
+}
+
+/**
+ * Throws FAILED_PRECONDITION / UNSUPPORTED_REGISTER unless the interpreter runs `s` exactly as the
+ * architecture would: 64-bit mode with 4- or 5-level paging (x86PagingMode, the function the
+ * debugger's GVA walk uses, so the two never disagree on how addresses translate), at CPL 0, with
+ * only the control-register and EFER bits the interpreter implements. The architecture's own
+ * rules (validateVpState) are the server's to check before this.
+ */
+export function checkRunnableX86State(vp: number, s: X86VpState): void {
+  const refuse = (field: string, value: bigint, why: string): never => {
+    throw new VmmError(
+      Code.FailedPrecondition,
+      "UNSUPPORTED_REGISTER",
+      `the embedded machine cannot run VP ${vp} with ${field} = ${hex(value)}: ${why}; nothing was written (the QEMU backend runs every mode)`,
+      { vp: String(vp), field, value: hex(value) },
+    );
+  };
+  const mode = x86PagingMode(s);
+  if (mode !== "4-level" && mode !== "5-level") {
+    const why = `it runs only 64-bit long mode with paging (CR0.PE, CR0.PG, CR4.PAE, EFER.LME and EFER.LMA set), and this state selects paging mode "${mode}"`;
+    if ((s.cr0 & CR0_PG) === 0n) refuse("cr0", s.cr0, why);
+    if ((s.efer & EFER_LMA) === 0n) refuse("efer", s.efer, why);
+    refuse("cr4", s.cr4, why);
+  }
+  if ((s.cs.attributes & ATTR_L) === 0 || (s.cs.attributes & ATTR_DB) !== 0) {
+    refuse("cs.attributes", BigInt(s.cs.attributes), "it runs only 64-bit code (CS.L = 1, CS.D = 0), not compatibility mode");
+  }
+  if ((s.cs.selector & 3) !== 0) refuse("cs.selector", BigInt(s.cs.selector), "it runs only at CPL 0 (CS.RPL = 0)");
+  const unsupported = (value: bigint, supported: number) => value & ~BigInt(supported >>> 0) & 0xffff_ffff_ffff_ffffn;
+  if (unsupported(s.cr0, CR0_SUPPORTED) !== 0n) refuse("cr0", s.cr0, `bits ${hex(unsupported(s.cr0, CR0_SUPPORTED))} are not implemented`);
+  if (unsupported(s.cr4, CR4_SUPPORTED) !== 0n) refuse("cr4", s.cr4, `bits ${hex(unsupported(s.cr4, CR4_SUPPORTED))} are not implemented`);
+  if (unsupported(s.efer, EFER_SUPPORTED) !== 0n) refuse("efer", s.efer, `bits ${hex(unsupported(s.efer, EFER_SUPPORTED))} are not implemented`);
 }

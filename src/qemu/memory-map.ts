@@ -1,6 +1,6 @@
 // Where QEMU maps guest RAM and devices, read from its own flat view of the system address space
 // (`info mtree -f`), and where each RAM range sits in the RAM backend (the shared file).
-import type { MemoryRegion } from "../core";
+import { checkedLength, type MemoryRegion } from "../core";
 
 /** One range of the system address space as QEMU's flat view lists it. */
 export interface FlatRange {
@@ -73,7 +73,10 @@ export function memoryMapOf(flat: readonly FlatRange[]): QemuMemoryMap {
   return { ram, mapped: [...flat] };
 }
 
-/** Splits [gpa, gpa+length) into pieces that are wholly inside one RAM range or wholly outside RAM. */
+/**
+ * Splits [gpa, gpa+length) into pieces that are wholly inside one RAM range or wholly outside RAM.
+ * A zero-length range is one zero-length piece placed as its first byte is (`checkedLength`).
+ */
 export function splitByRam(
   ranges: readonly RamRange[],
   gpa: bigint,
@@ -81,7 +84,7 @@ export function splitByRam(
 ): { gpa: bigint; length: number; fileOffset?: bigint }[] {
   const out: { gpa: bigint; length: number; fileOffset?: bigint }[] = [];
   let at = gpa;
-  const end = gpa + BigInt(length);
+  const end = gpa + BigInt(checkedLength(length));
   while (at < end) {
     const r = ranges.find((x) => at >= x.gpa && at < x.gpa + x.size);
     if (r) {
@@ -95,13 +98,14 @@ export function splitByRam(
       at = stop;
     }
   }
+  if (length === 0) out[0].length = 0;
   return out;
 }
 
-/** Whether every byte of [gpa, gpa+length) lies in some mapped range. */
+/** Whether every byte of [gpa, gpa+length) lies in some mapped range (a zero-length range: its first byte). */
 export function isMapped(mapped: readonly FlatRange[], gpa: bigint, length: number): boolean {
   let at = gpa;
-  const end = gpa + BigInt(length);
+  const end = gpa + BigInt(checkedLength(length));
   for (let guard = 0; at < end && guard < 100_000; guard++) {
     const r = mapped.find((x) => at >= x.start && at < x.end);
     if (!r) return false;

@@ -5,9 +5,11 @@ import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   Code,
   VmmError,
+  checkedLength,
   emptyDebugState,
   hex,
   validateDebugState,
+  validateVpState,
   type Aarch64VpState,
   type Arch,
   type DebugState,
@@ -48,7 +50,10 @@ export function guestAddressFromWire(address: wire.GuestAddress | undefined, fie
 
 /**
  * The byte count of a read: at most `cap` (else RESOURCE_EXHAUSTED / READ_TOO_LARGE, with `hint`
- * saying where to go instead), and a GPA range must not run past 2^64.
+ * saying where to go instead), and a GPA range must not run past 2^64 (a GVA range wraps, as
+ * linear addresses do). Zero is a length like any other: the VMM core checks a zero-length access
+ * as a one-byte access at the same address and answers no bytes (`checkedLength`), so the last
+ * byte, 2^64 - 1, takes lengths 0 and 1.
  */
 export function readLengthFromWire(length: bigint, address: GuestAddress, cap: number, hint: string): number {
   if (length > BigInt(cap)) {
@@ -59,7 +64,7 @@ export function readLengthFromWire(length: bigint, address: GuestAddress, cap: n
       { length: String(length), max: String(cap) },
     );
   }
-  if (address.kind === "gpa" && address.gpa + length > U64_END) {
+  if (address.kind === "gpa" && address.gpa + BigInt(checkedLength(Number(length))) > U64_END) {
     throw new VmmError(Code.InvalidArgument, "VALUE_OUT_OF_RANGE", `range ${hex(address.gpa)}+${length} runs past the end of the 64-bit address space`, {
       field: "length",
       gpa: hex(address.gpa),
@@ -84,16 +89,19 @@ function hardwareBreakpointFromWire(bp: wire.HardwareBreakpoint): HardwareBreakp
 }
 
 /**
- * A complete register state, every array of its exact length. Whether its architecture is the
- * VM's is the VMM core's check (ARCH_MISMATCH); `vmArch` only makes the message helpful.
+ * A complete register state, every array of its exact length, that the architecture allows
+ * (`validateVpState`: INVALID_ARGUMENT / VP_STATE_INVALID otherwise). Whether its architecture is
+ * the VM's is the VMM core's check (ARCH_MISMATCH): a state of the other architecture is not held
+ * to that architecture's rules, so the caller learns the mismatch first.
  */
 export function vpStateFromWire(state: wire.DebuggerVpState | undefined, vmArch: Arch, field = "state"): DebuggerVpState {
   if (!state) throw missingField(field, "the complete register state (DebuggerVpState)");
+  const checked = (s: DebuggerVpState) => (s.arch === vmArch ? validateVpState(s, field) : s);
   switch (state.arch.case) {
     case "x8664":
-      return { arch: "x86_64", state: x86FromWire(state.arch.value, `${field}.x86_64`) };
+      return checked({ arch: "x86_64", state: x86FromWire(state.arch.value, `${field}.x86_64`) });
     case "aarch64":
-      return { arch: "aarch64", state: aarch64FromWire(state.arch.value, `${field}.aarch64`) };
+      return checked({ arch: "aarch64", state: aarch64FromWire(state.arch.value, `${field}.aarch64`) });
     default:
       throw missingField(`${field}.arch`, `set \`x86_64\` or \`aarch64\` (this VM is ${vmArch})`);
   }

@@ -8,7 +8,8 @@ import type { Arch } from "../../src/core";
 import { createEmuMachine, loadGuestImage } from "../../src/emu";
 import { createQemuVm, launchQemu, qemuArgsForGuest, type LaunchedQemu, type QemuVm } from "../../src/qemu";
 import { createVmmDebugServer, silentLogger } from "../../src/server";
-import { describeWithQemu, guestSymbols, manifestPath, startQemuHarness, type QemuHarness } from "./qemu-harness";
+import { waitFor } from "../integration/harness";
+import { breakInKernel, describeWithQemu, guestSymbols, manifestPath, monitorBytes, startQemuHarness, type QemuHarness } from "./qemu-harness";
 
 /** These tests pin the unary session rules (leases, session ids); the stream has its own tests. */
 const UNARY = { transport: "unary" } as const;
@@ -27,18 +28,6 @@ async function expectError(call: Promise<unknown>, code: Status, reason: string)
   return err as VmmDebugError;
 }
 
-/** Bytes QEMU's monitor shows at a guest virtual address (`x /Nxb`), through VP 0's MMU. */
-async function monitorBytes(vm: QemuVm, gva: bigint, length: number): Promise<number[]> {
-  const text = await vm.humanMonitorCommand(`x /${length}xb 0x${gva.toString(16)}`);
-  // Lines read "ffffffff80107000: 0x12 0x34 …": take the byte columns after each colon.
-  const bytes: number[] = [];
-  for (const line of text.split(/\r?\n/)) {
-    const colon = line.indexOf(":");
-    if (colon >= 0) for (const m of line.slice(colon + 1).matchAll(/0x([0-9a-f]{2})\b/g)) bytes.push(parseInt(m[1], 16));
-  }
-  return bytes.slice(0, length);
-}
-
 /** Reads 8 bytes of guest RAM straight from a launched QEMU's shared RAM file. */
 function readRamFile(launched: LaunchedQemu, gpa: bigint): bigint {
   const fd = openSync(launched.ramFile!, "r");
@@ -49,25 +38,6 @@ function readRamFile(launched: LaunchedQemu, gpa: bigint): bigint {
     return u64(out);
   } finally {
     closeSync(fd);
-  }
-}
-
-/** Breaks until VP 0 runs the demo's kernel (paging on, PC in the higher half), resuming in between. */
-async function breakInKernel(client: VmmDebugClient, session: Session, kernel: bigint): Promise<void> {
-  const end = Date.now() + 20_000;
-  let running: Promise<unknown> | undefined;
-  for (;;) {
-    if ((await client.getVm(session.vm)).runState === "running") {
-      await session.break();
-      // The Break goes to the Resume still waiting, or else to the next one, at once.
-      expect(await (running ?? session.resume())).toEqual({ kind: "break" });
-    }
-    const s = await session.getVpState(0);
-    const pc = s.arch === "x86_64" ? s.state.rip : s.state.pc;
-    if (pc >= kernel) return;
-    if (Date.now() > end) throw new Error(`VP 0 did not reach the kernel within 20 s (pc 0x${pc.toString(16)})`);
-    running = session.resume();
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -231,7 +201,7 @@ for (const arch of ["x86_64", "aarch64"] as Arch[]) {
           await session.break();
           expect(await session.resume()).toEqual({ kind: "break" });
           const waiting = session.resume(); // runs until a stop that never comes
-          await new Promise((r) => setTimeout(r, 200));
+          await waitFor(async () => (await h.client.getVm("qemu")).runState === "running", 20_000, "QEMU running under the Resume");
           const qemu = h.vms[0] as QemuVm;
           process.kill(qemu.pid!, "SIGKILL");
           await expectError(waiting, Status.UNAVAILABLE, "BACKEND_UNAVAILABLE");

@@ -3,6 +3,7 @@
 
 import { Code, Mnemonic } from "iced-x86";
 import * as cpuModule from "./cpu.js";
+import * as cpuModelModule from "./cpu-model.js";
 import type { Cpu, OpFn } from "./cpu.js";
 import * as faultModule from "./fault.js";
 import * as flagsModule from "./flags.js";
@@ -16,6 +17,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { EXIT_HALT, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
+const { CR0_SUPPORTED, CR4_SUPPORTED, EFER_SUPPORTED } = cpuModelModule;
 const { VEC_BP, VEC_DB, gp, trap, ud } = faultModule;
 const { FIXED1, POPF_MASK, RF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
@@ -36,13 +38,8 @@ const CR0_ET = 0x10;
 const CR0_NW = 0x20000000;
 const CR0_CD = 0x40000000;
 const CR0_PG = 0x80000000 | 0;
-/** CR0 bits a guest may set: PE MP EM TS ET NE WP AM NW CD PG. */
-const CR0_ALLOWED = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x10000 | 0x40000 | CR0_NW | CR0_CD | CR0_PG;
 const CR4_PAE = 0x20;
 const CR4_LA57 = 0x1000;
-/** CR4 bits a guest may set: TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT LA57. */
-const CR4_ALLOWED = 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | CR4_LA57;
-const EFER_SCE = 0x1;
 const EFER_LME = 0x100;
 const EFER_LMA = 0x400;
 const EFER_NXE = 0x800;
@@ -110,7 +107,7 @@ function writeCr(c: Cpu, n: number, lo: number, hi: number): void {
   switch (n) {
     case 0:
       // Long mode needs PE and PG; compatibility and real mode are not supported.
-      if (hi !== 0 || (lo & ~CR0_ALLOWED) !== 0 || (lo & CR0_PE) === 0 || (lo & CR0_PG) === 0) gp(c, 0);
+      if (hi !== 0 || (lo & ~CR0_SUPPORTED) !== 0 || (lo & CR0_PE) === 0 || (lo & CR0_PG) === 0) gp(c, 0);
       if ((lo & CR0_NW) !== 0 && (lo & CR0_CD) === 0) gp(c, 0);
       r[CR0] = lo | CR0_ET;
       r[CR0 + 1] = 0;
@@ -127,7 +124,7 @@ function writeCr(c: Cpu, n: number, lo: number, hi: number): void {
       c.flushTlb();
       return;
     case 4:
-      if (hi !== 0 || (lo & ~CR4_ALLOWED) !== 0 || (lo & CR4_PAE) === 0 || ((lo ^ r[CR4]) & CR4_LA57) !== 0) gp(c, 0);
+      if (hi !== 0 || (lo & ~CR4_SUPPORTED) !== 0 || (lo & CR4_PAE) === 0 || ((lo ^ r[CR4]) & CR4_LA57) !== 0) gp(c, 0);
       r[CR4] = lo;
       r[CR4 + 1] = 0;
       c.flushTlb();
@@ -374,7 +371,7 @@ const wrmsrOp: OpFn = (c) => {
   switch (idx) {
     case MSR_EFER: {
       // LME must stay on (long mode only); LMA is read-only.
-      if (hi !== 0 || (lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)) !== 0 || (lo & EFER_LME) === 0) gp(c, 0);
+      if (hi !== 0 || (lo & ~EFER_SUPPORTED) !== 0 || (lo & EFER_LME) === 0) gp(c, 0);
       const old = r[EFER];
       r[EFER] = (lo & ~EFER_LMA) | (old & EFER_LMA);
       r[EFER + 1] = 0;

@@ -47,4 +47,14 @@ describe("QEMU memory map", () => {
     expect(isMapped(map.mapped, 0x4000_0000n, 16)).toBe(false);
     expect(isMapped(map.mapped, 0x3ff_fff8n, 16)).toBe(false); // runs past the end of RAM
   });
+
+  it("places a zero-length range as its first byte: one empty piece, mapped exactly when that byte is", () => {
+    expect(splitByRam(map.ram, 0x1000n, 0)).toEqual([{ gpa: 0x1000n, length: 0, fileOffset: 0x1000n }]);
+    expect(splitByRam(map.ram, 0xc_0000n, 0)).toEqual([{ gpa: 0xc_0000n, length: 0 }]);
+    expect(splitByRam(map.ram, 0xffff_ffff_ffff_ffffn, 0)).toEqual([{ gpa: 0xffff_ffff_ffff_ffffn, length: 0 }]);
+    expect(isMapped(map.mapped, 0xfec0_0000n, 0)).toBe(true);
+    expect(isMapped(map.mapped, 0x4000_0000n, 0)).toBe(false);
+    expect(isMapped(map.mapped, 0x400_0000n, 0)).toBe(false); // just past the end of RAM
+    expect(isMapped(map.mapped, 0xffff_ffff_ffff_ffffn, 0)).toBe(false);
+  });
 });

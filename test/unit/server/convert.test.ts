@@ -15,6 +15,7 @@ import * as client from "../../../src/client/convert";
 import type * as sdk from "../../../src/client";
 import * as wire from "../../../gen/vmm/debug/v1/types_pb";
 import * as vmWire from "../../../gen/vmm/debug/v1/vm_service_pb";
+import * as dsWire from "../../../gen/vmm/debug/v1/debug_service_pb";
 
 /** Data-only stand-ins for a VM's identity (conversion reads nothing else). */
 function vmStub(arch: "x86_64" | "aarch64", vpCount = 2): VmmCore {
@@ -298,5 +299,28 @@ describe("request validation", () => {
       Code.InvalidArgument,
       "VALUE_OUT_OF_RANGE",
     );
+  });
+
+  it("takes lengths 0 and 1 at the last GPA, and refuses 2 (the core checks length 0 as one byte)", () => {
+    const last = { kind: "gpa" as const, gpa: 0xffff_ffff_ffff_ffffn };
+    expect([server.readLengthFromWire(0n, last, 4096, "h"), server.readLengthFromWire(1n, last, 4096, "h")]).toEqual([0, 1]);
+    expectVmmError(() => server.readLengthFromWire(2n, last, 4096, "h"), Code.InvalidArgument, "VALUE_OUT_OF_RANGE");
+    const range = create(dsWire.MemoryRangeSchema, { address: { kind: { case: "gpa", value: last.gpa } }, length: 0n });
+    const ranges = server.memoryRangesFromWire([range], 4096);
+    expect(ranges).toEqual([{ address: last, length: 0 }]);
+  });
+
+  it("refuses a register state the architecture forbids with VP_STATE_INVALID, naming the register", () => {
+    const noPaging = x86Wire();
+    noPaging.arch.value.cr0 = 0n; // EFER.LMA stays 1
+    expectVmmError(() => server.vpStateFromWire(noPaging, "x86_64"), Code.InvalidArgument, "VP_STATE_INVALID", { field: "state.x86_64.cr0", value: "0x0" });
+    const rip = x86Wire();
+    rip.arch.value.rip = 0x0000_8000_0000_0000n;
+    expectVmmError(() => server.vpStateFromWire(rip, "x86_64"), Code.InvalidArgument, "VP_STATE_INVALID", { field: "state.x86_64.rip" });
+    const mode = overWire(wire.DebuggerVpStateSchema, client.vpStateToWire({ ...a64State, state: { ...a64State.state, cpsr: 0x3c1n } }));
+    expectVmmError(() => server.vpStateFromWire(mode, "aarch64"), Code.InvalidArgument, "VP_STATE_INVALID", { field: "state.aarch64.cpsr" });
+    // A state of the other architecture is left to the core's ARCH_MISMATCH.
+    expect(server.vpStateFromWire(mode, "x86_64")).toMatchObject({ arch: "aarch64" });
+    expect(server.vpStateFromWire(noPaging, "aarch64")).toMatchObject({ arch: "x86_64" });
   });
 });
