@@ -64,6 +64,12 @@ export function readLengthFromWire(length: bigint, address: GuestAddress, cap: n
       { length: String(length), max: String(cap) },
     );
   }
+  checkGpaRange(address, length);
+  return Number(length);
+}
+
+/** A GPA range may not run past 2^64 (a GVA range wraps, as linear addresses do); reads and writes alike. */
+export function checkGpaRange(address: GuestAddress, length: bigint): void {
   if (address.kind === "gpa" && address.gpa + BigInt(checkedLength(Number(length))) > U64_END) {
     throw new VmmError(Code.InvalidArgument, "VALUE_OUT_OF_RANGE", `range ${hex(address.gpa)}+${length} runs past the end of the 64-bit address space`, {
       field: "length",
@@ -71,7 +77,6 @@ export function readLengthFromWire(length: bigint, address: GuestAddress, cap: n
       length: String(length),
     });
   }
-  return Number(length);
 }
 
 /** A DebugState: unset means "single-step off, every slot disabled"; then the DR7 rules. */

@@ -11,6 +11,7 @@ import {
   leaseToWire,
   memoryRangesFromWire,
   readLengthFromWire,
+  checkGpaRange,
   stepResultToWire,
   stepTraceFromWire,
   stopReasonToWire,
@@ -173,7 +174,9 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
       rpc: "WriteMemory",
       kind: "control",
       async run(target, req) {
-        await target.writeMemory(req.sessionId, guestAddressFromWire(req.address), req.data);
+        const address = guestAddressFromWire(req.address);
+        checkGpaRange(address, BigInt(req.data.length));
+        await target.writeMemory(req.sessionId, address, req.data);
         return create(ds.WriteMemoryResponseSchema);
       },
     },

@@ -76,6 +76,12 @@ describe("edges on the embedded machine", () => {
       await expectRpcError(h.client.readMemory(VM, { gpa: LAST_GPA }, 1), Status.OUT_OF_RANGE, "GPA_UNMAPPED");
       await expectRpcError(h.client.readMemory(VM, { gpa: LAST_GPA }, 0), Status.OUT_OF_RANGE, "GPA_UNMAPPED");
     });
+
+    it("apply the same range rule to writes: two bytes at 2^64-1 run past the end, one is simply not RAM", async () => {
+      const s = await attachStopped();
+      await expectRpcError(s.writeMemory({ gpa: LAST_GPA }, Uint8Array.of(1, 2)), Status.INVALID_ARGUMENT, "VALUE_OUT_OF_RANGE");
+      await expectRpcError(s.writeMemory({ gpa: LAST_GPA }, Uint8Array.of(1)), Status.OUT_OF_RANGE, "GPA_UNMAPPED");
+    });
   });
 
   describe("SetVpState", () => {

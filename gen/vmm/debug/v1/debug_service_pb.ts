@@ -1305,6 +1305,7 @@ export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
  *     MISSING_FIELD, INVALID_ARRAY_LENGTH, INVALID_ENUM, VALUE_OUT_OF_RANGE,
  *     BREAKPOINT_MISALIGNED, BREAKPOINT_INVALID_TYPE, BREAKPOINT_INVALID_SIZE,
  *     TOO_MANY_BREAKPOINTS, GVA_NON_CANONICAL,
+ *     VP_STATE_INVALID (SetVpState of a register state the architecture forbids),
  *     SESSION_VM_MISMATCH (`vm` names another VM than the session's),
  *     SESSION_MISMATCH (a Session-stream operation carries another session's id),
  *     STREAM_PROTOCOL (a Session message out of place: no attach first, a second attach).
@@ -1313,8 +1314,9 @@ export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
  *     SESSION_MISMATCH (a unary Resume of a Session stream's session), RESUME_IN_PROGRESS,
  *     GVA_NOT_MAPPED, ARCH_MISMATCH, UNSUPPORTED_REGISTER, BACKEND_REFUSED.
  *   OUT_OF_RANGE: GPA_UNMAPPED.
- *   RESOURCE_EXHAUSTED: READ_TOO_LARGE, STREAM_OVERFLOW (a Session stream whose client stopped
- *     reading; the session is detached).
+ *   RESOURCE_EXHAUSTED: READ_TOO_LARGE, STREAM_OVERFLOW (a safety net: a Session stream whose
+ *     queue of answers passed its bound; the session is detached. A client that stops reading
+ *     is held back by flow control before that).
  *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended; a Session stream whose session
  *     a unary Detach ended).
  *   CANCELLED: CANCELLED.
@@ -1475,8 +1477,8 @@ export const DebugService: GenService<{
    * sent before them and may overlap one another. `resume` answers at once once the VM runs;
    * the stop is pushed as a `stop` message (id 0) when it happens. The stream is the lease:
    * when it ends (closed, cancelled, connection lost) the server detaches at once. A client
-   * that stops reading while answers pile up ends the stream with RESOURCE_EXHAUSTED /
-   * STREAM_OVERFLOW (and is detached).
+   * that stops reading is held back: the server reads its next request only while the stream
+   * holds less than its share of the send budget, and reads wait for room before they read.
    *
    * @generated from rpc vmm.debug.v1.DebugService.Session
    */

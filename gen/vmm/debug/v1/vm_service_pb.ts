@@ -724,7 +724,8 @@ export enum DetachCause {
   SERVER_SHUTDOWN = 4,
 
   /**
-   * The session's stream client stopped reading and its answers overflowed.
+   * The session's stream passed its bound of queued answers (a safety net; a client that stops
+   * reading is held back by flow control first).
    *
    * @generated from enum value: DETACH_CAUSE_STREAM_OVERFLOW = 5;
    */
