@@ -365,30 +365,59 @@ export class EmuMachine implements VmmCore {
     }
   }
 
+  /**
+   * The worker's `message` listener. A throw here would be an uncaught exception in the server
+   * process, so nothing escapes: a message that cannot be handled (a stop that maps to no stop
+   * reason) fails this VM alone — logged, gone, its waiters released — and a stop listener that
+   * throws is logged and the others still run.
+   */
   private onWorkerMessage(msg: FromWorker): void {
+    try {
+      this.handleWorkerMessage(msg);
+    } catch (e) {
+      const detail = `the worker's "${msg.type}" message could not be handled: ${(e as Error).message}`;
+      this.options.onConsole?.(`[emu] ${detail}`);
+      this.onWorkerGone(detail); // state gone, a pending step rejected, halt() and onGone told
+      // The worker is left stopped and nobody may use it now. terminate() only resolves (with
+      // the exit code), and its "exit" finds the VM gone already.
+      void this.worker.terminate();
+    }
+  }
+
+  private handleWorkerMessage(msg: FromWorker): void {
     switch (msg.type) {
       case "console":
-        this.options.onConsole?.(msg.line);
+        try {
+          this.options.onConsole?.(msg.line);
+        } catch {
+          // The console consumer's failure is its own: the line is dropped, the VM runs on.
+        }
         return;
       case "crashed": {
         this.options.onConsole?.(`[emu] worker error: ${msg.message}`);
         const step = this.pendingStep;
         this.pendingStep = undefined;
         step?.reject(new VmmError(Code.Internal, "INTERNAL", "the embedded machine failed while stepping"));
-        void this.close();
+        void this.close(); // close() does not reject: it only awaits terminate()
         return;
       }
       case "stepped":
         this.onStepped(msg);
         return;
       case "stopped": {
-        const reason = toStopReason(msg.halt, this.debugStates);
+        const reason = toStopReason(msg.halt, this.debugStates); // throws for a stop that names no reason
         this.state = reason.kind === "powerOff" ? "poweredOff" : "stopped";
         this.resetOnResume = reason.kind === "tripleFault";
         const waiters = this.stopWaiters;
         this.stopWaiters = [];
         for (const w of waiters) w();
-        for (const l of [...this.listeners]) l(reason);
+        for (const l of [...this.listeners]) {
+          try {
+            l(reason);
+          } catch (e) {
+            this.options.onConsole?.(`[emu] a stop listener failed on ${reason.kind}: ${(e as Error).message}`);
+          }
+        }
         return;
       }
     }
