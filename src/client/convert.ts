@@ -23,6 +23,8 @@ import type {
   RunState,
   SegmentRegister,
   SessionStop,
+  SoftwareBreakpoint,
+  SoftwareBreakpointAddress,
   StepResult,
   StepTrace,
   VmEvent,
@@ -36,6 +38,35 @@ export function guestAddressToWire(address: GuestAddress): wire.GuestAddress {
   return create(wire.GuestAddressSchema, {
     kind: { case: "gva", value: create(wire.GuestAddress_GvaSchema, { vp: address.vp ?? 0, gva: address.gva }) },
   });
+}
+
+export function softwareBreakpointAddressToWire(address: SoftwareBreakpointAddress): wire.SoftwareBreakpointAddress {
+  if ("gpa" in address) return create(wire.SoftwareBreakpointAddressSchema, { kind: { case: "gpa", value: address.gpa } });
+  return create(wire.SoftwareBreakpointAddressSchema, {
+    kind: { case: "gva", value: create(wire.SoftwareBreakpointAddress_GvaSchema, { gva: address.gva, vp: address.vp }) },
+  });
+}
+
+function softwareBreakpointAddressFromWire(address: wire.SoftwareBreakpointAddress | undefined): SoftwareBreakpointAddress {
+  switch (address?.kind.case) {
+    case "gpa":
+      return { gpa: address.kind.value };
+    case "gva": {
+      const { gva, vp } = address.kind.value;
+      return vp === undefined ? { gva } : { gva, vp };
+    }
+    default:
+      throw unexpected("a software breakpoint without its address");
+  }
+}
+
+export function softwareBreakpointsFromWire(res: dsWire.ListSoftwareBreakpointsResponse): SoftwareBreakpoint[] {
+  return res.breakpoints.map((b) => ({
+    id: Number(b.id),
+    address: softwareBreakpointAddressFromWire(b.address),
+    oneShot: b.oneShot,
+    hitCount: Number(b.hitCount),
+  }));
 }
 
 const TYPE_TO_WIRE: Record<BreakpointType, WireType> = {
@@ -193,6 +224,8 @@ export function stopReasonFromWire(reason: wire.DebugStopReason | undefined): De
       return { kind: "hwBreakpoint", vp: r.value.vp, breakpoint: hardwareBreakpointFromWire(r.value.breakpoint) };
     case "watchdog":
       return { kind: "watchdog" };
+    case "softwareBreakpoint":
+      return { kind: "softwareBreakpoint", vp: r.value.vp, address: r.value.address, id: Number(r.value.id) };
     default:
       throw unexpected("a stop without a reason");
   }

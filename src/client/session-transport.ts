@@ -17,6 +17,9 @@ export interface Operations {
   step: [typeof ds.StepRequestSchema, ds.StepResponse];
   readMemoryMany: [typeof ds.ReadMemoryManyRequestSchema, ds.ReadMemoryManyResponse];
   getVpStates: [typeof ds.GetVpStatesRequestSchema, ds.GetVpStatesResponse];
+  insertSoftwareBreakpoint: [typeof ds.InsertSoftwareBreakpointRequestSchema, ds.InsertSoftwareBreakpointResponse];
+  removeSoftwareBreakpoint: [typeof ds.RemoveSoftwareBreakpointRequestSchema, ds.RemoveSoftwareBreakpointResponse];
+  listSoftwareBreakpoints: [typeof ds.ListSoftwareBreakpointsRequestSchema, ds.ListSoftwareBreakpointsResponse];
 }
 export type OperationName = keyof Operations;
 

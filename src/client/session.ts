@@ -8,6 +8,8 @@ import {
   guestAddressToWire,
   memoryRangeToWire,
   readManyFromWire,
+  softwareBreakpointAddressToWire,
+  softwareBreakpointsFromWire,
   stepResultFromWire,
   stepTraceToWire,
   vpStateFromWire,
@@ -23,9 +25,12 @@ import type {
   DebuggerVpState,
   GuestAddress,
   HardwareBreakpoint,
+  InsertSoftwareBreakpointOptions,
   MemoryRange,
   ReadManyResult,
   SessionStop,
+  SoftwareBreakpoint,
+  SoftwareBreakpointAddress,
   StepOptions,
   StepResult,
   Transport,
@@ -130,6 +135,40 @@ export class Session {
     const breakpoints = [...state.breakpoints];
     breakpoints[slot] = null;
     await this.setDebugState(vp, { ...state, breakpoints }, opts);
+  }
+
+  /**
+   * Arms a software breakpoint: any number of them, by virtual address (a bare bigint: for every
+   * VP; `{ gva, vp }`: for that VP only) or by physical address (`{ gpa }`), optionally one-shot
+   * (removed when it fires: "run to here"). A VP stops before the instruction there runs, with
+   * `{ kind: "softwareBreakpoint", vp, address, id }`. Guest memory is not patched. An address
+   * that already has one answers its id with `existing: true`. The VM must be stopped; detach()
+   * removes them all. Backends that cannot place one refuse with SOFTWARE_BREAKPOINT_UNSUPPORTED.
+   */
+  async insertSoftwareBreakpoint(
+    address: bigint | SoftwareBreakpointAddress,
+    opts: InsertSoftwareBreakpointOptions = {},
+  ): Promise<{ id: number; existing: boolean }> {
+    const where: SoftwareBreakpointAddress = typeof address === "bigint" ? { gva: address } : address;
+    const { oneShot = false, ...call } = opts;
+    const res = await this.transportImpl.call("insertSoftwareBreakpoint", { address: softwareBreakpointAddressToWire(where), oneShot }, call);
+    return { id: Number(res.id), existing: res.existing };
+  }
+
+  /** Removes one software breakpoint (NOT_FOUND / SOFTWARE_BREAKPOINT_NOT_FOUND if none has this id). The VM must be stopped. */
+  async removeSoftwareBreakpoint(id: number, opts: CallOptions = {}): Promise<void> {
+    if (!Number.isSafeInteger(id) || id < 0) {
+      throw new VmmDebugError(Status.INVALID_ARGUMENT, `software breakpoint id ${id} is not an id (ids are integers from 1 up)`, {
+        reason: "VALUE_OUT_OF_RANGE",
+        metadata: { id: String(id) },
+      });
+    }
+    await this.transportImpl.call("removeSoftwareBreakpoint", { id: BigInt(id) }, opts);
+  }
+
+  /** The armed software breakpoints with their hit counts, in id order. Works while the VM runs. */
+  async listSoftwareBreakpoints(opts: CallOptions = {}): Promise<SoftwareBreakpoint[]> {
+    return softwareBreakpointsFromWire(await this.transportImpl.call("listSoftwareBreakpoints", {}, opts));
   }
 
   /** Replaces one VP's single-step flag and slots. The VM must be stopped. */

@@ -84,7 +84,31 @@ export type DebugStopReason =
   | { kind: "tripleFault"; vp: number }
   | { kind: "singleStep"; vp: number }
   | { kind: "hwBreakpoint"; vp: number; breakpoint: HardwareBreakpoint }
-  | { kind: "watchdog" };
+  | { kind: "watchdog" }
+  /** VP `vp` stopped before the instruction at virtual address `address` (its PC): software breakpoint `id`. */
+  | { kind: "softwareBreakpoint"; vp: number; address: bigint; id: number };
+
+/**
+ * Where a software breakpoint stands: a virtual address as every VP fetches it (or only VP `vp`,
+ * when given — unlike a GuestAddress, whose `vp` defaults to 0), or a physical address.
+ */
+export type SoftwareBreakpointAddress = { gva: bigint; vp?: number } | { gpa: bigint };
+
+/** One armed software breakpoint. Ids and hit counts are numbers (they count inserts and stops). */
+export interface SoftwareBreakpoint {
+  id: number;
+  address: SoftwareBreakpointAddress;
+  /** Removed when it fires ("run to here"). */
+  oneShot: boolean;
+  /** Stops it caused. */
+  hitCount: number;
+}
+
+/** Options of Session.insertSoftwareBreakpoint(). */
+export interface InsertSoftwareBreakpointOptions extends CallOptions {
+  /** Remove the breakpoint when it fires ("run to here"). Default false. */
+  oneShot?: boolean;
+}
 
 export interface MemoryRegion {
   gpa: bigint;

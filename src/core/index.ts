@@ -11,6 +11,8 @@ export type {
   RunState,
   RegisterDelta,
   SegmentRegister,
+  SoftwareBreakpoint,
+  SoftwareBreakpointAddress,
   StepResult,
   StepTrace,
   X86VpState,
@@ -18,7 +20,14 @@ export type {
 export { BreakpointSize, BreakpointType, REGISTER_COUNT, SLOT_COUNT, breakpointLength, emptyDebugState } from "./types";
 export { Code, ERROR_DOMAIN, VmmError, checkStepCount, checkVp, errors, hex } from "./errors";
 export type { Reason } from "./errors";
-export type { GoneListener, StopListener, VmmCore } from "./vmm-core";
+export type { GoneListener, SoftwareBreakpoints, StopListener, VmmCore } from "./vmm-core";
+export {
+  MAX_SOFTWARE_BREAKPOINTS,
+  SoftwareBreakpointTable,
+  describeSoftwareBreakpointAddress,
+  softwareBreakpointNotFound,
+} from "./software-breakpoints";
+export type { SoftwareBreakpointInsert } from "./software-breakpoints";
 export { MAX_STEP_COUNT } from "./vmm-core";
 export { validateDebugState } from "./debug-state";
 export { validateVpState } from "./vp-state";

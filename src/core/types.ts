@@ -89,7 +89,30 @@ export type DebugStopReason =
   | { kind: "tripleFault"; vp: number }
   | { kind: "singleStep"; vp: number }
   | { kind: "hwBreakpoint"; vp: number; breakpoint: HardwareBreakpoint }
-  | { kind: "watchdog" };
+  | { kind: "watchdog" }
+  /**
+   * Beyond OpenVMM: VP `vp` stopped before the instruction at virtual address `address` (its PC)
+   * because software breakpoint `id` matched the fetch.
+   */
+  | { kind: "softwareBreakpoint"; vp: number; address: bigint; id: number };
+
+/**
+ * Where a software breakpoint stands: an instruction's virtual address as every VP (no `vp`) or
+ * one VP fetches it, or its physical address.
+ */
+export type SoftwareBreakpointAddress = { kind: "gva"; gva: bigint; vp?: number } | { kind: "gpa"; gpa: bigint };
+
+/**
+ * One armed software breakpoint. `id` and `hitCount` are numbers: ids count inserts and hits
+ * count stops, both far below 2^53 in any server's life.
+ */
+export interface SoftwareBreakpoint {
+  id: number;
+  address: SoftwareBreakpointAddress;
+  /** Removed when it fires. */
+  oneShot: boolean;
+  hitCount: number;
+}
 
 /** What a batched step records per instruction. */
 export type StepTrace = "none" | "pc" | "registers";

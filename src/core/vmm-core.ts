@@ -8,6 +8,8 @@ import type {
   GuestAddress,
   MemoryRegion,
   RunState,
+  SoftwareBreakpoint,
+  SoftwareBreakpointAddress,
   StepResult,
   StepTrace,
 } from "./types";
@@ -18,6 +20,28 @@ export const MAX_STEP_COUNT = 1_000_000;
 export type StopListener = (reason: DebugStopReason) => void;
 /** Called once when the backend is lost for good (its process exited, a connection dropped). */
 export type GoneListener = (detail: string) => void;
+
+/**
+ * Optional capability of a VmmCore: software (execute) breakpoints, any number (up to
+ * MAX_SOFTWARE_BREAKPOINTS), checked when a VP fetches an instruction: the VP stops before the
+ * instruction runs, with stop `softwareBreakpoint` (through `onStop`, or as a batched step's
+ * stop). A backend that patches guest memory to do this must hide the patch from reads and from
+ * the guest. The VP that stands on a breakpoint executes that instruction when it next runs or
+ * steps, without stopping there again (as RFLAGS.RF does for an execute slot). Bookkeeping (ids,
+ * one per address, limit, unknown ids, hit counts, one-shot removal) is `SoftwareBreakpointTable`'s.
+ * The backend owns the VP index, VM stopped (VM_RUNNING) and what it cannot place
+ * (GPA_UNMAPPED, SOFTWARE_BREAKPOINT_UNSUPPORTED), all checked before anything changes.
+ */
+export interface SoftwareBreakpoints {
+  /** Arms one, or answers the one already at that address (`existing`). VM stopped. */
+  insert(address: SoftwareBreakpointAddress, oneShot: boolean): Promise<{ breakpoint: SoftwareBreakpoint; existing: boolean }>;
+  /** Removes one (SOFTWARE_BREAKPOINT_NOT_FOUND). VM stopped. */
+  remove(id: number): Promise<void>;
+  /** Every armed breakpoint with its hit count, in id order. Works while the VM runs. */
+  list(): SoftwareBreakpoint[];
+  /** Removes every breakpoint (Detach). VM stopped. */
+  clear(): Promise<void>;
+}
 
 /**
  * One VM as a VMM core exposes it. Methods reject with `VmmError`.
@@ -47,6 +71,8 @@ export interface VmmCore {
   /** "emu" or "qemu". */
   readonly backend: string;
   readonly memoryRegions: readonly MemoryRegion[];
+  /** Set when the backend supports software breakpoints (the server refuses them otherwise). */
+  readonly softwareBreakpoints?: SoftwareBreakpoints;
   runState(): RunState;
   /** Let every VP run. No-op when already running; rejects when powered off or gone. */
   resume(): Promise<void>;

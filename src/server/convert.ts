@@ -8,6 +8,7 @@ import {
   checkedLength,
   emptyDebugState,
   hex,
+  softwareBreakpointNotFound,
   validateDebugState,
   validateVpState,
   type Aarch64VpState,
@@ -19,6 +20,8 @@ import {
   type HardwareBreakpoint,
   type RunState,
   type SegmentRegister,
+  type SoftwareBreakpoint,
+  type SoftwareBreakpointAddress,
   type StepResult,
   type StepTrace,
   type VmmCore,
@@ -46,6 +49,27 @@ export function guestAddressFromWire(address: wire.GuestAddress | undefined, fie
     default:
       throw missingField(`${field}.kind`, "set `gva` (with `vp`) or `gpa`");
   }
+}
+
+/** A SoftwareBreakpointAddress with exactly one kind set (the VMM core checks a GVA's VP and a GPA's RAM). */
+export function softwareBreakpointAddressFromWire(address: wire.SoftwareBreakpointAddress | undefined, field = "address"): SoftwareBreakpointAddress {
+  if (!address) throw missingField(field, "a SoftwareBreakpointAddress with `gva` (optionally with `vp`) or `gpa` set");
+  switch (address.kind.case) {
+    case "gva": {
+      const { vp, gva } = address.kind.value;
+      return vp === undefined ? { kind: "gva", gva } : { kind: "gva", gva, vp };
+    }
+    case "gpa":
+      return { kind: "gpa", gpa: address.kind.value };
+    default:
+      throw missingField(`${field}.kind`, "set `gva` (with `vp` for one VP only) or `gpa`");
+  }
+}
+
+/** A software breakpoint id; one past 2^53 can name no breakpoint (ids count inserts). */
+export function softwareBreakpointIdFromWire(id: bigint): number {
+  if (id > BigInt(Number.MAX_SAFE_INTEGER)) throw softwareBreakpointNotFound(id);
+  return Number(id);
 }
 
 /**
@@ -257,7 +281,30 @@ export function stopReasonToWire(reason: DebugStopReason): wire.DebugStopReason 
       });
     case "watchdog":
       return r({ case: "watchdog", value: create(wire.DebugStopReason_WatchdogSchema) });
+    case "softwareBreakpoint":
+      return r({
+        case: "softwareBreakpoint",
+        value: create(wire.DebugStopReason_SoftwareBreakpointSchema, { vp: reason.vp, address: reason.address, id: BigInt(reason.id) }),
+      });
   }
+}
+
+export function softwareBreakpointAddressToWire(a: SoftwareBreakpointAddress): wire.SoftwareBreakpointAddress {
+  return create(wire.SoftwareBreakpointAddressSchema, {
+    kind:
+      a.kind === "gpa"
+        ? { case: "gpa", value: a.gpa }
+        : { case: "gva", value: create(wire.SoftwareBreakpointAddress_GvaSchema, { gva: a.gva, vp: a.vp }) },
+  });
+}
+
+export function softwareBreakpointToWire(bp: SoftwareBreakpoint): dsWire.SoftwareBreakpointEntry {
+  return create(dsWire.SoftwareBreakpointEntrySchema, {
+    id: BigInt(bp.id),
+    address: softwareBreakpointAddressToWire(bp.address),
+    oneShot: bp.oneShot,
+    hitCount: BigInt(bp.hitCount),
+  });
 }
 
 /** Who holds a VM's session, as VmInfo.attached reports it. */

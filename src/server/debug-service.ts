@@ -45,6 +45,9 @@ export function createDebugService(options: DebugServiceOptions): ServiceImpleme
     step: unary("step"),
     readMemoryMany: bulk("readMemoryMany"),
     getVpStates: unary("getVpStates"),
+    insertSoftwareBreakpoint: unary("insertSoftwareBreakpoint"),
+    removeSoftwareBreakpoint: unary("removeSoftwareBreakpoint"),
+    listSoftwareBreakpoints: unary("listSoftwareBreakpoints"),
     async *readMemoryStream(req, ctx) {
       yield* await execute("readMemoryStream", req, { peer: ctx.peer, signal: ctx.signal, account: budget.open(ctx.signal) });
     },

@@ -13,6 +13,9 @@ import {
   type DebugStopReason,
   type DebuggerVpState,
   type GuestAddress,
+  type SoftwareBreakpoint,
+  type SoftwareBreakpointAddress,
+  type SoftwareBreakpoints,
   type StepResult,
   type StepTrace,
   type VmmCore,
@@ -259,6 +262,33 @@ export class DebuggerState {
     });
   }
 
+  /** Arms a software breakpoint (the core owns the VP, stopped and placement rules). */
+  insertSoftwareBreakpoint(
+    sessionId: string,
+    address: SoftwareBreakpointAddress,
+    oneShot: boolean,
+  ): Promise<{ breakpoint: SoftwareBreakpoint; existing: boolean }> {
+    return this.mutex.run(async () => {
+      this.requireSession(sessionId);
+      return this.softwareBreakpoints().insert(address, oneShot);
+    });
+  }
+
+  removeSoftwareBreakpoint(sessionId: string, id: number): Promise<void> {
+    return this.mutex.run(async () => {
+      this.requireSession(sessionId);
+      await this.softwareBreakpoints().remove(id);
+    });
+  }
+
+  /** The armed software breakpoints (a read: in arrival order with control operations). */
+  listSoftwareBreakpoints(): Promise<SoftwareBreakpoint[]> {
+    return this.mutex.run(async () => {
+      this.assertOpen();
+      return this.softwareBreakpoints().list();
+    });
+  }
+
   /** A batched step of one VP; the VM stays stopped. The core owns the VP, stopped and count rules. */
   step(sessionId: string, vp: number, count: number, trace: StepTrace, signal: AbortSignal): Promise<StepResult> {
     return this.mutex.run(async () => {
@@ -499,6 +529,7 @@ export class DebuggerState {
       try {
         if (haltedHere) await core.halt();
         for (let vp = 0; vp < core.vpCount; vp++) await core.setDebugState(vp, emptyDebugState());
+        await core.softwareBreakpoints?.clear();
       } finally {
         this.ending = false;
       }
@@ -506,6 +537,20 @@ export class DebuggerState {
     } finally {
       this.events.publish({ kind: "detached", cause });
     }
+  }
+
+  /** The core's software breakpoints, or SOFTWARE_BREAKPOINT_UNSUPPORTED when its backend has none. */
+  private softwareBreakpoints(): SoftwareBreakpoints {
+    const sw = this.core.softwareBreakpoints;
+    if (!sw) {
+      throw serverError(
+        Code.FailedPrecondition,
+        "SOFTWARE_BREAKPOINT_UNSUPPORTED",
+        `VM "${this.id}" runs on the ${this.core.backend} backend, which does not support software breakpoints yet: use SetDebugState's four hardware execute slots`,
+        { vm: this.id, backend: this.core.backend },
+      );
+    }
+    return sw;
   }
 
   private assertOpen(): void {

@@ -12,6 +12,9 @@ import {
   memoryRangesFromWire,
   readLengthFromWire,
   checkGpaRange,
+  softwareBreakpointAddressFromWire,
+  softwareBreakpointIdFromWire,
+  softwareBreakpointToWire,
   stepResultToWire,
   stepTraceFromWire,
   stopReasonToWire,
@@ -70,6 +73,9 @@ export interface OperationTypes {
   step: [ds.StepRequest, ds.StepResponse];
   readMemoryMany: [ds.ReadMemoryManyRequest, ds.ReadMemoryManyResponse];
   getVpStates: [ds.GetVpStatesRequest, ds.GetVpStatesResponse];
+  insertSoftwareBreakpoint: [ds.InsertSoftwareBreakpointRequest, ds.InsertSoftwareBreakpointResponse];
+  removeSoftwareBreakpoint: [ds.RemoveSoftwareBreakpointRequest, ds.RemoveSoftwareBreakpointResponse];
+  listSoftwareBreakpoints: [ds.ListSoftwareBreakpointsRequest, ds.ListSoftwareBreakpointsResponse];
 }
 export type OperationName = keyof OperationTypes;
 export type OperationTable = { [K in OperationName]: Spec<OperationTypes[K][0], OperationTypes[K][1]> };
@@ -262,6 +268,31 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
         return create(ds.GetVpStatesResponseSchema, {
           states: states.map((s) => create(ds.VpStateEntrySchema, { vp: s.vp, state: vpStateToWire(s.state) })),
         });
+      },
+    },
+    insertSoftwareBreakpoint: {
+      rpc: "InsertSoftwareBreakpoint",
+      kind: "control",
+      async run(target, req) {
+        const address = softwareBreakpointAddressFromWire(req.address);
+        const { breakpoint, existing } = await target.insertSoftwareBreakpoint(req.sessionId, address, req.oneShot);
+        return create(ds.InsertSoftwareBreakpointResponseSchema, { id: BigInt(breakpoint.id), existing });
+      },
+    },
+    removeSoftwareBreakpoint: {
+      rpc: "RemoveSoftwareBreakpoint",
+      kind: "control",
+      async run(target, req) {
+        await target.removeSoftwareBreakpoint(req.sessionId, softwareBreakpointIdFromWire(req.id));
+        return create(ds.RemoveSoftwareBreakpointResponseSchema);
+      },
+    },
+    listSoftwareBreakpoints: {
+      rpc: "ListSoftwareBreakpoints",
+      kind: "read",
+      async run(target) {
+        const breakpoints = await target.listSoftwareBreakpoints();
+        return create(ds.ListSoftwareBreakpointsResponseSchema, { breakpoints: breakpoints.map(softwareBreakpointToWire) });
       },
     },
   };

@@ -251,6 +251,8 @@ function sizeOf(msg: Response): number {
       return 64 + r.value.results.reduce((n, x) => n + (x.result.case === "data" ? x.result.value.length : 64), 0);
     case "step":
       return 64 + r.value.pcTrace.length + r.value.registerTrace.length * 32;
+    case "listSoftwareBreakpoints":
+      return 64 + r.value.breakpoints.length * 48;
     default:
       return 64;
   }

@@ -153,6 +153,9 @@ const OUTPUTS: Record<Op, DescMessage> = {
   step: ds.StepResponseSchema,
   readMemoryMany: ds.ReadMemoryManyResponseSchema,
   getVpStates: ds.GetVpStatesResponseSchema,
+  insertSoftwareBreakpoint: ds.InsertSoftwareBreakpointResponseSchema,
+  removeSoftwareBreakpoint: ds.RemoveSoftwareBreakpointResponseSchema,
+  listSoftwareBreakpoints: ds.ListSoftwareBreakpointsResponseSchema,
 };
 
 /** Replaces what legitimately differs between two VMs and two sessions (their ids) in error metadata. */

@@ -8,6 +8,7 @@ import {
   VmmError,
   type DebugStopReason as CoreStopReason,
   type DebuggerVpState as CoreVpState,
+  type SoftwareBreakpoint as CoreSoftwareBreakpoint,
   type VmmCore,
 } from "../../../src/core";
 import * as server from "../../../src/server/convert";
@@ -170,10 +171,35 @@ describe("responses: domain → server → wire bytes → SDK", () => {
       { kind: "hwBreakpoint", vp: 0, breakpoint: { address: 0x10n, type: "execute", size: 1 } },
     ],
     [{ kind: "watchdog" }, { kind: "watchdog" }],
+    [
+      { kind: "softwareBreakpoint", vp: 1, address: 0xffff_ffff_8010_10afn, id: 42 },
+      { kind: "softwareBreakpoint", vp: 1, address: 0xffff_ffff_8010_10afn, id: 42 },
+    ],
   ];
   it.each(stops)("carries the stop %o", (domain, expected) => {
     const w = overWire(wire.DebugStopReasonSchema, server.stopReasonToWire(domain));
     expect(client.stopReasonFromWire(w)).toEqual(expected);
+  });
+
+  it.each<[string, CoreSoftwareBreakpoint["address"], sdk.SoftwareBreakpointAddress]>([
+    ["a GVA for every VP", { kind: "gva", gva: 0xffff_ffff_8010_10afn }, { gva: 0xffff_ffff_8010_10afn }],
+    ["a GVA for VP 0", { kind: "gva", gva: 0x1000n, vp: 0 }, { gva: 0x1000n, vp: 0 }],
+    ["a GPA", { kind: "gpa", gpa: 0x1010afn }, { gpa: 0x1010afn }],
+  ])("carries a software breakpoint at %s both ways", (_name, domain, expected) => {
+    const entry = overWire(dsWire.ListSoftwareBreakpointsResponseSchema, create(dsWire.ListSoftwareBreakpointsResponseSchema, {
+      breakpoints: [server.softwareBreakpointToWire({ id: 3, address: domain, oneShot: true, hitCount: 2 })],
+    }));
+    expect(client.softwareBreakpointsFromWire(entry)).toEqual([{ id: 3, address: expected, oneShot: true, hitCount: 2 }]);
+    const request = overWire(wire.SoftwareBreakpointAddressSchema, client.softwareBreakpointAddressToWire(expected));
+    expect(server.softwareBreakpointAddressFromWire(request)).toEqual(domain);
+  });
+
+  it("refuses a software breakpoint address of no kind, and an id past 2^53 is no breakpoint's", () => {
+    expect(() => server.softwareBreakpointAddressFromWire(undefined)).toThrow(expect.objectContaining({ reason: "MISSING_FIELD" }));
+    expect(() => server.softwareBreakpointAddressFromWire(create(wire.SoftwareBreakpointAddressSchema))).toThrow(
+      expect.objectContaining({ reason: "MISSING_FIELD", metadata: { field: "address.kind" } }),
+    );
+    expect(() => server.softwareBreakpointIdFromWire(1n << 60n)).toThrow(expect.objectContaining({ reason: "SOFTWARE_BREAKPOINT_NOT_FOUND" }));
   });
 
   it("carries VmInfo with and without an attachment", () => {

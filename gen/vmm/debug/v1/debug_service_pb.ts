@@ -10,7 +10,7 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
-import type { DebuggerVpState, DebugState, DebugStopReason, GuestAddress, RegisterDelta } from "./types_pb.js";
+import type { DebuggerVpState, DebugState, DebugStopReason, GuestAddress, RegisterDelta, SoftwareBreakpointAddress } from "./types_pb.js";
 import { file_vmm_debug_v1_types } from "./types_pb.js";
 import type { VmInfo } from "./vm_service_pb.js";
 import { file_vmm_debug_v1_vm_service } from "./vm_service_pb.js";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/debug/v1/debug_service.proto.
  */
 export const file_vmm_debug_v1_debug_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB2bW0vZGVidWcvdjEvZGVidWdfc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIhsKDUF0dGFjaFJlcXVlc3QSCgoCdm0YASABKAkiTgoOQXR0YWNoUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIoCgVsZWFzZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCg1EZXRhY2hSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiEAoORGV0YWNoUmVzcG9uc2UiLwoNUmVzdW1lUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIj8KDlJlc3VtZVJlc3BvbnNlEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iLgoMQnJlYWtSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiDwoNQnJlYWtSZXNwb25zZSJrChRTZXREZWJ1Z1N0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEicKBXN0YXRlGAQgASgLMhgudm1tLmRlYnVnLnYxLkRlYnVnU3RhdGUiFwoVU2V0RGVidWdTdGF0ZVJlc3BvbnNlIj8KEUdldFZwU3RhdGVSZXF1ZXN0EgoKAnZtGAEgASgJEgoKAnZwGAIgASgNEhIKCnNlc3Npb25faWQYAyABKAkiQgoSR2V0VnBTdGF0ZVJlc3BvbnNlEiwKBXN0YXRlGAEgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSJtChFTZXRWcFN0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEiwKBXN0YXRlGAQgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSIUChJTZXRWcFN0YXRlUmVzcG9uc2UicAoRUmVhZE1lbW9yeVJlcXVlc3QSCgoCdm0YASABKAkSKwoHYWRkcmVzcxgCIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDgoGbGVuZ3RoGAMgASgEEhIKCnNlc3Npb25faWQYBCABKAkiIgoSUmVhZE1lbW9yeVJlc3BvbnNlEgwKBGRhdGEYASABKAwibwoSV3JpdGVNZW1vcnlSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSKwoHYWRkcmVzcxgDIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDAoEZGF0YRgEIAEoDCIVChNXcml0ZU1lbW9yeVJlc3BvbnNlInYKF1JlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0EgoKAnZtGAEgASgJEisKB2FkZHJlc3MYAiABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgDIAEoBBISCgpzZXNzaW9uX2lkGAQgASgJIjgKGFJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDCJwCgtTdGVwUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEg0KBWNvdW50GAQgASgNEiYKBXRyYWNlGAUgASgOMhcudm1tLmRlYnVnLnYxLlN0ZXBUcmFjZSKkAQoMU3RlcFJlc3BvbnNlEhAKCGV4ZWN1dGVkGAEgASgNEisKBHN0b3AYAiABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uEg4KBmhhbHRlZBgDIAEoCBIQCghwY190cmFjZRgEIAEoDBIzCg5yZWdpc3Rlcl90cmFjZRgFIAMoCzIbLnZtbS5kZWJ1Zy52MS5SZWdpc3RlckRlbHRhIkoKC01lbW9yeVJhbmdlEisKB2FkZHJlc3MYASABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgCIAEoBCJiChVSZWFkTWVtb3J5TWFueVJlcXVlc3QSCgoCdm0YASABKAkSKQoGcmFuZ2VzGAIgAygLMhkudm1tLmRlYnVnLnYxLk1lbW9yeVJhbmdlEhIKCnNlc3Npb25faWQYAyABKAkiUgoRTWVtb3J5UmFuZ2VSZXN1bHQSDgoEZGF0YRgBIAEoDEgAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIICgZyZXN1bHQiSgoWUmVhZE1lbW9yeU1hbnlSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8udm1tLmRlYnVnLnYxLk1lbW9yeVJhbmdlUmVzdWx0IkEKEkdldFZwU3RhdGVzUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN2cHMYAiADKA0SEgoKc2Vzc2lvbl9pZBgDIAEoCSJICgxWcFN0YXRlRW50cnkSCgoCdnAYASABKA0SLAoFc3RhdGUYAiABKAsyHS52bW0uZGVidWcudjEuRGVidWdnZXJWcFN0YXRlIkEKE0dldFZwU3RhdGVzUmVzcG9uc2USKgoGc3RhdGVzGAEgAygLMhoudm1tLmRlYnVnLnYxLlZwU3RhdGVFbnRyeSLyBQoOU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAQSLQoGYXR0YWNoGAIgASgLMhsudm1tLmRlYnVnLnYxLkF0dGFjaFJlcXVlc3RIABItCgZkZXRhY2gYAyABKAsyGy52bW0uZGVidWcudjEuRGV0YWNoUmVxdWVzdEgAEi0KBnJlc3VtZRgEIAEoCzIbLnZtbS5kZWJ1Zy52MS5SZXN1bWVSZXF1ZXN0SAASKwoFYnJlYWsYBSABKAsyGi52bW0uZGVidWcudjEuQnJlYWtSZXF1ZXN0SAASPQoPc2V0X2RlYnVnX3N0YXRlGAYgASgLMiIudm1tLmRlYnVnLnYxLlNldERlYnVnU3RhdGVSZXF1ZXN0SAASNwoMZ2V0X3ZwX3N0YXRlGAcgASgLMh8udm1tLmRlYnVnLnYxLkdldFZwU3RhdGVSZXF1ZXN0SAASNwoMc2V0X3ZwX3N0YXRlGAggASgLMh8udm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXF1ZXN0SAASNgoLcmVhZF9tZW1vcnkYCSABKAsyHy52bW0uZGVidWcudjEuUmVhZE1lbW9yeVJlcXVlc3RIABI4Cgx3cml0ZV9tZW1vcnkYCiABKAsyIC52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXF1ZXN0SAASQwoScmVhZF9tZW1vcnlfc3RyZWFtGAsgASgLMiUudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0SAASKQoEc3RlcBgMIAEoCzIZLnZtbS5kZWJ1Zy52MS5TdGVwUmVxdWVzdEgAEj8KEHJlYWRfbWVtb3J5X21hbnkYDSABKAsyIy52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXF1ZXN0SAASOQoNZ2V0X3ZwX3N0YXRlcxgOIAEoCzIgLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1JlcXVlc3RIAEILCglvcGVyYXRpb24iRQoNU2Vzc2lvbk9wZW5lZBISCgpzZXNzaW9uX2lkGAEgASgJEiAKAnZtGAIgASgLMhQudm1tLmRlYnVnLnYxLlZtSW5mbyIhCg1SZXN1bWVTdGFydGVkEhAKCHNlcXVlbmNlGAEgASgEImYKC1Nlc3Npb25TdG9wEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24SEAoIc2VxdWVuY2UYAiABKAQSDwoCdnAYAyABKA1IAIgBAUIFCgNfdnAi2QYKD1Nlc3Npb25SZXNwb25zZRIKCgJpZBgBIAEoBBIMCgRtb3JlGAIgASgIEi0KBm9wZW5lZBgDIAEoCzIbLnZtbS5kZWJ1Zy52MS5TZXNzaW9uT3BlbmVkSAASIwoFZXJyb3IYBCABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAEi4KBmRldGFjaBgFIAEoCzIcLnZtbS5kZWJ1Zy52MS5EZXRhY2hSZXNwb25zZUgAEi0KBnJlc3VtZRgGIAEoCzIbLnZtbS5kZWJ1Zy52MS5SZXN1bWVTdGFydGVkSAASLAoFYnJlYWsYByABKAsyGy52bW0uZGVidWcudjEuQnJlYWtSZXNwb25zZUgAEj4KD3NldF9kZWJ1Z19zdGF0ZRgIIAEoCzIjLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVzcG9uc2VIABI4CgxnZXRfdnBfc3RhdGUYCSABKAsyIC52bW0uZGVidWcudjEuR2V0VnBTdGF0ZVJlc3BvbnNlSAASOAoMc2V0X3ZwX3N0YXRlGAogASgLMiAudm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXNwb25zZUgAEjcKC3JlYWRfbWVtb3J5GAsgASgLMiAudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXNwb25zZUgAEjkKDHdyaXRlX21lbW9yeRgMIAEoCzIhLnZtbS5kZWJ1Zy52MS5Xcml0ZU1lbW9yeVJlc3BvbnNlSAASRAoScmVhZF9tZW1vcnlfc3RyZWFtGA0gASgLMiYudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZUgAEioKBHN0ZXAYDiABKAsyGi52bW0uZGVidWcudjEuU3RlcFJlc3BvbnNlSAASQAoQcmVhZF9tZW1vcnlfbWFueRgPIAEoCzIkLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5TWFueVJlc3BvbnNlSAASOgoNZ2V0X3ZwX3N0YXRlcxgQIAEoCzIhLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1Jlc3BvbnNlSAASKQoEc3RvcBgRIAEoCzIZLnZtbS5kZWJ1Zy52MS5TZXNzaW9uU3RvcEgAQggKBnJlc3VsdCppCglTdGVwVHJhY2USGgoWU1RFUF9UUkFDRV9VTlNQRUNJRklFRBAAEhMKD1NURVBfVFJBQ0VfTk9ORRABEhEKDVNURVBfVFJBQ0VfUEMQAhIYChRTVEVQX1RSQUNFX1JFR0lTVEVSUxADMvoICgxEZWJ1Z1NlcnZpY2USQwoGQXR0YWNoEhsudm1tLmRlYnVnLnYxLkF0dGFjaFJlcXVlc3QaHC52bW0uZGVidWcudjEuQXR0YWNoUmVzcG9uc2USQwoGRGV0YWNoEhsudm1tLmRlYnVnLnYxLkRldGFjaFJlcXVlc3QaHC52bW0uZGVidWcudjEuRGV0YWNoUmVzcG9uc2USQwoGUmVzdW1lEhsudm1tLmRlYnVnLnYxLlJlc3VtZVJlcXVlc3QaHC52bW0uZGVidWcudjEuUmVzdW1lUmVzcG9uc2USQAoFQnJlYWsSGi52bW0uZGVidWcudjEuQnJlYWtSZXF1ZXN0Ghsudm1tLmRlYnVnLnYxLkJyZWFrUmVzcG9uc2USWAoNU2V0RGVidWdTdGF0ZRIiLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVxdWVzdBojLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVzcG9uc2USVAoKR2V0VnBTdGF0ZRIfLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVzcG9uc2UiA5ACARJPCgpTZXRWcFN0YXRlEh8udm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXF1ZXN0GiAudm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXNwb25zZRJUCgpSZWFkTWVtb3J5Eh8udm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXF1ZXN0GiAudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXNwb25zZSIDkAIBElIKC1dyaXRlTWVtb3J5EiAudm1tLmRlYnVnLnYxLldyaXRlTWVtb3J5UmVxdWVzdBohLnZtbS5kZWJ1Zy52MS5Xcml0ZU1lbW9yeVJlc3BvbnNlEmgKEFJlYWRNZW1vcnlTdHJlYW0SJS52bW0uZGVidWcudjEuUmVhZE1lbW9yeVN0cmVhbVJlcXVlc3QaJi52bW0uZGVidWcudjEuUmVhZE1lbW9yeVN0cmVhbVJlc3BvbnNlIgOQAgEwARI9CgRTdGVwEhkudm1tLmRlYnVnLnYxLlN0ZXBSZXF1ZXN0Ghoudm1tLmRlYnVnLnYxLlN0ZXBSZXNwb25zZRJgCg5SZWFkTWVtb3J5TWFueRIjLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5TWFueVJlcXVlc3QaJC52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXNwb25zZSIDkAIBElcKC0dldFZwU3RhdGVzEiAudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVzUmVxdWVzdBohLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1Jlc3BvbnNlIgOQAgESSgoHU2Vzc2lvbhIcLnZtbS5kZWJ1Zy52MS5TZXNzaW9uUmVxdWVzdBodLnZtbS5kZWJ1Zy52MS5TZXNzaW9uUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_duration, file_google_rpc_status, file_vmm_debug_v1_types, file_vmm_debug_v1_vm_service]);
+  fileDesc("CiB2bW0vZGVidWcvdjEvZGVidWdfc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIhsKDUF0dGFjaFJlcXVlc3QSCgoCdm0YASABKAkiTgoOQXR0YWNoUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIoCgVsZWFzZRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIvCg1EZXRhY2hSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiEAoORGV0YWNoUmVzcG9uc2UiLwoNUmVzdW1lUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIj8KDlJlc3VtZVJlc3BvbnNlEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iLgoMQnJlYWtSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkiDwoNQnJlYWtSZXNwb25zZSJrChRTZXREZWJ1Z1N0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEicKBXN0YXRlGAQgASgLMhgudm1tLmRlYnVnLnYxLkRlYnVnU3RhdGUiFwoVU2V0RGVidWdTdGF0ZVJlc3BvbnNlIj8KEUdldFZwU3RhdGVSZXF1ZXN0EgoKAnZtGAEgASgJEgoKAnZwGAIgASgNEhIKCnNlc3Npb25faWQYAyABKAkiQgoSR2V0VnBTdGF0ZVJlc3BvbnNlEiwKBXN0YXRlGAEgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSJtChFTZXRWcFN0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEiwKBXN0YXRlGAQgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSIUChJTZXRWcFN0YXRlUmVzcG9uc2UicAoRUmVhZE1lbW9yeVJlcXVlc3QSCgoCdm0YASABKAkSKwoHYWRkcmVzcxgCIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDgoGbGVuZ3RoGAMgASgEEhIKCnNlc3Npb25faWQYBCABKAkiIgoSUmVhZE1lbW9yeVJlc3BvbnNlEgwKBGRhdGEYASABKAwibwoSV3JpdGVNZW1vcnlSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSKwoHYWRkcmVzcxgDIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDAoEZGF0YRgEIAEoDCIVChNXcml0ZU1lbW9yeVJlc3BvbnNlInYKF1JlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0EgoKAnZtGAEgASgJEisKB2FkZHJlc3MYAiABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgDIAEoBBISCgpzZXNzaW9uX2lkGAQgASgJIjgKGFJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDCJwCgtTdGVwUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAnZwGAMgASgNEg0KBWNvdW50GAQgASgNEiYKBXRyYWNlGAUgASgOMhcudm1tLmRlYnVnLnYxLlN0ZXBUcmFjZSKkAQoMU3RlcFJlc3BvbnNlEhAKCGV4ZWN1dGVkGAEgASgNEisKBHN0b3AYAiABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uEg4KBmhhbHRlZBgDIAEoCBIQCghwY190cmFjZRgEIAEoDBIzCg5yZWdpc3Rlcl90cmFjZRgFIAMoCzIbLnZtbS5kZWJ1Zy52MS5SZWdpc3RlckRlbHRhIkoKC01lbW9yeVJhbmdlEisKB2FkZHJlc3MYASABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgCIAEoBCJiChVSZWFkTWVtb3J5TWFueVJlcXVlc3QSCgoCdm0YASABKAkSKQoGcmFuZ2VzGAIgAygLMhkudm1tLmRlYnVnLnYxLk1lbW9yeVJhbmdlEhIKCnNlc3Npb25faWQYAyABKAkiUgoRTWVtb3J5UmFuZ2VSZXN1bHQSDgoEZGF0YRgBIAEoDEgAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIICgZyZXN1bHQiSgoWUmVhZE1lbW9yeU1hbnlSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8udm1tLmRlYnVnLnYxLk1lbW9yeVJhbmdlUmVzdWx0IkEKEkdldFZwU3RhdGVzUmVxdWVzdBIKCgJ2bRgBIAEoCRILCgN2cHMYAiADKA0SEgoKc2Vzc2lvbl9pZBgDIAEoCSJICgxWcFN0YXRlRW50cnkSCgoCdnAYASABKA0SLAoFc3RhdGUYAiABKAsyHS52bW0uZGVidWcudjEuRGVidWdnZXJWcFN0YXRlIkEKE0dldFZwU3RhdGVzUmVzcG9uc2USKgoGc3RhdGVzGAEgAygLMhoudm1tLmRlYnVnLnYxLlZwU3RhdGVFbnRyeSKNAQofSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEjgKB2FkZHJlc3MYAyABKAsyJy52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50QWRkcmVzcxIQCghvbmVfc2hvdBgEIAEoCCJACiBJbnNlcnRTb2Z0d2FyZUJyZWFrcG9pbnRSZXNwb25zZRIKCgJpZBgBIAEoBBIQCghleGlzdGluZxgCIAEoCCJNCh9SZW1vdmVTb2Z0d2FyZUJyZWFrcG9pbnRSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSCgoCaWQYAyABKAQiIgogUmVtb3ZlU29mdHdhcmVCcmVha3BvaW50UmVzcG9uc2UiQAoeTGlzdFNvZnR3YXJlQnJlYWtwb2ludHNSZXF1ZXN0EgoKAnZtGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkihAEKF1NvZnR3YXJlQnJlYWtwb2ludEVudHJ5EgoKAmlkGAEgASgEEjgKB2FkZHJlc3MYAiABKAsyJy52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50QWRkcmVzcxIQCghvbmVfc2hvdBgDIAEoCBIRCgloaXRfY291bnQYBCABKAQiXQofTGlzdFNvZnR3YXJlQnJlYWtwb2ludHNSZXNwb25zZRI6CgticmVha3BvaW50cxgBIAMoCzIlLnZtbS5kZWJ1Zy52MS5Tb2Z0d2FyZUJyZWFrcG9pbnRFbnRyeSLvBwoOU2Vzc2lvblJlcXVlc3QSCgoCaWQYASABKAQSLQoGYXR0YWNoGAIgASgLMhsudm1tLmRlYnVnLnYxLkF0dGFjaFJlcXVlc3RIABItCgZkZXRhY2gYAyABKAsyGy52bW0uZGVidWcudjEuRGV0YWNoUmVxdWVzdEgAEi0KBnJlc3VtZRgEIAEoCzIbLnZtbS5kZWJ1Zy52MS5SZXN1bWVSZXF1ZXN0SAASKwoFYnJlYWsYBSABKAsyGi52bW0uZGVidWcudjEuQnJlYWtSZXF1ZXN0SAASPQoPc2V0X2RlYnVnX3N0YXRlGAYgASgLMiIudm1tLmRlYnVnLnYxLlNldERlYnVnU3RhdGVSZXF1ZXN0SAASNwoMZ2V0X3ZwX3N0YXRlGAcgASgLMh8udm1tLmRlYnVnLnYxLkdldFZwU3RhdGVSZXF1ZXN0SAASNwoMc2V0X3ZwX3N0YXRlGAggASgLMh8udm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXF1ZXN0SAASNgoLcmVhZF9tZW1vcnkYCSABKAsyHy52bW0uZGVidWcudjEuUmVhZE1lbW9yeVJlcXVlc3RIABI4Cgx3cml0ZV9tZW1vcnkYCiABKAsyIC52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXF1ZXN0SAASQwoScmVhZF9tZW1vcnlfc3RyZWFtGAsgASgLMiUudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0SAASKQoEc3RlcBgMIAEoCzIZLnZtbS5kZWJ1Zy52MS5TdGVwUmVxdWVzdEgAEj8KEHJlYWRfbWVtb3J5X21hbnkYDSABKAsyIy52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXF1ZXN0SAASOQoNZ2V0X3ZwX3N0YXRlcxgOIAEoCzIgLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1JlcXVlc3RIABJTChppbnNlcnRfc29mdHdhcmVfYnJlYWtwb2ludBgPIAEoCzItLnZtbS5kZWJ1Zy52MS5JbnNlcnRTb2Z0d2FyZUJyZWFrcG9pbnRSZXF1ZXN0SAASUwoacmVtb3ZlX3NvZnR3YXJlX2JyZWFrcG9pbnQYECABKAsyLS52bW0uZGVidWcudjEuUmVtb3ZlU29mdHdhcmVCcmVha3BvaW50UmVxdWVzdEgAElEKGWxpc3Rfc29mdHdhcmVfYnJlYWtwb2ludHMYESABKAsyLC52bW0uZGVidWcudjEuTGlzdFNvZnR3YXJlQnJlYWtwb2ludHNSZXF1ZXN0SABCCwoJb3BlcmF0aW9uIkUKDVNlc3Npb25PcGVuZWQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIgCgJ2bRgCIAEoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8iIQoNUmVzdW1lU3RhcnRlZBIQCghzZXF1ZW5jZRgBIAEoBCJmCgtTZXNzaW9uU3RvcBItCgZyZWFzb24YASABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uEhAKCHNlcXVlbmNlGAIgASgEEg8KAnZwGAMgASgNSACIAQFCBQoDX3ZwItkICg9TZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAQSDAoEbW9yZRgCIAEoCBItCgZvcGVuZWQYAyABKAsyGy52bW0uZGVidWcudjEuU2Vzc2lvbk9wZW5lZEgAEiMKBWVycm9yGAQgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIABIuCgZkZXRhY2gYBSABKAsyHC52bW0uZGVidWcudjEuRGV0YWNoUmVzcG9uc2VIABItCgZyZXN1bWUYBiABKAsyGy52bW0uZGVidWcudjEuUmVzdW1lU3RhcnRlZEgAEiwKBWJyZWFrGAcgASgLMhsudm1tLmRlYnVnLnYxLkJyZWFrUmVzcG9uc2VIABI+Cg9zZXRfZGVidWdfc3RhdGUYCCABKAsyIy52bW0uZGVidWcudjEuU2V0RGVidWdTdGF0ZVJlc3BvbnNlSAASOAoMZ2V0X3ZwX3N0YXRlGAkgASgLMiAudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVSZXNwb25zZUgAEjgKDHNldF92cF9zdGF0ZRgKIAEoCzIgLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVzcG9uc2VIABI3CgtyZWFkX21lbW9yeRgLIAEoCzIgLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5UmVzcG9uc2VIABI5Cgx3cml0ZV9tZW1vcnkYDCABKAsyIS52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXNwb25zZUgAEkQKEnJlYWRfbWVtb3J5X3N0cmVhbRgNIAEoCzImLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5U3RyZWFtUmVzcG9uc2VIABIqCgRzdGVwGA4gASgLMhoudm1tLmRlYnVnLnYxLlN0ZXBSZXNwb25zZUgAEkAKEHJlYWRfbWVtb3J5X21hbnkYDyABKAsyJC52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXNwb25zZUgAEjoKDWdldF92cF9zdGF0ZXMYECABKAsyIS52bW0uZGVidWcudjEuR2V0VnBTdGF0ZXNSZXNwb25zZUgAEikKBHN0b3AYESABKAsyGS52bW0uZGVidWcudjEuU2Vzc2lvblN0b3BIABJUChppbnNlcnRfc29mdHdhcmVfYnJlYWtwb2ludBgSIAEoCzIuLnZtbS5kZWJ1Zy52MS5JbnNlcnRTb2Z0d2FyZUJyZWFrcG9pbnRSZXNwb25zZUgAElQKGnJlbW92ZV9zb2Z0d2FyZV9icmVha3BvaW50GBMgASgLMi4udm1tLmRlYnVnLnYxLlJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlc3BvbnNlSAASUgoZbGlzdF9zb2Z0d2FyZV9icmVha3BvaW50cxgUIAEoCzItLnZtbS5kZWJ1Zy52MS5MaXN0U29mdHdhcmVCcmVha3BvaW50c1Jlc3BvbnNlSABCCAoGcmVzdWx0KmkKCVN0ZXBUcmFjZRIaChZTVEVQX1RSQUNFX1VOU1BFQ0lGSUVEEAASEwoPU1RFUF9UUkFDRV9OT05FEAESEQoNU1RFUF9UUkFDRV9QQxACEhgKFFNURVBfVFJBQ0VfUkVHSVNURVJTEAMy7QsKDERlYnVnU2VydmljZRJDCgZBdHRhY2gSGy52bW0uZGVidWcudjEuQXR0YWNoUmVxdWVzdBocLnZtbS5kZWJ1Zy52MS5BdHRhY2hSZXNwb25zZRJDCgZEZXRhY2gSGy52bW0uZGVidWcudjEuRGV0YWNoUmVxdWVzdBocLnZtbS5kZWJ1Zy52MS5EZXRhY2hSZXNwb25zZRJDCgZSZXN1bWUSGy52bW0uZGVidWcudjEuUmVzdW1lUmVxdWVzdBocLnZtbS5kZWJ1Zy52MS5SZXN1bWVSZXNwb25zZRJACgVCcmVhaxIaLnZtbS5kZWJ1Zy52MS5CcmVha1JlcXVlc3QaGy52bW0uZGVidWcudjEuQnJlYWtSZXNwb25zZRJYCg1TZXREZWJ1Z1N0YXRlEiIudm1tLmRlYnVnLnYxLlNldERlYnVnU3RhdGVSZXF1ZXN0GiMudm1tLmRlYnVnLnYxLlNldERlYnVnU3RhdGVSZXNwb25zZRJUCgpHZXRWcFN0YXRlEh8udm1tLmRlYnVnLnYxLkdldFZwU3RhdGVSZXF1ZXN0GiAudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVSZXNwb25zZSIDkAIBEk8KClNldFZwU3RhdGUSHy52bW0uZGVidWcudjEuU2V0VnBTdGF0ZVJlcXVlc3QaIC52bW0uZGVidWcudjEuU2V0VnBTdGF0ZVJlc3BvbnNlElQKClJlYWRNZW1vcnkSHy52bW0uZGVidWcudjEuUmVhZE1lbW9yeVJlcXVlc3QaIC52bW0uZGVidWcudjEuUmVhZE1lbW9yeVJlc3BvbnNlIgOQAgESUgoLV3JpdGVNZW1vcnkSIC52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXF1ZXN0GiEudm1tLmRlYnVnLnYxLldyaXRlTWVtb3J5UmVzcG9uc2USaAoQUmVhZE1lbW9yeVN0cmVhbRIlLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5U3RyZWFtUmVxdWVzdBomLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5U3RyZWFtUmVzcG9uc2UiA5ACATABEj0KBFN0ZXASGS52bW0uZGVidWcudjEuU3RlcFJlcXVlc3QaGi52bW0uZGVidWcudjEuU3RlcFJlc3BvbnNlEmAKDlJlYWRNZW1vcnlNYW55EiMudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlNYW55UmVxdWVzdBokLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5TWFueVJlc3BvbnNlIgOQAgESVwoLR2V0VnBTdGF0ZXMSIC52bW0uZGVidWcudjEuR2V0VnBTdGF0ZXNSZXF1ZXN0GiEudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVzUmVzcG9uc2UiA5ACARJ5ChhJbnNlcnRTb2Z0d2FyZUJyZWFrcG9pbnQSLS52bW0uZGVidWcudjEuSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVxdWVzdBouLnZtbS5kZWJ1Zy52MS5JbnNlcnRTb2Z0d2FyZUJyZWFrcG9pbnRSZXNwb25zZRJ5ChhSZW1vdmVTb2Z0d2FyZUJyZWFrcG9pbnQSLS52bW0uZGVidWcudjEuUmVtb3ZlU29mdHdhcmVCcmVha3BvaW50UmVxdWVzdBouLnZtbS5kZWJ1Zy52MS5SZW1vdmVTb2Z0d2FyZUJyZWFrcG9pbnRSZXNwb25zZRJ7ChdMaXN0U29mdHdhcmVCcmVha3BvaW50cxIsLnZtbS5kZWJ1Zy52MS5MaXN0U29mdHdhcmVCcmVha3BvaW50c1JlcXVlc3QaLS52bW0uZGVidWcudjEuTGlzdFNvZnR3YXJlQnJlYWtwb2ludHNSZXNwb25zZSIDkAIBEkoKB1Nlc3Npb24SHC52bW0uZGVidWcudjEuU2Vzc2lvblJlcXVlc3QaHS52bW0uZGVidWcudjEuU2Vzc2lvblJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_rpc_status, file_vmm_debug_v1_types, file_vmm_debug_v1_vm_service]);
 
 /**
  * Attach to a VM.
@@ -879,6 +879,220 @@ export const GetVpStatesResponseSchema: GenMessage<GetVpStatesResponse> = /*@__P
   messageDesc(file_vmm_debug_v1_debug_service, 28);
 
 /**
+ * Arm a software breakpoint.
+ *
+ * @generated from message vmm.debug.v1.InsertSoftwareBreakpointRequest
+ */
+export type InsertSoftwareBreakpointRequest = Message<"vmm.debug.v1.InsertSoftwareBreakpointRequest"> & {
+  /**
+   * VM id; empty means the session's VM (or the only VM).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * The session Attach returned.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * Where (else INVALID_ARGUMENT / MISSING_FIELD when unset).
+   *
+   * @generated from field: vmm.debug.v1.SoftwareBreakpointAddress address = 3;
+   */
+  address?: SoftwareBreakpointAddress | undefined;
+
+  /**
+   * Remove the breakpoint when it fires ("run to here").
+   *
+   * @generated from field: bool one_shot = 4;
+   */
+  oneShot: boolean;
+};
+
+/**
+ * Describes the message vmm.debug.v1.InsertSoftwareBreakpointRequest.
+ * Use `create(InsertSoftwareBreakpointRequestSchema)` to create a new message.
+ */
+export const InsertSoftwareBreakpointRequestSchema: GenMessage<InsertSoftwareBreakpointRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 29);
+
+/**
+ * The armed breakpoint.
+ *
+ * @generated from message vmm.debug.v1.InsertSoftwareBreakpointResponse
+ */
+export type InsertSoftwareBreakpointResponse = Message<"vmm.debug.v1.InsertSoftwareBreakpointResponse"> & {
+  /**
+   * The breakpoint's id: unique within the VM, never reused while the server runs, from 1 up.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * The address already had a breakpoint: `id` is that one's (it is one-shot only if it was
+   * and this insert is too).
+   *
+   * @generated from field: bool existing = 2;
+   */
+  existing: boolean;
+};
+
+/**
+ * Describes the message vmm.debug.v1.InsertSoftwareBreakpointResponse.
+ * Use `create(InsertSoftwareBreakpointResponseSchema)` to create a new message.
+ */
+export const InsertSoftwareBreakpointResponseSchema: GenMessage<InsertSoftwareBreakpointResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 30);
+
+/**
+ * Remove a software breakpoint.
+ *
+ * @generated from message vmm.debug.v1.RemoveSoftwareBreakpointRequest
+ */
+export type RemoveSoftwareBreakpointRequest = Message<"vmm.debug.v1.RemoveSoftwareBreakpointRequest"> & {
+  /**
+   * VM id; empty means the session's VM (or the only VM).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * The session Attach returned.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * The id InsertSoftwareBreakpoint returned.
+   *
+   * @generated from field: uint64 id = 3;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.RemoveSoftwareBreakpointRequest.
+ * Use `create(RemoveSoftwareBreakpointRequestSchema)` to create a new message.
+ */
+export const RemoveSoftwareBreakpointRequestSchema: GenMessage<RemoveSoftwareBreakpointRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 31);
+
+/**
+ * RemoveSoftwareBreakpoint result (empty).
+ *
+ * @generated from message vmm.debug.v1.RemoveSoftwareBreakpointResponse
+ */
+export type RemoveSoftwareBreakpointResponse = Message<"vmm.debug.v1.RemoveSoftwareBreakpointResponse"> & {
+};
+
+/**
+ * Describes the message vmm.debug.v1.RemoveSoftwareBreakpointResponse.
+ * Use `create(RemoveSoftwareBreakpointResponseSchema)` to create a new message.
+ */
+export const RemoveSoftwareBreakpointResponseSchema: GenMessage<RemoveSoftwareBreakpointResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 32);
+
+/**
+ * List the armed software breakpoints.
+ *
+ * @generated from message vmm.debug.v1.ListSoftwareBreakpointsRequest
+ */
+export type ListSoftwareBreakpointsRequest = Message<"vmm.debug.v1.ListSoftwareBreakpointsRequest"> & {
+  /**
+   * VM id; empty means the only VM (or the session's VM when `session_id` is set).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * Optional: a session id, whose lease this read renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message vmm.debug.v1.ListSoftwareBreakpointsRequest.
+ * Use `create(ListSoftwareBreakpointsRequestSchema)` to create a new message.
+ */
+export const ListSoftwareBreakpointsRequestSchema: GenMessage<ListSoftwareBreakpointsRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 33);
+
+/**
+ * One armed software breakpoint.
+ *
+ * @generated from message vmm.debug.v1.SoftwareBreakpointEntry
+ */
+export type SoftwareBreakpointEntry = Message<"vmm.debug.v1.SoftwareBreakpointEntry"> & {
+  /**
+   * Its id.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Where it stands, as inserted (a GVA's `vp` is set only for a one-VP breakpoint).
+   *
+   * @generated from field: vmm.debug.v1.SoftwareBreakpointAddress address = 2;
+   */
+  address?: SoftwareBreakpointAddress | undefined;
+
+  /**
+   * It is removed when it fires.
+   *
+   * @generated from field: bool one_shot = 3;
+   */
+  oneShot: boolean;
+
+  /**
+   * Stops it caused since it was inserted. When one fetch matches several breakpoints (a GVA
+   * one and a GPA one for the same instruction), the VP stops once and only the breakpoint the
+   * stop names counts it: one for this VP first, then one for every VP, then one by GPA.
+   *
+   * @generated from field: uint64 hit_count = 4;
+   */
+  hitCount: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.SoftwareBreakpointEntry.
+ * Use `create(SoftwareBreakpointEntrySchema)` to create a new message.
+ */
+export const SoftwareBreakpointEntrySchema: GenMessage<SoftwareBreakpointEntry> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 34);
+
+/**
+ * The armed software breakpoints.
+ *
+ * @generated from message vmm.debug.v1.ListSoftwareBreakpointsResponse
+ */
+export type ListSoftwareBreakpointsResponse = Message<"vmm.debug.v1.ListSoftwareBreakpointsResponse"> & {
+  /**
+   * In id order.
+   *
+   * @generated from field: repeated vmm.debug.v1.SoftwareBreakpointEntry breakpoints = 1;
+   */
+  breakpoints: SoftwareBreakpointEntry[];
+};
+
+/**
+ * Describes the message vmm.debug.v1.ListSoftwareBreakpointsResponse.
+ * Use `create(ListSoftwareBreakpointsResponseSchema)` to create a new message.
+ */
+export const ListSoftwareBreakpointsResponseSchema: GenMessage<ListSoftwareBreakpointsResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 35);
+
+/**
  * One client message of the Session stream.
  *
  * @generated from message vmm.debug.v1.SessionRequest
@@ -1002,6 +1216,30 @@ export type SessionRequest = Message<"vmm.debug.v1.SessionRequest"> & {
      */
     value: GetVpStatesRequest;
     case: "getVpStates";
+  } | {
+    /**
+     * As InsertSoftwareBreakpoint.
+     *
+     * @generated from field: vmm.debug.v1.InsertSoftwareBreakpointRequest insert_software_breakpoint = 15;
+     */
+    value: InsertSoftwareBreakpointRequest;
+    case: "insertSoftwareBreakpoint";
+  } | {
+    /**
+     * As RemoveSoftwareBreakpoint.
+     *
+     * @generated from field: vmm.debug.v1.RemoveSoftwareBreakpointRequest remove_software_breakpoint = 16;
+     */
+    value: RemoveSoftwareBreakpointRequest;
+    case: "removeSoftwareBreakpoint";
+  } | {
+    /**
+     * As ListSoftwareBreakpoints.
+     *
+     * @generated from field: vmm.debug.v1.ListSoftwareBreakpointsRequest list_software_breakpoints = 17;
+     */
+    value: ListSoftwareBreakpointsRequest;
+    case: "listSoftwareBreakpoints";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1010,7 +1248,7 @@ export type SessionRequest = Message<"vmm.debug.v1.SessionRequest"> & {
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 29);
+  messageDesc(file_vmm_debug_v1_debug_service, 36);
 
 /**
  * The answer to `attach`: the session is open.
@@ -1038,7 +1276,7 @@ export type SessionOpened = Message<"vmm.debug.v1.SessionOpened"> & {
  * Use `create(SessionOpenedSchema)` to create a new message.
  */
 export const SessionOpenedSchema: GenMessage<SessionOpened> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 30);
+  messageDesc(file_vmm_debug_v1_debug_service, 37);
 
 /**
  * The answer to `resume`: the VM runs.
@@ -1061,7 +1299,7 @@ export type ResumeStarted = Message<"vmm.debug.v1.ResumeStarted"> & {
  * Use `create(ResumeStartedSchema)` to create a new message.
  */
 export const ResumeStartedSchema: GenMessage<ResumeStarted> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 31);
+  messageDesc(file_vmm_debug_v1_debug_service, 38);
 
 /**
  * A stop, pushed on the Session stream when it happens.
@@ -1096,7 +1334,7 @@ export type SessionStop = Message<"vmm.debug.v1.SessionStop"> & {
  * Use `create(SessionStopSchema)` to create a new message.
  */
 export const SessionStopSchema: GenMessage<SessionStop> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 32);
+  messageDesc(file_vmm_debug_v1_debug_service, 39);
 
 /**
  * One server message of the Session stream.
@@ -1243,6 +1481,30 @@ export type SessionResponse = Message<"vmm.debug.v1.SessionResponse"> & {
      */
     value: SessionStop;
     case: "stop";
+  } | {
+    /**
+     * Answer to `insert_software_breakpoint`.
+     *
+     * @generated from field: vmm.debug.v1.InsertSoftwareBreakpointResponse insert_software_breakpoint = 18;
+     */
+    value: InsertSoftwareBreakpointResponse;
+    case: "insertSoftwareBreakpoint";
+  } | {
+    /**
+     * Answer to `remove_software_breakpoint`.
+     *
+     * @generated from field: vmm.debug.v1.RemoveSoftwareBreakpointResponse remove_software_breakpoint = 19;
+     */
+    value: RemoveSoftwareBreakpointResponse;
+    case: "removeSoftwareBreakpoint";
+  } | {
+    /**
+     * Answer to `list_software_breakpoints`.
+     *
+     * @generated from field: vmm.debug.v1.ListSoftwareBreakpointsResponse list_software_breakpoints = 20;
+     */
+    value: ListSoftwareBreakpointsResponse;
+    case: "listSoftwareBreakpoints";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1251,7 +1513,7 @@ export type SessionResponse = Message<"vmm.debug.v1.SessionResponse"> & {
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 33);
+  messageDesc(file_vmm_debug_v1_debug_service, 40);
 
 /**
  * What a Step records for each instruction.
@@ -1309,14 +1571,18 @@ export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
  *     SESSION_VM_MISMATCH (`vm` names another VM than the session's),
  *     SESSION_MISMATCH (a Session-stream operation carries another session's id),
  *     STREAM_PROTOCOL (a Session message out of place: no attach first, a second attach).
- *   NOT_FOUND: VM_NOT_FOUND.
+ *   NOT_FOUND: VM_NOT_FOUND, SOFTWARE_BREAKPOINT_NOT_FOUND (RemoveSoftwareBreakpoint of an id
+ *     that is not armed: never inserted, removed, a one-shot that fired, or cleared by Detach).
  *   FAILED_PRECONDITION: VM_RUNNING, VM_POWERED_OFF, NOT_ATTACHED, SESSION_CONFLICT,
  *     SESSION_MISMATCH (a unary Resume of a Session stream's session), RESUME_IN_PROGRESS,
- *     GVA_NOT_MAPPED, ARCH_MISMATCH, UNSUPPORTED_REGISTER, BACKEND_REFUSED.
+ *     GVA_NOT_MAPPED, ARCH_MISMATCH, UNSUPPORTED_REGISTER, BACKEND_REFUSED,
+ *     SOFTWARE_BREAKPOINT_UNSUPPORTED (the VM's backend cannot place that software breakpoint,
+ *     or none at all; nothing changed).
  *   OUT_OF_RANGE: GPA_UNMAPPED.
  *   RESOURCE_EXHAUSTED: READ_TOO_LARGE, STREAM_OVERFLOW (a safety net: a Session stream whose
  *     queue of answers passed its bound; the session is detached. A client that stops reading
- *     is held back by flow control before that).
+ *     is held back by flow control before that), SOFTWARE_BREAKPOINT_LIMIT (65,536 software
+ *     breakpoints are armed on the VM already).
  *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended; a Session stream whose session
  *     a unary Detach ended).
  *   CANCELLED: CANCELLED.
@@ -1465,6 +1731,47 @@ export const DebugService: GenService<{
     methodKind: "unary";
     input: typeof GetVpStatesRequestSchema;
     output: typeof GetVpStatesResponseSchema;
+  },
+  /**
+   * Arm a software (execute) breakpoint, any number of them (up to 65,536 per VM): by virtual
+   * address, for every VP or one, or by physical address, optionally one-shot ("run to here":
+   * removed when it fires). A VP that is about to execute the instruction at that address stops
+   * before it runs, with stop reason `software_breakpoint`. No guest memory is patched: reads
+   * never see the breakpoint, and a guest's own breakpoint instruction (INT3, BRK) still goes
+   * to the guest's handler. Resuming or stepping a VP that stands on a breakpoint executes that
+   * instruction without stopping there again. An insert at an address (same kind, same VP
+   * scope) that already has a breakpoint returns that breakpoint's id with `existing` set, and
+   * makes a one-shot breakpoint permanent unless this insert is one-shot too (as gdb's Z0 is
+   * idempotent). The VM must be stopped (else FAILED_PRECONDITION / VM_RUNNING). Detach, and
+   * the end of the session however it ends, removes every software breakpoint.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.InsertSoftwareBreakpoint
+   */
+  insertSoftwareBreakpoint: {
+    methodKind: "unary";
+    input: typeof InsertSoftwareBreakpointRequestSchema;
+    output: typeof InsertSoftwareBreakpointResponseSchema;
+  },
+  /**
+   * Remove one software breakpoint by id (else NOT_FOUND / SOFTWARE_BREAKPOINT_NOT_FOUND). The
+   * VM must be stopped.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.RemoveSoftwareBreakpoint
+   */
+  removeSoftwareBreakpoint: {
+    methodKind: "unary";
+    input: typeof RemoveSoftwareBreakpointRequestSchema;
+    output: typeof RemoveSoftwareBreakpointResponseSchema;
+  },
+  /**
+   * The armed software breakpoints with their hit counts, in id order. Works while the VM runs.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.ListSoftwareBreakpoints
+   */
+  listSoftwareBreakpoints: {
+    methodKind: "unary";
+    input: typeof ListSoftwareBreakpointsRequestSchema;
+    output: typeof ListSoftwareBreakpointsResponseSchema;
   },
   /**
    * The session as one bidirectional stream. The first client message must be `attach`; the

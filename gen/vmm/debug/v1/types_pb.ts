@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/debug/v1/types.proto.
  */
 export const file_vmm_debug_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("Chh2bW0vZGVidWcvdjEvdHlwZXMucHJvdG8SDHZtbS5kZWJ1Zy52MSJUCg9TZWdtZW50UmVnaXN0ZXISDAoEYmFzZRgBIAEoBBINCgVsaW1pdBgCIAEoDRIQCghzZWxlY3RvchgDIAEoDRISCgphdHRyaWJ1dGVzGAQgASgNIp4DCgpYODZWcFN0YXRlEgoKAmdwGAEgAygEEgsKA3JpcBgCIAEoBBIOCgZyZmxhZ3MYAyABKAQSCwoDY3IwGAQgASgEEgsKA2NyMhgFIAEoBBILCgNjcjMYBiABKAQSCwoDY3I0GAcgASgEEgsKA2NyOBgIIAEoBBIMCgRlZmVyGAkgASgEEhYKDmtlcm5lbF9nc19iYXNlGAogASgEEikKAmVzGAsgASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJjcxgMIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCc3MYDSABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyEikKAmRzGA4gASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJmcxgPIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCZ3MYECABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyIp8BCg5BYXJjaDY0VnBTdGF0ZRIJCgF4GAEgAygEEg4KBnNwX2VsMBgCIAEoBBIOCgZzcF9lbDEYAyABKAQSCgoCcGMYBCABKAQSDAoEY3BzchgFIAEoBBIRCglzY3Rscl9lbDEYBiABKAQSDwoHdGNyX2VsMRgHIAEoBBIRCgl0dGJyMF9lbDEYCCABKAQSEQoJdHRicjFfZWwxGAkgASgEInYKD0RlYnVnZ2VyVnBTdGF0ZRIqCgZ4ODZfNjQYASABKAsyGC52bW0uZGVidWcudjEuWDg2VnBTdGF0ZUgAEi8KB2FhcmNoNjQYAiABKAsyHC52bW0uZGVidWcudjEuQWFyY2g2NFZwU3RhdGVIAEIGCgRhcmNoInQKDEd1ZXN0QWRkcmVzcxItCgNndmEYASABKAsyHi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzLkd2YUgAEg0KA2dwYRgCIAEoBEgAGh4KA0d2YRIKCgJ2cBgBIAEoDRILCgNndmEYAiABKARCBgoEa2luZCJ9ChJIYXJkd2FyZUJyZWFrcG9pbnQSDwoHYWRkcmVzcxgBIAEoBBIqCgR0eXBlGAIgASgOMhwudm1tLmRlYnVnLnYxLkJyZWFrcG9pbnRUeXBlEioKBHNpemUYAyABKA4yHC52bW0uZGVidWcudjEuQnJlYWtwb2ludFNpemUiRgoOQnJlYWtwb2ludFNsb3QSNAoKYnJlYWtwb2ludBgBIAEoCzIgLnZtbS5kZWJ1Zy52MS5IYXJkd2FyZUJyZWFrcG9pbnQiVAoKRGVidWdTdGF0ZRITCgtzaW5nbGVfc3RlcBgBIAEoCBIxCgticmVha3BvaW50cxgCIAMoCzIcLnZtbS5kZWJ1Zy52MS5CcmVha3BvaW50U2xvdCL6BAoPRGVidWdTdG9wUmVhc29uEjQKBWJyZWFrGAEgASgLMiMudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5CcmVha0gAEjsKCXBvd2VyX29mZhgCIAEoCzImLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uUG93ZXJPZmZIABI0CgVyZXNldBgDIAEoCzIjLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uUmVzZXRIABJBCgx0cmlwbGVfZmF1bHQYBCABKAsyKS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLlRyaXBsZUZhdWx0SAASPwoLc2luZ2xlX3N0ZXAYBSABKAsyKC52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLlNpbmdsZVN0ZXBIABJDCg1od19icmVha3BvaW50GAYgASgLMioudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5Id0JyZWFrcG9pbnRIABI6Cgh3YXRjaGRvZxgHIAEoCzImLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uV2F0Y2hkb2dIABoHCgVCcmVhaxoKCghQb3dlck9mZhoHCgVSZXNldBoZCgtUcmlwbGVGYXVsdBIKCgJ2cBgBIAEoDRoYCgpTaW5nbGVTdGVwEgoKAnZwGAEgASgNGlAKDEh3QnJlYWtwb2ludBIKCgJ2cBgBIAEoDRI0CgpicmVha3BvaW50GAIgASgLMiAudm1tLmRlYnVnLnYxLkhhcmR3YXJlQnJlYWtwb2ludBoKCghXYXRjaGRvZ0IICgZyZWFzb24iMgoNUmVnaXN0ZXJEZWx0YRIRCglyZWdpc3RlcnMYASADKA0SDgoGdmFsdWVzGAIgAygEYgZwcm90bzM", [file_vmm_debug_v1_breakpoint]);
+  fileDesc("Chh2bW0vZGVidWcvdjEvdHlwZXMucHJvdG8SDHZtbS5kZWJ1Zy52MSJUCg9TZWdtZW50UmVnaXN0ZXISDAoEYmFzZRgBIAEoBBINCgVsaW1pdBgCIAEoDRIQCghzZWxlY3RvchgDIAEoDRISCgphdHRyaWJ1dGVzGAQgASgNIp4DCgpYODZWcFN0YXRlEgoKAmdwGAEgAygEEgsKA3JpcBgCIAEoBBIOCgZyZmxhZ3MYAyABKAQSCwoDY3IwGAQgASgEEgsKA2NyMhgFIAEoBBILCgNjcjMYBiABKAQSCwoDY3I0GAcgASgEEgsKA2NyOBgIIAEoBBIMCgRlZmVyGAkgASgEEhYKDmtlcm5lbF9nc19iYXNlGAogASgEEikKAmVzGAsgASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJjcxgMIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCc3MYDSABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyEikKAmRzGA4gASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJmcxgPIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCZ3MYECABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyIp8BCg5BYXJjaDY0VnBTdGF0ZRIJCgF4GAEgAygEEg4KBnNwX2VsMBgCIAEoBBIOCgZzcF9lbDEYAyABKAQSCgoCcGMYBCABKAQSDAoEY3BzchgFIAEoBBIRCglzY3Rscl9lbDEYBiABKAQSDwoHdGNyX2VsMRgHIAEoBBIRCgl0dGJyMF9lbDEYCCABKAQSEQoJdHRicjFfZWwxGAkgASgEInYKD0RlYnVnZ2VyVnBTdGF0ZRIqCgZ4ODZfNjQYASABKAsyGC52bW0uZGVidWcudjEuWDg2VnBTdGF0ZUgAEi8KB2FhcmNoNjQYAiABKAsyHC52bW0uZGVidWcudjEuQWFyY2g2NFZwU3RhdGVIAEIGCgRhcmNoInQKDEd1ZXN0QWRkcmVzcxItCgNndmEYASABKAsyHi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzLkd2YUgAEg0KA2dwYRgCIAEoBEgAGh4KA0d2YRIKCgJ2cBgBIAEoDRILCgNndmEYAiABKARCBgoEa2luZCKaAQoZU29mdHdhcmVCcmVha3BvaW50QWRkcmVzcxI6CgNndmEYASABKAsyKy52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50QWRkcmVzcy5HdmFIABINCgNncGEYAiABKARIABoqCgNHdmESDwoCdnAYASABKA1IAIgBARILCgNndmEYAiABKARCBQoDX3ZwQgYKBGtpbmQifQoSSGFyZHdhcmVCcmVha3BvaW50Eg8KB2FkZHJlc3MYASABKAQSKgoEdHlwZRgCIAEoDjIcLnZtbS5kZWJ1Zy52MS5CcmVha3BvaW50VHlwZRIqCgRzaXplGAMgASgOMhwudm1tLmRlYnVnLnYxLkJyZWFrcG9pbnRTaXplIkYKDkJyZWFrcG9pbnRTbG90EjQKCmJyZWFrcG9pbnQYASABKAsyIC52bW0uZGVidWcudjEuSGFyZHdhcmVCcmVha3BvaW50IlQKCkRlYnVnU3RhdGUSEwoLc2luZ2xlX3N0ZXAYASABKAgSMQoLYnJlYWtwb2ludHMYAiADKAsyHC52bW0uZGVidWcudjEuQnJlYWtwb2ludFNsb3QiigYKD0RlYnVnU3RvcFJlYXNvbhI0CgVicmVhaxgBIAEoCzIjLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uQnJlYWtIABI7Cglwb3dlcl9vZmYYAiABKAsyJi52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLlBvd2VyT2ZmSAASNAoFcmVzZXQYAyABKAsyIy52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLlJlc2V0SAASQQoMdHJpcGxlX2ZhdWx0GAQgASgLMikudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5UcmlwbGVGYXVsdEgAEj8KC3NpbmdsZV9zdGVwGAUgASgLMigudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5TaW5nbGVTdGVwSAASQwoNaHdfYnJlYWtwb2ludBgGIAEoCzIqLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uSHdCcmVha3BvaW50SAASOgoId2F0Y2hkb2cYByABKAsyJi52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLldhdGNoZG9nSAASTwoTc29mdHdhcmVfYnJlYWtwb2ludBgQIAEoCzIwLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uU29mdHdhcmVCcmVha3BvaW50SAAaBwoFQnJlYWsaCgoIUG93ZXJPZmYaBwoFUmVzZXQaGQoLVHJpcGxlRmF1bHQSCgoCdnAYASABKA0aGAoKU2luZ2xlU3RlcBIKCgJ2cBgBIAEoDRpQCgxId0JyZWFrcG9pbnQSCgoCdnAYASABKA0SNAoKYnJlYWtwb2ludBgCIAEoCzIgLnZtbS5kZWJ1Zy52MS5IYXJkd2FyZUJyZWFrcG9pbnQaCgoIV2F0Y2hkb2caPQoSU29mdHdhcmVCcmVha3BvaW50EgoKAnZwGAEgASgNEg8KB2FkZHJlc3MYAiABKAQSCgoCaWQYAyABKARCCAoGcmVhc29uIjIKDVJlZ2lzdGVyRGVsdGESEQoJcmVnaXN0ZXJzGAEgAygNEg4KBnZhbHVlcxgCIAMoBGIGcHJvdG8z", [file_vmm_debug_v1_breakpoint]);
 
 /**
  * An x86 segment register as the VP holds it (hidden part included).
@@ -369,6 +369,75 @@ export const GuestAddress_GvaSchema: GenMessage<GuestAddress_Gva> = /*@__PURE__*
   messageDesc(file_vmm_debug_v1_types, 4, 0);
 
 /**
+ * Where a software breakpoint stands: the virtual address of an instruction (as every VP or one
+ * VP fetches it), or its physical address. Not part of OpenVMM's types (an addition of this
+ * service, see InsertSoftwareBreakpoint).
+ *
+ * @generated from message vmm.debug.v1.SoftwareBreakpointAddress
+ */
+export type SoftwareBreakpointAddress = Message<"vmm.debug.v1.SoftwareBreakpointAddress"> & {
+  /**
+   * Which kind of address. Exactly one must be set (else INVALID_ARGUMENT / MISSING_FIELD).
+   *
+   * @generated from oneof vmm.debug.v1.SoftwareBreakpointAddress.kind
+   */
+  kind: {
+    /**
+     * Virtual address: matches an instruction fetched at this linear address.
+     *
+     * @generated from field: vmm.debug.v1.SoftwareBreakpointAddress.Gva gva = 1;
+     */
+    value: SoftwareBreakpointAddress_Gva;
+    case: "gva";
+  } | {
+    /**
+     * Guest physical address of the instruction's first byte: matches a fetch by any VP through
+     * any mapping of it. Must be guest RAM (else OUT_OF_RANGE / GPA_UNMAPPED).
+     *
+     * @generated from field: uint64 gpa = 2;
+     */
+    value: bigint;
+    case: "gpa";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vmm.debug.v1.SoftwareBreakpointAddress.
+ * Use `create(SoftwareBreakpointAddressSchema)` to create a new message.
+ */
+export const SoftwareBreakpointAddressSchema: GenMessage<SoftwareBreakpointAddress> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_types, 5);
+
+/**
+ * A guest virtual address, matched against the linear address of each instruction fetch.
+ *
+ * @generated from message vmm.debug.v1.SoftwareBreakpointAddress.Gva
+ */
+export type SoftwareBreakpointAddress_Gva = Message<"vmm.debug.v1.SoftwareBreakpointAddress.Gva"> & {
+  /**
+   * Only this VP's fetches match (below the VM's VP count, else INVALID_ARGUMENT /
+   * VP_OUT_OF_RANGE); unset means every VP's.
+   *
+   * @generated from field: optional uint32 vp = 1;
+   */
+  vp?: number | undefined;
+
+  /**
+   * The virtual address of the instruction's first byte. It need not be mapped yet.
+   *
+   * @generated from field: uint64 gva = 2;
+   */
+  gva: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.SoftwareBreakpointAddress.Gva.
+ * Use `create(SoftwareBreakpointAddress_GvaSchema)` to create a new message.
+ */
+export const SoftwareBreakpointAddress_GvaSchema: GenMessage<SoftwareBreakpointAddress_Gva> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_types, 5, 0);
+
+/**
  * One hardware breakpoint or watchpoint (OpenVMM's `HardwareBreakpoint`).
  *
  * @generated from message vmm.debug.v1.HardwareBreakpoint
@@ -401,7 +470,7 @@ export type HardwareBreakpoint = Message<"vmm.debug.v1.HardwareBreakpoint"> & {
  * Use `create(HardwareBreakpointSchema)` to create a new message.
  */
 export const HardwareBreakpointSchema: GenMessage<HardwareBreakpoint> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 5);
+  messageDesc(file_vmm_debug_v1_types, 6);
 
 /**
  * One of the four hardware slots (DR0-DR3). An unset `breakpoint` means the slot is disabled.
@@ -422,7 +491,7 @@ export type BreakpointSlot = Message<"vmm.debug.v1.BreakpointSlot"> & {
  * Use `create(BreakpointSlotSchema)` to create a new message.
  */
 export const BreakpointSlotSchema: GenMessage<BreakpointSlot> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 6);
+  messageDesc(file_vmm_debug_v1_types, 7);
 
 /**
  * A VP's debug configuration (OpenVMM's `DebugState`).
@@ -450,7 +519,7 @@ export type DebugState = Message<"vmm.debug.v1.DebugState"> & {
  * Use `create(DebugStateSchema)` to create a new message.
  */
 export const DebugStateSchema: GenMessage<DebugState> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 7);
+  messageDesc(file_vmm_debug_v1_types, 8);
 
 /**
  * Why the VM stopped (OpenVMM's `DebugStopReason`).
@@ -519,6 +588,15 @@ export type DebugStopReason = Message<"vmm.debug.v1.DebugStopReason"> & {
      */
     value: DebugStopReason_Watchdog;
     case: "watchdog";
+  } | {
+    /**
+     * Numbers 8-15 stay free for variants OpenVMM may add; this service's own start at 16.
+     * See SoftwareBreakpoint.
+     *
+     * @generated from field: vmm.debug.v1.DebugStopReason.SoftwareBreakpoint software_breakpoint = 16;
+     */
+    value: DebugStopReason_SoftwareBreakpoint;
+    case: "softwareBreakpoint";
   } | { case: undefined; value?: undefined };
 };
 
@@ -527,7 +605,7 @@ export type DebugStopReason = Message<"vmm.debug.v1.DebugStopReason"> & {
  * Use `create(DebugStopReasonSchema)` to create a new message.
  */
 export const DebugStopReasonSchema: GenMessage<DebugStopReason> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8);
+  messageDesc(file_vmm_debug_v1_types, 9);
 
 /**
  * A Break request stopped the VM.
@@ -542,7 +620,7 @@ export type DebugStopReason_Break = Message<"vmm.debug.v1.DebugStopReason.Break"
  * Use `create(DebugStopReason_BreakSchema)` to create a new message.
  */
 export const DebugStopReason_BreakSchema: GenMessage<DebugStopReason_Break> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8, 0);
+  messageDesc(file_vmm_debug_v1_types, 9, 0);
 
 /**
  * The guest powered the VM off.
@@ -557,7 +635,7 @@ export type DebugStopReason_PowerOff = Message<"vmm.debug.v1.DebugStopReason.Pow
  * Use `create(DebugStopReason_PowerOffSchema)` to create a new message.
  */
 export const DebugStopReason_PowerOffSchema: GenMessage<DebugStopReason_PowerOff> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8, 1);
+  messageDesc(file_vmm_debug_v1_types, 9, 1);
 
 /**
  * The guest reset the VM.
@@ -572,7 +650,7 @@ export type DebugStopReason_Reset = Message<"vmm.debug.v1.DebugStopReason.Reset"
  * Use `create(DebugStopReason_ResetSchema)` to create a new message.
  */
 export const DebugStopReason_ResetSchema: GenMessage<DebugStopReason_Reset> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8, 2);
+  messageDesc(file_vmm_debug_v1_types, 9, 2);
 
 /**
  * A VP triple-faulted.
@@ -593,7 +671,7 @@ export type DebugStopReason_TripleFault = Message<"vmm.debug.v1.DebugStopReason.
  * Use `create(DebugStopReason_TripleFaultSchema)` to create a new message.
  */
 export const DebugStopReason_TripleFaultSchema: GenMessage<DebugStopReason_TripleFault> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8, 3);
+  messageDesc(file_vmm_debug_v1_types, 9, 3);
 
 /**
  * A VP completed a single step.
@@ -614,7 +692,7 @@ export type DebugStopReason_SingleStep = Message<"vmm.debug.v1.DebugStopReason.S
  * Use `create(DebugStopReason_SingleStepSchema)` to create a new message.
  */
 export const DebugStopReason_SingleStepSchema: GenMessage<DebugStopReason_SingleStep> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8, 4);
+  messageDesc(file_vmm_debug_v1_types, 9, 4);
 
 /**
  * A hardware breakpoint or watchpoint fired.
@@ -642,7 +720,7 @@ export type DebugStopReason_HwBreakpoint = Message<"vmm.debug.v1.DebugStopReason
  * Use `create(DebugStopReason_HwBreakpointSchema)` to create a new message.
  */
 export const DebugStopReason_HwBreakpointSchema: GenMessage<DebugStopReason_HwBreakpoint> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8, 5);
+  messageDesc(file_vmm_debug_v1_types, 9, 5);
 
 /**
  * The guest watchdog expired.
@@ -657,7 +735,45 @@ export type DebugStopReason_Watchdog = Message<"vmm.debug.v1.DebugStopReason.Wat
  * Use `create(DebugStopReason_WatchdogSchema)` to create a new message.
  */
 export const DebugStopReason_WatchdogSchema: GenMessage<DebugStopReason_Watchdog> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8, 6);
+  messageDesc(file_vmm_debug_v1_types, 9, 6);
+
+/**
+ * A software breakpoint (InsertSoftwareBreakpoint) fired: the VP stopped before the
+ * instruction at `address` ran. Not part of OpenVMM's types.
+ *
+ * @generated from message vmm.debug.v1.DebugStopReason.SoftwareBreakpoint
+ */
+export type DebugStopReason_SoftwareBreakpoint = Message<"vmm.debug.v1.DebugStopReason.SoftwareBreakpoint"> & {
+  /**
+   * The VP that fetched the instruction.
+   *
+   * @generated from field: uint32 vp = 1;
+   */
+  vp: number;
+
+  /**
+   * The virtual address of the instruction (the VP's PC, where it stands now). For a
+   * breakpoint by GPA, the virtual address through which the VP fetched that physical byte.
+   *
+   * @generated from field: uint64 address = 2;
+   */
+  address: bigint;
+
+  /**
+   * The breakpoint's id (as InsertSoftwareBreakpoint returned it). A one-shot breakpoint is
+   * already removed when this arrives.
+   *
+   * @generated from field: uint64 id = 3;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.DebugStopReason.SoftwareBreakpoint.
+ * Use `create(DebugStopReason_SoftwareBreakpointSchema)` to create a new message.
+ */
+export const DebugStopReason_SoftwareBreakpointSchema: GenMessage<DebugStopReason_SoftwareBreakpoint> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_types, 9, 7);
 
 /**
  * The registers one instruction changed (a Step's register trace): `registers[i]` now holds
@@ -691,5 +807,5 @@ export type RegisterDelta = Message<"vmm.debug.v1.RegisterDelta"> & {
  * Use `create(RegisterDeltaSchema)` to create a new message.
  */
 export const RegisterDeltaSchema: GenMessage<RegisterDelta> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9);
+  messageDesc(file_vmm_debug_v1_types, 10);
 
