@@ -35,6 +35,31 @@ export type QmpEventName =
   | "WATCHDOG"
   | (string & {});
 
+/** QEMU's RunState as `query-status` reports it (QEMU 7.2's `RunState` enum). */
+export type QmpRunState =
+  | "debug"
+  | "finish-migrate"
+  | "guest-panicked"
+  | "inmigrate"
+  | "internal-error"
+  | "io-error"
+  | "paused"
+  | "postmigrate"
+  | "prelaunch"
+  | "restore-vm"
+  | "running"
+  | "save-vm"
+  | "shutdown"
+  | "suspended"
+  | "watchdog"
+  | "colo";
+
+/** `query-status`'s answer. */
+export interface QmpStatus {
+  running: boolean;
+  status: QmpRunState;
+}
+
 export interface QmpClientEvents {
   /** Every event. */
   event: [QmpEvent];
@@ -176,6 +201,11 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
       const message = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
       this.socket.write(JSON.stringify(message) + "\r\n");
     });
+  }
+
+  /** `query-status`: whether the VM runs, and QEMU's run state. */
+  queryStatus(): Promise<QmpStatus> {
+    return this.execute<QmpStatus>("query-status");
   }
 
   /** `human-monitor-command`: the HMP text output of `commandLine` (e.g. "info registers"). */

@@ -45,6 +45,7 @@ import {
   RspUnsupported,
 } from "./rsp-errors";
 import { type ConnectOptions, type QemuSocketAddress, connectSocket, socketFailure } from "./rsp-socket";
+import type { ZType } from "./rsp-names";
 import { loadQemuTargetDescription, programCounterOf } from "./target-xml";
 
 export interface RspClientOptions extends ConnectOptions {
@@ -99,8 +100,8 @@ export interface RegisterWriteCheck {
   applied: boolean;
 }
 
-/** Z/z types: 0 software, 1 hardware, 2 write, 3 read, 4 access watchpoint. */
-export type BreakpointType = 0 | 1 | 2 | 3 | 4;
+/** Z/z types (see ZType): 0 software, 1 hardware, 2 write, 3 read, 4 access watchpoint. */
+export type BreakpointType = ZType;
 
 type Expect = "reply" | "stop" | "monitor";
 
