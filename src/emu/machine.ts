@@ -9,6 +9,9 @@ import {
   type MemoryRegion,
   type RegisterDelta,
   type RunState,
+  type SoftwareBreakpoint,
+  type SoftwareBreakpointAddress,
+  type SoftwareBreakpoints,
   type StepResult,
   type StepTrace,
   type GoneListener,
@@ -20,6 +23,7 @@ import {
   checkStepCount,
   checkVp,
   REGISTER_COUNT,
+  SoftwareBreakpointTable,
   emptyDebugState,
   errors,
   translateRange,
@@ -49,7 +53,7 @@ import {
   type ToWorker,
   type WorkerInit,
 } from "./protocol";
-import type { X86Exit, X86VpDebug } from "./x86_64";
+import type { SwBreakpointSpec, X86Exit, X86VpDebug } from "./x86_64";
 import { VP_WORDS } from "./x86_64/vp-layout";
 import {
   checkRunnableX86State,
@@ -110,6 +114,19 @@ export class EmuMachine implements VmmCore {
   private resetOnResume = false;
   /** The batched step the worker is running, waiting for its "stepped". */
   private pendingStep: PendingStep | undefined;
+  /** The software breakpoints' bookkeeping; the worker holds the same set and checks it at fetch. */
+  private readonly swTable = new SoftwareBreakpointTable();
+
+  /**
+   * Software breakpoints, checked by the interpreter at instruction fetch (guest memory is never
+   * patched). By GVA (every VP or one) or by GPA (guest RAM only).
+   */
+  readonly softwareBreakpoints: SoftwareBreakpoints = {
+    insert: (address, oneShot) => this.insertSoftwareBreakpoint(address, oneShot),
+    remove: (id) => this.removeSoftwareBreakpoint(id),
+    list: () => this.swTable.list(),
+    clear: () => this.clearSoftwareBreakpoints(),
+  };
 
   constructor(private readonly options: EmuMachineOptions) {
     if (options.image.arch !== "x86_64") throw new Error(`the embedded machine runs x86_64 images, not ${options.image.arch}`);
@@ -221,6 +238,29 @@ export class EmuMachine implements VmmCore {
     this.post({ type: "setDebug", vp, debug });
   }
 
+  private async insertSoftwareBreakpoint(
+    address: SoftwareBreakpointAddress,
+    oneShot: boolean,
+  ): Promise<{ breakpoint: SoftwareBreakpoint; existing: boolean }> {
+    if (address.kind === "gva" && address.vp !== undefined) this.checkVp(address.vp);
+    this.assertStopped("InsertSoftwareBreakpoint");
+    if (address.kind === "gpa") this.memory.pieces(address.gpa, 1); // GPA_UNMAPPED: no instruction can be fetched there
+    const { breakpoint, existing, changed } = this.swTable.insert(address, oneShot);
+    if (changed) this.post({ type: "swInsert", breakpoint: swSpec(breakpoint) });
+    return { breakpoint, existing };
+  }
+
+  private async removeSoftwareBreakpoint(id: number): Promise<void> {
+    this.assertStopped("RemoveSoftwareBreakpoint");
+    this.swTable.remove(id);
+    this.post({ type: "swRemove", id });
+  }
+
+  private async clearSoftwareBreakpoints(): Promise<void> {
+    this.assertStopped("Clearing software breakpoints");
+    if (this.swTable.clear() > 0) this.post({ type: "swClear" });
+  }
+
   async step(vp: number, count: number, trace: StepTrace, signal?: AbortSignal): Promise<StepResult> {
     this.checkVp(vp);
     checkStepCount(count);
@@ -284,7 +324,13 @@ export class EmuMachine implements VmmCore {
     const kind = STEP_EXIT[Atomics.load(ctl, CTL_STEP_EXIT)];
     const requested = kind === "requested";
     const exit: X86Exit =
-      kind === "requested" ? { kind: "budget" } : kind === "hwBreakpoint" ? { kind, slot: Atomics.load(ctl, CTL_STEP_SLOT) } : { kind };
+      kind === "requested"
+        ? { kind: "budget" }
+        : kind === "hwBreakpoint"
+          ? { kind, slot: Atomics.load(ctl, CTL_STEP_SLOT) }
+          : kind === "swBreakpoint"
+            ? { kind, id: Atomics.load(ctl, CTL_STEP_SLOT) }
+            : { kind };
     this.onStepped({ type: "stepped", executed: Atomics.load(ctl, CTL_STEP_EXECUTED), halt: stepHalt(vp, exit, requested), halted: kind === "halted" });
   }
 
@@ -405,7 +451,7 @@ export class EmuMachine implements VmmCore {
         this.onStepped(msg);
         return;
       case "stopped": {
-        const reason = toStopReason(msg.halt, this.debugStates); // throws for a stop that names no reason
+        const reason = this.stopReason(msg.halt); // throws for a stop that names no reason
         this.state = reason.kind === "powerOff" ? "poweredOff" : "stopped";
         this.resetOnResume = reason.kind === "tripleFault";
         const waiters = this.stopWaiters;
@@ -432,7 +478,7 @@ export class EmuMachine implements VmmCore {
     let failure: unknown;
     try {
       result = { executed: msg.executed };
-      if (msg.halt) result.stop = toStopReason(msg.halt, this.debugStates);
+      if (msg.halt) result.stop = this.stopReason(msg.halt);
       if (msg.halted) result.halted = true;
       if (pending.trace !== "none") result.pcs = pcTrace(msg.pcs!, msg.executed);
       if (pending.trace === "registers") result.deltas = registerDeltas(new Uint32Array(msg.changes!, 0, msg.changeWords), msg.executed);
@@ -446,6 +492,14 @@ export class EmuMachine implements VmmCore {
     for (const w of waiters) w();
     if (result && failure === undefined) pending.resolve(result);
     else pending.reject(failure);
+  }
+
+  /** Maps a halt once (a software breakpoint's hit is counted here, and a one-shot one forgotten). */
+  private stopReason(halt: HaltReason): DebugStopReason {
+    return toStopReason(halt, this.debugStates, (vp, id) => {
+      this.swTable.recordHit(id);
+      return { kind: "softwareBreakpoint", vp, address: readX86Register(this.regs, vp, RIP_REGISTER), id };
+    });
   }
 
   private onWorkerGone(detail: string): void {
@@ -539,8 +593,33 @@ function registerDeltas(changes: Uint32Array, executed: number): RegisterDelta[]
   return deltas;
 }
 
-/** The one place internal halt reasons become debugger-facing stop reasons. */
-function toStopReason(halt: HaltReason, debug: readonly DebugState[]): DebugStopReason {
+/** Register number of RIP (see REGISTER_COUNT). */
+const RIP_REGISTER = 16;
+
+/** The worker's form of a software breakpoint. */
+function swSpec(bp: SoftwareBreakpoint): SwBreakpointSpec {
+  const a = bp.address;
+  const gva = a.kind === "gva" ? a.gva : 0n;
+  return {
+    id: bp.id,
+    kind: a.kind,
+    lo: Number(gva & 0xffff_ffffn) | 0,
+    hi: Number(gva >> 32n) | 0,
+    vp: a.kind === "gva" && a.vp !== undefined ? a.vp : -1,
+    gpa: a.kind === "gpa" ? Number(a.gpa) : 0,
+    oneShot: bp.oneShot,
+  };
+}
+
+/**
+ * The one place internal halt reasons become debugger-facing stop reasons. `softwareBreakpoint`
+ * maps a software breakpoint's stop (and counts its hit).
+ */
+function toStopReason(
+  halt: HaltReason,
+  debug: readonly DebugState[],
+  softwareBreakpoint: (vp: number, id: number) => DebugStopReason,
+): DebugStopReason {
   switch (halt.kind) {
     case "requested":
       return { kind: "break" };
@@ -556,6 +635,8 @@ function toStopReason(halt: HaltReason, debug: readonly DebugState[]): DebugStop
           if (!breakpoint) throw new VmmError(Code.Internal, "INTERNAL", `VP ${vp} reported disabled slot ${exit.slot}`);
           return { kind: "hwBreakpoint", vp, breakpoint };
         }
+        case "swBreakpoint":
+          return softwareBreakpoint(vp, exit.id);
         case "tripleFault":
           return { kind: "tripleFault", vp };
         case "reset":

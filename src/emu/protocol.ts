@@ -1,6 +1,6 @@
 // Messages and shared control words between an EmuMachine (server thread) and its VP worker.
 import type { StepTrace } from "../core";
-import type { X86Exit, X86VpDebug } from "./x86_64";
+import type { SwBreakpointSpec, X86Exit, X86VpDebug } from "./x86_64";
 import type { RamRegion } from "./bus";
 
 /** Int32 words of the shared control block. */
@@ -14,7 +14,7 @@ export const CTL_STEP_VP = 4; // request: VP
 export const CTL_STEP_COUNT = 5; // request: instructions
 export const CTL_STEP_EXECUTED = 6; // answer: instructions completed
 export const CTL_STEP_EXIT = 7; // answer: STEP_EXIT_* below
-export const CTL_STEP_SLOT = 8; // answer: the slot of a hwBreakpoint exit
+export const CTL_STEP_SLOT = 8; // answer: the slot of a hwBreakpoint exit, the id of a swBreakpoint exit
 export const CTL_STEP_LINGER = 9; // worker: 1 while it waits on the step channel instead of its message port
 export const CTL_MAILBOX = 10; // messages posted and not yet taken up (server adds, worker subtracts; ends a linger)
 export const CTL_RING = 16; // ring of page numbers whose decoded code must be dropped
@@ -22,7 +22,7 @@ export const CTL_RING_SIZE = 256;
 export const CTL_WORDS = CTL_RING + CTL_RING_SIZE;
 
 /** How a step-channel batch ended (CTL_STEP_EXIT). */
-export const STEP_EXIT = ["budget", "halted", "singleStep", "hwBreakpoint", "tripleFault", "reset", "powerOff", "requested"] as const;
+export const STEP_EXIT = ["budget", "halted", "singleStep", "hwBreakpoint", "swBreakpoint", "tripleFault", "reset", "powerOff", "requested"] as const;
 
 /** Why the run loop stopped, before it is mapped to a debugger-facing DebugStopReason. */
 export type HaltReason =
@@ -51,6 +51,10 @@ export interface WorkerInit {
 export type ToWorker =
   | { type: "run" }
   | { type: "setDebug"; vp: number; debug: X86VpDebug }
+  /** Arm a software breakpoint (replacing the one with the same id). */
+  | { type: "swInsert"; breakpoint: SwBreakpointSpec }
+  | { type: "swRemove"; id: number }
+  | { type: "swClear" }
   | { type: "flushTlb"; vp: number }
   | { type: "reset" }
   /** Batched stepping of one VP (the others stay put); answered by "stepped". */

@@ -25,7 +25,7 @@ import {
   type ToWorker,
   type WorkerInit,
 } from "./protocol";
-import { X86Vp, type X86StepOutcome } from "./x86_64";
+import { SwBreakpointSet, X86Vp, type X86StepOutcome } from "./x86_64";
 import { VP_WORDS } from "./x86_64/vp-layout";
 import { X86_REGISTER_WORDS } from "./x86-vp-state";
 
@@ -59,7 +59,9 @@ const bus: GuestBus = {
   portIn: (p, size) => devices.portIn(p, size),
   noteGuestWrite: () => {},
 };
-for (let i = 0; i < init.vpCount; i++) vps.push(new X86Vp(regs, i, bus));
+/** The machine's software breakpoints, checked by every VP at instruction fetch. */
+const swBreakpoints = new SwBreakpointSet();
+for (let i = 0; i < init.vpCount; i++) vps.push(new X86Vp(regs, i, bus, swBreakpoints));
 
 let seenInvalidations = Atomics.load(ctl, CTL_INVALIDATE_SEQ);
 
@@ -187,7 +189,7 @@ function serveStepChannel(seq: number): void {
   const out = runBatch(Atomics.load(ctl, CTL_STEP_VP), Atomics.load(ctl, CTL_STEP_COUNT), null, null);
   ctl[CTL_STEP_EXECUTED] = out.executed;
   ctl[CTL_STEP_EXIT] = STEP_EXIT.indexOf(out.requested ? "requested" : out.exit.kind);
-  ctl[CTL_STEP_SLOT] = out.exit.kind === "hwBreakpoint" ? out.exit.slot : 0;
+  ctl[CTL_STEP_SLOT] = out.exit.kind === "hwBreakpoint" ? out.exit.slot : out.exit.kind === "swBreakpoint" ? out.exit.id : 0;
   Atomics.store(ctl, CTL_STEP_DONE, seq);
   Atomics.notify(ctl, CTL_STEP_DONE);
 }
@@ -240,6 +242,15 @@ port.on("message", (msg: ToWorker) => {
       }
       case "setDebug":
         vps[msg.vp].setDebug(msg.debug);
+        break;
+      case "swInsert":
+        swBreakpoints.add(msg.breakpoint);
+        break;
+      case "swRemove":
+        swBreakpoints.remove(msg.id);
+        break;
+      case "swClear":
+        swBreakpoints.clear();
         break;
       case "flushTlb":
         vps[msg.vp].flushTlb();

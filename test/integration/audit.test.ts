@@ -46,10 +46,15 @@ const STREAM_RPC: Partial<Record<string, string>> = {
   setVpState: "SetVpState",
   writeMemory: "WriteMemory",
   step: "Step",
+  insertSoftwareBreakpoint: "InsertSoftwareBreakpoint",
+  removeSoftwareBreakpoint: "RemoveSoftwareBreakpoint",
 };
 
 const gpa = (value: bigint) => ({ kind: { case: "gpa" as const, value } });
 const gva = (vp: number, value: bigint) => ({ kind: { case: "gva" as const, value: { vp, gva: value } } });
+/** A SoftwareBreakpointAddress by GVA (every VP unless `vp`) or by GPA. */
+const swGva = (value: bigint, vp?: number) => ({ kind: { case: "gva" as const, value: { gva: value, vp } } });
+const swGpa = (value: bigint) => ({ kind: { case: "gpa" as const, value } });
 /** A DebugState with one hardware slot. */
 const oneSlot = (address: bigint, type: Type, size: Size) => ({ breakpoints: [{ breakpoint: { address, type, size } }] });
 const aarch64 = () =>
@@ -254,6 +259,33 @@ describe("audit", () => {
       ]);
     });
 
+    it("InsertSoftwareBreakpoint: one line per good and bad request", async () => {
+      const ok = { address: swGva(sym("tick").gva, 1) };
+      const req = (patch: object) => ({ vm: VM, sessionId: s, ...ok, ...patch });
+      await runUnary("InsertSoftwareBreakpoint", (r) => debug().insertSoftwareBreakpoint(r), [
+        ...sessionFaults(ok),
+        c("no address", req({ address: undefined }), "INVALID_ARGUMENT/MISSING_FIELD"),
+        c("an address of no kind", req({ address: {} }), "INVALID_ARGUMENT/MISSING_FIELD"),
+        c("VP out of range", req({ address: swGva(sym("tick").gva, 2) }), "INVALID_ARGUMENT/VP_OUT_OF_RANGE"),
+        c("unmapped GPA", req({ address: swGpa(1n << 50n) }), "OUT_OF_RANGE/GPA_UNMAPPED"),
+        c("good", req({}), "ok"),
+        c("good again (the existing one)", req({ oneShot: true }), "ok"),
+        c("good, one-shot by GPA", req({ address: swGpa(sym("tick").gpa), oneShot: true }), "ok"),
+      ]);
+    });
+
+    it("RemoveSoftwareBreakpoint: one line per good and bad request", async () => {
+      const { id } = await debug().insertSoftwareBreakpoint({ vm: VM, sessionId: s, address: swGva(sym("tick").gva) });
+      const req = (patch: object) => ({ vm: VM, sessionId: s, id, ...patch });
+      await runUnary("RemoveSoftwareBreakpoint", (r) => debug().removeSoftwareBreakpoint(r), [
+        ...sessionFaults({ id }),
+        c("unknown id", req({ id: id + 1000n }), "NOT_FOUND/SOFTWARE_BREAKPOINT_NOT_FOUND"),
+        c("id past 2^53", req({ id: 1n << 63n }), "NOT_FOUND/SOFTWARE_BREAKPOINT_NOT_FOUND"),
+        c("good", req({}), "ok"),
+        c("the same id again", req({}), "NOT_FOUND/SOFTWARE_BREAKPOINT_NOT_FOUND"),
+      ]);
+    });
+
     it("refusals while the VM runs are audited too (VM_RUNNING, RESUME_IN_PROGRESS)", async () => {
       const current = { vm: VM, sessionId: s };
       const line = (rpc: string): Line => ({ rpc, vm: VM, session: s.slice(0, 8), via: "unary" });
@@ -265,6 +297,13 @@ describe("audit", () => {
       await expectOneLine("SetDebugState", line("SetDebugState"), running, () => unaryOutcome(debug().setDebugState({ ...current, vp: 0 })));
       await expectOneLine("Step", line("Step"), running, () => unaryOutcome(debug().step({ ...current, vp: 0, count: 1 })));
       await expectOneLine("SetVpState", line("SetVpState"), running, () => unaryOutcome(debug().setVpState({ ...current, vp: 0, state })));
+      const address = swGva(sym("tick").gva);
+      await expectOneLine("InsertSoftwareBreakpoint", line("InsertSoftwareBreakpoint"), running, () =>
+        unaryOutcome(debug().insertSoftwareBreakpoint({ ...current, address })),
+      );
+      await expectOneLine("RemoveSoftwareBreakpoint", line("RemoveSoftwareBreakpoint"), running, () =>
+        unaryOutcome(debug().removeSoftwareBreakpoint({ ...current, id: 1n })),
+      );
       await expectOneLine("second Resume", line("Resume"), "FAILED_PRECONDITION/RESUME_IN_PROGRESS", () => unaryOutcome(debug().resume(current)));
       const mark = h.logs.length;
       await debug().break(current);
@@ -287,6 +326,9 @@ describe("audit", () => {
         d.getVpState({ vm: VM, vp: 0, sessionId: s }),
         d.getVpStates({ vm: VM }),
         d.getVpStates({ vm: VM, vps: [0, 9] }),
+        d.listSoftwareBreakpoints({ vm: VM }),
+        d.listSoftwareBreakpoints({ vm: VM, sessionId: BOGUS }),
+        d.listSoftwareBreakpoints({ vm: "nope" }),
         d.readMemory({ vm: VM, address: gpa(sym("counter").gpa), length: 8n }),
         d.readMemory({ vm: VM, address: gpa(0xffff_ffff_ffff_ff00n), length: 8n }),
         d.readMemory({ vm: VM, length: 8n }),
@@ -401,6 +443,15 @@ describe("audit", () => {
           c("VP out of range", op("step", { vp: 2, count: 1 }), "INVALID_ARGUMENT/VP_OUT_OF_RANGE"),
           c("good", op("step", { vp: 0, count: 2 }), "ok"),
 
+          ...notThisStream("insertSoftwareBreakpoint", { address: swGva(sym("tick").gva) }),
+          c("no address", op("insertSoftwareBreakpoint", {}), "INVALID_ARGUMENT/MISSING_FIELD"),
+          c("VP out of range", op("insertSoftwareBreakpoint", { address: swGva(sym("tick").gva, 5) }), "INVALID_ARGUMENT/VP_OUT_OF_RANGE"),
+          c("unmapped GPA", op("insertSoftwareBreakpoint", { address: swGpa(1n << 50n) }), "OUT_OF_RANGE/GPA_UNMAPPED"),
+          c("good", op("insertSoftwareBreakpoint", { address: swGva(sym("tick").gva) }), "ok"),
+
+          ...notThisStream("removeSoftwareBreakpoint", { id: 1n }),
+          c("unknown id", op("removeSoftwareBreakpoint", { id: 1n << 40n }), "NOT_FOUND/SOFTWARE_BREAKPOINT_NOT_FOUND"),
+
           // Messages out of place are refused control requests too (DESIGN: "an audit line for
           // every control request, refused ones included"); the stream goes on after them.
           c("a second attach (STREAM_PROTOCOL)", op("attach", { vm: VM }), "INVALID_ARGUMENT/STREAM_PROTOCOL"),
@@ -423,6 +474,8 @@ describe("audit", () => {
           stream.call({ case: "getVpState", value: { vp: 9 } }),
           stream.call({ case: "getVpState", value: { vp: 0, vm: "nope" } }),
           stream.call({ case: "getVpStates", value: {} }),
+          stream.call({ case: "listSoftwareBreakpoints", value: {} }),
+          stream.call({ case: "listSoftwareBreakpoints", value: { vm: OTHER } }),
           stream.call({ case: "readMemory", value: { address: gpa(0n), length: 16n } }),
           stream.call({ case: "readMemory", value: { length: 16n } }),
           stream.call({ case: "readMemoryMany", value: { ranges: [{ length: 1n }] } }),

@@ -8,7 +8,7 @@ import { createVmmDebugServer, silentLogger, type VmmDebugServer } from "../../s
 import * as types from "../../gen/vmm/debug/v1/types_pb";
 import { BreakpointSize, BreakpointType } from "../../gen/vmm/debug/v1/breakpoint_pb";
 import { image, sym } from "./harness";
-import { PARITY_CASES, streamOutcome, unaryOutcome, type ParityTarget } from "../shared/parity";
+import { PARITY_CASES, SOFTWARE_BREAKPOINT_PARITY_CASES, streamOutcome, unaryOutcome, type ParityTarget } from "../shared/parity";
 import { openRawStream, type RawStream } from "./stream-helpers";
 
 const target: ParityTarget = {
@@ -60,7 +60,7 @@ describe("unary and Session-stream parity (embedded machine)", () => {
   });
 
   // The cases run in order on both VMs, so state-changing ones (Step) keep the VMs identical.
-  it.each(PARITY_CASES.map((c) => [c.name, c] as const))("%s: same answer over unary and stream", async (_name, c) => {
+  it.each([...PARITY_CASES, ...SOFTWARE_BREAKPOINT_PARITY_CASES].map((c) => [c.name, c] as const))("%s: same answer over unary and stream", async (_name, c) => {
     const unary = await unaryOutcome(client, "a", unarySession, c, target);
     const streamed = await streamOutcome(stream, "b", c, target);
     expect(streamed).toEqual(unary);

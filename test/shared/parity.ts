@@ -133,6 +133,31 @@ export const PARITY_CASES: ParityCase[] = [
   { name: "Break on a stopped VM", op: "break", request: () => ({}), expect: "ok" },
 ];
 
+const swGva = (a: bigint, vp?: number) => ({ kind: { case: "gva" as const, value: { gva: a, vp } } });
+const swGpa = (a: bigint) => ({ kind: { case: "gpa" as const, value: a } });
+
+/**
+ * Software breakpoints, for backends that place them (the embedded machine; QEMU refuses them
+ * with SOFTWARE_BREAKPOINT_UNSUPPORTED until it places Z0 breakpoints). The ids assume a VM on
+ * which none were inserted before; the cases leave none armed.
+ */
+export const SOFTWARE_BREAKPOINT_PARITY_CASES: ParityCase[] = [
+  { name: "ListSoftwareBreakpoints with none armed", op: "listSoftwareBreakpoints", request: () => ({}), expect: "ok" },
+  { name: "InsertSoftwareBreakpoint by GVA for every VP", op: "insertSoftwareBreakpoint", request: (t) => ({ address: swGva(t.data.gva + 0x800n) }), expect: "ok" },
+  { name: "InsertSoftwareBreakpoint at the same address (existing)", op: "insertSoftwareBreakpoint", request: (t) => ({ address: swGva(t.data.gva + 0x800n), oneShot: true }), expect: "ok" },
+  { name: "InsertSoftwareBreakpoint by GVA for VP 1, one-shot", op: "insertSoftwareBreakpoint", request: (t) => ({ address: swGva(t.data.gva + 0x800n, 1), oneShot: true }), expect: "ok" },
+  { name: "InsertSoftwareBreakpoint by GPA", op: "insertSoftwareBreakpoint", request: (t) => ({ address: swGpa(t.data.gpa + 0x800n) }), expect: "ok" },
+  { name: "InsertSoftwareBreakpoint at an unmapped GPA", op: "insertSoftwareBreakpoint", request: (t) => ({ address: swGpa(t.unmappedGpa) }), expect: "GPA_UNMAPPED" },
+  { name: "InsertSoftwareBreakpoint for a VP the VM lacks", op: "insertSoftwareBreakpoint", request: (t) => ({ address: swGva(t.data.gva, 99) }), expect: "VP_OUT_OF_RANGE" },
+  { name: "InsertSoftwareBreakpoint without address", op: "insertSoftwareBreakpoint", request: () => ({}), expect: "MISSING_FIELD" },
+  { name: "ListSoftwareBreakpoints with three armed", op: "listSoftwareBreakpoints", request: () => ({}), expect: "ok" },
+  { name: "RemoveSoftwareBreakpoint 2", op: "removeSoftwareBreakpoint", request: () => ({ id: 2n }), expect: "ok" },
+  { name: "RemoveSoftwareBreakpoint 2 again", op: "removeSoftwareBreakpoint", request: () => ({ id: 2n }), expect: "SOFTWARE_BREAKPOINT_NOT_FOUND" },
+  { name: "RemoveSoftwareBreakpoint of an id past 2^53", op: "removeSoftwareBreakpoint", request: () => ({ id: 1n << 60n }), expect: "SOFTWARE_BREAKPOINT_NOT_FOUND" },
+  { name: "RemoveSoftwareBreakpoint 1", op: "removeSoftwareBreakpoint", request: () => ({ id: 1n }), expect: "ok" },
+  { name: "RemoveSoftwareBreakpoint 3", op: "removeSoftwareBreakpoint", request: () => ({ id: 3n }), expect: "ok" },
+];
+
 /** What one operation gave: its result as JSON, or its status and ErrorInfo. */
 export type Outcome =
   | { ok: true; json: unknown }

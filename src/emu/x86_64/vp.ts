@@ -1,15 +1,19 @@
 // One x86-64 virtual processor: the run loops (a fast one, and one that checks debug slots and
 // single-step per instruction), exception delivery and the exits reported to the machine.
+// Software breakpoints are checked in both loops without patching guest memory: the fast loop per
+// decoded block (matches cached on the block until the breakpoint set changes), the debug loop
+// and batched steps per instruction.
 
 import type { GuestBus } from "../bus.js";
 import * as codeCacheModule from "./code-cache.js";
 import * as cpuModule from "./cpu.js";
 import { Cpu } from "./cpu.js";
-import type { Block } from "./code-cache.js";
+import type { Block, CodePage } from "./code-cache.js";
 import * as decodeModule from "./decode.js";
 import * as exceptionsModule from "./exceptions.js";
 import * as faultModule from "./fault.js";
 import * as mmuModule from "./mmu.js";
+import { SwBreakpointSet } from "./sw-breakpoints.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
@@ -54,6 +58,8 @@ export type X86Exit =
   | { kind: "halted" }
   | { kind: "singleStep" }
   | { kind: "hwBreakpoint"; slot: number }
+  /** Software breakpoint `id` stops the VP before the instruction at RIP. */
+  | { kind: "swBreakpoint"; id: number }
   | { kind: "tripleFault" }
   | { kind: "reset" }
   | { kind: "powerOff" };
@@ -91,6 +97,28 @@ function lookup(c: Cpu, full: boolean): Block {
   return decodeBlock(c, page, lo, hi, full ? 64 : 1);
 }
 
+/**
+ * VP `vp`'s software breakpoints at the instructions of `blk` (an id per instruction, 0: none),
+ * or null when none stops it there. Cached on the block (blocks belong to one VP) until `sw`
+ * changes. Every instruction of a block starts in the block's first page.
+ */
+function swHitsOf(sw: SwBreakpointSet, vp: number, blk: Block): Int32Array | null {
+  if (blk.swGen === sw.gen) return blk.swHits;
+  let hits: Int32Array | null = null;
+  const n = blk.ops.length;
+  const vlo = blk.vlo >>> 0;
+  const base = blk.page.ppn * 4096 + (vlo & 0xfff);
+  for (let k = 0; k < n; k++) {
+    const off = blk.offs[k];
+    const hi = vlo + off > 0xffffffff ? (blk.vhi + 1) | 0 : blk.vhi;
+    const id = sw.match(vp, (vlo + off) | 0, hi, base + off);
+    if (id !== 0) (hits ??= new Int32Array(n))[k] = id;
+  }
+  blk.swGen = sw.gen;
+  blk.swHits = hits;
+  return hits;
+}
+
 function exitOf(code: number): X86Exit {
   return code === EXIT_HALT ? HALT : code === EXIT_RESET ? RESET : code === EXIT_POWER_OFF ? POWER_OFF : BUDGET;
 }
@@ -115,12 +143,21 @@ export class X86Vp {
   private readonly execArmed = [false, false, false, false];
   private readonly execLo = new Int32Array(4);
   private readonly execHi = new Int32Array(4);
-  /** Where an execute slot last fired: the next run() does not fire it again there (like RFLAGS.RF). */
+  /**
+   * Where an execute slot or a software breakpoint last fired: the next run() does not fire
+   * either there again (like RFLAGS.RF), so resuming executes the instruction it stopped before.
+   */
   private suppressValid = false;
   private suppressLo = 0;
   private suppressHi = 0;
 
-  constructor(regs: Uint32Array, vpIndex: number, bus: GuestBus) {
+  /** `sw`: the software breakpoints of the machine (shared by its VPs). */
+  constructor(
+    regs: Uint32Array,
+    vpIndex: number,
+    bus: GuestBus,
+    private readonly sw: SwBreakpointSet = new SwBreakpointSet(),
+  ) {
     this.c = new Cpu(regs, vpIndex, bus);
     joinRegistry(this.c);
   }
@@ -172,8 +209,9 @@ export class X86Vp {
     c.dataHit = 0;
     if (!(maxInstructions >= 1)) return BUDGET;
     if (this.debugArmed) return this.runDebug(Math.floor(maxInstructions));
+    const suppress = this.suppressValid;
     this.suppressValid = false;
-    return this.runFast(Math.floor(maxInstructions));
+    return this.runFast(Math.floor(maxInstructions), suppress);
   }
 
   invalidateCode(gpa: number, length: number): void {
@@ -193,8 +231,10 @@ export class X86Vp {
     return deliverException(this.c) ? null : TRIPLE_FAULT;
   }
 
-  private runFast(max: number): X86Exit {
+  /** `suppress`: do not stop at a software breakpoint at the first instruction if it is where the last stop was. */
+  private runFast(max: number, suppress: boolean): X86Exit {
     const c = this.c;
+    const sw = this.sw;
     let left = max;
     while (left > 0) {
       let blk: Block;
@@ -202,6 +242,7 @@ export class X86Vp {
         blk = lookup(c, true);
       } catch (e) {
         if (e !== GUEST_FAULT) throw e;
+        suppress = false;
         // An exception counts against the budget so a fault loop cannot keep run() forever.
         left--;
         const x = this.deliver();
@@ -210,7 +251,23 @@ export class X86Vp {
       }
       const ops = blk.ops;
       const len = ops.length;
-      const n = len <= left ? len : left;
+      let n = len <= left ? len : left;
+      // A software breakpoint at instruction k of the block: run only the k before it, then stop.
+      let swAt = -1;
+      if (sw.count !== 0) {
+        const hits = swHitsOf(sw, c.vp, blk);
+        if (hits !== null) {
+          let k = suppress && blk.vlo === this.suppressLo && blk.vhi === this.suppressHi ? 1 : 0;
+          for (; k < n; k++) {
+            if (hits[k] !== 0) {
+              swAt = k;
+              n = k;
+              break;
+            }
+          }
+        }
+      }
+      suppress = false;
       c.cur = blk;
       let i = 0;
       try {
@@ -241,8 +298,30 @@ export class X86Vp {
       left -= n;
       if (n < len || !blk.lastSetsRip) setRipAt(c, blk, n);
       if (c.exit !== EXIT_NONE) return exitOf(c.exit);
+      if (swAt >= 0) return this.swHit(blk.swHits![swAt], c.r[RIP], c.r[RIP + 1]);
     }
     return BUDGET;
+  }
+
+  /** The software breakpoint that stops this VP before the instruction at lo:hi, or 0 (its fetch faults: 0). */
+  private swAt(lo: number, hi: number): number {
+    let page: CodePage;
+    try {
+      page = fetchPage(this.c, lo, hi);
+    } catch (e) {
+      if (e !== GUEST_FAULT) throw e;
+      return 0; // the fetch faults: the instruction is not reached, its exception is delivered
+    }
+    return this.sw.match(this.c.vp, lo, hi, page.ppn * 4096 + (lo & 0xfff));
+  }
+
+  /** Software breakpoint `id` fired before the instruction at lo:hi: the next run() does not fire it again there. */
+  private swHit(id: number, lo: number, hi: number): X86Exit {
+    this.suppressValid = true;
+    this.suppressLo = lo;
+    this.suppressHi = hi;
+    this.sw.hit(id);
+    return { kind: "swBreakpoint", id };
   }
 
   private execSlotAt(lo: number, hi: number): number {
@@ -266,6 +345,10 @@ export class X86Vp {
       if (!suppressed) {
         const slot = this.execSlotAt(lo, hi);
         if (slot >= 0) return this.execHit(slot, lo, hi);
+        if (this.sw.count !== 0) {
+          const id = this.swAt(lo, hi);
+          if (id !== 0) return this.swHit(id, lo, hi);
+        }
       }
       const x = this.stepInstruction();
       left--;
@@ -278,8 +361,8 @@ export class X86Vp {
 
   /**
    * Batched stepping: up to `count` instructions one at a time with runDebug's semantics, except
-   * that execute slots are checked before every instruction but the first (the VP steps off the
-   * one it stopped at) and the single-step flag is not consulted. After each counted instruction
+   * that execute slots and software breakpoints are checked before every instruction but the
+   * first (the VP steps off the one it stopped at) and the single-step flag is not consulted. After each counted instruction
    * (a delivered exception counts as one) its RIP goes to `pcs` (words 2i, 2i + 1: low, high) and
    * `afterStep(i)` runs. Every STEP_STOP_CHECK instructions `stopRequested()` may end the batch.
    */
@@ -304,6 +387,12 @@ export class X86Vp {
           const hi = r[RIP + 1];
           const slot = this.execSlotAt(lo, hi);
           if (slot >= 0) return { executed: done, exit: this.execHit(slot, lo, hi), requested: false };
+        }
+        if (this.sw.count !== 0) {
+          const lo = r[RIP];
+          const hi = r[RIP + 1];
+          const id = this.swAt(lo, hi);
+          if (id !== 0) return { executed: done, exit: this.swHit(id, lo, hi), requested: false };
         }
       }
       const x = this.stepInstruction();

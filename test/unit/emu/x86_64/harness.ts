@@ -2,7 +2,7 @@
 // port bus, 4-level page tables built in RAM, a flat GDT and an optional IDT.
 
 import type { GuestBus, MachineRequest, RamRegion } from "../../../../src/emu/bus.js";
-import { X86Vp, x86BootState } from "../../../../src/emu/x86_64/index.js";
+import { SwBreakpointSet, X86Vp, x86BootState } from "../../../../src/emu/x86_64/index.js";
 import {
   CR0, CR2, CR3, CR4, EFER, GDTR, GP, HALTED, IDTR, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, VP_WORDS, segWord,
 } from "../../../../src/emu/x86_64/vp-layout.js";
@@ -68,6 +68,8 @@ export class TestMachine {
   readonly view = new DataView(this.ram.buffer);
   readonly regs = new Uint32Array(new SharedArrayBuffer(VP_WORDS * 4 * 2));
   readonly bus = new TestBus(this.ram);
+  /** The VP's software breakpoints. */
+  readonly sw = new SwBreakpointSet();
   readonly vp: X86Vp;
   private nextTable = PML4 + 0x1000;
 
@@ -89,7 +91,7 @@ export class TestMachine {
       for (let a = 0; a < RAM_SIZE; a += 0x200000) this.map(BigInt(a), a, "2m", PTE_P | PTE_RW);
     }
     this.setReg("rsp", BigInt(STACK_TOP));
-    this.vp = new X86Vp(this.regs, vpIndex, this.bus);
+    this.vp = new X86Vp(this.regs, vpIndex, this.bus, this.sw);
   }
 
   readonly vpIndex: number;
