@@ -7,6 +7,7 @@ import { BreakpointSize as Size, BreakpointType as Type } from "../../gen/vmm/de
 import { Aarch64VpStateSchema, DebuggerVpStateSchema, type DebuggerVpState, type X86VpState } from "../../gen/vmm/debug/v1/types_pb";
 import { RunState } from "../../gen/vmm/debug/v1/vm_service_pb";
 import { VmmDebugError } from "../../src/client";
+import { createOperationTable } from "../../src/server/operations";
 import { statusFromWire } from "../../src/wire";
 import { startHarness, sym, waitFor, type Harness } from "./harness";
 import { openRawStream, Pushable, type RawStream } from "./stream-helpers";
@@ -85,6 +86,15 @@ function answerOutcome(msg: ds.SessionResponse): string {
   const e = statusFromWire(msg.result.value);
   return `${Status[e.code]}/${e.reason}`;
 }
+
+describe("audit coverage", () => {
+  it("walks every attach and control operation of the operation table", () => {
+    const table = createOperationTable({ maxReadBytes: 1, maxStreamReadBytes: 1, streamChunkBytes: 1 } as Parameters<typeof createOperationTable>[0]);
+    const audited = Object.entries(table).filter(([, spec]) => spec.kind !== "read");
+    // A new control operation fails here until this file walks it (unary and on the stream).
+    expect(Object.fromEntries(audited.map(([name, spec]) => [name, spec.rpc]))).toEqual(STREAM_RPC);
+  });
+});
 
 describe("audit", () => {
   let h: Harness;
