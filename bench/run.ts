@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { connect, type Session } from "../src/client";
+import { connect, type Session, type SoftwareBreakpointAddress } from "../src/client";
 import { createEmuMachine, loadGuestImage } from "../src/emu";
 import { measureFloor, percentile } from "./floor";
 import { benchLoad } from "./load";
@@ -12,6 +12,11 @@ import { benchQemu } from "./qemu";
 const MIB = 1024 * 1024;
 const manifest = join(__dirname, "..", "guests", "build", "demo-x86_64.json");
 const image = loadGuestImage(manifest);
+
+/** VMM_DEBUG_BENCH_ONLY=mips,sw_breakpoints runs only those sections (default: every section). */
+const ONLY = process.env.VMM_DEBUG_BENCH_ONLY?.split(",").map((s) => s.trim()).filter((s) => s !== "");
+const SECTIONS = ["server", "session_stream", "stream_read", "sw_breakpoints", "mips", "load", "qemu"] as const;
+const want = (section: (typeof SECTIONS)[number]) => ONLY === undefined || ONLY.includes(section);
 
 function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
   process.stdout.write(JSON.stringify({ name, value: Number(value.toPrecision(4)), unit, ...extra }) + "\n");
@@ -194,6 +199,66 @@ async function benchSessionStream(address: string, pingPongP50: number): Promise
   }
 }
 
+/**
+ * `count` software breakpoint addresses the demo guest never executes (VP 0's stack page, 4 bytes
+ * apart), half by GVA for every VP and half by GPA, so both lookups hold `count / 2` entries.
+ */
+function idleBreakpoints(count: number): SoftwareBreakpointAddress[] {
+  const stacks = image.symbols.stacks;
+  return Array.from({ length: count }, (_, i) => (i % 2 === 0 ? { gva: stacks.gva + BigInt(4 * i) } : { gpa: stacks.gpa + BigInt(4 * i) }));
+}
+
+/**
+ * Software breakpoint hits on the Session stream: one at `tick` for VP 0, resume() per hit, with
+ * that one armed and with 999 more armed where the guest never executes. The two alternate in
+ * four rounds of a second each, so drift in the machine does not fall on one of them.
+ */
+async function benchSoftwareBreakpoints(address: string): Promise<void> {
+  const client = connect(address);
+  const session = await client.attach("demo");
+  try {
+    // The peer stops the VM after boot; an earlier section's Detach may have let it run.
+    if ((await client.getVm("demo")).runState === "running") {
+      await session.break();
+      await session.resume(); // reports the Break
+    }
+    const tick = await session.insertSoftwareBreakpoint({ gva: image.symbols.tick.gva, vp: 0 });
+    await rate(0.5, 20_000, () => session.resume()); // warm-up
+    let one = 0;
+    let many = 0;
+    let idle: { id: number }[] = [];
+    const arm = async () => {
+      idle = await Promise.all(idleBreakpoints(999).map((a) => session.insertSoftwareBreakpoint(a)));
+      if ((await session.listSoftwareBreakpoints()).length !== 1000) throw new Error("expected 1,000 software breakpoints armed");
+    };
+    const disarm = () => Promise.all(idle.map(({ id }) => session.removeSoftwareBreakpoint(id)));
+    const ROUNDS = 4;
+    for (let round = 0; round < ROUNDS; round++) {
+      // Each order twice, so neither figure always runs second.
+      if (round % 2 === 0) {
+        one += await rate(1, 20_000, () => session.resume());
+        await arm();
+        many += await rate(1, 20_000, () => session.resume());
+      } else {
+        many += await rate(1, 20_000, () => session.resume());
+        await disarm();
+        one += await rate(1, 20_000, () => session.resume());
+      }
+    }
+    const hits = (await session.listSoftwareBreakpoints()).find((b) => b.id === tick.id)?.hitCount ?? 0;
+    emit("sw_breakpoint_hits_per_s", one / ROUNDS, "hits/s", { armed: 1 });
+    emit("sw_breakpoint_hits_per_s_1000_armed", many / ROUNDS, "hits/s", {
+      armed: 1000,
+      vs_1_armed: Number((many / one).toFixed(3)),
+      target_min_ratio: 0.95,
+      hit_count: hits,
+    });
+  } finally {
+    await session.detach().catch(() => undefined);
+    client.close();
+  }
+}
+
 /** Starts bench/observers.ts; `poke` makes events until every observer has seen one. */
 async function startObservers(address: string, vm: string, count: number, poke: () => Promise<unknown>) {
   const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), join(__dirname, "observers.ts"), address, vm, String(count)], {
@@ -221,40 +286,66 @@ async function benchMips(): Promise<void> {
   try {
     await new Promise((r) => setTimeout(r, 500)); // boot and warm the decode cache
     await vm.halt();
-    const before = vm.instructionsRetired();
-    const t0 = process.hrtime.bigint();
-    await vm.resume();
-    await new Promise((r) => setTimeout(r, 3000));
-    await vm.halt();
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    emit("emu_mips_demo", (vm.instructionsRetired() - before) / seconds / 1e6, "MIPS", { vps: 1 });
+    /** MIPS over `ms` of running (the VM is stopped before and after). */
+    const mips = async (ms: number) => {
+      const before = vm.instructionsRetired();
+      const t0 = process.hrtime.bigint();
+      await vm.resume();
+      await new Promise((r) => setTimeout(r, ms));
+      await vm.halt();
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      return (vm.instructionsRetired() - before) / seconds / 1e6;
+    };
+    const unarmed = await mips(3000);
+    emit("emu_mips_demo", unarmed, "MIPS", { vps: 1 });
+    if (want("sw_breakpoints")) {
+      // The same guest with 1,000 software breakpoints armed where it never executes: the
+      // interpreter checks them per decoded block, so the figure must stay close.
+      const sw = vm.softwareBreakpoints;
+      for (const a of idleBreakpoints(1000)) {
+        await sw.insert("gpa" in a ? { kind: "gpa", gpa: a.gpa } : { kind: "gva", gva: a.gva }, false);
+      }
+      const armed = await mips(3000);
+      emit("emu_mips_demo_1000_sw_breakpoints", armed, "MIPS", {
+        vps: 1,
+        armed: sw.list().length,
+        vs_unarmed: Number((armed / unarmed).toFixed(3)),
+        target_min_ratio: 0.9,
+      });
+    }
   } finally {
     await vm.close();
   }
 }
 
 async function main(): Promise<void> {
-  const peer = await startPeer();
-  try {
-    const floor = await measureFloor(peer.floor, 3000, 256);
-    emit("grpc_echo_rtt_p50_us", floor.echoP50Us, "us");
-    emit("grpc_echo_rtt_p99_us", floor.echoP99Us, "us");
-    emit("grpc_bidi_pingpong_rtt_p50_us", floor.pingPongP50Us, "us");
-    emit("grpc_stream_mibps", floor.streamMibps, "MiB/s");
-    // The SDK opens an 8 MiB HTTP/2 receive window; the same bare stream with that window:
-    const wide = await measureFloor(peer.floor, 10, 256, { "grpc-node.flow_control_window": 8 * MIB });
-    emit("grpc_stream_8mib_window_mibps", wide.streamMibps, "MiB/s");
-    const runTarget = (0.7 * 1e6) / floor.echoP50Us;
-    emit("run_control_target_per_s", runTarget, "ops/s", { rule: "0.7 x (1 s / echo p50)" });
-    await benchServer(peer.vmm, floor.echoP50Us);
-    await benchSessionStream(peer.vmm, floor.pingPongP50Us);
-    await benchStream(peer.vmm, floor.streamMibps, wide.streamMibps);
-  } finally {
-    await peer.stop();
+  if (ONLY?.some((s) => !(SECTIONS as readonly string[]).includes(s))) {
+    throw new Error(`VMM_DEBUG_BENCH_ONLY names unknown sections (known: ${SECTIONS.join(", ")})`);
   }
-  await benchMips();
-  await benchLoad(emit);
-  if (process.env.VMM_DEBUG_BENCH_QEMU !== "0") await benchQemu(emit);
+  const peer = want("server") || want("session_stream") || want("stream_read") || want("sw_breakpoints") ? await startPeer() : undefined;
+  try {
+    if (peer && (want("server") || want("session_stream") || want("stream_read"))) {
+      const floor = await measureFloor(peer.floor, 3000, 256);
+      emit("grpc_echo_rtt_p50_us", floor.echoP50Us, "us");
+      emit("grpc_echo_rtt_p99_us", floor.echoP99Us, "us");
+      emit("grpc_bidi_pingpong_rtt_p50_us", floor.pingPongP50Us, "us");
+      emit("grpc_stream_mibps", floor.streamMibps, "MiB/s");
+      // The SDK opens an 8 MiB HTTP/2 receive window; the same bare stream with that window:
+      const wide = await measureFloor(peer.floor, 10, 256, { "grpc-node.flow_control_window": 8 * MIB });
+      emit("grpc_stream_8mib_window_mibps", wide.streamMibps, "MiB/s");
+      const runTarget = (0.7 * 1e6) / floor.echoP50Us;
+      emit("run_control_target_per_s", runTarget, "ops/s", { rule: "0.7 x (1 s / echo p50)" });
+      if (want("server")) await benchServer(peer.vmm, floor.echoP50Us);
+      if (want("session_stream")) await benchSessionStream(peer.vmm, floor.pingPongP50Us);
+      if (want("stream_read")) await benchStream(peer.vmm, floor.streamMibps, wide.streamMibps);
+    }
+    if (peer && want("sw_breakpoints")) await benchSoftwareBreakpoints(peer.vmm);
+  } finally {
+    await peer?.stop();
+  }
+  if (want("mips") || want("sw_breakpoints")) await benchMips();
+  if (want("load")) await benchLoad(emit);
+  if (want("qemu") && process.env.VMM_DEBUG_BENCH_QEMU !== "0") await benchQemu(emit);
 }
 
 main().catch((e) => {
