@@ -60,6 +60,12 @@ export class SoftwareBreakpointTable {
     return { breakpoint: copy(breakpoint), existing: false, changed: true };
   }
 
+  /** The breakpoint at exactly this address (same kind, same VP scope), if there is one. */
+  find(address: SoftwareBreakpointAddress): SoftwareBreakpoint | undefined {
+    const bp = this.byAddress.get(addressKey(address));
+    return bp && copy(bp);
+  }
+
   /** The breakpoint with this id, else SOFTWARE_BREAKPOINT_NOT_FOUND. */
   get(id: number): SoftwareBreakpoint {
     const bp = this.byId.get(id);

@@ -8,15 +8,20 @@ import {
   type GuestAddress,
   type MemoryRegion,
   type RunState,
+  type SoftwareBreakpoint,
+  type SoftwareBreakpointAddress,
+  type SoftwareBreakpoints,
   type StepResult,
   type StepTrace,
   type StopListener,
   type VmmCore,
   checkStepCount,
+  Code,
+  VmmError,
   checkVp,
   errors,
 } from "../core";
-import { HardwareBreakpoints } from "./breakpoints";
+import { QemuBreakpoints } from "./breakpoints";
 import { type QemuConnection, type QemuVmOptions, connectQemu } from "./connection";
 import { QemuMemory } from "./memory";
 import type { QemuMemoryMap } from "./memory-map";
@@ -55,7 +60,7 @@ export class QemuVm implements VmmCore {
   readonly pid: number | undefined;
 
   private readonly registers: QemuRegisters;
-  private readonly breakpoints: HardwareBreakpoints;
+  private readonly breakpoints: QemuBreakpoints;
   private readonly memory: QemuMemory;
   private readonly runLoop: RunLoop;
 
@@ -69,7 +74,7 @@ export class QemuVm implements VmmCore {
     this.vpCount = connection.threads.length;
     this.pid = options.launched?.pid;
     this.registers = new QemuRegisters(connection, () => this.runLoop.isStopped());
-    this.breakpoints = new HardwareBreakpoints(connection.rsp, this.vpCount, (m) => connection.log(m));
+    this.breakpoints = new QemuBreakpoints(connection.rsp, this.vpCount, this.arch, (m) => connection.log(m));
     const stepper = new Stepper(connection, this.registers, this.breakpoints);
     this.runLoop = new RunLoop(connection, this.registers, this.breakpoints, stepper);
     this.memory = new QemuMemory(connection, map, this.registers, (e, what) => this.runLoop.refusal(e, what), options);
@@ -116,6 +121,32 @@ export class QemuVm implements VmmCore {
       }
     });
   }
+
+  /**
+   * Software breakpoints as QEMU's Z0, by virtual address only (Z0 matches a vCPU's PC, on every
+   * vCPU: a breakpoint for one VP is stepped past on the others, as hardware slots are). A
+   * breakpoint by GPA, or any under KVM (where Z0 writes a breakpoint instruction into guest
+   * memory), is refused with SOFTWARE_BREAKPOINT_UNSUPPORTED before anything changes.
+   */
+  readonly softwareBreakpoints: SoftwareBreakpoints = {
+    insert: (address, oneShot) => this.insertSoftwareBreakpoint(address, oneShot),
+    remove: (id) =>
+      this.runLoop.whileStopped("RemoveSoftwareBreakpoint", () =>
+        this.breakpoints.removeSoftware(id).catch((e: unknown) => {
+          throw this.runLoop.refusal(e, "QEMU refused to remove the software breakpoint");
+        }),
+      ),
+    list: () => this.breakpoints.listSoftware(),
+    clear: () =>
+      this.runLoop.whileStopped("Clearing software breakpoints", () =>
+        this.breakpoints.clearSoftware().catch((e: unknown) => {
+          throw this.runLoop.refusal(e, "QEMU refused to remove a software breakpoint");
+        }),
+      ),
+  };
+
+  /** Whether QEMU runs with KVM (asked once, at the first software breakpoint). */
+  private kvm: Promise<boolean> | undefined;
 
   /**
    * Batched stepping (see Stepper.batch). runState() is "running" meanwhile, and reads wait for
@@ -185,4 +216,41 @@ export class QemuVm implements VmmCore {
   private checkVp(vp: number): void {
     checkVp(vp, this.vpCount);
   }
+
+  private insertSoftwareBreakpoint(address: SoftwareBreakpointAddress, oneShot: boolean): Promise<{ breakpoint: SoftwareBreakpoint; existing: boolean }> {
+    if (address.kind === "gpa") {
+      return Promise.reject(
+        unsupported(
+          this.id,
+          "QEMU's gdbstub places breakpoints by virtual address only (Z0 matches a vCPU's PC): insert this breakpoint by GVA (for every VP, or for one)",
+        ),
+      );
+    }
+    try {
+      if (address.vp !== undefined) this.checkVp(address.vp);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.runLoop.whileStopped("InsertSoftwareBreakpoint", async () => {
+      this.kvm ??= this.connection.qmp.execute<{ enabled: boolean }>("query-kvm", {}).then(
+        (r) => r.enabled,
+        () => false, // a QEMU without the command has no KVM to speak of
+      );
+      if (await this.kvm) {
+        throw unsupported(
+          this.id,
+          "this QEMU runs with KVM, where a Z0 breakpoint is an INT3/BRK written into guest memory that reads and the guest would see: use SetDebugState's hardware execute slots",
+        );
+      }
+      try {
+        return await this.breakpoints.insertSoftware(address, oneShot);
+      } catch (e) {
+        throw this.runLoop.refusal(e, "QEMU refused the software breakpoint");
+      }
+    });
+  }
+}
+
+function unsupported(vm: string, detail: string): VmmError {
+  return new VmmError(Code.FailedPrecondition, "SOFTWARE_BREAKPOINT_UNSUPPORTED", `VM "${vm}" (QEMU): ${detail}`, { vm, backend: "qemu" });
 }

@@ -12,7 +12,7 @@ import {
   errors,
 } from "../core";
 import { type StopReply, type ThreadId, sameThread } from "../rsp";
-import type { HardwareBreakpoints } from "./breakpoints";
+import type { QemuBreakpoints } from "./breakpoints";
 import type { QemuConnection } from "./connection";
 import type { QmpEvent } from "./qmp-client";
 import type { QemuRegisters } from "./registers";
@@ -51,7 +51,7 @@ export class RunLoop {
   constructor(
     private readonly conn: QemuConnection,
     private readonly registers: QemuRegisters,
-    private readonly breakpoints: HardwareBreakpoints,
+    private readonly breakpoints: QemuBreakpoints,
     private readonly stepper: Stepper,
   ) {}
 
@@ -289,6 +289,12 @@ export class RunLoop {
       if (breakpoint) {
         breakpoints.lastHit = { vp, kind: "exec", pc };
         return { kind: "hwBreakpoint", vp, breakpoint };
+      }
+      const software = breakpoints.softwareAt(vp, pc);
+      if (software) {
+        breakpoints.lastHit = { vp, kind: "exec", pc };
+        await breakpoints.hitSoftware(software.id);
+        return { kind: "softwareBreakpoint", vp, address: pc, id: software.id };
       }
       if (breakpoints.executeAt(pc)) {
         breakpoints.lastHit = { vp, kind: "exec", pc }; // another VP's breakpoint: step past it and run on

@@ -3,7 +3,7 @@
 import type { Arch, DebugStopReason, RegisterDelta, StepResult, StepTrace } from "../core";
 import { diffRegisters } from "../core";
 import type { StopReason, StopReply, ThreadId } from "../rsp";
-import type { HardwareBreakpoints, Inserted } from "./breakpoints";
+import type { Inserted, QemuBreakpoints } from "./breakpoints";
 import type { QemuRegisters } from "./registers";
 import type { RspClient } from "./rsp-client";
 import { GdbSignal } from "./rsp-names";
@@ -41,7 +41,7 @@ export class Stepper {
   constructor(
     private readonly target: StepTarget,
     private readonly registers: QemuRegisters,
-    private readonly breakpoints: HardwareBreakpoints,
+    private readonly breakpoints: QemuBreakpoints,
   ) {}
 
   /**
@@ -126,6 +126,13 @@ export class Stepper {
         if (own) {
           stop = { kind: "hwBreakpoint", vp, breakpoint: own };
           breakpoints.lastHit = { vp, kind: "exec", pc };
+          break;
+        }
+        const software = breakpoints.softwareAt(vp, pc);
+        if (software) {
+          stop = { kind: "softwareBreakpoint", vp, address: pc, id: software.id };
+          breakpoints.lastHit = { vp, kind: "exec", pc };
+          await breakpoints.hitSoftware(software.id);
           break;
         }
       }

@@ -137,9 +137,10 @@ const swGva = (a: bigint, vp?: number) => ({ kind: { case: "gva" as const, value
 const swGpa = (a: bigint) => ({ kind: { case: "gpa" as const, value: a } });
 
 /**
- * Software breakpoints, for backends that place them (the embedded machine; QEMU refuses them
- * with SOFTWARE_BREAKPOINT_UNSUPPORTED until it places Z0 breakpoints). The ids assume a VM on
- * which none were inserted before; the cases leave none armed.
+ * Software breakpoints, run by the embedded machine's parity test on two fresh VMs: the ids
+ * assume a VM on which none were inserted before (ids are never reused), and the cases leave
+ * none armed. QEMU's stream test runs both transports on one VM, and QEMU refuses the GPA case
+ * (SOFTWARE_BREAKPOINT_UNSUPPORTED): test/system/qemu-software-breakpoints.test.ts covers it.
  */
 export const SOFTWARE_BREAKPOINT_PARITY_CASES: ParityCase[] = [
   { name: "ListSoftwareBreakpoints with none armed", op: "listSoftwareBreakpoints", request: () => ({}), expect: "ok" },

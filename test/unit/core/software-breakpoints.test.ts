@@ -21,6 +21,9 @@ describe("SoftwareBreakpointTable", () => {
     // Another VP scope, or every VP, is another address.
     expect(t.insert({ kind: "gva", gva: 0x1000n }, false).breakpoint.id).toBe(2);
     expect(t.insert({ kind: "gva", gva: 0x1000n, vp: 0 }, false).breakpoint.id).toBe(3);
+    expect(t.find({ kind: "gva", gva: 0x1000n, vp: 0 })?.id).toBe(3);
+    expect(t.find({ kind: "gva", gva: 0x1000n, vp: 2 })).toBeUndefined();
+    expect(t.find({ kind: "gpa", gpa: 0x1000n })).toBeUndefined();
   });
 
   it("removes a one-shot breakpoint when it is hit, and never reuses an id", () => {

@@ -1743,7 +1743,9 @@ export const DebugService: GenService<{
    * scope) that already has a breakpoint returns that breakpoint's id with `existing` set, and
    * makes a one-shot breakpoint permanent unless this insert is one-shot too (as gdb's Z0 is
    * idempotent). The VM must be stopped (else FAILED_PRECONDITION / VM_RUNNING). Detach, and
-   * the end of the session however it ends, removes every software breakpoint.
+   * the end of the session however it ends, removes every software breakpoint. QEMU places
+   * them by GVA only (gdbstub Z0; a breakpoint for one VP is stepped past on the others): a GPA
+   * breakpoint there is refused with FAILED_PRECONDITION / SOFTWARE_BREAKPOINT_UNSUPPORTED.
    *
    * @generated from rpc vmm.debug.v1.DebugService.InsertSoftwareBreakpoint
    */
