@@ -329,7 +329,7 @@ export class EmuMachine implements VmmCore {
         : kind === "hwBreakpoint"
           ? { kind, slot: Atomics.load(ctl, CTL_STEP_SLOT) }
           : kind === "swBreakpoint"
-            ? { kind, id: Atomics.load(ctl, CTL_STEP_SLOT) }
+            ? { kind, id: Atomics.load(ctl, CTL_STEP_SLOT) >>> 0 }
             : { kind };
     this.onStepped({ type: "stepped", executed: Atomics.load(ctl, CTL_STEP_EXECUTED), halt: stepHalt(vp, exit, requested), halted: kind === "halted" });
   }

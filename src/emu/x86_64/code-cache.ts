@@ -17,7 +17,7 @@ export class Block {
   /** The software-breakpoint generation `swHits` was looked up at (see vp.ts swHitsOf). */
   swGen = -1;
   /** Per instruction, the id of the software breakpoint that stops this VP before it (0: none); null when none does. */
-  swHits: Int32Array | null = null;
+  swHits: Uint32Array | null = null;
   constructor(
     /** The page holding the first byte of the block. */
     readonly page: CodePage,

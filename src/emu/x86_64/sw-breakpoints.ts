@@ -4,7 +4,7 @@
 
 /** One armed software breakpoint, as the worker holds it. */
 export interface SwBreakpointSpec {
-  /** The id the server gave it (1 up, below 2^31). */
+  /** The id the server gave it (1 up, below 2^32: the step channel carries it in one word). */
   id: number;
   kind: "gva" | "gpa";
   /** With kind "gva": the linear address (low and high words, signed). */

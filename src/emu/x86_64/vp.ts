@@ -102,9 +102,9 @@ function lookup(c: Cpu, full: boolean): Block {
  * or null when none stops it there. Cached on the block (blocks belong to one VP) until `sw`
  * changes. Every instruction of a block starts in the block's first page.
  */
-function swHitsOf(sw: SwBreakpointSet, vp: number, blk: Block): Int32Array | null {
+function swHitsOf(sw: SwBreakpointSet, vp: number, blk: Block): Uint32Array | null {
   if (blk.swGen === sw.gen) return blk.swHits;
-  let hits: Int32Array | null = null;
+  let hits: Uint32Array | null = null;
   const n = blk.ops.length;
   const vlo = blk.vlo >>> 0;
   const base = blk.page.ppn * 4096 + (vlo & 0xfff);
@@ -112,7 +112,7 @@ function swHitsOf(sw: SwBreakpointSet, vp: number, blk: Block): Int32Array | nul
     const off = blk.offs[k];
     const hi = vlo + off > 0xffffffff ? (blk.vhi + 1) | 0 : blk.vhi;
     const id = sw.match(vp, (vlo + off) | 0, hi, base + off);
-    if (id !== 0) (hits ??= new Int32Array(n))[k] = id;
+    if (id !== 0) (hits ??= new Uint32Array(n))[k] = id;
   }
   blk.swGen = sw.gen;
   blk.swHits = hits;
