@@ -151,12 +151,25 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
       buffer = lines.pop() ?? "";
       for (const line of lines) {
         tail = (tail + line + "\n").slice(-2000);
-        options.onOutput?.(line.replace(/\r$/, ""));
+        try {
+          options.onOutput?.(line.replace(/\r$/, ""));
+        } catch {
+          // The consumer's failure is its own (this runs on a pipe event): the line is dropped,
+          // and the pipe is still read so that QEMU never blocks writing to it.
+        }
       }
     });
   }
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
-  void exited.then(cleanup);
+  const cleanup = () => {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Only a broken host fails here (force ignores a missing path; the directory is our own
+      // mkdtemp), and the guard removes it as QEMU exits too. Thrown, it would be an unhandled
+      // rejection in the server process.
+    }
+  };
+  void exited.then(cleanup); // `exited` never rejects, and cleanup() does not throw
 
   // Wait (bounded) for QEMU to create its sockets, pid file and guest-RAM memfd.
   const deadline = Date.now() + 15_000;

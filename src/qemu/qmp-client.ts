@@ -152,11 +152,12 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     this.timeoutMs = options.commandTimeoutMs ?? 10000;
     this.historySize = options.eventHistory ?? 256;
     socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => this.onData(chunk));
-    socket.on("error", (err) => this.shutDown(new QmpConnectionClosed(socketFailure(err, "QMP").message, { cause: err })));
+    // Socket callbacks run under guard(): nothing thrown in one may reach the process.
+    socket.on("data", (chunk: string) => this.guard(() => this.onData(chunk)));
+    socket.on("error", (err) => this.guard(() => this.shutDown(new QmpConnectionClosed(socketFailure(err, "QMP").message, { cause: err }))));
     this.closedPromise = new Promise((resolve) => {
       socket.on("close", () => {
-        this.shutDown(new QmpConnectionClosed("QEMU closed the QMP connection"));
+        this.guard(() => this.shutDown(new QmpConnectionClosed("QEMU closed the QMP connection")));
         resolve();
       });
     });
@@ -267,7 +268,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     return this.history;
   }
 
-  /** Closes the connection; pending commands reject with QmpConnectionClosed. */
+  /** Closes the connection; pending commands reject with QmpConnectionClosed. Never rejects itself. */
   async close(): Promise<void> {
     this.shutDown(new QmpConnectionClosed("the client closed the QMP connection"));
     this.socket.end();
@@ -351,6 +352,18 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     }
   }
 
+  /**
+   * Runs a socket callback. A throw there would reach the process, so it ends this connection
+   * instead, with the throw as the cause (a bug in an event listener, a waitForEvent predicate).
+   */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.fail(new QmpClientError("protocol", `failed handling QMP's data: ${(err as Error).message}`, { cause: err }));
+    }
+  }
+
   private fail(err: QmpClientError): void {
     this.shutDown(err instanceof QmpConnectionClosed ? err : new QmpConnectionClosed(err.message, { cause: err }));
     this.socket.destroy();
@@ -366,7 +379,12 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
       p.reject(err);
     }
     this.pending.clear();
-    this.emit("closed", err);
+    try {
+      this.emit("closed", err);
+    } catch (listenerErr) {
+      // The connection this would be reported through is the one closing: warn on the process.
+      process.emitWarning(`a QMP client's "closed" listener threw: ${(listenerErr as Error).message}`, { type: "VmmDebugWarning" });
+    }
   }
 }
 

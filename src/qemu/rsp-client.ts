@@ -183,11 +183,12 @@ export class RspClient extends EventEmitter<RspClientEvents> {
     this.timeoutMs = options.requestTimeoutMs ?? 5000;
     this.graceMs = options.droppedRequestGraceMs ?? 50;
     this.maxRetransmits = options.maxRetransmits ?? 3;
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("error", (err) => this.shutDown(new RspConnectionClosed(socketFailure(err, "the gdbstub").message, { cause: err })));
+    // Socket and timer callbacks run under guard(): nothing thrown in one may reach the process.
+    socket.on("data", (chunk: Buffer) => this.guard(() => this.onData(chunk)));
+    socket.on("error", (err) => this.guard(() => this.shutDown(new RspConnectionClosed(socketFailure(err, "the gdbstub").message, { cause: err }))));
     this.closedPromise = new Promise((resolve) => {
       socket.on("close", () => {
-        this.shutDown(new RspConnectionClosed("the gdbstub closed the connection"));
+        this.guard(() => this.shutDown(new RspConnectionClosed("the gdbstub closed the connection")));
         resolve();
       });
     });
@@ -564,7 +565,7 @@ export class RspClient extends EventEmitter<RspClientEvents> {
     await this.close();
   }
 
-  /** Closes the socket without detaching (QEMU leaves the VM paused). Pending requests reject. */
+  /** Closes the socket without detaching (QEMU leaves the VM paused). Pending requests reject; never rejects itself. */
   async close(): Promise<void> {
     this.shutDown(new RspConnectionClosed("the client closed the connection"));
     this.socket.end();
@@ -653,7 +654,7 @@ export class RspClient extends EventEmitter<RspClientEvents> {
     op.timer = setTimeout(() => {
       op.timer = undefined;
       if (this.active !== op) return;
-      if (op.onTimeout) op.onTimeout();
+      if (op.onTimeout) this.guard(op.onTimeout);
       else this.fail(new RspTimeout(op.label, op.timeoutMs!));
     }, op.timeoutMs);
   }
@@ -744,7 +745,7 @@ export class RspClient extends EventEmitter<RspClientEvents> {
       if (op && !op.acked && !op.graceTimer) {
         op.graceTimer = setTimeout(() => {
           op.graceTimer = undefined;
-          if (this.active === op && !op.acked) this.retransmit(op, "dropped while the VM ran");
+          if (this.active === op && !op.acked) this.guard(() => this.retransmit(op, "dropped while the VM ran"));
         }, this.graceMs);
       }
       if (this.handshaking && !this.connectStop) this.connectStop = reply;
@@ -771,6 +772,19 @@ export class RspClient extends EventEmitter<RspClientEvents> {
     }
   }
 
+  /**
+   * Runs a socket or timer callback. A throw there would reach the process, so it ends this
+   * connection instead, as a fatal error with the throw as its cause: a packet our parsers reject
+   * (an odd-length `O` packet, say) or a bug in a listener of ours.
+   */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.fail(new RspProtocolError(`failed handling the gdbstub's data: ${(err as Error).message}`, { cause: err }));
+    }
+  }
+
   /** A fatal error: close the connection; the active request gets `err`, the rest RspConnectionClosed. */
   private fail(err: RspClientError): void {
     this.shutDown(err instanceof RspConnectionClosed ? err : new RspConnectionClosed(err.message, { cause: err }), err);
@@ -786,7 +800,12 @@ export class RspClient extends EventEmitter<RspClientEvents> {
     this.queue.length = 0;
     if (active) this.settle(active, activeErr);
     for (const op of queued) this.settle(op, err);
-    this.emit("close", err);
+    try {
+      this.emit("close", err);
+    } catch (listenerErr) {
+      // The connection this would be reported through is the one closing: warn on the process.
+      process.emitWarning(`a gdbstub client's "close" listener threw: ${(listenerErr as Error).message}`, { type: "VmmDebugWarning" });
+    }
   }
 }
 
