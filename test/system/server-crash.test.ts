@@ -31,7 +31,11 @@ async function waitUntil(cond: () => boolean | Promise<boolean>, ms: number): Pr
   return cond();
 }
 
-/** Processes whose process group is `pgid` (from /proc/<pid>/stat), with their command names. */
+/**
+ * Live processes whose process group is `pgid` (from /proc/<pid>/stat), with their command names.
+ * Zombies are left out: they hold nothing, and whether one is reaped depends on this machine's
+ * init (a container's PID 1 may never reap the server's orphaned esbuild).
+ */
 function groupMembers(pgid: number): { pid: number; comm: string }[] {
   const out: { pid: number; comm: string }[] = [];
   for (const name of readdirSync("/proc")) {
@@ -39,7 +43,7 @@ function groupMembers(pgid: number): { pid: number; comm: string }[] {
     try {
       const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // state ppid pgrp …
-      if (Number(fields[2]) === pgid) out.push({ pid: Number(name), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) });
+      if (Number(fields[2]) === pgid && fields[0] !== "Z") out.push({ pid: Number(name), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) });
     } catch {
       // it went away meanwhile
     }
@@ -142,6 +146,8 @@ describeWithQemu("x86_64")("a server killed with SIGKILL", () => {
       leftInDevShm: [],
       socketDirLeft: false,
     });
+    // Every process of the group goes (each exits as the kernel delivers the signal).
+    await waitUntil(() => groupMembers(server.pid).length === 0, 10_000);
     expect(groupMembers(server.pid)).toEqual([]);
   }, 90_000);
 
