@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The `vmm-debug` command: subcommand dispatch, and exit codes (2 for usage errors, 1 otherwise).
 import { UsageError } from "./args";
+import { gdbCommand } from "../gdb";
 import { serve } from "./serve";
 
-const COMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { serve };
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { serve, gdb: gdbCommand };
 
 export async function runCli(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;

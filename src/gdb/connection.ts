@@ -1,0 +1,633 @@
+// One gdb connection: RSP framing and acks, packet dispatch, and run control over one SDK Session.
+import type { Socket } from "node:net";
+import { Status } from "nice-grpc";
+import {
+  type DebugStopReason,
+  type HardwareBreakpoint,
+  type Session,
+  type VmmDebugClient,
+  VmmDebugError,
+  type X86VpState,
+} from "../client";
+import {
+  type FrameEvent,
+  type RspFramer,
+  bytesToHex,
+  bytesToLatin1,
+  createFramer,
+  encodePacket,
+  formatErrorReply,
+  formatHex,
+  formatSupported,
+  hexToBytes,
+  hexToText,
+  parseHexInt,
+  parseHexNumber,
+  parseThreadId,
+  textToHex,
+} from "../rsp";
+import { X86_REGISTERS, formatAllRegisters, formatRegister, withAllRegisters, withRegister, x86TargetXml } from "./x86-registers";
+
+/** Largest packet we accept and announce (hex digits of `m`/`g` replies fit twice over). */
+export const PACKET_SIZE = 0x4000;
+/** Largest `m` read answered at once: the reply's hex must fit in PacketSize. */
+const MAX_READ = PACKET_SIZE / 2 - 16;
+
+/** errno values gdb shows for `E xx` replies. */
+const EIO = 0x05;
+const EFAULT = 0x0e;
+const EINVAL = 0x16;
+const ENOSPC = 0x1c;
+
+/** GDB signal numbers. */
+const SIGINT = 2;
+const SIGTRAP = 5;
+const SIGSEGV = 11;
+
+/** Z-packet types (gdbstub's WatchKind), with the SDK slot type each arms. */
+const enum ZType {
+  Software = 0,
+  Hardware = 1,
+  Write = 2,
+  Read = 3,
+  Access = 4,
+}
+
+const SLOT_COUNT = 4;
+
+/** A hardware slot the bridge armed on every VP (Z1–Z4 apply to all threads). */
+interface SlotUse {
+  z: ZType;
+  address: bigint;
+  size: 1 | 2 | 4 | 8;
+}
+
+/** Thrown by handlers for a request refused with `E xx`. */
+class Refused extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type RunState = { kind: "stopped" } | { kind: "running" } | { kind: "closed" };
+
+export interface ConnectionOptions {
+  client: VmmDebugClient;
+  /** VM id ("" = the only one). */
+  vm: string;
+  /** One line per event worth telling the operator (attach, detach, a lost server). */
+  log: (line: string) => void;
+}
+
+/**
+ * Serves one gdb over `socket` until gdb detaches, kills, disconnects, or the server is lost.
+ * Resolves when the connection is over (the session is detached by then).
+ */
+export function serveGdbConnection(socket: Socket, options: ConnectionOptions): Promise<void> {
+  return new GdbConnection(socket, options).done;
+}
+
+class GdbConnection {
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+  private readonly framer: RspFramer = createFramer({ maxPacketSize: PACKET_SIZE });
+  private noAck = false;
+  private lastSent: Uint8Array | undefined;
+  private session: Session | undefined;
+  private vmId = "";
+  private vpCount = 1;
+  /** Hg (registers, memory) and Hc (step) threads as VP indices. */
+  private gVp = 0;
+  private cVp = 0;
+  private state: RunState = { kind: "stopped" };
+  private lastStop = `T${hex2(SIGTRAP)}thread:1;`;
+  private readonly softwareBreakpoints = new Map<bigint, number>();
+  private readonly slots: (SlotUse | null)[] = Array.from({ length: SLOT_COUNT }, () => null);
+  private chain: Promise<void>;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.done = new Promise((r) => (this.resolveDone = r));
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", () => undefined); // "close" follows
+    socket.on("close", () => void this.end(undefined));
+    this.chain = this.start();
+  }
+
+  /** Attaches and stops the VM, as a gdb expects of a target it connects to. */
+  private async start(): Promise<void> {
+    try {
+      const info = await this.options.client.getVm(this.options.vm);
+      if (info.arch !== "x86_64") throw new Error(`VM "${info.id}" is ${info.arch}; the gdb bridge serves x86_64 VMs only for now`);
+      this.vmId = info.id;
+      this.vpCount = info.vpCount;
+      this.session = await this.options.client.attach(info.id);
+      this.watchSession(this.session);
+      await this.session.break();
+      await this.session.resume(); // answers the break at once
+      this.options.log(`gdb ${this.peer()} attached to VM "${this.vmId}" (${this.vpCount} VP(s)), VM stopped`);
+    } catch (e) {
+      await this.end(`cannot attach to VM "${this.options.vm || "(the only VM)"}": ${messageOf(e)}`);
+    }
+  }
+
+  /** The session's stop feed ends when the session does: a lost server ends the gdb connection. */
+  private watchSession(session: Session): void {
+    const feed = session.stops();
+    void (async () => {
+      try {
+        for await (const _ of feed) {
+          // Stops are answered through resume()/step(); the feed is only watched for its end.
+        }
+        if (this.state.kind !== "closed" && this.session === session) await this.end("the debug session ended on the server");
+      } catch (e) {
+        if (this.state.kind !== "closed" && this.session === session) await this.end(`lost the vmm-debug server: ${messageOf(e)}`);
+      }
+    })();
+  }
+
+  private peer(): string {
+    return `${this.socket.remoteAddress ?? "?"}:${this.socket.remotePort ?? "?"}`;
+  }
+
+  private onData(chunk: Buffer): void {
+    let events: FrameEvent[];
+    try {
+      events = this.framer.push(chunk);
+    } catch (e) {
+      void this.end(`bad data from gdb: ${messageOf(e)}`);
+      return;
+    }
+    for (const event of events) {
+      const ack = this.noAck ? undefined : this.framer.ackFor(event);
+      if (ack) this.socket.write(ack);
+      switch (event.type) {
+        case "packet": {
+          const data = event.data;
+          this.chain = this.chain.then(() => this.dispatch(data));
+          break;
+        }
+        case "nack":
+          if (this.lastSent) this.socket.write(this.lastSent);
+          break;
+        case "interrupt":
+          // Out of band: the pending resume answers the break (0x03 while stopped is ignored).
+          if (this.state.kind === "running") this.session?.break().catch(() => undefined);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  private send(payload: string): void {
+    if (this.state.kind === "closed") return;
+    this.lastSent = encodePacket(payload);
+    this.socket.write(this.lastSent);
+  }
+
+  /** Console output gdb prints (allowed while it waits for a stop reply or a qRcmd answer). */
+  private console(text: string): void {
+    this.send("O" + textToHex(text));
+  }
+
+  private async dispatch(data: Uint8Array): Promise<void> {
+    if (this.state.kind === "closed") return;
+    const packet = bytesToLatin1(data);
+    let reply: string | undefined;
+    try {
+      reply = await this.handle(packet, data);
+    } catch (e) {
+      if (e instanceof Refused) {
+        reply = formatErrorReply(e.code);
+      } else if (isFatal(e)) {
+        if (this.state.kind === "running") this.console(`vmm-debug: lost the server: ${messageOf(e)}\n`);
+        await this.end(`lost the vmm-debug server: ${messageOf(e)}`);
+        return;
+      } else {
+        reply = formatErrorReply(errnoOf(e));
+      }
+    }
+    if (reply !== undefined) this.send(reply);
+  }
+
+  private get live(): Session {
+    if (!this.session) throw new Refused(EIO, "not attached");
+    return this.session;
+  }
+
+  /** The reply to one packet; undefined for packets answered otherwise (k, D ends the connection after OK). */
+  private async handle(packet: string, raw: Uint8Array): Promise<string | undefined> {
+    const c = packet[0];
+    switch (c) {
+      case "?":
+        return this.lastStop;
+      case "g":
+        return formatAllRegisters(await this.regs(this.gVp));
+      case "G":
+        return this.writeRegisters((s) => withAllRegisters(s, packet.slice(1)));
+      case "p": {
+        const n = parseHexInt(packet.slice(1));
+        if (!X86_REGISTERS[n]) throw new Refused(EINVAL, `no register ${n}`);
+        return formatRegister(await this.regs(this.gVp), n);
+      }
+      case "P": {
+        const m = /^P([0-9a-fA-F]+)=([0-9a-fA-FxX]*)$/.exec(packet);
+        if (!m) throw new Refused(EINVAL, "malformed P");
+        const n = parseHexInt(m[1]);
+        return this.writeRegisters((s) => withRegister(s, n, m[2]));
+      }
+      case "m":
+        return this.readMemory(packet);
+      case "M":
+        return this.writeMemoryHex(packet);
+      case "X":
+        return this.writeMemoryBinary(raw);
+      case "Z":
+      case "z":
+        return this.breakpoint(c === "Z", packet.slice(1));
+      case "H":
+        return this.selectThread(packet);
+      case "T":
+        return this.vpOf(packet.slice(1)) !== undefined ? "OK" : formatErrorReply(EINVAL);
+      case "c":
+        return this.run(undefined);
+      case "s":
+        return this.run(this.cVp);
+      case "C":
+        return this.run(undefined);
+      case "S":
+        return this.run(this.cVp);
+      case "D":
+        await this.detach();
+        this.send("OK");
+        await this.end(undefined);
+        return undefined;
+      case "k":
+        await this.detach();
+        await this.end(undefined);
+        return undefined;
+      case "v":
+        return this.handleV(packet);
+      case "q":
+      case "Q":
+        return this.handleQuery(packet);
+      default:
+        return "";
+    }
+  }
+
+  private async handleV(packet: string): Promise<string | undefined> {
+    if (packet === "vCont?") return "vCont;c;C;s;S";
+    if (packet.startsWith("vCont;")) return this.vCont(packet.slice(6));
+    if (packet.startsWith("vKill")) {
+      await this.detach();
+      this.send("OK");
+      await this.end(undefined);
+      return undefined;
+    }
+    return ""; // vMustReplyEmpty and everything else we do not serve
+  }
+
+  private async handleQuery(packet: string): Promise<string | undefined> {
+    if (packet.startsWith("qSupported")) {
+      return formatSupported([
+        ["PacketSize", formatHex(PACKET_SIZE)],
+        ["qXfer:features:read", true],
+        ["vContSupported", true],
+        ["QStartNoAckMode", true],
+        ["swbreak", true],
+        ["hwbreak", true],
+      ]);
+    }
+    if (packet === "QStartNoAckMode") {
+      // The OK still travels in ack mode; everything after it does not.
+      this.send("OK");
+      this.noAck = true;
+      this.framer.noAck = true;
+      return undefined;
+    }
+    if (packet.startsWith("qXfer:features:read:")) return this.xferFeatures(packet.slice("qXfer:features:read:".length));
+    if (packet === "qfThreadInfo") {
+      return "m" + Array.from({ length: this.vpCount }, (_, vp) => formatHex(vp + 1)).join(",");
+    }
+    if (packet === "qsThreadInfo") return "l";
+    if (packet === "qC") return `QC${formatHex(this.gVp + 1)}`;
+    if (packet === "qAttached" || packet.startsWith("qAttached:")) return "1"; // quitting gdb detaches, never kills
+    if (packet.startsWith("qThreadExtraInfo,")) {
+      const vp = this.vpOf(packet.slice("qThreadExtraInfo,".length));
+      return vp === undefined ? formatErrorReply(EINVAL) : textToHex(`VP ${vp}`);
+    }
+    if (packet.startsWith("qRcmd,")) return this.monitor(hexToText(packet.slice(6)).trim());
+    return "";
+  }
+
+  private xferFeatures(rest: string): string {
+    const m = /^([^:]+):([0-9a-fA-F]+),([0-9a-fA-F]+)$/.exec(rest);
+    if (!m) throw new Refused(EINVAL, "malformed qXfer");
+    if (m[1] !== "target.xml") return formatErrorReply(0);
+    const xml = x86TargetXml();
+    const offset = parseHexInt(m[2]);
+    const length = Math.min(parseHexInt(m[3]), PACKET_SIZE - 16);
+    const chunk = xml.slice(offset, offset + length);
+    return (offset + length >= xml.length ? "l" : "m") + chunk;
+  }
+
+  private async monitor(command: string): Promise<string> {
+    const words = command.split(/\s+/).filter((w) => w !== "");
+    switch (words[0]) {
+      case "vps": {
+        const states = await this.live.getVpStates();
+        for (const { vp, state } of states) {
+          if (state.arch !== "x86_64") continue;
+          const s = state.state;
+          this.console(
+            `VP ${vp} (thread ${vp + 1})${vp === this.gVp ? " [selected]" : ""}: rip 0x${s.rip.toString(16)} rsp 0x${s.gp[4].toString(16)} ` +
+              `rflags 0x${s.rflags.toString(16)} cr3 0x${s.cr3.toString(16)}\n`,
+          );
+        }
+        return "OK";
+      }
+      case "vm": {
+        const info = await this.options.client.getVm(this.vmId);
+        this.console(`VM "${info.id}": ${info.arch}, ${info.vpCount} VP(s), ${info.backend} backend, ${info.runState}\n`);
+        return "OK";
+      }
+      case undefined:
+      case "help":
+        this.console("vmm-debug monitor commands:\n  vps   each VP (thread = VP + 1) with rip, rsp, rflags, cr3\n  vm    the VM's id, architecture, VPs, backend, run state\n");
+        return "OK";
+      default:
+        this.console(`unknown monitor command "${words[0]}" (try "monitor help")\n`);
+        return formatErrorReply(EINVAL);
+    }
+  }
+
+  private async regs(vp: number): Promise<X86VpState> {
+    const s = await this.live.getVpState(vp);
+    if (s.arch !== "x86_64") throw new Refused(EIO, "not an x86-64 VP");
+    return s.state;
+  }
+
+  /** All or nothing: the new state is built completely before one setVpState. */
+  private async writeRegisters(change: (s: X86VpState) => { state: X86VpState } | { refused: string }): Promise<string> {
+    const current = await this.regs(this.gVp);
+    const next = change(current);
+    if ("refused" in next) throw new Refused(EINVAL, next.refused);
+    if (next.state !== current) await this.live.setVpState(this.gVp, { arch: "x86_64", state: next.state });
+    return "OK";
+  }
+
+  private async readMemory(packet: string): Promise<string> {
+    const m = /^m([0-9a-fA-F]+),([0-9a-fA-F]+)$/.exec(packet);
+    if (!m) throw new Refused(EINVAL, "malformed m");
+    const address = parseHexNumber(m[1]);
+    const length = Math.min(parseHexInt(m[2]), MAX_READ);
+    return bytesToHex(await this.live.readMemory({ gva: address, vp: this.gVp }, length));
+  }
+
+  private async writeMemoryHex(packet: string): Promise<string> {
+    const m = /^M([0-9a-fA-F]+),([0-9a-fA-F]+):([0-9a-fA-F]*)$/.exec(packet);
+    if (!m) throw new Refused(EINVAL, "malformed M");
+    const data = hexToBytes(m[3]);
+    if (data.length !== parseHexInt(m[2])) throw new Refused(EINVAL, "M length does not match its data");
+    if (data.length > 0) await this.live.writeMemory({ gva: parseHexNumber(m[1]), vp: this.gVp }, data);
+    return "OK";
+  }
+
+  private async writeMemoryBinary(raw: Uint8Array): Promise<string> {
+    const colon = raw.indexOf(0x3a);
+    const m = colon < 0 ? null : /^X([0-9a-fA-F]+),([0-9a-fA-F]+)$/.exec(bytesToLatin1(raw.subarray(0, colon)));
+    if (!m) throw new Refused(EINVAL, "malformed X");
+    const data = raw.slice(colon + 1); // the framer has undone the escapes
+    if (data.length !== parseHexInt(m[2])) throw new Refused(EINVAL, "X length does not match its data");
+    if (data.length > 0) await this.live.writeMemory({ gva: parseHexNumber(m[1]), vp: this.gVp }, data);
+    return "OK";
+  }
+
+  private async breakpoint(insert: boolean, args: string): Promise<string> {
+    const m = /^([0-4]),([0-9a-fA-F]+),([0-9a-fA-F]+)/.exec(args);
+    if (!m) return "";
+    const z = Number(m[1]) as ZType;
+    const address = parseHexNumber(m[2]);
+    const kind = parseHexInt(m[3]);
+    if (z === ZType.Software) {
+      if (insert) {
+        if (!this.softwareBreakpoints.has(address)) {
+          const { id } = await this.live.insertSoftwareBreakpoint(address);
+          this.softwareBreakpoints.set(address, id);
+        }
+      } else {
+        const id = this.softwareBreakpoints.get(address);
+        if (id !== undefined) {
+          this.softwareBreakpoints.delete(address);
+          await this.live.removeSoftwareBreakpoint(id);
+        }
+      }
+      return "OK";
+    }
+    const size = z === ZType.Hardware ? 1 : kind;
+    if (size !== 1 && size !== 2 && size !== 4 && size !== 8) throw new Refused(EINVAL, `a hardware watchpoint covers 1, 2, 4 or 8 bytes, not ${kind}`);
+    if (address % BigInt(size) !== 0n) throw new Refused(EINVAL, `a ${size}-byte watchpoint must be ${size}-byte aligned`);
+    const use: SlotUse = { z, address, size };
+    if (insert) {
+      const slot = this.slots.findIndex((s) => s === null);
+      if (slot < 0) throw new Refused(ENOSPC, "all 4 hardware slots are in use");
+      await this.armEverywhere(slot, hardwareBreakpointOf(use));
+      this.slots[slot] = use;
+    } else {
+      const slot = this.slots.findIndex((s) => s !== null && s.z === z && s.address === address && s.size === size);
+      if (slot >= 0) {
+        await this.armEverywhere(slot, null);
+        this.slots[slot] = null;
+      }
+    }
+    return "OK";
+  }
+
+  /** Sets (or clears) one slot on every VP; if one VP refuses, the VPs already changed are put back. */
+  private async armEverywhere(slot: number, bp: HardwareBreakpoint | null): Promise<void> {
+    const session = this.live;
+    const before = Array.from({ length: this.vpCount }, (_, vp) => session.debugState(vp));
+    let vp = 0;
+    try {
+      for (; vp < this.vpCount; vp++) {
+        const breakpoints = [...before[vp].breakpoints];
+        breakpoints[slot] = bp;
+        await session.setDebugState(vp, { ...before[vp], breakpoints });
+      }
+    } catch (e) {
+      for (let undo = 0; undo < vp; undo++) await session.setDebugState(undo, before[undo]).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private selectThread(packet: string): string {
+    const which = packet[1];
+    const id = packet.slice(2);
+    if (which !== "g" && which !== "c") return "";
+    let vp: number | undefined;
+    if (id === "0" || id === "-1") vp = which === "g" ? this.gVp : this.gVp; // any / all: keep the current thread
+    else vp = this.vpOf(id);
+    if (vp === undefined) return formatErrorReply(EINVAL);
+    if (which === "g") this.gVp = vp;
+    else this.cVp = vp;
+    return "OK";
+  }
+
+  /** A thread id naming one VP (thread = VP + 1), or undefined. */
+  private vpOf(text: string): number | undefined {
+    try {
+      const id = parseThreadId(text);
+      if (typeof id.tid !== "number") return undefined;
+      const vp = id.tid - 1;
+      return vp >= 0 && vp < this.vpCount ? vp : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** `vCont;s:2;c`: a step action steps its VP (the others stay stopped); else continue all. */
+  private vCont(actions: string): Promise<string | undefined> | string {
+    let step: number | undefined;
+    let cont = false;
+    for (const action of actions.split(";")) {
+      const [verb, thread] = action.split(":");
+      const kind = verb[0];
+      if (kind === "s" || kind === "S") {
+        if (step !== undefined) continue;
+        if (thread === undefined) step = this.cVp;
+        else {
+          const vp = this.vpOf(thread);
+          if (vp === undefined) return formatErrorReply(EINVAL);
+          step = vp;
+        }
+      } else if (kind === "c" || kind === "C") {
+        cont = true;
+      } else {
+        return formatErrorReply(EINVAL);
+      }
+    }
+    if (step === undefined && !cont) return formatErrorReply(EINVAL);
+    return this.run(step);
+  }
+
+  /** Continues the VM (vp undefined) or steps one VP, and answers the stop. */
+  private async run(stepVp: number | undefined): Promise<string> {
+    const session = this.live;
+    this.state = { kind: "running" };
+    let reason: DebugStopReason;
+    try {
+      reason = stepVp === undefined ? await session.resume() : await session.step(stepVp);
+    } finally {
+      if (this.state.kind === "running") this.state = { kind: "stopped" };
+    }
+    return this.stopReply(reason, stepVp ?? this.gVp);
+  }
+
+  private stopReply(reason: DebugStopReason, fallbackVp: number): string {
+    const thread = (vp: number) => {
+      this.gVp = vp;
+      this.cVp = vp;
+      return `thread:${formatHex(vp + 1)};`;
+    };
+    let reply: string;
+    switch (reason.kind) {
+      case "break":
+        reply = `T${hex2(SIGINT)}${thread(fallbackVp)}`;
+        break;
+      case "singleStep":
+        reply = `T${hex2(SIGTRAP)}${thread(reason.vp)}`;
+        break;
+      case "softwareBreakpoint":
+        reply = `T${hex2(SIGTRAP)}${thread(reason.vp)}swbreak:;`;
+        break;
+      case "hwBreakpoint": {
+        const bp = reason.breakpoint;
+        const slot = this.slots.find((s) => s !== null && s.address === bp.address && s.size === bp.size);
+        const where = formatHex(bp.address);
+        const what =
+          bp.type === "execute" ? "hwbreak:;" : bp.type === "write" && slot?.z !== ZType.Access ? `watch:${where};` : `awatch:${where};`;
+        reply = `T${hex2(SIGTRAP)}${thread(reason.vp)}${what}`;
+        break;
+      }
+      case "tripleFault":
+        this.console(`vmm-debug: VP ${reason.vp} triple-faulted\n`);
+        reply = `T${hex2(SIGSEGV)}${thread(reason.vp)}`;
+        break;
+      case "powerOff":
+        this.console("vmm-debug: the guest powered off\n");
+        reply = "W00";
+        break;
+      case "reset":
+        this.console("vmm-debug: the guest reset\n");
+        reply = `T${hex2(SIGTRAP)}${thread(fallbackVp)}`;
+        break;
+      case "watchdog":
+        this.console("vmm-debug: the watchdog fired\n");
+        reply = `T${hex2(SIGTRAP)}${thread(fallbackVp)}`;
+        break;
+    }
+    this.lastStop = reply;
+    return reply;
+  }
+
+  private async detach(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    if (!session) return;
+    await session.detach().catch(() => session.close().catch(() => undefined));
+    this.options.log(`gdb ${this.peer()} detached from VM "${this.vmId}"; the VM runs on`);
+  }
+
+  /** Ends the connection once; a message says why when it was not gdb's choice. */
+  private async end(why: string | undefined): Promise<void> {
+    if (this.state.kind === "closed") return;
+    if (why) this.options.log(`gdb ${this.peer()}: ${why}; closing the gdb connection`);
+    const session = this.session;
+    this.session = undefined;
+    this.state = { kind: "closed" };
+    this.socket.end();
+    if (session) {
+      await session.close().catch(() => undefined);
+      this.options.log(`gdb ${this.peer()} disconnected; VM "${this.vmId}" detached and running`);
+    }
+    this.resolveDone();
+  }
+}
+
+function hardwareBreakpointOf(use: SlotUse): HardwareBreakpoint {
+  if (use.z === ZType.Hardware) return { address: use.address, type: "execute", size: 1 };
+  // x86 has no read-only data breakpoint: reads are watched as reads or writes.
+  return { address: use.address, type: use.z === ZType.Write ? "write" : "readWrite", size: use.size };
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, "0");
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Failures that mean the session is gone (server lost, stream over): the gdb connection ends. */
+function isFatal(e: unknown): boolean {
+  if (!(e instanceof VmmDebugError)) return false;
+  return e.code === Status.UNAVAILABLE || e.code === Status.CANCELLED || e.reason === "NOT_ATTACHED" || e.reason === "SESSION_ENDED";
+}
+
+/** The errno a refused request answers with. */
+function errnoOf(e: unknown): number {
+  if (e instanceof VmmDebugError) {
+    if (e.reason === "GVA_NOT_MAPPED" || e.reason === "GPA_UNMAPPED") return EFAULT;
+    if (e.reason === "TOO_MANY_BREAKPOINTS") return ENOSPC;
+    if (e.code === Status.INVALID_ARGUMENT || e.code === Status.FAILED_PRECONDITION) return EINVAL;
+  }
+  return EIO;
+}

@@ -1,0 +1,7 @@
+// GDB remote-protocol bridge: serves gdb on loopback and drives a VM through the client SDK.
+export { createGdbBridge, isLoopbackHost } from "./bridge";
+export type { GdbBridge, GdbBridgeOptions } from "./bridge";
+export { PACKET_SIZE, serveGdbConnection } from "./connection";
+export type { ConnectionOptions } from "./connection";
+export { gdbCommand } from "./command";
+export { X86_REGISTERS, x86TargetXml } from "./x86-registers";
