@@ -12,6 +12,7 @@ import type {
   Arch,
   BreakpointSize,
   BreakpointType,
+  Capabilities,
   DebugState,
   DebugStopReason,
   DebuggerVpState,
@@ -241,6 +242,7 @@ export function vmInfoFromWire(vm: vmWire.VmInfo | undefined): VmInfo {
     runState: runStateFromWire(vm.runState),
     backend: vm.backend,
   };
+  if (vm.capabilities) info.capabilities = capabilitiesFromWire(vm.capabilities);
   if (vm.attached) {
     info.attached = {
       holder: vm.attached.holder,
@@ -249,6 +251,45 @@ export function vmInfoFromWire(vm: vmWire.VmInfo | undefined): VmInfo {
     };
   }
   return info;
+}
+
+/** A newer server's values this SDK does not know are left out of the lists (it cannot ask for them). */
+function capabilitiesFromWire(c: vmWire.Capabilities): Capabilities {
+  const types = c.watchpointTypes
+    .map((t) => (t === WireType.WRITE ? "write" : t === WireType.READ_OR_WRITE ? "readWrite" : undefined))
+    .filter((t) => t !== undefined);
+  const sizes = c.watchpointSizes
+    .map((z) => (Object.keys(SIZE_TO_WIRE).map(Number) as BreakpointSize[]).find((k) => SIZE_TO_WIRE[k] === z))
+    .filter((z) => z !== undefined);
+  const traces: StepTrace[] = ["none"];
+  if (c.batchedStepping?.pcTrace) traces.push("pc");
+  if (c.batchedStepping?.registerTrace) traces.push("registers");
+  return {
+    hardwareSlotsPerVp: c.hardwareSlotsPerVp,
+    watchpointTypes: types,
+    watchpointSizes: sizes,
+    softwareBreakpoints: {
+      gva: c.softwareBreakpoints?.gva ?? false,
+      perVp: c.softwareBreakpoints?.perVp ?? false,
+      gpa: c.softwareBreakpoints?.gpa ?? false,
+    },
+    setVpStateFields: [...c.setVpStateFields],
+    memoryReadsWhileRunning: readsWhileRunningFromWire(c.memoryReadsWhileRunning),
+    batchedStepping: { maxCount: c.batchedStepping?.maxCount ?? 0, traces },
+  };
+}
+
+function readsWhileRunningFromWire(mode: vmWire.MemoryReadsWhileRunning): Capabilities["memoryReadsWhileRunning"] {
+  switch (mode) {
+    case vmWire.MemoryReadsWhileRunning.NO_PAUSE:
+      return "noPause";
+    case vmWire.MemoryReadsWhileRunning.NO_PAUSE_GPA_RAM:
+      return "noPauseGpaRam";
+    case vmWire.MemoryReadsWhileRunning.PAUSES:
+      return "pauses";
+    default:
+      throw unexpected(`memory_reads_while_running ${mode}`);
+  }
 }
 
 function archFromWire(arch: vmWire.Architecture): Arch {

@@ -15,6 +15,7 @@ export type {
   BreakpointSize,
   BreakpointType,
   CallOptions,
+  Capabilities,
   DebugState,
   DebugStopReason,
   DebuggerVpState,

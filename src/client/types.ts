@@ -136,6 +136,37 @@ export interface VmInfo {
   backend: string;
   /** Absent when no debugger is attached. */
   attached?: Attachment;
+  /** What the VM's backend can do; absent from a server that predates them. */
+  capabilities?: Capabilities;
+}
+
+/**
+ * What a VM's backend can do, so a client knows before it tries: a request outside these is
+ * refused, and none inside them is refused for want of the capability.
+ */
+export interface Capabilities {
+  /** Hardware slots per VP (DebugState.breakpoints). */
+  hardwareSlotsPerVp: number;
+  /** The data types a slot takes ("execute" with size 1 is always taken). */
+  watchpointTypes: Exclude<BreakpointType, "execute">[];
+  /** The sizes a data slot takes. */
+  watchpointSizes: BreakpointSize[];
+  /** Software breakpoints by GVA for every VP, by GVA for one VP, by GPA (all false: none). */
+  softwareBreakpoints: { gva: boolean; perVp: boolean; gpa: boolean };
+  /**
+   * The VP-state fields setVpState can change, by proto field name: "rip", "kernel_gs_base",
+   * "gp" and "x" as a whole, segment parts as "cs.selector", "cs.base" … A field not listed must
+   * keep its current value (else UNSUPPORTED_REGISTER).
+   */
+  setVpStateFields: string[];
+  /**
+   * How reads are served while the VM runs: "noPause" every read without stopping a VP,
+   * "noPauseGpaRam" only GPA reads inside RAM (the others pause the VM briefly), "pauses" every
+   * read pauses the VM briefly.
+   */
+  memoryReadsWhileRunning: "noPause" | "noPauseGpaRam" | "pauses";
+  /** Session.step(): the largest count and the traces it records. */
+  batchedStepping: { maxCount: number; traces: StepTrace[] };
 }
 
 /** Options every SDK call accepts. */

@@ -21,6 +21,8 @@ export { BreakpointSize, BreakpointType, REGISTER_COUNT, SLOT_COUNT, breakpointL
 export { Code, ERROR_DOMAIN, VmmError, checkStepCount, checkVp, errors, hex } from "./errors";
 export type { Reason } from "./errors";
 export type { GoneListener, SoftwareBreakpoints, StopListener, VmmCore } from "./vmm-core";
+export type { Capabilities, MemoryReadsWhileRunning } from "./capabilities";
+export { SEGMENT_PARTS, X86_SEGMENT_FIELDS, vpStateFieldNames } from "./capabilities";
 export {
   MAX_SOFTWARE_BREAKPOINTS,
   SoftwareBreakpointTable,

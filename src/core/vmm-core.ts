@@ -1,5 +1,6 @@
 // The port every VMM backend implements (embedded machine, QEMU): run control, debug state,
 // registers and memory of one VM.
+import type { Capabilities } from "./capabilities";
 import type {
   Arch,
   DebugState,
@@ -73,6 +74,11 @@ export interface VmmCore {
   readonly memoryRegions: readonly MemoryRegion[];
   /** Set when the backend supports software breakpoints (the server refuses them otherwise). */
   readonly softwareBreakpoints?: SoftwareBreakpoints;
+  /**
+   * What this backend can do now (VmInfo.capabilities), derived from how it behaves: each value
+   * holds exactly as far as the requests it answers (a capability not listed is refused).
+   */
+  capabilities(): Capabilities;
   runState(): RunState;
   /** Let every VP run. No-op when already running; rejects when powered off or gone. */
   resume(): Promise<void>;

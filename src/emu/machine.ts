@@ -2,6 +2,7 @@
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import {
+  type Capabilities,
   type DebugState,
   type DebugStopReason,
   type DebuggerVpState,
@@ -17,7 +18,11 @@ import {
   type GoneListener,
   type StopListener,
   type VmmCore,
+  BreakpointSize,
+  BreakpointType,
   Code,
+  MAX_STEP_COUNT,
+  SLOT_COUNT,
   VmmError,
   breakpointLength,
   checkStepCount,
@@ -27,6 +32,7 @@ import {
   emptyDebugState,
   errors,
   translateRange,
+  vpStateFieldNames,
   walkX86,
 } from "../core";
 import { bootMachine, type GuestImage } from "./image";
@@ -176,6 +182,24 @@ export class EmuMachine implements VmmCore {
     });
     this.worker.on("error", (err) => this.onWorkerGone(`worker failed: ${err.message}`));
     this.worker.on("exit", (code) => this.onWorkerGone(`worker exited with code ${code}`));
+  }
+
+  /**
+   * The interpreter checks all four slots of a VP with the DR7 data types and lengths
+   * (X86VpDebug), software breakpoints at fetch by GVA or GPA, and writes every register field
+   * (refusing only states it cannot run, see checkRunnableX86State); reads come from guest RAM
+   * and registers in shared buffers, never stopping the worker.
+   */
+  capabilities(): Capabilities {
+    return {
+      hardwareSlotsPerVp: SLOT_COUNT,
+      watchpointTypes: [BreakpointType.Write, BreakpointType.ReadOrWrite],
+      watchpointSizes: [BreakpointSize.Byte, BreakpointSize.Word, BreakpointSize.DWord, BreakpointSize.QWord],
+      softwareBreakpoints: { gva: true, perVp: true, gpa: true },
+      setVpStateFields: vpStateFieldNames("x86_64"),
+      memoryReadsWhileRunning: "noPause",
+      batchedStepping: { maxCount: MAX_STEP_COUNT, traces: ["none", "pc", "registers"] },
+    };
   }
 
   runState(): RunState {

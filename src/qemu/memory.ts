@@ -84,7 +84,8 @@ export class QemuMemory {
     this.ramFd = undefined;
   }
 
-  private get fileReads(): boolean {
+  /** Whether GPA reads inside RAM come from the RAM file (without touching the VM). */
+  get fileReads(): boolean {
     return this.fastMemory && this.ramFd !== undefined;
   }
 

@@ -2,6 +2,9 @@
 // QEMU VM behind the VmmCore port.
 import {
   type Arch,
+  BreakpointSize,
+  BreakpointType,
+  type Capabilities,
   type DebugState,
   type DebuggerVpState,
   type GoneListener,
@@ -17,6 +20,8 @@ import {
   type VmmCore,
   checkStepCount,
   Code,
+  MAX_STEP_COUNT,
+  SLOT_COUNT,
   VmmError,
   checkVp,
   errors,
@@ -25,7 +30,7 @@ import { QemuBreakpoints } from "./breakpoints";
 import { type QemuConnection, type QemuVmOptions, connectQemu } from "./connection";
 import { QemuMemory } from "./memory";
 import type { QemuMemoryMap } from "./memory-map";
-import { QemuRegisters } from "./registers";
+import { QemuRegisters, qemuWritableFields } from "./registers";
 import { RunLoop } from "./run-loop";
 import { Stepper } from "./stepping";
 
@@ -40,7 +45,12 @@ export async function createQemuVm(options: QemuVmOptions): Promise<QemuVm> {
   const { connection, map, run } = await connectQemu(options);
   let vm: QemuVm | undefined;
   try {
-    vm = new QemuVm(options, connection, map);
+    // Asked once: KVM decides what software breakpoints can do (and capabilities() says so).
+    const kvm = await connection.qmp.execute<{ enabled: boolean }>("query-kvm", {}).then(
+      (r) => r.enabled,
+      () => false, // a QEMU without the command has no KVM to speak of
+    );
+    vm = new QemuVm(options, connection, map, kvm);
     if (run) await vm.resume();
     return vm;
   } catch (e) {
@@ -68,6 +78,8 @@ export class QemuVm implements VmmCore {
     options: QemuVmOptions,
     private readonly connection: QemuConnection,
     map: QemuMemoryMap,
+    /** QEMU runs with KVM (query-kvm at connect). */
+    private readonly kvm: boolean,
   ) {
     this.id = options.id;
     this.arch = connection.arch;
@@ -89,6 +101,25 @@ export class QemuVm implements VmmCore {
 
   set fastMemory(on: boolean) {
     this.memory.fastMemory = on;
+  }
+
+  /**
+   * Slots map onto QEMU's Z1 (execute), Z2 (write) and Z4 (read or write) with the slot's length
+   * (QemuBreakpoints); software breakpoints are Z0 by GVA, none under KVM; SetVpState writes what
+   * the gdbstub can set (qemuWritableFields); a running VM's reads pause it unless they are GPA
+   * reads of RAM served from the shared RAM file (QemuMemory).
+   */
+  capabilities(): Capabilities {
+    const software = !this.kvm;
+    return {
+      hardwareSlotsPerVp: SLOT_COUNT,
+      watchpointTypes: [BreakpointType.Write, BreakpointType.ReadOrWrite],
+      watchpointSizes: [BreakpointSize.Byte, BreakpointSize.Word, BreakpointSize.DWord, BreakpointSize.QWord],
+      softwareBreakpoints: { gva: software, perVp: software, gpa: false },
+      setVpStateFields: qemuWritableFields(this.arch),
+      memoryReadsWhileRunning: this.memory.fileReads ? "noPauseGpaRam" : "pauses",
+      batchedStepping: { maxCount: MAX_STEP_COUNT, traces: ["none", "pc", "registers"] },
+    };
   }
 
   runState(): RunState {
@@ -144,9 +175,6 @@ export class QemuVm implements VmmCore {
         }),
       ),
   };
-
-  /** Whether QEMU runs with KVM (asked once, at the first software breakpoint). */
-  private kvm: Promise<boolean> | undefined;
 
   /**
    * Batched stepping (see Stepper.batch). runState() is "running" meanwhile, and reads wait for
@@ -232,11 +260,7 @@ export class QemuVm implements VmmCore {
       return Promise.reject(e);
     }
     return this.runLoop.whileStopped("InsertSoftwareBreakpoint", async () => {
-      this.kvm ??= this.connection.qmp.execute<{ enabled: boolean }>("query-kvm", {}).then(
-        (r) => r.enabled,
-        () => false, // a QEMU without the command has no KVM to speak of
-      );
-      if (await this.kvm) {
+      if (this.kvm) {
         throw unsupported(
           this.id,
           "this QEMU runs with KVM, where a Z0 breakpoint is an INT3/BRK written into guest memory that reads and the guest would see: use SetDebugState's hardware execute slots",

@@ -12,6 +12,7 @@ import {
   type X86VpState,
   flattenVpState,
   hex,
+  vpStateFieldNames,
 } from "../core";
 import { type StopReply, type ThreadId, leHexToBigint, sameThread } from "../rsp";
 import type { QmpClient } from "./qmp-client";
@@ -38,6 +39,18 @@ function need(regs: ReadonlyMap<string, bigint>, name: string): bigint {
   const v = regs.get(name);
   if (v === undefined) throw new Error(`QEMU's register set has no ${name}`);
   return v;
+}
+
+/**
+ * The VP-state fields writeVpState writes (Capabilities.setVpStateFields): every register the
+ * gdbstub sets, segment selectors (QEMU reloads the hidden part from the descriptor table, which
+ * must then match what was sent) and the FS/GS bases (MSRs); not the other segment descriptor
+ * caches nor aarch64's EL1 system registers, which the gdbstub only reads. Of sp_el0 and sp_el1
+ * only the stack pointer the new cpsr selects is written (as `sp`); the other must keep its value.
+ */
+export function qemuWritableFields(arch: Arch): string[] {
+  if (arch === "aarch64") return ["x", "sp_el0", "sp_el1", "pc", "cpsr"];
+  return vpStateFieldNames("x86_64").filter((f) => !f.includes(".") || f.endsWith(".selector") || f === "fs.base" || f === "gs.base");
 }
 
 /** X86VpState from the `g`/`p` registers plus the segment descriptors from `info registers`. */

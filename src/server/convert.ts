@@ -13,11 +13,13 @@ import {
   validateVpState,
   type Aarch64VpState,
   type Arch,
+  type Capabilities,
   type DebugState,
   type DebugStopReason,
   type DebuggerVpState,
   type GuestAddress,
   type HardwareBreakpoint,
+  type MemoryReadsWhileRunning,
   type RunState,
   type SegmentRegister,
   type SoftwareBreakpoint,
@@ -323,6 +325,7 @@ export function vmInfoToWire(core: VmmCore, attachment: AttachmentInfo | undefin
     memoryRegions: core.memoryRegions.map((r) => create(vmWire.MemoryRegionSchema, { gpa: r.gpa, size: r.size, name: r.name })),
     runState: runStateToWire(core.runState()),
     backend: core.backend,
+    capabilities: capabilitiesToWire(core.capabilities()),
     attached: attachment
       ? create(vmWire.AttachmentSchema, {
           holder: attachment.holder,
@@ -331,6 +334,29 @@ export function vmInfoToWire(core: VmmCore, attachment: AttachmentInfo | undefin
           stream: attachment.leaseExpiresAtMs === undefined,
         })
       : undefined,
+  });
+}
+
+const READS_WHILE_RUNNING_TO_WIRE: Record<MemoryReadsWhileRunning, vmWire.MemoryReadsWhileRunning> = {
+  noPause: vmWire.MemoryReadsWhileRunning.NO_PAUSE,
+  noPauseGpaRam: vmWire.MemoryReadsWhileRunning.NO_PAUSE_GPA_RAM,
+  pauses: vmWire.MemoryReadsWhileRunning.PAUSES,
+};
+
+/** The backend's capabilities as VmInfo carries them (the domain enums keep the wire's values). */
+export function capabilitiesToWire(c: Capabilities): vmWire.Capabilities {
+  return create(vmWire.CapabilitiesSchema, {
+    hardwareSlotsPerVp: c.hardwareSlotsPerVp,
+    watchpointTypes: c.watchpointTypes.map((t) => t as number),
+    watchpointSizes: c.watchpointSizes.map((z) => z as number),
+    softwareBreakpoints: create(vmWire.SoftwareBreakpointSupportSchema, c.softwareBreakpoints),
+    setVpStateFields: [...c.setVpStateFields],
+    memoryReadsWhileRunning: READS_WHILE_RUNNING_TO_WIRE[c.memoryReadsWhileRunning],
+    batchedStepping: create(vmWire.BatchedSteppingSchema, {
+      maxCount: c.batchedStepping.maxCount,
+      pcTrace: c.batchedStepping.traces.includes("pc"),
+      registerTrace: c.batchedStepping.traces.includes("registers"),
+    }),
   });
 }
 

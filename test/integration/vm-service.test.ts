@@ -25,6 +25,7 @@ describe("VmService with two VMs", () => {
         memoryRegions: [{ gpa: 0n, size: 256n << 20n, name: "ram" }],
         runState: "running",
         backend: "emu",
+        capabilities: expect.objectContaining({ hardwareSlotsPerVp: 4 }),
       })),
     );
   });

@@ -27,6 +27,15 @@ function vmStub(arch: "x86_64" | "aarch64", vpCount = 2): VmmCore {
     backend: "emu",
     memoryRegions: [{ gpa: 0n, size: 256n << 20n, name: "ram" }],
     runState: () => "stopped",
+    capabilities: () => ({
+      hardwareSlotsPerVp: 4,
+      watchpointTypes: [BreakpointType.Write, BreakpointType.ReadOrWrite],
+      watchpointSizes: [BreakpointSize.Byte, BreakpointSize.Word, BreakpointSize.DWord, BreakpointSize.QWord],
+      softwareBreakpoints: { gva: true, perVp: false, gpa: false },
+      setVpStateFields: arch === "x86_64" ? ["gp", "rip", "cs.selector"] : ["x", "pc"],
+      memoryReadsWhileRunning: arch === "x86_64" ? "noPauseGpaRam" : "pauses",
+      batchedStepping: { maxCount: 1000, traces: ["none", "pc"] },
+    }),
   } as unknown as VmmCore;
 }
 const x86 = vmStub("x86_64");
@@ -211,6 +220,15 @@ describe("responses: domain → server → wire bytes → SDK", () => {
       memoryRegions: [{ gpa: 0n, size: 256n << 20n, name: "ram" }],
       runState: "stopped",
       backend: "emu",
+      capabilities: {
+        hardwareSlotsPerVp: 4,
+        watchpointTypes: ["write", "readWrite"],
+        watchpointSizes: [1, 2, 4, 8],
+        softwareBreakpoints: { gva: true, perVp: false, gpa: false },
+        setVpStateFields: ["gp", "rip", "cs.selector"],
+        memoryReadsWhileRunning: "noPauseGpaRam",
+        batchedStepping: { maxCount: 1000, traces: ["none", "pc"] },
+      },
     });
     const attached = overWire(
       vmWire.VmInfoSchema,
@@ -218,6 +236,7 @@ describe("responses: domain → server → wire bytes → SDK", () => {
     );
     expect(client.vmInfoFromWire(attached)).toMatchObject({
       arch: "aarch64",
+      capabilities: { setVpStateFields: ["x", "pc"], memoryReadsWhileRunning: "pauses" },
       attached: {
         holder: "ipv4:127.0.0.1:5555",
         attachedAt: new Date(1_700_000_000_123),

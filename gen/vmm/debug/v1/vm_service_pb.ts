@@ -8,6 +8,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { BreakpointSize, BreakpointType } from "./breakpoint_pb.js";
+import { file_vmm_debug_v1_breakpoint } from "./breakpoint_pb.js";
 import type { DebugStopReason } from "./types_pb.js";
 import { file_vmm_debug_v1_types } from "./types_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/debug/v1/vm_service.proto.
  */
 export const file_vmm_debug_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch12bW0vZGVidWcvdjEvdm1fc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIjcKDE1lbW9yeVJlZ2lvbhILCgNncGEYASABKAQSDAoEc2l6ZRgCIAEoBBIMCgRuYW1lGAMgASgJIpMBCgpBdHRhY2htZW50Eg4KBmhvbGRlchgBIAEoCRIvCgthdHRhY2hlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc3RyZWFtGAQgASgIIuwBCgZWbUluZm8SCgoCaWQYASABKAkSKAoEYXJjaBgCIAEoDjIaLnZtbS5kZWJ1Zy52MS5BcmNoaXRlY3R1cmUSEAoIdnBfY291bnQYAyABKA0SMgoObWVtb3J5X3JlZ2lvbnMYBCADKAsyGi52bW0uZGVidWcudjEuTWVtb3J5UmVnaW9uEikKCXJ1bl9zdGF0ZRgFIAEoDjIWLnZtbS5kZWJ1Zy52MS5SdW5TdGF0ZRIPCgdiYWNrZW5kGAYgASgJEioKCGF0dGFjaGVkGAcgASgLMhgudm1tLmRlYnVnLnYxLkF0dGFjaG1lbnQiEAoOTGlzdFZtc1JlcXVlc3QiNAoPTGlzdFZtc1Jlc3BvbnNlEiEKA3ZtcxgBIAMoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8iGgoMR2V0Vm1SZXF1ZXN0EgoKAnZtGAEgASgJIjEKDUdldFZtUmVzcG9uc2USIAoCdm0YASABKAsyFC52bW0uZGVidWcudjEuVm1JbmZvIlAKEldhdGNoRXZlbnRzUmVxdWVzdBIKCgJ2bRgBIAEoCRIbCg5hZnRlcl9zZXF1ZW5jZRgCIAEoBEgAiAEBQhEKD19hZnRlcl9zZXF1ZW5jZSIvCg1FdmVudEF0dGFjaGVkEg4KBmhvbGRlchgBIAEoCRIOCgZzdHJlYW0YAiABKAgiOQoNRXZlbnREZXRhY2hlZBIoCgVjYXVzZRgBIAEoDjIZLnZtbS5kZWJ1Zy52MS5EZXRhY2hDYXVzZSIOCgxFdmVudFJlc3VtZWQiPQoMRXZlbnRTdG9wcGVkEi0KBnJlYXNvbhgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iWQoMRXZlbnRTdGVwcGVkEgoKAnZwGAEgASgNEhAKCGV4ZWN1dGVkGAIgASgNEisKBHN0b3AYAyABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uIiQKFkV2ZW50RGVidWdTdGF0ZUNoYW5nZWQSCgoCdnAYASABKA0iEQoPRXZlbnRQb3dlcmVkT2ZmIgwKCkV2ZW50UmVzZXQiIgoQRXZlbnRCYWNrZW5kTG9zdBIOCgZkZXRhaWwYASABKAkiIQoIRXZlbnRHYXASFQoNbmV4dF9zZXF1ZW5jZRgBIAEoBCLaBAoTV2F0Y2hFdmVudHNSZXNwb25zZRIKCgJ2bRgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCghhdHRhY2hlZBgEIAEoCzIbLnZtbS5kZWJ1Zy52MS5FdmVudEF0dGFjaGVkSAASLwoIZGV0YWNoZWQYBSABKAsyGy52bW0uZGVidWcudjEuRXZlbnREZXRhY2hlZEgAEi0KB3Jlc3VtZWQYBiABKAsyGi52bW0uZGVidWcudjEuRXZlbnRSZXN1bWVkSAASLQoHc3RvcHBlZBgHIAEoCzIaLnZtbS5kZWJ1Zy52MS5FdmVudFN0b3BwZWRIABItCgdzdGVwcGVkGAggASgLMhoudm1tLmRlYnVnLnYxLkV2ZW50U3RlcHBlZEgAEkMKE2RlYnVnX3N0YXRlX2NoYW5nZWQYCSABKAsyJC52bW0uZGVidWcudjEuRXZlbnREZWJ1Z1N0YXRlQ2hhbmdlZEgAEjQKC3Bvd2VyZWRfb2ZmGAogASgLMh0udm1tLmRlYnVnLnYxLkV2ZW50UG93ZXJlZE9mZkgAEikKBXJlc2V0GAsgASgLMhgudm1tLmRlYnVnLnYxLkV2ZW50UmVzZXRIABI2CgxiYWNrZW5kX2xvc3QYDCABKAsyHi52bW0uZGVidWcudjEuRXZlbnRCYWNrZW5kTG9zdEgAEiUKA2dhcBgNIAEoCzIWLnZtbS5kZWJ1Zy52MS5FdmVudEdhcEgAQgcKBWV2ZW50Kl8KDEFyY2hpdGVjdHVyZRIcChhBUkNISVRFQ1RVUkVfVU5TUEVDSUZJRUQQABIXChNBUkNISVRFQ1RVUkVfWDg2XzY0EAESGAoUQVJDSElURUNUVVJFX0FBUkNINjQQAiqCAQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1JVTk5JTkcQARIVChFSVU5fU1RBVEVfU1RPUFBFRBACEhkKFVJVTl9TVEFURV9QT1dFUkVEX09GRhADEhIKDlJVTl9TVEFURV9HT05FEAQq6gEKC0RldGFjaENhdXNlEhwKGERFVEFDSF9DQVVTRV9VTlNQRUNJRklFRBAAEhoKFkRFVEFDSF9DQVVTRV9SRVFVRVNURUQQARIeChpERVRBQ0hfQ0FVU0VfTEVBU0VfRVhQSVJFRBACEh4KGkRFVEFDSF9DQVVTRV9TVFJFQU1fQ0xPU0VEEAMSIAocREVUQUNIX0NBVVNFX1NFUlZFUl9TSFVURE9XThAEEiAKHERFVEFDSF9DQVVTRV9TVFJFQU1fT1ZFUkZMT1cQBRIdChlERVRBQ0hfQ0FVU0VfQkFDS0VORF9MT1NUEAYy+gEKCVZtU2VydmljZRJLCgdMaXN0Vm1zEhwudm1tLmRlYnVnLnYxLkxpc3RWbXNSZXF1ZXN0Gh0udm1tLmRlYnVnLnYxLkxpc3RWbXNSZXNwb25zZSIDkAIBEkUKBUdldFZtEhoudm1tLmRlYnVnLnYxLkdldFZtUmVxdWVzdBobLnZtbS5kZWJ1Zy52MS5HZXRWbVJlc3BvbnNlIgOQAgESWQoLV2F0Y2hFdmVudHMSIC52bW0uZGVidWcudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiEudm1tLmRlYnVnLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_google_protobuf_timestamp, file_vmm_debug_v1_types]);
+  fileDesc("Ch12bW0vZGVidWcvdjEvdm1fc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIjcKDE1lbW9yeVJlZ2lvbhILCgNncGEYASABKAQSDAoEc2l6ZRgCIAEoBBIMCgRuYW1lGAMgASgJIpMBCgpBdHRhY2htZW50Eg4KBmhvbGRlchgBIAEoCRIvCgthdHRhY2hlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc3RyZWFtGAQgASgIIp4CCgZWbUluZm8SCgoCaWQYASABKAkSKAoEYXJjaBgCIAEoDjIaLnZtbS5kZWJ1Zy52MS5BcmNoaXRlY3R1cmUSEAoIdnBfY291bnQYAyABKA0SMgoObWVtb3J5X3JlZ2lvbnMYBCADKAsyGi52bW0uZGVidWcudjEuTWVtb3J5UmVnaW9uEikKCXJ1bl9zdGF0ZRgFIAEoDjIWLnZtbS5kZWJ1Zy52MS5SdW5TdGF0ZRIPCgdiYWNrZW5kGAYgASgJEioKCGF0dGFjaGVkGAcgASgLMhgudm1tLmRlYnVnLnYxLkF0dGFjaG1lbnQSMAoMY2FwYWJpbGl0aWVzGAggASgLMhoudm1tLmRlYnVnLnYxLkNhcGFiaWxpdGllcyKFAwoMQ2FwYWJpbGl0aWVzEh0KFWhhcmR3YXJlX3Nsb3RzX3Blcl92cBgBIAEoDRI2ChB3YXRjaHBvaW50X3R5cGVzGAIgAygOMhwudm1tLmRlYnVnLnYxLkJyZWFrcG9pbnRUeXBlEjYKEHdhdGNocG9pbnRfc2l6ZXMYAyADKA4yHC52bW0uZGVidWcudjEuQnJlYWtwb2ludFNpemUSRQoUc29mdHdhcmVfYnJlYWtwb2ludHMYBCABKAsyJy52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50U3VwcG9ydBIbChNzZXRfdnBfc3RhdGVfZmllbGRzGAUgAygJEkkKGm1lbW9yeV9yZWFkc193aGlsZV9ydW5uaW5nGAYgASgOMiUudm1tLmRlYnVnLnYxLk1lbW9yeVJlYWRzV2hpbGVSdW5uaW5nEjcKEGJhdGNoZWRfc3RlcHBpbmcYByABKAsyHS52bW0uZGVidWcudjEuQmF0Y2hlZFN0ZXBwaW5nIkUKGVNvZnR3YXJlQnJlYWtwb2ludFN1cHBvcnQSCwoDZ3ZhGAEgASgIEg4KBnBlcl92cBgCIAEoCBILCgNncGEYAyABKAgiTgoPQmF0Y2hlZFN0ZXBwaW5nEhEKCW1heF9jb3VudBgBIAEoDRIQCghwY190cmFjZRgCIAEoCBIWCg5yZWdpc3Rlcl90cmFjZRgDIAEoCCIQCg5MaXN0Vm1zUmVxdWVzdCI0Cg9MaXN0Vm1zUmVzcG9uc2USIQoDdm1zGAEgAygLMhQudm1tLmRlYnVnLnYxLlZtSW5mbyIaCgxHZXRWbVJlcXVlc3QSCgoCdm0YASABKAkiMQoNR2V0Vm1SZXNwb25zZRIgCgJ2bRgBIAEoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8iUAoSV2F0Y2hFdmVudHNSZXF1ZXN0EgoKAnZtGAEgASgJEhsKDmFmdGVyX3NlcXVlbmNlGAIgASgESACIAQFCEQoPX2FmdGVyX3NlcXVlbmNlIi8KDUV2ZW50QXR0YWNoZWQSDgoGaG9sZGVyGAEgASgJEg4KBnN0cmVhbRgCIAEoCCI5Cg1FdmVudERldGFjaGVkEigKBWNhdXNlGAEgASgOMhkudm1tLmRlYnVnLnYxLkRldGFjaENhdXNlIg4KDEV2ZW50UmVzdW1lZCI9CgxFdmVudFN0b3BwZWQSLQoGcmVhc29uGAEgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbiJZCgxFdmVudFN0ZXBwZWQSCgoCdnAYASABKA0SEAoIZXhlY3V0ZWQYAiABKA0SKwoEc3RvcBgDIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iJAoWRXZlbnREZWJ1Z1N0YXRlQ2hhbmdlZBIKCgJ2cBgBIAEoDSIRCg9FdmVudFBvd2VyZWRPZmYiDAoKRXZlbnRSZXNldCIiChBFdmVudEJhY2tlbmRMb3N0Eg4KBmRldGFpbBgBIAEoCSIhCghFdmVudEdhcBIVCg1uZXh0X3NlcXVlbmNlGAEgASgEItoEChNXYXRjaEV2ZW50c1Jlc3BvbnNlEgoKAnZtGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KCGF0dGFjaGVkGAQgASgLMhsudm1tLmRlYnVnLnYxLkV2ZW50QXR0YWNoZWRIABIvCghkZXRhY2hlZBgFIAEoCzIbLnZtbS5kZWJ1Zy52MS5FdmVudERldGFjaGVkSAASLQoHcmVzdW1lZBgGIAEoCzIaLnZtbS5kZWJ1Zy52MS5FdmVudFJlc3VtZWRIABItCgdzdG9wcGVkGAcgASgLMhoudm1tLmRlYnVnLnYxLkV2ZW50U3RvcHBlZEgAEi0KB3N0ZXBwZWQYCCABKAsyGi52bW0uZGVidWcudjEuRXZlbnRTdGVwcGVkSAASQwoTZGVidWdfc3RhdGVfY2hhbmdlZBgJIAEoCzIkLnZtbS5kZWJ1Zy52MS5FdmVudERlYnVnU3RhdGVDaGFuZ2VkSAASNAoLcG93ZXJlZF9vZmYYCiABKAsyHS52bW0uZGVidWcudjEuRXZlbnRQb3dlcmVkT2ZmSAASKQoFcmVzZXQYCyABKAsyGC52bW0uZGVidWcudjEuRXZlbnRSZXNldEgAEjYKDGJhY2tlbmRfbG9zdBgMIAEoCzIeLnZtbS5kZWJ1Zy52MS5FdmVudEJhY2tlbmRMb3N0SAASJQoDZ2FwGA0gASgLMhYudm1tLmRlYnVnLnYxLkV2ZW50R2FwSABCBwoFZXZlbnQqXwoMQXJjaGl0ZWN0dXJlEhwKGEFSQ0hJVEVDVFVSRV9VTlNQRUNJRklFRBAAEhcKE0FSQ0hJVEVDVFVSRV9YODZfNjQQARIYChRBUkNISVRFQ1RVUkVfQUFSQ0g2NBACKoIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhUKEVJVTl9TVEFURV9TVE9QUEVEEAISGQoVUlVOX1NUQVRFX1BPV0VSRURfT0ZGEAMSEgoOUlVOX1NUQVRFX0dPTkUQBCrGAQoXTWVtb3J5UmVhZHNXaGlsZVJ1bm5pbmcSKgomTUVNT1JZX1JFQURTX1dISUxFX1JVTk5JTkdfVU5TUEVDSUZJRUQQABInCiNNRU1PUllfUkVBRFNfV0hJTEVfUlVOTklOR19OT19QQVVTRRABEi8KK01FTU9SWV9SRUFEU19XSElMRV9SVU5OSU5HX05PX1BBVVNFX0dQQV9SQU0QAhIlCiFNRU1PUllfUkVBRFNfV0hJTEVfUlVOTklOR19QQVVTRVMQAyrqAQoLRGV0YWNoQ2F1c2USHAoYREVUQUNIX0NBVVNFX1VOU1BFQ0lGSUVEEAASGgoWREVUQUNIX0NBVVNFX1JFUVVFU1RFRBABEh4KGkRFVEFDSF9DQVVTRV9MRUFTRV9FWFBJUkVEEAISHgoaREVUQUNIX0NBVVNFX1NUUkVBTV9DTE9TRUQQAxIgChxERVRBQ0hfQ0FVU0VfU0VSVkVSX1NIVVRET1dOEAQSIAocREVUQUNIX0NBVVNFX1NUUkVBTV9PVkVSRkxPVxAFEh0KGURFVEFDSF9DQVVTRV9CQUNLRU5EX0xPU1QQBjL6AQoJVm1TZXJ2aWNlEksKB0xpc3RWbXMSHC52bW0uZGVidWcudjEuTGlzdFZtc1JlcXVlc3QaHS52bW0uZGVidWcudjEuTGlzdFZtc1Jlc3BvbnNlIgOQAgESRQoFR2V0Vm0SGi52bW0uZGVidWcudjEuR2V0Vm1SZXF1ZXN0Ghsudm1tLmRlYnVnLnYxLkdldFZtUmVzcG9uc2UiA5ACARJZCgtXYXRjaEV2ZW50cxIgLnZtbS5kZWJ1Zy52MS5XYXRjaEV2ZW50c1JlcXVlc3QaIS52bW0uZGVidWcudjEuV2F0Y2hFdmVudHNSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_vmm_debug_v1_breakpoint, file_vmm_debug_v1_types]);
 
 /**
  * A range of guest physical memory backed by RAM.
@@ -149,6 +151,13 @@ export type VmInfo = Message<"vmm.debug.v1.VmInfo"> & {
    * @generated from field: vmm.debug.v1.Attachment attached = 7;
    */
   attached?: Attachment | undefined;
+
+  /**
+   * What this VM's backend can do, so a client knows before it tries.
+   *
+   * @generated from field: vmm.debug.v1.Capabilities capabilities = 8;
+   */
+  capabilities?: Capabilities | undefined;
 };
 
 /**
@@ -157,6 +166,149 @@ export type VmInfo = Message<"vmm.debug.v1.VmInfo"> & {
  */
 export const VmInfoSchema: GenMessage<VmInfo> = /*@__PURE__*/
   messageDesc(file_vmm_debug_v1_vm_service, 2);
+
+/**
+ * What a VM's backend can do. Each value comes from the backend as it runs (the embedded machine;
+ * QEMU with or without its shared RAM file, under TCG or KVM), and holds exactly: a request it
+ * does not list is refused, and none it lists is refused for want of the capability.
+ *
+ * @generated from message vmm.debug.v1.Capabilities
+ */
+export type Capabilities = Message<"vmm.debug.v1.Capabilities"> & {
+  /**
+   * Hardware breakpoint slots per VP (DebugState.breakpoints; DR0-DR3 on x86).
+   *
+   * @generated from field: uint32 hardware_slots_per_vp = 1;
+   */
+  hardwareSlotsPerVp: number;
+
+  /**
+   * The data breakpoint (watchpoint) types a slot takes. Every backend also takes EXECUTE (size
+   * BYTE); none takes INVALID (the x86 I/O encoding).
+   *
+   * @generated from field: repeated vmm.debug.v1.BreakpointType watchpoint_types = 2;
+   */
+  watchpointTypes: BreakpointType[];
+
+  /**
+   * The sizes a watchpoint slot takes (its address aligned to the size).
+   *
+   * @generated from field: repeated vmm.debug.v1.BreakpointSize watchpoint_sizes = 3;
+   */
+  watchpointSizes: BreakpointSize[];
+
+  /**
+   * Where InsertSoftwareBreakpoint can place a breakpoint.
+   *
+   * @generated from field: vmm.debug.v1.SoftwareBreakpointSupport software_breakpoints = 4;
+   */
+  softwareBreakpoints?: SoftwareBreakpointSupport | undefined;
+
+  /**
+   * The VP-state fields SetVpState can change, by their proto field names: scalars ("rip",
+   * "kernel_gs_base", "cpsr"), arrays as a whole ("gp", "x"), segment parts as "<segment>.<part>"
+   * ("cs.selector", "cs.base", "cs.limit", "cs.attributes"). A field not listed must be sent with
+   * its current value (else FAILED_PRECONDITION / UNSUPPORTED_REGISTER, nothing written). A listed
+   * field may still take only values the backend can run: the embedded machine runs 64-bit long
+   * mode at CPL 0 only; on QEMU a new segment selector loads that segment's base, limit and
+   * attributes from the descriptor table (they must match what was sent), and of "sp_el0" and
+   * "sp_el1" only the stack pointer the new cpsr selects can change.
+   *
+   * @generated from field: repeated string set_vp_state_fields = 5;
+   */
+  setVpStateFields: string[];
+
+  /**
+   * How ReadMemory (and its stream and batched forms) is served while the VM runs.
+   *
+   * @generated from field: vmm.debug.v1.MemoryReadsWhileRunning memory_reads_while_running = 6;
+   */
+  memoryReadsWhileRunning: MemoryReadsWhileRunning;
+
+  /**
+   * What the Step RPC runs.
+   *
+   * @generated from field: vmm.debug.v1.BatchedStepping batched_stepping = 7;
+   */
+  batchedStepping?: BatchedStepping | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.Capabilities.
+ * Use `create(CapabilitiesSchema)` to create a new message.
+ */
+export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 3);
+
+/**
+ * Where software breakpoints can be placed (all false: the backend has none).
+ *
+ * @generated from message vmm.debug.v1.SoftwareBreakpointSupport
+ */
+export type SoftwareBreakpointSupport = Message<"vmm.debug.v1.SoftwareBreakpointSupport"> & {
+  /**
+   * By GVA for every VP.
+   *
+   * @generated from field: bool gva = 1;
+   */
+  gva: boolean;
+
+  /**
+   * By GVA for one VP (`SoftwareBreakpointAddress.gva.vp`).
+   *
+   * @generated from field: bool per_vp = 2;
+   */
+  perVp: boolean;
+
+  /**
+   * By GPA.
+   *
+   * @generated from field: bool gpa = 3;
+   */
+  gpa: boolean;
+};
+
+/**
+ * Describes the message vmm.debug.v1.SoftwareBreakpointSupport.
+ * Use `create(SoftwareBreakpointSupportSchema)` to create a new message.
+ */
+export const SoftwareBreakpointSupportSchema: GenMessage<SoftwareBreakpointSupport> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 4);
+
+/**
+ * What the Step RPC runs.
+ *
+ * @generated from message vmm.debug.v1.BatchedStepping
+ */
+export type BatchedStepping = Message<"vmm.debug.v1.BatchedStepping"> & {
+  /**
+   * The largest `count` one Step takes.
+   *
+   * @generated from field: uint32 max_count = 1;
+   */
+  maxCount: number;
+
+  /**
+   * STEP_TRACE_PC is served.
+   *
+   * @generated from field: bool pc_trace = 2;
+   */
+  pcTrace: boolean;
+
+  /**
+   * STEP_TRACE_REGISTERS is served.
+   *
+   * @generated from field: bool register_trace = 3;
+   */
+  registerTrace: boolean;
+};
+
+/**
+ * Describes the message vmm.debug.v1.BatchedStepping.
+ * Use `create(BatchedSteppingSchema)` to create a new message.
+ */
+export const BatchedSteppingSchema: GenMessage<BatchedStepping> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 5);
 
 /**
  * List VMs.
@@ -171,7 +323,7 @@ export type ListVmsRequest = Message<"vmm.debug.v1.ListVmsRequest"> & {
  * Use `create(ListVmsRequestSchema)` to create a new message.
  */
 export const ListVmsRequestSchema: GenMessage<ListVmsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 3);
+  messageDesc(file_vmm_debug_v1_vm_service, 6);
 
 /**
  * Every served VM.
@@ -192,7 +344,7 @@ export type ListVmsResponse = Message<"vmm.debug.v1.ListVmsResponse"> & {
  * Use `create(ListVmsResponseSchema)` to create a new message.
  */
 export const ListVmsResponseSchema: GenMessage<ListVmsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 4);
+  messageDesc(file_vmm_debug_v1_vm_service, 7);
 
 /**
  * Describe one VM.
@@ -213,7 +365,7 @@ export type GetVmRequest = Message<"vmm.debug.v1.GetVmRequest"> & {
  * Use `create(GetVmRequestSchema)` to create a new message.
  */
 export const GetVmRequestSchema: GenMessage<GetVmRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 5);
+  messageDesc(file_vmm_debug_v1_vm_service, 8);
 
 /**
  * One VM.
@@ -234,7 +386,7 @@ export type GetVmResponse = Message<"vmm.debug.v1.GetVmResponse"> & {
  * Use `create(GetVmResponseSchema)` to create a new message.
  */
 export const GetVmResponseSchema: GenMessage<GetVmResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 6);
+  messageDesc(file_vmm_debug_v1_vm_service, 9);
 
 /**
  * Watch one VM's events.
@@ -263,7 +415,7 @@ export type WatchEventsRequest = Message<"vmm.debug.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 7);
+  messageDesc(file_vmm_debug_v1_vm_service, 10);
 
 /**
  * A debugger attached.
@@ -291,7 +443,7 @@ export type EventAttached = Message<"vmm.debug.v1.EventAttached"> & {
  * Use `create(EventAttachedSchema)` to create a new message.
  */
 export const EventAttachedSchema: GenMessage<EventAttached> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 8);
+  messageDesc(file_vmm_debug_v1_vm_service, 11);
 
 /**
  * The debugger's session ended; debug state is cleared and a VM it stopped runs again.
@@ -312,7 +464,7 @@ export type EventDetached = Message<"vmm.debug.v1.EventDetached"> & {
  * Use `create(EventDetachedSchema)` to create a new message.
  */
 export const EventDetachedSchema: GenMessage<EventDetached> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 9);
+  messageDesc(file_vmm_debug_v1_vm_service, 12);
 
 /**
  * The debugger let the VM run.
@@ -327,7 +479,7 @@ export type EventResumed = Message<"vmm.debug.v1.EventResumed"> & {
  * Use `create(EventResumedSchema)` to create a new message.
  */
 export const EventResumedSchema: GenMessage<EventResumed> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 10);
+  messageDesc(file_vmm_debug_v1_vm_service, 13);
 
 /**
  * The VM stopped while a debugger was attached.
@@ -348,7 +500,7 @@ export type EventStopped = Message<"vmm.debug.v1.EventStopped"> & {
  * Use `create(EventStoppedSchema)` to create a new message.
  */
 export const EventStoppedSchema: GenMessage<EventStopped> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 11);
+  messageDesc(file_vmm_debug_v1_vm_service, 14);
 
 /**
  * A batched Step ran on one VP.
@@ -383,7 +535,7 @@ export type EventStepped = Message<"vmm.debug.v1.EventStepped"> & {
  * Use `create(EventSteppedSchema)` to create a new message.
  */
 export const EventSteppedSchema: GenMessage<EventStepped> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 12);
+  messageDesc(file_vmm_debug_v1_vm_service, 15);
 
 /**
  * The debugger replaced one VP's debug state (single-step flag and slots).
@@ -404,7 +556,7 @@ export type EventDebugStateChanged = Message<"vmm.debug.v1.EventDebugStateChange
  * Use `create(EventDebugStateChangedSchema)` to create a new message.
  */
 export const EventDebugStateChangedSchema: GenMessage<EventDebugStateChanged> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 13);
+  messageDesc(file_vmm_debug_v1_vm_service, 16);
 
 /**
  * The guest powered the VM off.
@@ -419,7 +571,7 @@ export type EventPoweredOff = Message<"vmm.debug.v1.EventPoweredOff"> & {
  * Use `create(EventPoweredOffSchema)` to create a new message.
  */
 export const EventPoweredOffSchema: GenMessage<EventPoweredOff> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 14);
+  messageDesc(file_vmm_debug_v1_vm_service, 17);
 
 /**
  * The guest reset the VM (with or without a debugger attached).
@@ -434,7 +586,7 @@ export type EventReset = Message<"vmm.debug.v1.EventReset"> & {
  * Use `create(EventResetSchema)` to create a new message.
  */
 export const EventResetSchema: GenMessage<EventReset> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 15);
+  messageDesc(file_vmm_debug_v1_vm_service, 18);
 
 /**
  * The VMM backend is gone (its process exited, a connection dropped).
@@ -455,7 +607,7 @@ export type EventBackendLost = Message<"vmm.debug.v1.EventBackendLost"> & {
  * Use `create(EventBackendLostSchema)` to create a new message.
  */
 export const EventBackendLostSchema: GenMessage<EventBackendLost> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 16);
+  messageDesc(file_vmm_debug_v1_vm_service, 19);
 
 /**
  * Events this observer will not see: they left the server's ring before it read them.
@@ -476,7 +628,7 @@ export type EventGap = Message<"vmm.debug.v1.EventGap"> & {
  * Use `create(EventGapSchema)` to create a new message.
  */
 export const EventGapSchema: GenMessage<EventGap> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 17);
+  messageDesc(file_vmm_debug_v1_vm_service, 20);
 
 /**
  * One event of a VM.
@@ -598,7 +750,7 @@ export type WatchEventsResponse = Message<"vmm.debug.v1.WatchEventsResponse"> & 
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_vm_service, 18);
+  messageDesc(file_vmm_debug_v1_vm_service, 21);
 
 /**
  * Processor architecture of a VM.
@@ -683,6 +835,48 @@ export const RunStateSchema: GenEnum<RunState> = /*@__PURE__*/
   enumDesc(file_vmm_debug_v1_vm_service, 1);
 
 /**
+ * How memory reads are served while the VM runs.
+ *
+ * @generated from enum vmm.debug.v1.MemoryReadsWhileRunning
+ */
+export enum MemoryReadsWhileRunning {
+  /**
+   * Not set; never returned.
+   *
+   * @generated from enum value: MEMORY_READS_WHILE_RUNNING_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every read, by GPA or GVA, is served without stopping a VP (the embedded machine).
+   *
+   * @generated from enum value: MEMORY_READS_WHILE_RUNNING_NO_PAUSE = 1;
+   */
+  NO_PAUSE = 1,
+
+  /**
+   * GPA reads inside RAM are served without stopping a VP; GVA reads and reads outside RAM pause
+   * the VM for the read (QEMU with its shared RAM file).
+   *
+   * @generated from enum value: MEMORY_READS_WHILE_RUNNING_NO_PAUSE_GPA_RAM = 2;
+   */
+  NO_PAUSE_GPA_RAM = 2,
+
+  /**
+   * Every read pauses the VM for the read; it runs on afterwards (QEMU through its gdbstub).
+   *
+   * @generated from enum value: MEMORY_READS_WHILE_RUNNING_PAUSES = 3;
+   */
+  PAUSES = 3,
+}
+
+/**
+ * Describes the enum vmm.debug.v1.MemoryReadsWhileRunning.
+ */
+export const MemoryReadsWhileRunningSchema: GenEnum<MemoryReadsWhileRunning> = /*@__PURE__*/
+  enumDesc(file_vmm_debug_v1_vm_service, 2);
+
+/**
  * Why a session ended.
  *
  * @generated from enum vmm.debug.v1.DetachCause
@@ -744,7 +938,7 @@ export enum DetachCause {
  * Describes the enum vmm.debug.v1.DetachCause.
  */
 export const DetachCauseSchema: GenEnum<DetachCause> = /*@__PURE__*/
-  enumDesc(file_vmm_debug_v1_vm_service, 2);
+  enumDesc(file_vmm_debug_v1_vm_service, 3);
 
 /**
  * Lists and describes the served VMs, and feeds their events to any number of observers.
