@@ -102,6 +102,8 @@ class GdbConnection {
   /** Hg (registers, memory) and Hc (step) threads as VP indices. */
   private gVp = 0;
   private cVp = 0;
+  /** The VP of the last stop reply: gdb's current thread, unless it switched since. */
+  private stopVp = 0;
   private state: RunState = { kind: "stopped" };
   private lastStop = `T${hex2(SIGTRAP)}thread:1;`;
   private readonly softwareBreakpoints = new Map<bigint, number>();
@@ -348,7 +350,7 @@ class GdbConnection {
           if (state.arch !== "x86_64") continue;
           const s = state.state;
           this.console(
-            `VP ${vp} (thread ${vp + 1})${vp === this.gVp ? " [selected]" : ""}: rip 0x${s.rip.toString(16)} rsp 0x${s.gp[4].toString(16)} ` +
+            `VP ${vp} (thread ${vp + 1}): rip 0x${s.rip.toString(16)} rsp 0x${s.gp[4].toString(16)} ` +
               `rflags 0x${s.rflags.toString(16)} cr3 0x${s.cr3.toString(16)}\n`,
           );
         }
@@ -528,13 +530,15 @@ class GdbConnection {
     } finally {
       if (this.state.kind === "running") this.state = { kind: "stopped" };
     }
-    return this.stopReply(reason, stepVp ?? this.gVp);
+    // A VM-wide stop (break, reset) is reported on the stepped VP, else on the thread of the last stop.
+    return this.stopReply(reason, stepVp ?? this.stopVp);
   }
 
   private stopReply(reason: DebugStopReason, fallbackVp: number): string {
     const thread = (vp: number) => {
       this.gVp = vp;
       this.cVp = vp;
+      this.stopVp = vp;
       return `thread:${formatHex(vp + 1)};`;
     };
     let reply: string;

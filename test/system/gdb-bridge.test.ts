@@ -1,5 +1,5 @@
 // The gdb bridge driven by the real gdb binary: registers, memory, breakpoints, stepping, writes, detach.
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { type AddressInfo, createServer } from "node:net";
 import { type GdbBridge, createGdbBridge } from "../../src/gdb";
 import type { VpStateEntry } from "../../src/client";
@@ -15,15 +15,19 @@ const describeGdb = haveGdb ? describe : describe.skip;
 
 const hex = (v: bigint) => "0x" + v.toString(16);
 
-/** Runs `gdb -batch -nx` with these commands against the bridge; answers its output (stdout and stderr). */
-function runGdb(port: number, commands: string[], timeoutMs = 45_000): Promise<{ code: number | null; output: string }> {
+/** Starts `gdb -batch -nx` with these commands against the bridge; `result` is its output (stdout and stderr). */
+function startGdb(
+  port: number,
+  commands: string[],
+  timeoutMs = 45_000,
+): { child: ChildProcess; sofar: () => string; result: Promise<{ code: number | null; output: string }> } {
   const args = ["-batch", "-nx", "-ex", "set pagination off", "-ex", `target remote 127.0.0.1:${port}`];
   for (const c of commands) args.push("-ex", c);
-  return new Promise((resolve, reject) => {
-    const child = spawn(GDB, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  const child = spawn(GDB, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const result = new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`gdb did not finish within ${timeoutMs} ms; output so far:\n${output}`));
@@ -34,6 +38,11 @@ function runGdb(port: number, commands: string[], timeoutMs = 45_000): Promise<{
       resolve({ code, output });
     });
   });
+  return { child, sofar: () => output, result };
+}
+
+function runGdb(port: number, commands: string[]): Promise<{ code: number | null; output: string }> {
+  return startGdb(port, commands).result;
 }
 
 /** The text gdb printed between two `echo` markers. */
@@ -141,5 +150,59 @@ describeGdb("gdb through the bridge (embedded x86-64 demo guest, 2 VPs)", () => 
       const vm = await h.client.getVm("demo");
       return vm.runState === "running" && vm.attached === undefined;
     }, 10_000, "the VM running with no debugger attached");
+  });
+
+  const detachedAndRunning = () =>
+    waitFor(async () => {
+      const vm = await h.client.getVm("demo");
+      return vm.runState === "running" && vm.attached === undefined;
+    }, 10_000, "the VM running with no debugger attached");
+
+  it("stops at a hardware breakpoint (hbreak) and at write, read and access watchpoints with the values gdb expects", async () => {
+    const counter = sym("counter").gva;
+    const counterVp1 = sym("counter_vp1").gva;
+    const { code, output } = await runGdb(port, [
+      `hbreak *${hex(sym("tick").gva)}`,
+      "continue",
+      "delete",
+      `watch *(long *)${hex(counter)}`,
+      "continue",
+      "delete",
+      `rwatch *(long *)${hex(counterVp1)}`,
+      "continue",
+      "delete",
+      `awatch *(long *)${hex(counterVp1)}`,
+      "continue",
+      "delete",
+      "detach",
+    ]);
+    expect({ code, output }).toMatchObject({ code: 0 });
+    expect(output).toMatch(new RegExp(`hit Breakpoint 1, ${hex(sym("tick").gva)}`));
+    const write = /hit Hardware watchpoint 2: .*\n\nOld value = (\d+)\nNew value = (\d+)/.exec(output);
+    expect(write).not.toBeNull();
+    expect(BigInt(write![2])).toBe(BigInt(write![1]) + 1n); // tick counts by one
+    expect(output).toMatch(/Thread 2 hit Hardware read watchpoint 3: /); // counter_vp1 is VP 1's
+    expect(output).toMatch(/Thread 2 hit Hardware access \(read\/write\) watchpoint 4: /);
+    await detachedAndRunning();
+  });
+
+  it("lists VPs as threads, answers `monitor vps`, and interrupts a running VM on Ctrl-C (SIGINT)", async () => {
+    const gdb = startGdb(port, ["info threads", "monitor vps", "continue", "echo <after>\\n", "info threads", "detach"]);
+    // gdb is in `continue` once it has printed the monitor's answer and the VM runs again; then
+    // interrupt it as a terminal would.
+    await waitFor(() => gdb.sofar().includes("VP 1 (thread 2)"), 20_000, "gdb past `monitor vps`");
+    await waitFor(async () => {
+      const vm = await h.client.getVm("demo");
+      return vm.runState === "running" && vm.attached !== undefined;
+    }, 20_000, "gdb continuing");
+    gdb.child.kill("SIGINT");
+    const { code, output } = await gdb.result;
+    expect({ code, output }).toMatchObject({ code: 0 });
+    expect(output).toMatch(/\* 1\s+Thread 1 \(VP 0\)/);
+    expect(output).toMatch(/ 2\s+Thread 2 \(VP 1\)/);
+    expect(output).toMatch(/VP 0 \(thread 1\): rip 0x[0-9a-f]+ rsp 0x[0-9a-f]+/);
+    expect(output).toMatch(/VP 1 \(thread 2\): rip 0x[0-9a-f]+/);
+    expect(output).toMatch(/Thread 1 received signal SIGINT, Interrupt\.[\s\S]*<after>/);
+    await detachedAndRunning();
   });
 });
