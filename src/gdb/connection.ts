@@ -209,7 +209,6 @@ class GdbConnection {
       if (e instanceof Refused) {
         reply = formatErrorReply(e.code);
       } else if (isFatal(e)) {
-        if (this.state.kind === "running") this.console(`vmm-debug: lost the server: ${messageOf(e)}\n`);
         await this.end(`lost the vmm-debug server: ${messageOf(e)}`);
         return;
       } else {
@@ -527,9 +526,13 @@ class GdbConnection {
     let reason: DebugStopReason;
     try {
       reason = stepVp === undefined ? await session.resume() : await session.step(stepVp);
-    } finally {
-      if (this.state.kind === "running") this.state = { kind: "stopped" };
+    } catch (e) {
+      // A fatal failure ends the connection while gdb still waits for the stop (it gets the
+      // reason as console output); any other leaves the VM stopped and answers `E xx`.
+      if (!isFatal(e) && this.state.kind === "running") this.state = { kind: "stopped" };
+      throw e;
     }
+    if (this.state.kind === "running") this.state = { kind: "stopped" };
     // A VM-wide stop (break, reset) is reported on the stepped VP, else on the thread of the last stop.
     return this.stopReply(reason, stepVp ?? this.stopVp);
   }
@@ -593,7 +596,11 @@ class GdbConnection {
   /** Ends the connection once; a message says why when it was not gdb's choice. */
   private async end(why: string | undefined): Promise<void> {
     if (this.state.kind === "closed") return;
-    if (why) this.options.log(`gdb ${this.peer()}: ${why}; closing the gdb connection`);
+    if (why) {
+      this.options.log(`gdb ${this.peer()}: ${why}; closing the gdb connection`);
+      // gdb prints console output while it waits for a stop; otherwise it reports the closed connection.
+      if (this.state.kind === "running") this.console(`vmm-debug: ${why}\n`);
+    }
     const session = this.session;
     this.session = undefined;
     this.state = { kind: "closed" };

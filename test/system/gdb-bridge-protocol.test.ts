@@ -1,0 +1,251 @@
+// The gdb bridge at the packet level (an RSP client built from src/rsp): no-ack mode, refusals
+// that change nothing, binary writes, stepping one VP, kill, a second gdb, and a lost server.
+import { type Socket, connect as connectTcp } from "node:net";
+import { type GdbBridge, createGdbBridge } from "../../src/gdb";
+import { bytesToHex, bytesToLatin1, createFramer, encodePacket, hexToText, leHexToBigint } from "../../src/rsp";
+import { type Harness, startHarness, sym, u64Bytes, waitFor, x86 } from "../integration/harness";
+
+/** A minimal gdb: sends packets, acks replies (until no-ack mode), queues what the bridge sends. */
+class RspPeer {
+  private readonly framer = createFramer();
+  private readonly packets: string[] = [];
+  private waiters: (() => void)[] = [];
+  noAck = false;
+  acks = 0;
+  closed = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.on("data", (chunk: Buffer) => {
+      for (const e of this.framer.push(chunk)) {
+        if (e.type === "ack") this.acks++;
+        if (e.type !== "packet") continue;
+        if (!this.noAck) socket.write("+");
+        this.packets.push(bytesToLatin1(e.data));
+      }
+      this.wake();
+    });
+    socket.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on("error", () => undefined);
+  }
+
+  static open(port: number): Promise<RspPeer> {
+    return new Promise((resolve, reject) => {
+      const s = connectTcp(port, "127.0.0.1", () => resolve(new RspPeer(s)));
+      s.once("error", reject);
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** The next packet the bridge sends (undefined once the connection is closed and drained). */
+  async next(timeoutMs = 20_000): Promise<string | undefined> {
+    const end = Date.now() + timeoutMs;
+    while (this.packets.length === 0) {
+      if (this.closed) return undefined;
+      if (Date.now() > end) throw new Error("no packet from the bridge in time");
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    return this.packets.shift();
+  }
+
+  send(payload: string | Uint8Array): void {
+    this.socket.write(encodePacket(payload));
+  }
+
+  async request(payload: string | Uint8Array): Promise<string | undefined> {
+    this.send(payload);
+    return this.next();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const hex = (v: bigint) => v.toString(16);
+
+describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
+  let h: Harness;
+  let bridge: GdbBridge;
+  let port: number;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    bridge = createGdbBridge({ client: h.client, vm: "demo" });
+    ({ port } = await bridge.listen("127.0.0.1", 0));
+  });
+
+  afterAll(async () => {
+    await bridge?.close();
+    await h?.close();
+  });
+
+  const detachedAndRunning = () =>
+    waitFor(async () => {
+      const vm = await h.client.getVm("demo");
+      return vm.runState === "running" && vm.attached === undefined;
+    }, 10_000, "the VM running with no debugger attached");
+
+  it("announces its features, switches to no-ack mode, and answers unknown packets empty", async () => {
+    const gdb = await RspPeer.open(port);
+    try {
+      const features = (await gdb.request("qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;xmlRegisters=i386"))!.split(";");
+      expect(features).toEqual(
+        expect.arrayContaining(["PacketSize=4000", "qXfer:features:read+", "vContSupported+", "QStartNoAckMode+", "swbreak+", "hwbreak+"]),
+      );
+      expect(await gdb.request("QStartNoAckMode")).toBe("OK");
+      gdb.noAck = true;
+      const acksBefore = gdb.acks;
+      expect(await gdb.request("vMustReplyEmpty")).toBe("");
+      expect(await gdb.request("qTStatus")).toBe("");
+      expect(await gdb.request("?")).toBe("T05thread:1;");
+      expect(await gdb.request("vCont?")).toBe("vCont;c;C;s;S");
+      expect(await gdb.request("qfThreadInfo")).toBe("m1,2");
+      expect(await gdb.request("qsThreadInfo")).toBe("l");
+      expect(gdb.acks).toBe(acksBefore); // nothing acknowledged in no-ack mode
+      const xml = await gdb.request("qXfer:features:read:target.xml:0,3fff");
+      expect(xml).toMatch(/^l<\?xml/);
+      expect(xml).toContain("<architecture>i386:x86-64</architecture>");
+      expect(xml).toContain('<reg name="fs_base" bitsize="64"');
+      expect(await gdb.request("qXfer:features:read:other.xml:0,100")).toBe("E00");
+    } finally {
+      gdb.close();
+    }
+    await detachedAndRunning();
+  });
+
+  it("refuses register writes it cannot make completely with E16 and changes nothing; P and G that it can make land", async () => {
+    const gdb = await RspPeer.open(port);
+    try {
+      expect(await gdb.request("Hg2")).toBe("OK"); // VP 1
+      const before = await x86(h.client, "demo", 1);
+      const g = (await gdb.request("g"))!;
+      // rax…r15 (16×8) rip (8) eflags + 6 selectors (7×4): 156 bytes before st0.
+      const st0 = 2 * (16 * 8 + 8 + 7 * 4);
+      expect(g.slice(st0, st0 + 20)).toBe("x".repeat(20)); // x87: unavailable
+      expect(leHexToBigint(g.slice(0, 16))).toBe(before.gp[0]);
+
+      expect(await gdb.request("G" + g.slice(0, -2))).toBe("E16"); // one byte short
+      const badX87 = g.slice(0, st0) + "01" + "0".repeat(18) + g.slice(st0 + 20);
+      expect(await gdb.request("G" + badX87.replace(/^.{16}/, "ffffffffffffffff"))).toBe("E16"); // rax would change, st0 cannot
+      expect(await gdb.request("P18=01000000000000000000")).toBe("E16"); // st0
+      expect(await gdb.request("P99=00")).toBe("E16");
+      expect(await x86(h.client, "demo", 1)).toEqual(before);
+
+      const rbx = 0x1122334455667788n;
+      expect(await gdb.request(`P1=${bytesToHex(u64Bytes(rbx))}`)).toBe("OK");
+      expect(await gdb.request("p1")).toBe(bytesToHex(u64Bytes(rbx)));
+      const rcx = 0xabcn;
+      const g2 = g.slice(0, 32) + bytesToHex(u64Bytes(rcx)) + g.slice(48); // rcx is gdb register 2
+      expect(await gdb.request("G" + g2)).toBe("OK"); // a G that round-trips a g (x87 as x…)
+      const after = await x86(h.client, "demo", 1);
+      expect({ rbx: after.gp[3], rcx: after.gp[1], rip: after.rip }).toEqual({ rbx: before.gp[3], rcx, rip: before.rip });
+      expect(after.gp[0]).toBe(before.gp[0]);
+    } finally {
+      gdb.close();
+    }
+    await detachedAndRunning();
+  });
+
+  it("writes memory with X (binary, escaped bytes included) and M, reads it with m, and answers an unmapped address with E0e", async () => {
+    const gdb = await RspPeer.open(port);
+    const scratch = sym("counter").gva + 0x800n; // inside the guest's data page, unused
+    try {
+      expect(await gdb.request("?")).toMatch(/^T05/);
+      const data = Uint8Array.of(0x24, 0x23, 0x7d, 0x2a, 0x00, 0xff, 0x41, 0x03); // $ # } * need escaping
+      const header = new TextEncoder().encode(`X${hex(scratch)},${data.length}:`);
+      expect(await gdb.request(Uint8Array.from([...header, ...data]))).toBe("OK");
+      expect(await gdb.request(`X${hex(scratch)},0:`)).toBe("OK"); // gdb's probe
+      expect(await gdb.request(`m${hex(scratch)},8`)).toBe(bytesToHex(data));
+      expect(await gdb.request(`M${hex(scratch)},2:beef`)).toBe("OK");
+      expect(await gdb.request(`m${hex(scratch)},2`)).toBe("beef");
+      expect(await gdb.request("m10,8")).toBe("E0e"); // the guest dropped its identity map
+      expect(await gdb.request("M10,1:00")).toBe("E0e");
+      expect(await h.client.readMemory("demo", { gpa: sym("counter").gpa + 0x800n }, 2)).toEqual(Uint8Array.of(0xbe, 0xef));
+    } finally {
+      gdb.close();
+    }
+    await detachedAndRunning();
+  });
+
+  it("steps only the VP vCont;s names, reports it as the stop's thread, and answers monitor vps as console output", async () => {
+    const gdb = await RspPeer.open(port);
+    try {
+      expect(await gdb.request("?")).toMatch(/^T05/);
+      const before = await Promise.all([x86(h.client, "demo", 0), x86(h.client, "demo", 1)]);
+      expect(await gdb.request("vCont;s:2;c")).toBe("T05thread:2;");
+      const after = await Promise.all([x86(h.client, "demo", 0), x86(h.client, "demo", 1)]);
+      expect(after[0]).toEqual(before[0]);
+      expect(after[1].rip).not.toBe(before[1].rip);
+      expect(await gdb.request("qC")).toBe("QC2");
+
+      gdb.send(`qRcmd,${bytesToHex(new TextEncoder().encode("vps"))}`);
+      const lines = [hexToText((await gdb.next())!.slice(1)), hexToText((await gdb.next())!.slice(1))];
+      expect(lines[1]).toBe(`VP 1 (thread 2): rip 0x${after[1].rip.toString(16)} rsp 0x${after[1].gp[4].toString(16)} rflags 0x${after[1].rflags.toString(16)} cr3 0x${after[1].cr3.toString(16)}\n`);
+      expect(lines[0]).toMatch(/^VP 0 \(thread 1\): rip /);
+      expect(await gdb.next()).toBe("OK");
+    } finally {
+      gdb.close();
+    }
+    await detachedAndRunning();
+  });
+
+  it("turns away a second gdb while one is connected, and on k detaches and closes with the VM running", async () => {
+    const first = await RspPeer.open(port);
+    expect(await first.request("?")).toMatch(/^T05/);
+    const second = await RspPeer.open(port);
+    expect(await second.next()).toBeUndefined(); // closed without a word
+    first.send("k");
+    expect(await first.next()).toBeUndefined();
+    await detachedAndRunning();
+  });
+});
+
+describe("gdb bridge when the vmm-debug server goes away", () => {
+  it("ends a continuing gdb's connection with console output saying why, not a hang", async () => {
+    const h = await startHarness({ vpCount: 1 });
+    const lines: string[] = [];
+    const bridge = createGdbBridge({ client: h.client, vm: "demo", log: (l) => lines.push(l) });
+    const { port } = await bridge.listen("127.0.0.1", 0);
+    try {
+      const gdb = await RspPeer.open(port);
+      expect(await gdb.request("?")).toMatch(/^T05/);
+      gdb.send("c");
+      await waitFor(async () => (await h.client.getVm("demo")).runState === "running", 10_000, "the VM running");
+      await h.server.close();
+      const message = await gdb.next();
+      expect(message?.startsWith("O")).toBe(true);
+      expect(hexToText(message!.slice(1))).toMatch(/^vmm-debug: .*(lost the vmm-debug server|session ended)/);
+      expect(await gdb.next()).toBeUndefined(); // and the connection closes
+      expect(lines.join("\n")).toMatch(/closing the gdb connection/);
+    } finally {
+      await bridge.close();
+      await h.close();
+    }
+  });
+
+  it("closes an idle gdb's connection when the server goes away", async () => {
+    const h = await startHarness({ vpCount: 1 });
+    const bridge = createGdbBridge({ client: h.client, vm: "demo" });
+    const { port } = await bridge.listen("127.0.0.1", 0);
+    try {
+      const gdb = await RspPeer.open(port);
+      expect(await gdb.request("?")).toMatch(/^T05/);
+      await h.server.close();
+      expect(await gdb.next()).toBeUndefined();
+    } finally {
+      await bridge.close();
+      await h.close();
+    }
+  });
+});
