@@ -1,7 +1,7 @@
 // `vmm-debug gdb`: listen for gdb on loopback and bridge it to a VM of a vmm-debug server.
 import { connect } from "../client";
 import { type OptionSpec, UsageError, parseArgs, usage } from "../cli/args";
-import { createGdbBridge } from "./bridge";
+import { createGdbBridge, isLoopbackHost } from "./bridge";
 
 const DEFAULT_LISTEN = "127.0.0.1:1234";
 const DEFAULT_SERVER = "127.0.0.1:50051";
@@ -28,6 +28,7 @@ export async function gdbCommand(argv: readonly string[]): Promise<void> {
   }
   if (rest.length) throw new UsageError(`unexpected argument "${rest[0]}"`);
   const listen = hostPort((options.listen as string | undefined) ?? DEFAULT_LISTEN, "listen");
+  if (!isLoopbackHost(listen.host)) throw new UsageError(`--listen must be a loopback address (gdb's protocol has no authentication), got "${listen.host}"`);
   const server = (options.server as string | undefined) ?? DEFAULT_SERVER;
   hostPort(server, "server");
   const vm = (options.vm as string | undefined) ?? "";
@@ -38,7 +39,7 @@ export async function gdbCommand(argv: readonly string[]): Promise<void> {
     bound = await bridge.listen(listen.host, listen.port);
   } catch (e) {
     client.close();
-    throw new UsageError(e instanceof Error ? e.message : String(e));
+    throw e;
   }
   const where = bound.host.includes(":") ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
   process.stdout.write(
