@@ -17,6 +17,8 @@ import {
   createFramer,
   encodePacket,
   formatErrorReply,
+  formatStopReply,
+  formatThreadList,
   formatHex,
   formatSupported,
   hexToBytes,
@@ -25,6 +27,8 @@ import {
   parseHexNumber,
   parseThreadId,
   textToHex,
+  type StopReason,
+  type StopReply,
 } from "../rsp";
 import { X86_REGISTERS, formatAllRegisters, formatRegister, withAllRegisters, withRegister, x86TargetXml } from "./x86-registers";
 
@@ -105,7 +109,7 @@ class GdbConnection {
   /** The VP of the last stop reply: gdb's current thread, unless it switched since. */
   private stopVp = 0;
   private state: RunState = { kind: "stopped" };
-  private lastStop = `T${hex2(SIGTRAP)}thread:1;`;
+  private lastStop = formatStopReply({ kind: "signal", signal: SIGTRAP, thread: { tid: 1 }, registers: new Map(), fields: [] });
   private readonly softwareBreakpoints = new Map<bigint, number>();
   private readonly slots: (SlotUse | null)[] = Array.from({ length: SLOT_COUNT }, () => null);
   private chain: Promise<void>;
@@ -316,9 +320,9 @@ class GdbConnection {
     }
     if (packet.startsWith("qXfer:features:read:")) return this.xferFeatures(packet.slice("qXfer:features:read:".length));
     if (packet === "qfThreadInfo") {
-      return "m" + Array.from({ length: this.vpCount }, (_, vp) => formatHex(vp + 1)).join(",");
+      return formatThreadList({ done: false, threads: Array.from({ length: this.vpCount }, (_, vp) => ({ tid: vp + 1 })) }, false);
     }
-    if (packet === "qsThreadInfo") return "l";
+    if (packet === "qsThreadInfo") return formatThreadList({ done: true, threads: [] }, false);
     if (packet === "qC") return `QC${formatHex(this.gVp + 1)}`;
     if (packet === "qAttached" || packet.startsWith("qAttached:")) return "1"; // quitting gdb detaches, never kills
     if (packet.startsWith("qThreadExtraInfo,")) {
@@ -538,47 +542,47 @@ class GdbConnection {
   }
 
   private stopReply(reason: DebugStopReason, fallbackVp: number): string {
-    const thread = (vp: number) => {
+    const stopped = (signal: number, vp: number, why?: StopReason): string => {
       this.gVp = vp;
       this.cVp = vp;
       this.stopVp = vp;
-      return `thread:${formatHex(vp + 1)};`;
+      const reply: StopReply = { kind: "signal", signal, thread: { tid: vp + 1 }, registers: new Map(), fields: [] };
+      if (why) reply.reason = why;
+      return formatStopReply(reply);
     };
     let reply: string;
     switch (reason.kind) {
       case "break":
-        reply = `T${hex2(SIGINT)}${thread(fallbackVp)}`;
+        reply = stopped(SIGINT, fallbackVp);
         break;
       case "singleStep":
-        reply = `T${hex2(SIGTRAP)}${thread(reason.vp)}`;
+        reply = stopped(SIGTRAP, reason.vp);
         break;
       case "softwareBreakpoint":
-        reply = `T${hex2(SIGTRAP)}${thread(reason.vp)}swbreak:;`;
+        reply = stopped(SIGTRAP, reason.vp, { kind: "swbreak" });
         break;
       case "hwBreakpoint": {
-        const bp = reason.breakpoint;
-        const slot = this.slots.find((s) => s !== null && s.address === bp.address && s.size === bp.size);
-        const where = formatHex(bp.address);
-        const what =
-          bp.type === "execute" ? "hwbreak:;" : bp.type === "write" && slot?.z !== ZType.Access ? `watch:${where};` : `awatch:${where};`;
-        reply = `T${hex2(SIGTRAP)}${thread(reason.vp)}${what}`;
+        const { type, address } = reason.breakpoint;
+        // Z3 (read) is armed as read-or-write, so reads and accesses both report `awatch`.
+        const why: StopReason = type === "execute" ? { kind: "hwbreak" } : { kind: type === "write" ? "watch" : "awatch", address };
+        reply = stopped(SIGTRAP, reason.vp, why);
         break;
       }
       case "tripleFault":
         this.console(`vmm-debug: VP ${reason.vp} triple-faulted\n`);
-        reply = `T${hex2(SIGSEGV)}${thread(reason.vp)}`;
+        reply = stopped(SIGSEGV, reason.vp);
         break;
       case "powerOff":
         this.console("vmm-debug: the guest powered off\n");
-        reply = "W00";
+        reply = formatStopReply({ kind: "exited", status: 0 });
         break;
       case "reset":
         this.console("vmm-debug: the guest reset\n");
-        reply = `T${hex2(SIGTRAP)}${thread(fallbackVp)}`;
+        reply = stopped(SIGTRAP, fallbackVp);
         break;
       case "watchdog":
         this.console("vmm-debug: the watchdog fired\n");
-        reply = `T${hex2(SIGTRAP)}${thread(fallbackVp)}`;
+        reply = stopped(SIGTRAP, fallbackVp);
         break;
     }
     this.lastStop = reply;
@@ -617,10 +621,6 @@ function hardwareBreakpointOf(use: SlotUse): HardwareBreakpoint {
   if (use.z === ZType.Hardware) return { address: use.address, type: "execute", size: 1 };
   // x86 has no read-only data breakpoint: reads are watched as reads or writes.
   return { address: use.address, type: use.z === ZType.Write ? "write" : "readWrite", size: use.size };
-}
-
-function hex2(n: number): string {
-  return n.toString(16).padStart(2, "0");
 }
 
 function messageOf(e: unknown): string {
