@@ -2,7 +2,7 @@
 // that change nothing, binary writes, stepping one VP, kill, a second gdb, and a lost server.
 import { type Socket, connect as connectTcp } from "node:net";
 import { type GdbBridge, createGdbBridge } from "../../src/gdb";
-import { bytesToHex, bytesToLatin1, createFramer, encodePacket, hexToText, leHexToBigint } from "../../src/rsp";
+import { bytesToHex, bytesToLatin1, createFramer, encodePacket, hexToText, leHexToBigint, loadTargetDescription } from "../../src/rsp";
 import { type Harness, startHarness, sym, u64Bytes, waitFor, x86 } from "../integration/harness";
 
 /** A minimal gdb: sends packets, acks replies (until no-ack mode), queues what the bridge sends. */
@@ -194,6 +194,54 @@ describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
       expect(lines[1]).toBe(`VP 1 (thread 2): rip 0x${after[1].rip.toString(16)} rsp 0x${after[1].gp[4].toString(16)} rflags 0x${after[1].rflags.toString(16)} cr3 0x${after[1].cr3.toString(16)}\n`);
       expect(lines[0]).toMatch(/^VP 0 \(thread 1\): rip /);
       expect(await gdb.next()).toBe("OK");
+    } finally {
+      gdb.close();
+    }
+    await detachedAndRunning();
+  });
+
+  it("serves target.xml in chunks that src/rsp's loader numbers as gdb's amd64 layout", async () => {
+    const gdb = await RspPeer.open(port);
+    try {
+      const desc = await loadTargetDescription(async (annex) => {
+        let text = "";
+        for (;;) {
+          const reply = (await gdb.request(`qXfer:features:read:${annex}:${text.length.toString(16)},100`))!;
+          text += reply.slice(1);
+          if (reply[0] === "l") return text;
+          expect(reply[0]).toBe("m");
+        }
+      });
+      expect(desc.architecture).toBe("i386:x86-64");
+      const names = desc.registers.map((r) => r.name);
+      expect(names.slice(0, 24)).toEqual(
+        "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags cs ss ds es fs gs".split(" "),
+      );
+      expect(desc.byName.get("st0")?.regnum).toBe(24);
+      expect(desc.byName.get("fs_base")).toMatchObject({ regnum: 40, bitsize: 64, feature: "org.gnu.gdb.i386.segments" });
+      expect(desc.byName.get("gs_base")?.regnum).toBe(41);
+    } finally {
+      gdb.close();
+    }
+    await detachedAndRunning();
+  });
+
+  it("arms hardware slots on every VP up to four, then refuses with E1c; refuses a misaligned watchpoint; ignores unknown Z types", async () => {
+    const gdb = await RspPeer.open(port);
+    const counter = sym("counter").gva;
+    try {
+      expect(await gdb.request("?")).toMatch(/^T05/);
+      expect(await gdb.request(`Z1,${hex(sym("tick").gva)},1`)).toBe("OK");
+      expect(await gdb.request(`Z2,${hex(counter)},8`)).toBe("OK");
+      expect(await gdb.request(`Z3,${hex(counter + 8n)},4`)).toBe("OK");
+      expect(await gdb.request(`Z4,${hex(counter + 16n)},2`)).toBe("OK");
+      expect(await gdb.request(`Z2,${hex(counter + 24n)},8`)).toBe("E1c");
+      expect(await gdb.request(`z4,${hex(counter + 16n)},2`)).toBe("OK");
+      expect(await gdb.request(`Z2,${hex(counter + 4n)},8`)).toBe("E16"); // not 8-byte aligned
+      expect(await gdb.request(`Z2,${hex(counter)},3`)).toBe("E16"); // no 3-byte slot
+      expect(await gdb.request(`Z5,${hex(counter)},8`)).toBe("");
+      const info = await h.client.getVm("demo");
+      expect(info.runState).toBe("stopped");
     } finally {
       gdb.close();
     }
