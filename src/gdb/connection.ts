@@ -76,7 +76,8 @@ class Refused extends Error {
   }
 }
 
-type RunState = { kind: "stopped" } | { kind: "running" } | { kind: "closed" };
+/** `running` with step: one VP steps (a Break cannot interrupt it, and would only linger for the next resume). */
+type RunState = { kind: "stopped" } | { kind: "running"; step: boolean } | { kind: "closed" };
 
 export interface ConnectionOptions {
   client: VmmDebugClient;
@@ -184,7 +185,7 @@ class GdbConnection {
           break;
         case "interrupt":
           // Out of band: the pending resume answers the break (0x03 while stopped is ignored).
-          if (this.state.kind === "running") this.session?.break().catch(() => undefined);
+          if (this.state.kind === "running" && !this.state.step) this.session?.break().catch(() => undefined);
           break;
         default:
           break;
@@ -526,7 +527,7 @@ class GdbConnection {
   /** Continues the VM (vp undefined) or steps one VP, and answers the stop. */
   private async run(stepVp: number | undefined): Promise<string> {
     const session = this.live;
-    this.state = { kind: "running" };
+    this.state = { kind: "running", step: stepVp !== undefined };
     let reason: DebugStopReason;
     try {
       reason = stepVp === undefined ? await session.resume() : await session.step(stepVp);
