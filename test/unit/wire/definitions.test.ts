@@ -49,6 +49,9 @@ describe("createServiceDefinition", () => {
       step: undefined,
       readMemoryMany: "NO_SIDE_EFFECTS",
       getVpStates: "NO_SIDE_EFFECTS",
+      insertSoftwareBreakpoint: undefined,
+      removeSoftwareBreakpoint: undefined,
+      listSoftwareBreakpoints: "NO_SIDE_EFFECTS",
       session: undefined,
     });
     expect(VmServiceDefinition.methods.listVms.options.idempotencyLevel).toBe("NO_SIDE_EFFECTS");
