@@ -37,6 +37,17 @@ export function serverError(
   return new VmmError(code, reason as Reason, message, metadata);
 }
 
+/**
+ * Errors echo what the client sent (a VM name, a session id). Clipped, so a 1 MiB name cannot make
+ * the status too large to send in trailers (the call would hang until its deadline).
+ */
+const MAX_MESSAGE = 2048;
+const MAX_METADATA_VALUE = 256;
+
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
+}
+
 /** What a failed call reports: status code, message, and the ErrorInfo detail. */
 export interface ErrorStatus {
   code: Status;
@@ -52,7 +63,8 @@ export interface ErrorStatus {
  */
 export function toErrorStatus(thrown: unknown): ErrorStatus & { unexpected?: { incident: string } } {
   if (thrown instanceof VmmError) {
-    return { code: thrown.code as number as Status, message: thrown.message, reason: thrown.reason, metadata: { ...thrown.metadata } };
+    const metadata = Object.fromEntries(Object.entries(thrown.metadata).map(([k, v]) => [k, clip(v, MAX_METADATA_VALUE)]));
+    return { code: thrown.code as number as Status, message: clip(thrown.message, MAX_MESSAGE), reason: thrown.reason, metadata };
   }
   if (thrown instanceof ServerError) {
     return { code: thrown.code, message: thrown.details, reason: Status[thrown.code] ?? "UNKNOWN", metadata: {} };

@@ -24,7 +24,7 @@ import {
 import type { DebuggerState, StopPush } from "./debugger-state";
 import type { CallAccount } from "./send-budget";
 import type { DetachCause } from "./event-log";
-import { serverError, statusName, toErrorStatus } from "./errors";
+import { clip, serverError, statusName, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { VmRegistry } from "./registry";
 
@@ -320,7 +320,8 @@ export interface AuditEntry {
 }
 
 export function audit(logger: Logger, entry: Omit<AuditEntry, "time">): void {
-  const line: AuditEntry = { time: new Date().toISOString(), ...entry };
+  // The VM name is the client's: clipped like the errors that echo it.
+  const line: AuditEntry = { time: new Date().toISOString(), ...entry, vm: clip(entry.vm, 256) };
   logger.info("audit", { ...line });
 }
 

@@ -3,7 +3,7 @@
 // allows but the interpreter cannot run are refused (UNSUPPORTED_REGISTER), and the debugger's
 // GVA view always translates as the interpreter does.
 import { Status } from "nice-grpc";
-import type { Session, X86VpState } from "../../src/client";
+import { VmmDebugError, type Session, type X86VpState } from "../../src/client";
 import {
   LAST_GPA,
   edgeAddresses,
@@ -55,6 +55,19 @@ describe("edges on the embedded machine", () => {
     ]);
     return [u64(v), u64(p)];
   }
+
+  it("answers a request naming a 1 MiB VM at once, with the name clipped in the error and the audit line", async () => {
+    const huge = "v".repeat(1 << 20);
+    const err = await h.client.getVm(huge, { deadlineMs: 20_000 }).catch((e: unknown) => e as VmmDebugError);
+    expect(err).toBeInstanceOf(VmmDebugError);
+    expect((err as VmmDebugError).reason).toBe("VM_NOT_FOUND");
+    expect((err as VmmDebugError).message.length).toBeLessThan(4096);
+    const mark = h.logs.length;
+    await expectRpcError(h.client.attach(huge, { transport: "unary", deadlineMs: 20_000 }), Status.NOT_FOUND, "VM_NOT_FOUND");
+    const lines = h.logs.slice(mark).filter((l) => l.message === "audit");
+    expect(lines).toHaveLength(1);
+    expect(String(lines[0].fields.vm).length).toBeLessThan(512);
+  });
 
   describe("zero-length accesses", () => {
     it("check every zero-length access as a one-byte access at the same address, answering no bytes", async () => {
