@@ -186,6 +186,30 @@ describeGdb("gdb through the bridge (embedded x86-64 demo guest, 2 VPs)", () => 
     await detachedAndRunning();
   });
 
+  it("stops once at a temporary breakpoint (tbreak), which is gone afterwards", async () => {
+    const mainLoop = sym("main_loop").gva;
+    const tick = sym("tick").gva;
+    const { code, output } = await runGdb(port, [
+      `tbreak *${hex(mainLoop)}`,
+      "continue",
+      "echo <after>\\n",
+      "info breakpoints",
+      // main_loop runs before every tick: were the temporary breakpoint still in, these would stop there.
+      `break *${hex(tick)}`,
+      "continue",
+      "continue",
+      "echo </after>\\n",
+      "detach",
+    ]);
+    expect({ code, output }).toMatchObject({ code: 0 });
+    expect(output).toMatch(new RegExp(`hit Temporary breakpoint 1, ${hex(mainLoop)}`));
+    const after = between(output, "<after>", "</after>");
+    expect(after).toContain("No breakpoints or watchpoints.");
+    expect(after.match(new RegExp(`hit Breakpoint 2, ${hex(tick)}`, "g")) ?? []).toHaveLength(2);
+    expect(after).not.toContain(hex(mainLoop));
+    await detachedAndRunning();
+  });
+
   it("lists VPs as threads, answers `monitor vps`, and interrupts a running VM on Ctrl-C (SIGINT)", async () => {
     const gdb = startGdb(port, ["info threads", "monitor vps", "continue", "echo <after>\\n", "info threads", "detach"]);
     // gdb is in `continue` once it has printed the monitor's answer and the VM runs again; then
