@@ -2,12 +2,14 @@
 import type { Socket } from "node:net";
 import { Status } from "nice-grpc";
 import {
+  type BreakpointSize,
+  type Capabilities,
   type DebugStopReason,
+  type DebuggerVpState,
   type HardwareBreakpoint,
   type Session,
   type VmmDebugClient,
   VmmDebugError,
-  type X86VpState,
 } from "../client";
 import {
   type FrameEvent,
@@ -30,7 +32,10 @@ import {
   type StopReason,
   type StopReply,
 } from "../rsp";
-import { X86_REGISTERS, formatAllRegisters, formatRegister, withAllRegisters, withRegister, x86TargetXml } from "./x86-registers";
+import { AARCH64_REGISTER_FILE } from "./aarch64-registers";
+import { MonitorUsage, runMonitor } from "./monitor";
+import type { RegisterFile } from "./registers";
+import { X86_REGISTER_FILE } from "./x86-registers";
 
 /** Largest packet we accept and announce (hex digits of `m`/`g` replies fit twice over). */
 export const PACKET_SIZE = 0x4000;
@@ -56,8 +61,6 @@ const enum ZType {
   Read = 3,
   Access = 4,
 }
-
-const SLOT_COUNT = 4;
 
 /** A hardware slot the bridge armed on every VP (Z1–Z4 apply to all threads). */
 interface SlotUse {
@@ -104,6 +107,9 @@ class GdbConnection {
   private session: Session | undefined;
   private vmId = "";
   private vpCount = 1;
+  private registers: RegisterFile = X86_REGISTER_FILE;
+  /** What the VM's backend can do (the server's answer; a default for one that predates capabilities). */
+  private caps: Capabilities = LEGACY_CAPABILITIES;
   /** Hg (registers, memory) and Hc (step) threads as VP indices. */
   private gVp = 0;
   private cVp = 0;
@@ -112,7 +118,7 @@ class GdbConnection {
   private state: RunState = { kind: "stopped" };
   private lastStop = formatStopReply({ kind: "signal", signal: SIGTRAP, thread: { tid: 1 }, registers: new Map(), fields: [] });
   private readonly softwareBreakpoints = new Map<bigint, number>();
-  private readonly slots: (SlotUse | null)[] = Array.from({ length: SLOT_COUNT }, () => null);
+  private slots: (SlotUse | null)[] = [];
   private chain: Promise<void>;
 
   constructor(
@@ -131,14 +137,16 @@ class GdbConnection {
   private async start(): Promise<void> {
     try {
       const info = await this.options.client.getVm(this.options.vm);
-      if (info.arch !== "x86_64") throw new Error(`VM "${info.id}" is ${info.arch}; the gdb bridge serves x86_64 VMs only for now`);
       this.vmId = info.id;
       this.vpCount = info.vpCount;
+      this.registers = info.arch === "aarch64" ? AARCH64_REGISTER_FILE : X86_REGISTER_FILE;
+      this.caps = info.capabilities ?? LEGACY_CAPABILITIES;
+      this.slots = Array.from({ length: this.caps.hardwareSlotsPerVp }, () => null);
       this.session = await this.options.client.attach(info.id);
       this.watchSession(this.session);
       await this.session.break();
       await this.session.resume(); // answers the break at once
-      this.options.log(`gdb ${this.peer()} attached to VM "${this.vmId}" (${this.vpCount} VP(s)), VM stopped`);
+      this.options.log(`gdb ${this.peer()} attached to VM "${this.vmId}" (${info.arch}, ${this.vpCount} VP(s)), VM stopped`);
     } catch (e) {
       await this.end(`cannot attach to VM "${this.options.vm || "(the only VM)"}": ${messageOf(e)}`);
     }
@@ -199,9 +207,10 @@ class GdbConnection {
     this.socket.write(this.lastSent);
   }
 
-  /** Console output gdb prints (allowed while it waits for a stop reply or a qRcmd answer). */
+  /** Console output gdb prints (allowed while it waits for a stop reply or a qRcmd answer), in packets that fit. */
   private console(text: string): void {
-    this.send("O" + textToHex(text));
+    const perPacket = PACKET_SIZE / 2 - 8;
+    for (let at = 0; at < text.length; at += perPacket) this.send("O" + textToHex(text.slice(at, at + perPacket)));
   }
 
   private async dispatch(data: Uint8Array): Promise<void> {
@@ -235,19 +244,19 @@ class GdbConnection {
       case "?":
         return this.lastStop;
       case "g":
-        return formatAllRegisters(await this.regs(this.gVp));
+        return this.registers.formatAll(await this.regs(this.gVp));
       case "G":
-        return this.writeRegisters((s) => withAllRegisters(s, packet.slice(1)));
+        return this.writeRegisters((s) => this.registers.withAll(s, packet.slice(1)));
       case "p": {
         const n = parseHexInt(packet.slice(1));
-        if (!X86_REGISTERS[n]) throw new Refused(EINVAL, `no register ${n}`);
-        return formatRegister(await this.regs(this.gVp), n);
+        if (n >= this.registers.count) throw new Refused(EINVAL, `no register ${n}`);
+        return this.registers.format(await this.regs(this.gVp), n);
       }
       case "P": {
         const m = /^P([0-9a-fA-F]+)=([0-9a-fA-FxX]*)$/.exec(packet);
         if (!m) throw new Refused(EINVAL, "malformed P");
         const n = parseHexInt(m[1]);
-        return this.writeRegisters((s) => withRegister(s, n, m[2]));
+        return this.writeRegisters((s) => this.registers.withRegister(s, n, m[2]));
       }
       case "m":
         return this.readMemory(packet);
@@ -303,13 +312,15 @@ class GdbConnection {
 
   private async handleQuery(packet: string): Promise<string | undefined> {
     if (packet.startsWith("qSupported")) {
+      // swbreak/hwbreak stop reasons only where the VM has them: gdb falls back to writing its own
+      // breakpoint instructions into memory where Z0 is unsupported (QEMU under KVM).
       return formatSupported([
         ["PacketSize", formatHex(PACKET_SIZE)],
         ["qXfer:features:read", true],
         ["vContSupported", true],
         ["QStartNoAckMode", true],
-        ["swbreak", true],
-        ["hwbreak", true],
+        ["swbreak", this.caps.softwareBreakpoints.gva],
+        ["hwbreak", this.caps.hardwareSlotsPerVp > 0],
       ]);
     }
     if (packet === "QStartNoAckMode") {
@@ -338,7 +349,7 @@ class GdbConnection {
     const m = /^([^:]+):([0-9a-fA-F]+),([0-9a-fA-F]+)$/.exec(rest);
     if (!m) throw new Refused(EINVAL, "malformed qXfer");
     if (m[1] !== "target.xml") return formatErrorReply(0);
-    const xml = x86TargetXml();
+    const xml = this.registers.targetXml;
     const offset = parseHexInt(m[2]);
     const length = Math.min(parseHexInt(m[3]), PACKET_SIZE - 16);
     const chunk = xml.slice(offset, offset + length);
@@ -346,47 +357,33 @@ class GdbConnection {
   }
 
   private async monitor(command: string): Promise<string> {
-    const words = command.split(/\s+/).filter((w) => w !== "");
-    switch (words[0]) {
-      case "vps": {
-        const states = await this.live.getVpStates();
-        for (const { vp, state } of states) {
-          if (state.arch !== "x86_64") continue;
-          const s = state.state;
-          this.console(
-            `VP ${vp} (thread ${vp + 1}): rip 0x${s.rip.toString(16)} rsp 0x${s.gp[4].toString(16)} ` +
-              `rflags 0x${s.rflags.toString(16)} cr3 0x${s.cr3.toString(16)}\n`,
-          );
-        }
-        return "OK";
-      }
-      case "vm": {
-        const info = await this.options.client.getVm(this.vmId);
-        this.console(`VM "${info.id}": ${info.arch}, ${info.vpCount} VP(s), ${info.backend} backend, ${info.runState}\n`);
-        return "OK";
-      }
-      case undefined:
-      case "help":
-        this.console("vmm-debug monitor commands:\n  vps   each VP (thread = VP + 1) with rip, rsp, rflags, cr3\n  vm    the VM's id, architecture, VPs, backend, run state\n");
-        return "OK";
-      default:
-        this.console(`unknown monitor command "${words[0]}" (try "monitor help")\n`);
-        return formatErrorReply(EINVAL);
+    try {
+      await runMonitor(command, {
+        session: this.live,
+        vmInfo: () => this.options.client.getVm(this.vmId),
+        vp: this.gVp,
+        print: (text) => this.console(text),
+      });
+      return "OK";
+    } catch (e) {
+      if (isFatal(e)) throw e;
+      this.console(`${messageOf(e)}\n`);
+      return formatErrorReply(e instanceof MonitorUsage ? EINVAL : errnoOf(e));
     }
   }
 
-  private async regs(vp: number): Promise<X86VpState> {
+  private async regs(vp: number): Promise<DebuggerVpState> {
     const s = await this.live.getVpState(vp);
-    if (s.arch !== "x86_64") throw new Refused(EIO, "not an x86-64 VP");
-    return s.state;
+    if (s.arch !== this.registers.arch) throw new Refused(EIO, `VP ${vp} answered ${s.arch} state for an ${this.registers.arch} VM`);
+    return s;
   }
 
   /** All or nothing: the new state is built completely before one setVpState. */
-  private async writeRegisters(change: (s: X86VpState) => { state: X86VpState } | { refused: string }): Promise<string> {
+  private async writeRegisters(change: (s: DebuggerVpState) => { state: DebuggerVpState } | { refused: string }): Promise<string> {
     const current = await this.regs(this.gVp);
     const next = change(current);
     if ("refused" in next) throw new Refused(EINVAL, next.refused);
-    if (next.state !== current) await this.live.setVpState(this.gVp, { arch: "x86_64", state: next.state });
+    if (next.state !== current) await this.live.setVpState(this.gVp, next.state);
     return "OK";
   }
 
@@ -424,6 +421,7 @@ class GdbConnection {
     const address = parseHexNumber(m[2]);
     const kind = parseHexInt(m[3]);
     if (z === ZType.Software) {
+      if (!this.caps.softwareBreakpoints.gva) return ""; // unsupported: gdb writes its own breakpoint instructions
       if (insert) {
         if (!this.softwareBreakpoints.has(address)) {
           const { id } = await this.live.insertSoftwareBreakpoint(address);
@@ -438,13 +436,18 @@ class GdbConnection {
       }
       return "OK";
     }
-    const size = z === ZType.Hardware ? 1 : kind;
-    if (size !== 1 && size !== 2 && size !== 4 && size !== 8) throw new Refused(EINVAL, `a hardware watchpoint covers 1, 2, 4 or 8 bytes, not ${kind}`);
+    if (this.slots.length === 0) return ""; // no hardware slots: unsupported
+    // Write watches need "write" slots; read and access watches are armed as read-or-write.
+    if (z !== ZType.Hardware && !this.caps.watchpointTypes.includes(z === ZType.Write ? "write" : "readWrite")) return "";
+    const size = (z === ZType.Hardware ? 1 : kind) as BreakpointSize;
+    if (z !== ZType.Hardware && !this.caps.watchpointSizes.includes(size)) {
+      throw new Refused(EINVAL, `a hardware watchpoint covers ${this.caps.watchpointSizes.join(", ")} bytes, not ${kind}`);
+    }
     if (address % BigInt(size) !== 0n) throw new Refused(EINVAL, `a ${size}-byte watchpoint must be ${size}-byte aligned`);
     const use: SlotUse = { z, address, size };
     if (insert) {
       const slot = this.slots.findIndex((s) => s === null);
-      if (slot < 0) throw new Refused(ENOSPC, "all 4 hardware slots are in use");
+      if (slot < 0) throw new Refused(ENOSPC, `all ${this.slots.length} hardware slots are in use`);
       await this.armEverywhere(slot, hardwareBreakpointOf(use));
       this.slots[slot] = use;
     } else {
@@ -617,6 +620,17 @@ class GdbConnection {
     this.resolveDone();
   }
 }
+
+/** What a server that predates capabilities offers: the x86 slots of the first releases, no software breakpoints. */
+const LEGACY_CAPABILITIES: Capabilities = {
+  hardwareSlotsPerVp: 4,
+  watchpointTypes: ["write", "readWrite"],
+  watchpointSizes: [1, 2, 4, 8],
+  softwareBreakpoints: { gva: false, perVp: false, gpa: false },
+  setVpStateFields: [],
+  memoryReadsWhileRunning: "pauses",
+  batchedStepping: { maxCount: 1, traces: [] },
+};
 
 function hardwareBreakpointOf(use: SlotUse): HardwareBreakpoint {
   if (use.z === ZType.Hardware) return { address: use.address, type: "execute", size: 1 };

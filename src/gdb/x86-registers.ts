@@ -1,19 +1,8 @@
-// The x86-64 register file as gdb sees it: target.xml, the `g` layout, and X86VpState conversion.
+// The x86-64 register file as gdb sees it: gdb's amd64 core and segment features plus the control registers.
 import type { X86VpState } from "../client";
-import { bigintToLeHex, leHexToBigint } from "../rsp";
+import { type GdbRegister, type RegisterFile, type RegisterTable, registerFile, unwrapX86 } from "./registers";
 
-/** One register in gdb's numbering (its index in X86_REGISTERS is its `p`/`P` number). */
-export interface X86Register {
-  name: string;
-  bits: number;
-  feature: string;
-  type: string;
-  group?: string;
-  /** Its value, or undefined when the SDK does not carry it (sent as `xx…`: unavailable). */
-  get(state: X86VpState): bigint | undefined;
-  /** Stores a value; absent for registers the SDK cannot write. */
-  set?(state: X86VpState, value: bigint): void;
-}
+type X86Register = GdbRegister<X86VpState>;
 
 const CORE = "org.gnu.gdb.i386.core";
 const SEGMENTS = "org.gnu.gdb.i386.segments";
@@ -77,9 +66,6 @@ export const X86_REGISTERS: readonly X86Register[] = [
   })),
 ];
 
-/** The register `rip` (for reporting the PC). */
-export const X86_RIP = X86_REGISTERS.findIndex((r) => r.name === "rip");
-
 const EFLAGS_FLAGS = `  <flags id="i386_eflags" size="4">
     <field name="CF" start="0" end="0"/>
     <field name="" start="1" end="1"/>
@@ -101,78 +87,6 @@ const EFLAGS_FLAGS = `  <flags id="i386_eflags" size="4">
   </flags>
 `;
 
-/** target.xml: one document, features in register order, every register numbered. */
-export function x86TargetXml(): string {
-  let out = '<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "gdb-target.dtd">\n<target version="1.0">\n  <architecture>i386:x86-64</architecture>\n';
-  let feature = "";
-  X86_REGISTERS.forEach((r, regnum) => {
-    if (r.feature !== feature) {
-      if (feature) out += "</feature>\n";
-      feature = r.feature;
-      out += `<feature name="${feature}">\n`;
-      if (feature === CORE) out += EFLAGS_FLAGS;
-    }
-    out += `  <reg name="${r.name}" bitsize="${r.bits}" type="${r.type}" regnum="${regnum}"${r.group ? ` group="${r.group}"` : ""}/>\n`;
-  });
-  return out + "</feature>\n</target>\n";
-}
-
-/** One register as `p` answers it: little-endian hex, or `x` digits when unavailable. */
-export function formatRegister(state: X86VpState, regnum: number): string {
-  const r = X86_REGISTERS[regnum];
-  const v = r.get(state);
-  return v === undefined ? "x".repeat(r.bits / 4) : bigintToLeHex(BigInt.asUintN(r.bits, v), r.bits / 8);
-}
-
-/** The `g` reply: every register in order. */
-export function formatAllRegisters(state: X86VpState): string {
-  return X86_REGISTERS.map((_, i) => formatRegister(state, i)).join("");
-}
-
-/** Length in hex digits of a complete `G` payload. */
-export const ALL_REGISTERS_HEX = X86_REGISTERS.reduce((n, r) => n + r.bits / 4, 0);
-
-/**
- * A copy of `state` with register `regnum` set from its hex value, or a sentence saying why it
- * cannot be. Hex that is all `x` (gdb's "unavailable") leaves the register as it is; an
- * unwritable register accepts only its current value (or zero, which gdb sends for one it could
- * not read), so a `G` that round-trips a `g` works.
- */
-export function withRegister(state: X86VpState, regnum: number, hex: string): { state: X86VpState } | { refused: string } {
-  const r = X86_REGISTERS[regnum];
-  if (!r) return { refused: `register ${regnum} does not exist` };
-  if (hex.length !== r.bits / 4) return { refused: `${r.name} takes ${r.bits / 8} bytes, got ${hex.length / 2}` };
-  if (/^x+$/i.test(hex)) return { state };
-  let value: bigint;
-  try {
-    value = leHexToBigint(hex);
-  } catch {
-    return { refused: `${r.name}: "${hex}" is not hex` };
-  }
-  if (!r.set) {
-    const current = r.get(state);
-    return value === 0n || value === current ? { state } : { refused: `${r.name} cannot be written through vmm-debug` };
-  }
-  const next = cloneState(state);
-  r.set(next, value);
-  return { state: next };
-}
-
-/** A copy of `state` with every register of a `G` payload set, or why not (then nothing is set). */
-export function withAllRegisters(state: X86VpState, hex: string): { state: X86VpState } | { refused: string } {
-  if (hex.length !== ALL_REGISTERS_HEX) return { refused: `G needs ${ALL_REGISTERS_HEX / 2} bytes, got ${hex.length / 2}` };
-  let next = state;
-  let at = 0;
-  for (let i = 0; i < X86_REGISTERS.length; i++) {
-    const len = X86_REGISTERS[i].bits / 4;
-    const r = withRegister(next, i, hex.slice(at, at + len));
-    if ("refused" in r) return r;
-    next = r.state;
-    at += len;
-  }
-  return { state: next };
-}
-
 function cloneState(s: X86VpState): X86VpState {
   return {
     ...s,
@@ -184,4 +98,24 @@ function cloneState(s: X86VpState): X86VpState {
     fs: { ...s.fs },
     gs: { ...s.gs },
   };
+}
+
+const regnum = (name: string) => X86_REGISTERS.findIndex((r) => r.name === name);
+
+export const X86_TABLE: RegisterTable<X86VpState> = {
+  arch: "x86_64",
+  architecture: "i386:x86-64",
+  registers: X86_REGISTERS,
+  featureTypes: { [CORE]: EFLAGS_FLAGS },
+  expedite: [regnum("rbp"), regnum("rsp"), regnum("rip")],
+  pc: regnum("rip"),
+  clone: cloneState,
+};
+
+/** The x86-64 register file gdb sees. */
+export const X86_REGISTER_FILE: RegisterFile = registerFile(X86_TABLE, unwrapX86, (state) => ({ arch: "x86_64", state }));
+
+/** target.xml for x86-64 VPs. */
+export function x86TargetXml(): string {
+  return X86_REGISTER_FILE.targetXml;
 }

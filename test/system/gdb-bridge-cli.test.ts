@@ -74,7 +74,7 @@ describeGdb("vmm-debug gdb", () => {
       } finally {
         client.close();
       }
-      expect(bridge.stderr()).toMatch(/attached to VM "demo" \(2 VP\(s\)\)[\s\S]*detached from VM "demo"; the VM runs on/);
+      expect(bridge.stderr()).toMatch(/attached to VM "demo" \(x86_64, 2 VP\(s\)\)[\s\S]*detached from VM "demo"; the VM runs on/);
     } finally {
       if (bridge) await stop(bridge.child);
       await stop(server.child);

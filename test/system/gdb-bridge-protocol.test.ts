@@ -200,6 +200,54 @@ describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
     await detachedAndRunning();
   });
 
+  it("answers monitor translate, gpa read and capabilities as console output, and an unknown or malformed command with E16", async () => {
+    const gdb = await RspPeer.open(port);
+    const monitor = async (command: string): Promise<{ text: string; reply: string | undefined }> => {
+      gdb.send(`qRcmd,${bytesToHex(new TextEncoder().encode(command))}`);
+      let text = "";
+      for (let i = 0; i < 100; i++) {
+        const p = await gdb.next();
+        if (p === undefined || p[0] !== "O" || p === "OK") return { text, reply: p };
+        text += hexToText(p.slice(1));
+      }
+      throw new Error("no end to the monitor output");
+    };
+    try {
+      expect(await gdb.request("?")).toMatch(/^T05/);
+      const counter = sym("counter");
+      const gva = BigInt(counter.gva);
+      const gpa = BigInt(counter.gpa);
+      const t = await monitor(`translate 0x${hex(gva + 5n)}`);
+      expect(t.reply).toBe("OK");
+      expect(t.text).toMatch(new RegExp(`^VP 0: GVA 0x${hex(gva + 5n)} -> GPA 0x${hex(gpa + 5n)} \\(\\d+ [KMG]iB page at GPA 0x[0-9a-f]+; 4-level paging, cr3 0x[0-9a-f]+\\)\n$`));
+      const unmapped = await monitor("translate 0x7000000000");
+      expect(unmapped).toEqual({ text: expect.stringMatching(/^VP 0: GVA 0x7000000000 is not mapped: /), reply: "OK" });
+
+      const value = await h.client.readMemory("demo", { gpa }, 16);
+      const dump = await monitor(`gpa read 0x${hex(gpa)} 16`);
+      expect(dump.reply).toBe("OK");
+      expect(dump.text.startsWith(`${gpa.toString(16).padStart(16, "0")}  ${Array.from(value, (b) => b.toString(16).padStart(2, "0")).join(" ")}`)).toBe(true);
+      const big = await monitor(`gpa read ${gpa} 4096`);
+      expect(big.text.split("\n").filter((l) => l !== "")).toHaveLength(256); // split over several O packets
+      expect(big.reply).toBe("OK");
+
+      const caps = await monitor("capabilities");
+      expect(caps.reply).toBe("OK");
+      expect(caps.text).toContain("hardware slots per VP: 4");
+      expect(caps.text).toMatch(/software breakpoints: by GVA/);
+
+      for (const bad of ["bogus", "translate", "translate zz", "gpa read 0x1000 0", "gpa read 0x1000 4097", "gpa write 1 2"]) {
+        const r = await monitor(bad);
+        expect([bad, r.reply]).toEqual([bad, "E16"]);
+        expect(r.text).not.toBe("");
+      }
+      expect((await monitor("gpa read 0xfffffffff000 8")).reply).toBe("E0e"); // outside RAM
+    } finally {
+      gdb.close();
+    }
+    await detachedAndRunning();
+  });
+
   it("serves target.xml in chunks that src/rsp's loader numbers as gdb's amd64 layout", async () => {
     const gdb = await RspPeer.open(port);
     try {
