@@ -298,7 +298,8 @@ describeLldb("lldb through the bridge (embedded x86-64 demo guest, 2 VPs)", () =
     await detachedAndRunning();
   });
 
-  it("stops at a hardware breakpoint (Z1) and at a write watchpoint on `counter` with old and new values", async () => {
+  it("stops at a hardware breakpoint (Z1), at a write watchpoint on `counter` with old and new values, and at a read watchpoint (Z3)", async () => {
+    const counterVp1 = sym("counter_vp1").gva;
     const run = await runLldb(port, [
       `breakpoint set -H -a ${hex(tick)}`,
       "continue",
@@ -306,10 +307,13 @@ describeLldb("lldb through the bridge (embedded x86-64 demo guest, 2 VPs)", () =
       `watchpoint set expression -w write -s 8 -- ${hex(counter)}`,
       "continue",
       "watchpoint delete 1",
+      `watchpoint set expression -w read -s 8 -- ${hex(counterVp1)}`,
+      "continue",
+      "watchpoint delete 2",
       "detach",
     ]);
     expectDetached(run);
-    const [hw, watch] = outputsOf(run, "continue");
+    const [hw, watch, read] = outputsOf(run, "continue");
 
     expect(stopIn(hw, "breakpoint 1\\.1").pc).toBe(tick);
     const z1 = `Z1,${tick.toString(16)},1`;
@@ -330,6 +334,18 @@ describeLldb("lldb through the bridge (embedded x86-64 demo guest, 2 VPs)", () =
     expect(BigInt(values![2])).toBe(BigInt(values![1]) + 1n); // tick counts by one
     // the `ret` after `mov %rax,(%rdi)`, on thread 1
     expect(stopIn(watch, "watchpoint 1")).toEqual({ thread: 1, pc: tick + 10n });
+
+    // x86 has no read-only watchpoint: the bridge arms read-or-write and reports `awatch`.
+    // counter_vp1 is VP 1's: thread 2 stops after its load (tick+3) or its store (tick+10).
+    const z3 = `Z3,${counterVp1.toString(16)},8`;
+    const z3Send = run.packets.findIndex((p) => p.dir === "send" && p.payload === z3);
+    expect(z3Send).toBeGreaterThanOrEqual(0);
+    expect(run.packets[z3Send + 1]).toEqual({ dir: "read", payload: "OK" });
+    expect(run.packets.some((p) => p.dir === "read" && p.payload === `T05thread:2;awatch:${counterVp1.toString(16)};`)).toBe(true);
+    expect(read).toMatch(/Watchpoint 2 hit:\nold value: \d+\nnew value: \d+\n/);
+    const readStop = stopIn(read, "watchpoint 2");
+    expect(readStop.thread).toBe(2);
+    expect([tick + 3n, tick + 10n]).toContain(readStop.pc);
 
     await detachedAndRunning();
   });
