@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { startHarness, type Harness } from "./harness";
+import { startHarness, sym, type Harness } from "./harness";
 
 const run = promisify(execFile);
 const root = join(__dirname, "../..");
@@ -70,6 +70,10 @@ describe("README", () => {
     expect(stdout).toContain('"hwBreakpoint"');
     expect(stdout).toContain('"singleStep": {}');
     expect(stdout).toMatch(/"rip": "\d+"/);
+    const tick = BigInt(sym("tick").gva).toString();
+    const flat = stdout.replace(/\s+/g, " ");
+    expect(flat).toMatch(new RegExp(`"softwareBreakpoint": \\{ ("vp": 1, )?"address": "${tick}", "id": "\\d+" \\}`));
+    expect(flat).toMatch(new RegExp(`"address": \\{ "gva": \\{ "gva": "${tick}" \\} \\}, "hitCount": "1"`));
     // Detach let the VM run again.
     expect((await h.client.getVm("demo")).runState).toBe("running");
   });
