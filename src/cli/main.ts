@@ -3,8 +3,9 @@
 import { UsageError } from "./args";
 import { gdbCommand } from "../gdb";
 import { serve } from "./serve";
+import { tokenCommand } from "./token";
 
-const COMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { serve, gdb: gdbCommand };
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { serve, gdb: gdbCommand, token: tokenCommand };
 
 export async function runCli(argv: readonly string[]): Promise<void> {
   const [command, ...rest] = argv;
