@@ -84,7 +84,7 @@ async function startPeerQemu(manifest: string, deadline: number): Promise<PeerQe
 }
 
 /** Runs gdb with `args`; kills it (by its PID) at `deadline`. */
-function runGdb(gdb: string, args: string[], deadline: number): Promise<{ stdout: string; stderr: string; seconds: number }> {
+export function runGdb(gdb: string, args: string[], deadline: number): Promise<{ stdout: string; stderr: string; seconds: number }> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(gdb, args, { stdio: ["ignore", "pipe", "pipe"] });

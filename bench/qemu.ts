@@ -13,6 +13,8 @@
 //   stops it on connect), PhyMemMode on; time.perf_counter() inside gdb around that command only.
 // - qemu_single_steps_per_s: single_step on VP 0, then one unary Resume per step for ~3 s or
 //   20,000 steps. gdb_stepi_per_s: `stepi 2000` after `stepi 10`, timed inside gdb likewise.
+// - gdb_bridge_qemu_stepi_per_s: the same gdb `stepi 2000` through the gdb bridge (src/gdb, in
+//   this process) to our server's QEMU VM, timed inside gdb the same way (bench/gdb-bridge.ts).
 // - qemu_stream_single_steps_per_s: over a Session stream, one Step of 1 per message, each
 //   awaited, for ~3 s. qemu_batched_steps_per_s: three Steps of 10,000 with a PC trace.
 // - qemu_stream_close_to_detached_p50_ms: a stream session stops the VM and arms a breakpoint,
@@ -24,6 +26,7 @@ import { createInterface } from "node:readline";
 import { connect } from "../src/client";
 import { hasExecutable, launchQemuVm, qemuArgsForGuest, qemuPackage } from "../src/qemu";
 import { createVmmDebugServer, silentLogger } from "../src/server";
+import { BRIDGE_STEPS, measureBridgeStepi } from "./gdb-bridge";
 import { gdbExecutable, measureGdbPeer } from "./gdb-peer";
 
 type Emit = (name: string, value: number, unit: string, extra?: Record<string, unknown>) => void;
@@ -37,19 +40,22 @@ const STREAM_BYTES = 64 * MIB;
 const GDB_STEPS = 2000;
 const BOOT_MS = 20_000;
 
-/** Bench entry: emits the QEMU figures, or qemu_skipped when QEMU or gdb is absent. Never throws. */
-export async function benchQemu(emit: Emit): Promise<void> {
+/**
+ * Bench entry: emits the QEMU figures, or qemu_skipped when QEMU or gdb is absent. Never throws.
+ * Answers gdb_stepi_per_s when it was measured (the gdb_bridge section's baseline).
+ */
+export async function benchQemu(emit: Emit): Promise<number | undefined> {
   if (!hasExecutable("qemu-system-x86_64")) {
     emit("qemu_skipped", 0, "", { reason: `qemu-system-x86_64 not found (Debian package ${qemuPackage("x86_64")})` });
-    return;
+    return undefined;
   }
   const gdb = gdbExecutable();
   if (!gdb) {
     emit("qemu_skipped", 0, "", { reason: "gdb not found (Debian package gdb or gdb-multiarch)" });
-    return;
+    return undefined;
   }
   try {
-    const ours = await measureOurs();
+    const ours = await measureOurs(gdb);
     const theirs = await measureGdbPeer({
       manifest: MANIFEST,
       gdb,
@@ -73,15 +79,25 @@ export async function benchQemu(emit: Emit): Promise<void> {
     emit("gdb_dump_memory_mibps", gdbDump, "MiB/s", { bytes: READ_BYTES, seconds: Number(theirs.dumpSeconds.toFixed(3)) });
     emit("qemu_single_steps_per_s", ours.stepsPerS, "steps/s", { steps: ours.steps, vs_gdb: ratio(ours.stepsPerS, gdbSteps), target_min_ratio: 1 });
     emit("gdb_stepi_per_s", gdbSteps, "steps/s", { steps: theirs.steps, seconds: Number(theirs.stepiSeconds.toFixed(3)) });
+    const bridgeSteps = ours.bridge.steps / ours.bridge.stepiSeconds;
+    emit("gdb_bridge_qemu_stepi_per_s", bridgeSteps, "steps/s", {
+      steps: ours.bridge.steps,
+      seconds: Number(ours.bridge.stepiSeconds.toFixed(3)),
+      backend: "qemu",
+      vs_gdb: ratio(bridgeSteps, gdbSteps),
+      target_min_ratio: 0.7,
+    });
     emit("qemu_stream_single_steps_per_s", ours.streamStepsPerS, "steps/s", { vs_gdb: ratio(ours.streamStepsPerS, gdbSteps), target_min_ratio: 1 });
     emit("qemu_batched_steps_per_s", ours.batchedStepsPerS, "steps/s", { count: 10_000, trace: "pc", vs_gdb: ratio(ours.batchedStepsPerS, gdbSteps), target_min_ratio: 1.5 });
     const sorted = [...ours.closeMs].sort((a, b) => a - b);
     emit("qemu_stream_close_to_detached_p50_ms", sorted[Math.floor(sorted.length / 2)], "ms", { max_ms: Number(sorted[sorted.length - 1].toFixed(1)), target_max: 100 });
+    return gdbSteps;
   } catch (e) {
     // Not a missing tool: say so, mark the run failed, and let the rest of the bench finish.
     emit("qemu_failed", 0, "", { reason: (e as Error).message.split("\n")[0] });
     console.error(e);
     process.exitCode = 1;
+    return undefined;
   }
 }
 
@@ -95,9 +111,10 @@ interface OurFigures {
   streamStepsPerS: number;
   batchedStepsPerS: number;
   closeMs: number[];
+  bridge: { steps: number; stepiSeconds: number };
 }
 
-async function measureOurs(): Promise<OurFigures> {
+async function measureOurs(gdb: string): Promise<OurFigures> {
   const server = await startServerProcess();
   const client = connect(server.address);
   try {
@@ -138,7 +155,10 @@ async function measureOurs(): Promise<OurFigures> {
       await session.setDebugState(0, { singleStep: false, breakpoints: [...noSlots] }, { deadlineMs: 10_000 });
       await session.detach({ deadlineMs: 5000 });
       const streamed2 = await measureStreamSteps(client);
-      return { readMibps, reads, streamMibps, stepsPerS, steps, head: warm.subarray(0, 4096), ...streamed2 };
+      // gdb through the bridge last: the VM runs released after the close-to-detached rounds,
+      // and the bridge stops it on connect as gdb expects.
+      const bridge = await measureBridgeStepi({ gdb, server: server.address, vm: VM_ID, steps: BRIDGE_STEPS, timeoutMs: 90_000 });
+      return { readMibps, reads, streamMibps, stepsPerS, steps, head: warm.subarray(0, 4096), ...streamed2, bridge };
     } finally {
       await session.detach({ deadlineMs: 5000 }).catch(() => undefined);
     }
