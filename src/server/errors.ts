@@ -15,6 +15,9 @@ import type { Logger } from "./logger";
  *   stream's session (INVALID_ARGUMENT / FAILED_PRECONDITION).
  * - STREAM_PROTOCOL: a Session message out of place (INVALID_ARGUMENT).
  * - STREAM_OVERFLOW: a Session stream's client stopped reading (RESOURCE_EXHAUSTED).
+ * - CALL_LIMIT, STREAM_LIMIT, RATE_LIMIT: the calling principal has as many calls or streams in
+ *   flight as it may, or is over its rate (RESOURCE_EXHAUSTED; see auth/limits.ts).
+ * - MESSAGE_TOO_LARGE: a request or answer over the per-message size limit (RESOURCE_EXHAUSTED).
  */
 export type ServerReason =
   | Reason
@@ -24,7 +27,28 @@ export type ServerReason =
   | "SESSION_VM_MISMATCH"
   | "SESSION_MISMATCH"
   | "STREAM_PROTOCOL"
-  | "STREAM_OVERFLOW";
+  | "STREAM_OVERFLOW"
+  | "CALL_LIMIT"
+  | "STREAM_LIMIT"
+  | "RATE_LIMIT"
+  | "MESSAGE_TOO_LARGE"
+  | AuthReason;
+
+/**
+ * Who may call (auth/):
+ * - TOKEN_REQUIRED, TOKEN_INVALID, TOKEN_REVOKED, CERTIFICATE_REQUIRED, PRINCIPAL_MISMATCH: the
+ *   caller is not authenticated (UNAUTHENTICATED).
+ * - ROLE_REQUIRED: the caller's role does not allow the call (PERMISSION_DENIED).
+ * - SESSION_NOT_YOURS: the session id belongs to another principal (PERMISSION_DENIED).
+ */
+export type AuthReason =
+  | "TOKEN_REQUIRED"
+  | "TOKEN_INVALID"
+  | "TOKEN_REVOKED"
+  | "CERTIFICATE_REQUIRED"
+  | "PRINCIPAL_MISMATCH"
+  | "ROLE_REQUIRED"
+  | "SESSION_NOT_YOURS";
 
 /** A `VmmError` that may carry a server-only reason (the core's class, so one mapping serves both). */
 export function serverError(

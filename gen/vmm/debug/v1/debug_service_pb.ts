@@ -1582,7 +1582,10 @@ export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
  *   RESOURCE_EXHAUSTED: READ_TOO_LARGE, STREAM_OVERFLOW (a safety net: a Session stream whose
  *     queue of answers passed its bound; the session is detached. A client that stops reading
  *     is held back by flow control before that), SOFTWARE_BREAKPOINT_LIMIT (65,536 software
- *     breakpoints are armed on the VM already).
+ *     breakpoints are armed on the VM already), CALL_LIMIT, STREAM_LIMIT (the calling principal
+ *     has as many calls or streams in flight as the server allows one principal), RATE_LIMIT
+ *     (over the principal's calls per second; metadata `retry_after_ms`), MESSAGE_TOO_LARGE (a
+ *     request or answer over the per-message size limit).
  *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended; a Session stream whose session
  *     a unary Detach ended).
  *   CANCELLED: CANCELLED.
