@@ -158,7 +158,8 @@ export async function tokenCommand(argv: readonly string[], env: NodeJS.ProcessE
     process.stdout.write(subUsage(s) + "\n");
     return;
   }
-  const file = resolve((options.tokens as string | undefined) ?? env.VMM_DEBUG_TOKENS ?? DEFAULT_TOKENS_FILE);
+  if (options.tokens === "") throw new UsageError("--tokens needs a file name");
+  const file = resolve((options.tokens as string | undefined) ?? (env.VMM_DEBUG_TOKENS || DEFAULT_TOKENS_FILE));
 
   if (s === "list") {
     if (rest.length) throw new UsageError(`unexpected argument "${rest[0]}"`);
