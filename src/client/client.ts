@@ -2,12 +2,14 @@
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import {
   ChannelCredentials,
+  Metadata,
   Status,
   createChannel,
   createClientFactory,
   type Channel,
   type ChannelOptions,
   type Client,
+  type ClientMiddleware,
 } from "nice-grpc";
 import { DebugServiceDefinition, HealthServiceDefinition, VmServiceDefinition } from "../wire";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -42,8 +44,40 @@ import { watchEvents } from "./watch-events";
 
 const MIB = 1024 * 1024;
 
+/** PEM text (a string or the bytes of a file) for a TLS connection. */
+export type Pem = string | Uint8Array;
+
+export interface ConnectTlsOptions {
+  /**
+   * CA certificate(s) the server's certificate must chain to. Omitted: the system's default
+   * roots (Node's bundled CA list).
+   */
+  ca?: Pem;
+  /** Client certificate chain, for a server that requires client certificates (mutual TLS); needs `key`. */
+  cert?: Pem;
+  /** The client certificate's private key (unencrypted PEM); needs `cert`. */
+  key?: Pem;
+  /**
+   * The name the server's certificate must carry, when it differs from the host in the address
+   * (e.g. connecting to 10.0.0.5:50443 with a certificate for debug.example). Default: the
+   * address's host.
+   */
+  serverName?: string;
+}
+
 export interface ConnectOptions {
-  /** Default: insecure (the server has no TLS yet and listens on loopback). */
+  /**
+   * TLS: `{}` trusts the system roots; `ca` a private CA; `cert` + `key` present a client
+   * certificate (mutual TLS, the server's `--client-ca`). Omitted (and no `credentials`):
+   * plaintext, for the loopback default.
+   */
+  tls?: ConnectTlsOptions;
+  /**
+   * Bearer token (from `vmm-debug token add`) sent on every call as
+   * `authorization: Bearer <token>`, over TLS or a plaintext loopback channel alike.
+   */
+  token?: string;
+  /** grpc-js channel credentials, for what `tls` does not cover; not together with `tls`. Default: insecure. */
   credentials?: ChannelCredentials;
   /** Extra grpc-js channel options. */
   channelOptions?: ChannelOptions;
@@ -58,10 +92,25 @@ export interface RawClients {
   health: Client<HealthServiceDefinition, DeadlineOptions>;
 }
 
-/** Connects (lazily) to a vmm-debug server at "host:port". */
+/**
+ * Connects (lazily) to a vmm-debug server at "host:port".
+ *
+ * ```ts
+ * // Loopback default: plaintext, no identity.
+ * const local = connect("127.0.0.1:50051");
+ * // Across hosts: TLS with a private CA, a client certificate (mutual TLS) and a token.
+ * const remote = connect("debug.example:50443", {
+ *   tls: { ca: readFileSync("ca.crt"), cert: readFileSync("client.crt"), key: readFileSync("client.key") },
+ *   token: process.env.VMM_DEBUG_TOKEN,
+ * });
+ * ```
+ *
+ * Throws a TypeError for options that cannot work (both `tls` and `credentials`, `cert`
+ * without `key`, a token with spaces or line breaks).
+ */
 export function connect(address: string, options: ConnectOptions = {}): VmmDebugClient {
   const maxUnaryReadBytes = options.maxUnaryReadBytes ?? 4 * MIB;
-  const channel = createChannel(address, options.credentials ?? ChannelCredentials.createInsecure(), {
+  const channel = createChannel(address, channelCredentials(options), {
     // A full-size unary read plus framing must fit.
     "grpc.max_receive_message_length": Math.max(maxUnaryReadBytes, 4 * MIB) + MIB,
     // Memory reads are bulk transfers: an 8 MiB HTTP/2 receive window (instead of 64 KiB) lets
@@ -72,9 +121,45 @@ export function connect(address: string, options: ConnectOptions = {}): VmmDebug
     // fails with UNAVAILABLE instead of waiting forever on a frozen or vanished server.
     "grpc.keepalive_time_ms": 30_000,
     "grpc.keepalive_timeout_ms": 10_000,
+    ...(options.tls?.serverName ? { "grpc.ssl_target_name_override": options.tls.serverName } : {}),
     ...options.channelOptions,
   });
-  return new VmmDebugClient(channel, maxUnaryReadBytes);
+  return new VmmDebugClient(channel, maxUnaryReadBytes, options.token === undefined ? undefined : checkToken(options.token));
+}
+
+function pemBuffer(pem: Pem | undefined, what: string): Buffer | null {
+  if (pem === undefined) return null;
+  if (typeof pem === "string") return Buffer.from(pem, "utf8");
+  if (pem instanceof Uint8Array) return Buffer.from(pem.buffer, pem.byteOffset, pem.byteLength);
+  throw new TypeError(`tls.${what} must be PEM text (a string, Buffer or Uint8Array)`);
+}
+
+function channelCredentials(options: ConnectOptions): ChannelCredentials {
+  const { tls } = options;
+  if (!tls) return options.credentials ?? ChannelCredentials.createInsecure();
+  if (options.credentials) throw new TypeError("connect: give either tls or credentials, not both");
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("connect: tls.cert and tls.key go together (a client certificate and its private key)");
+  return ChannelCredentials.createSsl(pemBuffer(tls.ca, "ca"), pemBuffer(tls.key, "key"), pemBuffer(tls.cert, "cert"));
+}
+
+function checkToken(token: string): string {
+  if (typeof token !== "string" || token === "" || /[\s\x00-\x1f\x7f]/.test(token)) {
+    throw new TypeError("connect: token must be a non-empty string without spaces or control characters");
+  }
+  return token;
+}
+
+/**
+ * Adds `authorization: Bearer <token>` to every call's metadata (a client middleware rather
+ * than grpc-js call credentials, which grpc-js refuses on a plaintext channel).
+ */
+export function bearerTokenMiddleware(token: string): ClientMiddleware {
+  const value = `Bearer ${checkToken(token)}`;
+  return async function* (call, options) {
+    const metadata = Metadata(options.metadata);
+    metadata.set("authorization", value);
+    return yield* call.next(call.request, { ...options, metadata });
+  };
 }
 
 export class VmmDebugClient {
@@ -85,8 +170,10 @@ export class VmmDebugClient {
     private readonly channel: Channel,
     /** @internal Reads longer than this are streamed. */
     readonly maxUnaryReadBytes: number,
+    token?: string,
   ) {
-    const factory = createClientFactory().use(vmmDebugClientMiddleware);
+    const base = createClientFactory().use(vmmDebugClientMiddleware);
+    const factory = token === undefined ? base : base.use(bearerTokenMiddleware(token));
     this.rpc = {
       debug: factory.create(DebugServiceDefinition, channel),
       vm: factory.create(VmServiceDefinition, channel),

@@ -1,6 +1,6 @@
 // vmm-debug client SDK: connect to a vmm-debug server and debug its VMs.
-export { connect, VmmDebugClient } from "./client";
-export type { ConnectOptions, RawClients } from "./client";
+export { bearerTokenMiddleware, connect, VmmDebugClient } from "./client";
+export type { ConnectOptions, ConnectTlsOptions, Pem, RawClients } from "./client";
 export { Session } from "./session";
 export { VmmDebugError, vmmDebugClientMiddleware } from "./errors";
 export type { DeadlineOptions } from "./errors";
