@@ -1,6 +1,7 @@
 // `vmm-debug gdb`: listen for gdb on loopback and bridge it to a VM of a vmm-debug server.
 import { connect } from "../client";
 import { type OptionSpec, UsageError, parseArgs, usage } from "../cli/args";
+import { CLIENT_OPTION_SPEC, clientConnectOptions } from "../cli/client-options";
 import { createGdbBridge, isLoopbackHost } from "./bridge";
 
 const DEFAULT_LISTEN = "127.0.0.1:1234";
@@ -8,8 +9,9 @@ const DEFAULT_SERVER = "127.0.0.1:50051";
 
 const SPEC: Record<string, OptionSpec> = {
   listen: { help: `loopback HOST:PORT gdb connects to (default ${DEFAULT_LISTEN})` },
-  server: { help: `vmm-debug server HOST:PORT (default ${DEFAULT_SERVER})` },
+  server: { help: `vmm-debug server HOST:PORT (default ${DEFAULT_SERVER}); with TLS, HOST is a name the server's certificate carries` },
   vm: { help: "VM id (default: the server's only VM)" },
+  ...CLIENT_OPTION_SPEC,
   help: { flag: true, help: "show this help" },
 };
 
@@ -32,7 +34,7 @@ export async function gdbCommand(argv: readonly string[]): Promise<void> {
   const server = (options.server as string | undefined) ?? DEFAULT_SERVER;
   hostPort(server, "server");
   const vm = (options.vm as string | undefined) ?? "";
-  const client = connect(server);
+  const client = connect(server, clientConnectOptions(options, server));
   const bridge = createGdbBridge({ client, vm, log: (line) => process.stderr.write(`vmm-debug gdb: ${line}\n`) });
   let bound;
   try {
