@@ -16,7 +16,7 @@
 // files (or two lines) holding the same token from showing it.
 import * as crypto from "node:crypto";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { type FSWatcher, type StatWatcher, readFileSync, statSync, unwatchFile, watch, watchFile } from "node:fs";
+import { type FSWatcher, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { type Role, isRole } from "./principal";
 
@@ -117,6 +117,8 @@ export interface TokenStoreOptions {
 
 /** How long after a change event the file is re-read: editors write in several steps. */
 const SETTLE_MS = 30;
+/** A change event found no file: looked at again this much later before reporting it. */
+const MISSING_RETRY_MS = 250;
 /** Polling backup for filesystems where directory watching misses events (NFS, some mounts). */
 const POLL_MS = 1000;
 
@@ -126,6 +128,16 @@ interface Loaded {
   /** Entries by salt (hex): one sha256 per distinct salt verifies a token against all of them. */
   bySalt: Map<string, { salt: Buffer; entries: TokenEntry[] }>;
   roles: Map<string, Role>;
+}
+
+/** What the poll compares: the file's identity, size, times and mode ("" when it is missing). */
+function fingerprint(path: string): string {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}`;
+  } catch {
+    return "";
+  }
 }
 
 function load(path: string): Loaded {
@@ -160,15 +172,19 @@ export class TokenStore {
    */
   private cache = new Map<string, TokenEntry>();
   private watcher?: FSWatcher;
-  private polling = false;
+  private poll?: NodeJS.Timeout;
+  /** The file's fingerprint when last polled (taken before the first read, so nothing is missed). */
+  private seen: string;
   private settle?: NodeJS.Timeout;
   private closed = false;
+  private missingOnce = false;
 
   private constructor(
     path: string,
     private readonly opts: TokenStoreOptions,
   ) {
     this.path = path;
+    this.seen = fingerprint(path);
     this.current = load(path);
   }
 
@@ -207,16 +223,28 @@ export class TokenStore {
    * tokens and calls onError. Never throws.
    */
   reload(): void {
+    this.reloadNow(false);
+  }
+
+  /** `fromWatch`: a missing file is first given a moment (an editor between its renames). */
+  private reloadNow(fromWatch: boolean): void {
     if (this.closed) return;
     let next: Loaded;
     try {
       next = load(this.path);
     } catch (e) {
+      if (fromWatch && (e as NodeJS.ErrnoException).code === "ENOENT" && !this.missingOnce) {
+        this.missingOnce = true;
+        this.schedule(MISSING_RETRY_MS);
+        return;
+      }
+      this.missingOnce = false;
       const error = e instanceof Error ? e : new Error(String(e));
       if (this.opts.onError) this.opts.onError(error);
       else process.emitWarning(`vmm-debug: token file not reloaded, previous tokens kept: ${error.message}`);
       return;
     }
+    this.missingOnce = false;
     const before = this.current;
     if (next.text === before.text) return;
     const now = new Map(next.entries.map((e) => [e.name, e]));
@@ -233,18 +261,17 @@ export class TokenStore {
     clearTimeout(this.settle);
     this.watcher?.close();
     this.watcher = undefined;
-    if (this.polling) unwatchFile(this.path, this.onPoll);
-    this.polling = false;
+    clearInterval(this.poll);
+    this.poll = undefined;
   }
 
-  private schedule(): void {
+  private schedule(ms = SETTLE_MS): void {
     if (this.closed) return;
     clearTimeout(this.settle);
-    this.settle = setTimeout(() => this.reload(), SETTLE_MS);
+    this.settle = setTimeout(() => this.reloadNow(true), ms);
     this.settle.unref();
   }
 
-  private readonly onPoll = (): void => this.schedule();
 
   private startWatching(): void {
     // The directory, not the file: an editor (or `vmm-debug token add`) that writes a new file
@@ -252,7 +279,7 @@ export class TokenStore {
     const name = basename(this.path);
     try {
       this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
-        if (file === null || file === name || String(file) === name) this.schedule();
+        if (file == null || String(file) === name) this.schedule();
       });
       this.watcher.on("error", () => {
         this.watcher?.close();
@@ -261,9 +288,17 @@ export class TokenStore {
     } catch {
       this.watcher = undefined;
     }
-    // And a slow poll by path, for filesystems whose change events do not arrive.
-    watchFile(this.path, { persistent: false, interval: POLL_MS }, this.onPoll);
-    this.polling = true;
+    // And a slow poll by path, for filesystems whose change events do not arrive and for a file
+    // reached through a symlink that is swapped (Kubernetes secret volumes swap `..data`).
+    // (Our own stat loop rather than fs.watchFile, whose baseline is its first poll: a change
+    // between our first read and that poll would go unseen.)
+    this.poll = setInterval(() => {
+      const now = fingerprint(this.path);
+      if (now === this.seen) return;
+      this.seen = now;
+      this.schedule();
+    }, POLL_MS);
+    this.poll.unref();
   }
 }
 

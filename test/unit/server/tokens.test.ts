@@ -1,6 +1,6 @@
 // Bearer tokens: the file format, verification, and reloading (watcher, SIGHUP, failed reloads).
 import { createHash } from "node:crypto";
-import { chmodSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Role } from "../../../src/server/auth/principal";
@@ -204,6 +204,41 @@ describe("TokenStore", () => {
     expect(change.removed).toEqual([]);
     expect(store.verify(b)).toEqual({ name: "bob", role: "viewer" });
     expect(store.verify(a)).toEqual({ name: "alice", role: "admin" });
+  });
+
+  it("reloads when an editor moves the old file away and writes a new one", async () => {
+    const a = newToken();
+    write([tokenLine("alice", "admin", a)]);
+    const ev = events();
+    const store = open(ev.opts);
+    renameSync(file, `${file}~`);
+    const b = newToken();
+    writeFileSync(file, `${tokenLine("bob", "viewer", b)}\n`, { mode: 0o600 });
+    const change = await ev.nextChange();
+    expect(change.removed).toEqual(["alice"]);
+    expect(store.verify(b)).toEqual({ name: "bob", role: "viewer" });
+    expect(ev.errors).toEqual([]);
+  });
+
+  it("reloads a file reached through a symlink that is swapped (as Kubernetes secret volumes do)", async () => {
+    if (process.platform === "win32") return;
+    const a = newToken();
+    const b = newToken();
+    mkdirSync(join(dir, "v1"));
+    mkdirSync(join(dir, "v2"));
+    write([tokenLine("alice", "admin", a)], join(dir, "v1", "tokens"));
+    write([tokenLine("alice", "admin", b)], join(dir, "v2", "tokens"));
+    symlinkSync("v1", join(dir, "..data"));
+    symlinkSync(join("..data", "tokens"), file);
+    const ev = events();
+    const store = open(ev.opts);
+    expect(store.verify(a)?.name).toBe("alice");
+    symlinkSync("v2", join(dir, "..data_tmp"));
+    renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+    const change = await ev.nextChange();
+    expect(change.removed).toEqual(["alice"]);
+    expect(store.verify(a)).toBeUndefined();
+    expect(store.verify(b)?.name).toBe("alice");
   });
 
   it("keeps the previous tokens when a reload fails, and takes the next good file", async () => {
