@@ -200,7 +200,11 @@ export class TokenStore {
     return this.current.roles;
   }
 
-  /** The principal whose token this is, or undefined. Constant time in the token's contents. */
+  /**
+   * The principal whose token this is, or undefined. Digests are compared with timingSafeEqual
+   * against every line; the cache is keyed by the token's sha256, so its lookup time says
+   * nothing usable about the token.
+   */
   verify(token: string): { name: string; role: Role } | undefined {
     if (typeof token !== "string" || token.length === 0 || token.length > MAX_TOKEN_CHARS) return undefined;
     const bytes = Buffer.from(token, "utf8");
@@ -239,9 +243,7 @@ export class TokenStore {
         return;
       }
       this.missingOnce = false;
-      const error = e instanceof Error ? e : new Error(String(e));
-      if (this.opts.onError) this.opts.onError(error);
-      else process.emitWarning(`vmm-debug: token file not reloaded, previous tokens kept: ${error.message}`);
+      this.report(e instanceof Error ? e : new Error(String(e)));
       return;
     }
     this.missingOnce = false;
@@ -252,7 +254,18 @@ export class TokenStore {
     const changed = removed.length > 0 || next.entries.length !== before.entries.length;
     this.current = next;
     this.cache.clear();
-    if (changed) this.opts.onChange?.(removed, next.roles);
+    if (!changed) return;
+    try {
+      this.opts.onChange?.(removed, next.roles);
+    } catch (e) {
+      // Called from a timer or a signal handler: a throwing callback must not end the server.
+      this.report(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private report(error: Error): void {
+    if (this.opts.onError) this.opts.onError(error);
+    else process.emitWarning(`vmm-debug: token file not reloaded, previous tokens kept: ${error.message}`);
   }
 
   /** Stops watching the file. */

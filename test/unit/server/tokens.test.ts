@@ -305,6 +305,23 @@ describe("TokenStore", () => {
     expect(ev.changes).toHaveLength(1);
   });
 
+  it("reports an onChange that throws through onError instead of throwing from a timer or signal", () => {
+    write([tokenLine("alice", "admin", newToken())]);
+    const errors: Error[] = [];
+    const store = open({
+      watch: false,
+      onChange: () => {
+        throw new Error("callback bug");
+      },
+      onError: (e) => errors.push(e),
+    });
+    const b = newToken();
+    write([tokenLine("bob", "viewer", b)]);
+    expect(() => store.reload()).not.toThrow();
+    expect(errors.map((e) => e.message)).toEqual(["callback bug"]);
+    expect(store.verify(b)?.name).toBe("bob");
+  });
+
   it("stops watching on close", async () => {
     write([tokenLine("alice", "admin", newToken())]);
     const ev = events();
