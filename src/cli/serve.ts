@@ -20,7 +20,8 @@ const SPEC: Record<string, OptionSpec> = {
   "memory-mib": { help: "guest RAM in MiB at GPA 0 (default 256)" },
   "lease-ms": { help: "lease of a unary session in milliseconds (default 600000: 10 minutes)" },
   "max-read-bytes": { help: "largest unary ReadMemory (default 4194304)" },
-  "allow-non-loopback": { flag: true, help: "allow a non-loopback --listen address (no TLS yet: insecure)" },
+  "insecure-non-loopback": { flag: true, help: "allow a non-loopback --listen without TLS client authentication (anyone who reaches it controls the VMs)" },
+  "allow-non-loopback": { flag: true, help: "old name of --insecure-non-loopback" },
   emu: { flag: true, help: "also serve the embedded machine when a QEMU VM is served (it is the default otherwise)" },
   qemu: { flag: true, help: "launch QEMU with the arguments after `--` (x86-64 unless --qemu-arch aarch64)" },
   "qemu-arch": { help: "architecture of --qemu: x86_64 (default) or aarch64" },
@@ -113,7 +114,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     logger,
     leaseMs: integer(options["lease-ms"], "lease-ms", 600_000, 100, 86_400_000),
     maxReadBytes: integer(options["max-read-bytes"], "max-read-bytes", 4 * 1024 * 1024, 1, 64 * 1024 * 1024),
-    allowNonLoopback: options["allow-non-loopback"] === true,
+    insecureNonLoopback: options["insecure-non-loopback"] === true || options["allow-non-loopback"] === true,
   });
   let bound;
   try {

@@ -14,6 +14,7 @@ import { addReflection, REFLECTED_SERVICES } from "./reflection";
 import { VmRegistry } from "./registry";
 import { DEFAULT_SEND_BUDGET, SendBudget, sendBudgetInterceptor, type SendBudgetLimits } from "./send-budget";
 import { createVmService } from "./vm-service";
+import { Authenticator, type CallLimiter, type TokenVerifier, authMiddleware } from "./auth/interceptor";
 
 const MIB = 1024 * 1024;
 export const DEFAULT_KEEPALIVE_MS = 15_000;
@@ -55,9 +56,19 @@ export interface VmmDebugServerOptions {
   /** Where audit lines and warnings go. Default: JSON lines on stderr. */
   logger?: Logger;
   /**
-   * Allow listening on a non-loopback address. There is no TLS or authentication yet, so anyone
-   * who can reach the port can control the VMs.
+   * Bearer tokens every call must carry (`authorization: Bearer …`): auth/tokens.ts's TokenStore.
+   * With a client CA as well, a call needs both and they must name the same principal. When
+   * neither is configured every caller is an implicit local admin (the loopback default).
    */
+  tokens?: TokenVerifier;
+  /** Admission per principal: concurrent calls and streams, request rate (auth/limits.ts). */
+  limiter?: CallLimiter;
+  /**
+   * Listen beyond loopback without authenticated TLS (the CLI's `--insecure-non-loopback`):
+   * anyone who can reach the port can control the VMs.
+   */
+  insecureNonLoopback?: boolean;
+  /** @deprecated the old name of insecureNonLoopback. */
   allowNonLoopback?: boolean;
 }
 
@@ -66,6 +77,8 @@ export interface VmmDebugServer {
   readonly vms: ReadonlyMap<string, VmmCore>;
   /** The send budget shared by every call (its figures are for tests and the bench). */
   readonly sendBudget: SendBudget;
+  /** Ends every open call of these principals (their tokens were removed): UNAUTHENTICATED / TOKEN_REVOKED. Answers how many. */
+  revoke(principals: readonly string[]): number;
   /** Binds "HOST:PORT" (port 0 picks a free one) and starts serving; resolves to the bound address. */
   listen(address: string): Promise<{ host: string; port: number }>;
   /** Detaches every session (resuming VMs the debugger stopped), then shuts the server down. */
@@ -83,12 +96,14 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
     leaseMs,
     eventCapacity: options.eventCapacity,
     onSessionEnded: (vm, sessionId, cause, outcome) =>
-      audit(logger, { peer: "server", vm, rpc: SESSION_END_RPC[cause], session: sessionId.slice(0, 8), outcome }),
+      audit(logger, { peer: "server", principal: "server", auth: "none", vm, rpc: SESSION_END_RPC[cause], session: sessionId.slice(0, 8), outcome }),
   });
   const table = createOperationTable({ maxReadBytes, maxStreamReadBytes, streamChunkBytes });
   const execute = createExecutor(registry, table, logger);
 
   const budget = new SendBudget({ ...DEFAULT_SEND_BUDGET, ...options.sendBudget });
+  const insecure = options.insecureNonLoopback === true || options.allowNonLoopback === true;
+  const authenticator = new Authenticator({ tokens: options.tokens, limiter: options.limiter, insecure, logger });
   const serverOptions: ServerOptions = {
     // A WriteMemory as large as the unary read cap must fit, with room for the other fields.
     "grpc.max_receive_message_length": maxReadBytes + MIB,
@@ -98,10 +113,13 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
     "grpc.keepalive_time_ms": positive(options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, "keepaliveMs"),
     "grpc.keepalive_timeout_ms": positive(options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS, "keepaliveTimeoutMs"),
     // Every answer's bytes go back to the send budget once the transport has written it.
-    interceptors: [sendBudgetInterceptor(budget)],
+    // Who calls, and whether they may, before any handler runs (auth/interceptor.ts).
+    interceptors: [authenticator.interceptor(), sendBudgetInterceptor(budget)],
   };
   // nice-grpc hands these options to grpc-js's Server unchanged; its type names only channel options.
-  const server = createServer(serverOptions as Parameters<typeof createServer>[0]).use(createErrorMiddleware(logger));
+  const server = createServer(serverOptions as Parameters<typeof createServer>[0])
+    .use(createErrorMiddleware(logger))
+    .use(authMiddleware(authenticator));
 
   server.add(
     DebugServiceDefinition,
@@ -129,14 +147,22 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
     vms: registry.cores,
     sendBudget: budget,
 
+    revoke: (principals) => authenticator.revoke(principals),
+
     async listen(address: string) {
       const parsed = parseListenAddress(address);
-      if (!options.allowNonLoopback && !isLoopbackHost(parsed.host)) {
+      if (!insecure && !isLoopbackHost(parsed.host)) {
         throw new Error(
-          `refusing to listen on ${address}: ${parsed.host} is not a loopback address, and this server has no TLS or ` +
-            `authentication yet, so anyone who can reach it could control the VMs. Listen on 127.0.0.1 or [::1], ` +
-            `or set allowNonLoopback to accept the risk.`,
+          `refusing to listen on ${address}: ${parsed.host} is not a loopback address, and without TLS and client ` +
+            `authentication anyone who can reach it could control the VMs. Serve TLS (--tls-cert, --tls-key) and ` +
+            `authenticate callers (--client-ca and/or --tokens), listen on 127.0.0.1 or [::1], or accept the risk ` +
+            `with --insecure-non-loopback.`,
         );
+      }
+      if (insecure && !isLoopbackHost(parsed.host)) {
+        logger.warn("INSECURE: listening beyond loopback without TLS client authentication; anyone who can reach this port can control the VMs", {
+          listen: address,
+        });
       }
       const port = await server.listen(formatListenAddress(parsed));
       return { host: parsed.host, port };

@@ -8,6 +8,7 @@ import { createSessionStreamHandler, type SessionStreamLimits } from "./session-
 import type { Logger } from "./logger";
 import type { SendBudget } from "./send-budget";
 import type { VmRegistry } from "./registry";
+import { principalOf } from "./auth/interceptor";
 
 export interface DebugServiceOptions {
   registry: VmRegistry;
@@ -24,12 +25,12 @@ export function createDebugService(options: DebugServiceOptions): ServiceImpleme
   const unary =
     <K extends Exclude<OperationName, "readMemoryStream">>(name: K) =>
     (req: OperationTypes[K][0], ctx: CallContext) =>
-      execute(name, req, { peer: ctx.peer, signal: ctx.signal });
+      execute(name, req, { peer: ctx.peer, principal: principalOf(ctx), signal: ctx.signal });
   // Reads of guest memory hold their answer's bytes in the send budget until it is written.
   const bulk =
     <K extends "readMemory" | "readMemoryMany">(name: K) =>
     (req: OperationTypes[K][0], ctx: CallContext) =>
-      execute(name, req, { peer: ctx.peer, signal: ctx.signal, account: budget.open(ctx.signal) });
+      execute(name, req, { peer: ctx.peer, principal: principalOf(ctx), signal: ctx.signal, account: budget.open(ctx.signal) });
 
   return {
     attach: unary("attach"),
@@ -49,7 +50,12 @@ export function createDebugService(options: DebugServiceOptions): ServiceImpleme
     removeSoftwareBreakpoint: unary("removeSoftwareBreakpoint"),
     listSoftwareBreakpoints: unary("listSoftwareBreakpoints"),
     async *readMemoryStream(req, ctx) {
-      yield* await execute("readMemoryStream", req, { peer: ctx.peer, signal: ctx.signal, account: budget.open(ctx.signal) });
+      yield* await execute("readMemoryStream", req, {
+        peer: ctx.peer,
+        principal: principalOf(ctx),
+        signal: ctx.signal,
+        account: budget.open(ctx.signal),
+      });
     },
     session: createSessionStreamHandler(registry, table, execute, logger, stream, budget),
   };

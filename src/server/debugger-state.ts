@@ -31,6 +31,8 @@ export type StopPush = (reason: DebugStopReason, sequence: bigint) => void;
 interface Session {
   id: string;
   holder: string;
+  /** The principal that attached: only it (or an admin) may use the session. */
+  owner: string;
   attachedAtMs: number;
   /** Unary sessions only: when the lease lapses unless renewed. */
   leaseExpiresAtMs: number;
@@ -95,6 +97,11 @@ export class DebuggerState {
     return s && { holder: s.holder, attachedAtMs: s.attachedAtMs, leaseExpiresAtMs: s.push ? undefined : s.leaseExpiresAtMs };
   }
 
+  /** The principal that owns `sessionId` if it is this VM's live session. */
+  sessionOwner(sessionId: string): string | undefined {
+    return this.hasSession(sessionId) ? this.session!.owner : undefined;
+  }
+
   /** Whether `sessionId` is this VM's live session. */
   hasSession(sessionId: string): boolean {
     return sessionId !== "" && this.session?.id === sessionId;
@@ -104,7 +111,12 @@ export class DebuggerState {
    * Opens the session. With `push` it is a Session stream's: no lease (the stream ends it) and
    * every stop is pushed. `leaseMs` is 0 for a stream session.
    */
-  attach(holder: string, push?: StopPush, onEnded?: (cause: DetachCause) => void): Promise<{ sessionId: string; leaseMs: number }> {
+  attach(
+    holder: string,
+    push?: StopPush,
+    onEnded?: (cause: DetachCause) => void,
+    owner = "local",
+  ): Promise<{ sessionId: string; leaseMs: number }> {
     return this.mutex.run(async () => {
       this.assertOpen();
       if (this.core.runState() === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
@@ -126,7 +138,7 @@ export class DebuggerState {
         );
       }
       const now = Date.now();
-      this.session = { id: randomBytes(16).toString("hex"), holder, attachedAtMs: now, leaseExpiresAtMs: now, push, onEnded };
+      this.session = { id: randomBytes(16).toString("hex"), holder, owner, attachedAtMs: now, leaseExpiresAtMs: now, push, onEnded };
       this.pendingStop = undefined;
       this.debuggerStopped = false;
       this.renew();

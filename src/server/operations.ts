@@ -27,10 +27,14 @@ import type { DetachCause } from "./event-log";
 import { clip, serverError, statusName, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { VmRegistry } from "./registry";
+import { OPERATION_ACCESS } from "./auth/access";
+import { LOCAL_ADMIN, type Principal, hasRole } from "./auth/principal";
 
 /** Who asks, the signal that aborts when they go away, and the stream the call arrived on. */
 export interface OperationContext {
   peer: string;
+  /** Who asks (the loopback default when absent). */
+  principal?: Principal;
   signal: AbortSignal;
   /** Set when the operation arrives on a Session stream: where the session's stops go. */
   push?: StopPush;
@@ -99,7 +103,10 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
       rpc: "Attach",
       kind: "attach",
       async run(target, _req, ctx) {
-        const { sessionId, leaseMs } = await target.attach(ctx.peer, ctx.push, ctx.onSessionEnded);
+        const principal = ctx.principal ?? LOCAL_ADMIN;
+        // Another debugger is told who holds the VM: the principal where callers authenticate.
+        const holder = principal.method === "local" ? ctx.peer : `${principal.name} (${ctx.peer})`;
+        const { sessionId, leaseMs } = await target.attach(holder, ctx.push, ctx.onSessionEnded, principal.name);
         return create(ds.AttachResponseSchema, { sessionId, lease: leaseMs > 0 ? leaseToWire(leaseMs) : undefined });
       },
     },
@@ -309,6 +316,9 @@ export interface StreamBinding {
 export interface AuditEntry {
   time: string;
   peer: string;
+  /** Who asked, and how they proved it ("local" in the loopback default). */
+  principal: string;
+  auth: string;
   vm: string;
   rpc: string;
   /** First 8 characters of the session id ("" when the request carried none). */
@@ -351,7 +361,17 @@ export function createExecutor(registry: VmRegistry, table: OperationTable, logg
     const via = stream || ctx.push ? "stream" : "unary";
     let target: DebuggerState | undefined;
     let session = carried;
+    const principal = ctx.principal ?? LOCAL_ADMIN;
+    const who = { principal: clip(principal.name, 256), auth: principal.method };
     try {
+      const needed = OPERATION_ACCESS[name];
+      if (!hasRole(principal.role, needed)) {
+        throw serverError(Code.PermissionDenied, "ROLE_REQUIRED", `"${clip(principal.name, 64)}" has the role ${principal.role}; ${spec.rpc} needs ${needed}`, {
+          principal: principal.name,
+          role: principal.role,
+          needed,
+        });
+      }
       let request = req;
       if (stream) {
         target = stream.target;
@@ -361,21 +381,52 @@ export function createExecutor(registry: VmRegistry, table: OperationTable, logg
         if ("sessionId" in req) request = { ...req, sessionId: stream.sessionId } as AnyRequest;
       } else {
         target = registry.resolveFor(req.vm, carried);
+        checkOwner(target, carried, principal, logger, { peer: ctx.peer, rpc: spec.rpc, via, read: spec.kind === "read" });
       }
       if (spec.kind === "read" && "sessionId" in request && request.sessionId) target.touch(request.sessionId);
       const result = await spec.run(target, request, { ...ctx, push: stream?.push ?? ctx.push });
       if (spec.kind !== "read") {
         if (name === "attach") session = (result as ds.AttachResponse).sessionId;
-        audit(logger, { peer: ctx.peer, vm: target.id, rpc: spec.rpc, session: session.slice(0, 8), outcome: "ok", via });
+        audit(logger, { peer: ctx.peer, ...who, vm: target.id, rpc: spec.rpc, session: session.slice(0, 8), outcome: "ok", via });
       }
       return result;
     } catch (e) {
       if (spec.kind !== "read") {
-        auditRefusal(logger, { peer: ctx.peer, vm: target?.id ?? req.vm, rpc: spec.rpc, session: session.slice(0, 8), via }, e);
+        auditRefusal(logger, { peer: ctx.peer, ...who, vm: target?.id ?? req.vm, rpc: spec.rpc, session: session.slice(0, 8), via }, e);
       }
       throw e;
     }
   }) as Execute;
+}
+
+/**
+ * A session belongs to the principal that attached. Another principal presenting its id is
+ * PERMISSION_DENIED (audited, reads included); an admin may act on it (audited as an override).
+ */
+function checkOwner(
+  target: DebuggerState,
+  sessionId: string,
+  principal: Principal,
+  logger: Logger,
+  call: { peer: string; rpc: string; via: string; read: boolean },
+): void {
+  const owner = sessionId === "" ? undefined : target.sessionOwner(sessionId);
+  if (owner === undefined || owner === principal.name) return;
+  const entry = { peer: call.peer, principal: clip(principal.name, 256), auth: principal.method, vm: target.id, rpc: call.rpc, session: sessionId.slice(0, 8), via: call.via };
+  if (principal.role === "admin") {
+    // Control requests are audited by the executor; this line says whose session it was.
+    audit(logger, { ...entry, outcome: `admin_override/${clip(owner, 64)}` });
+    return;
+  }
+  const refused = serverError(
+    Code.PermissionDenied,
+    "SESSION_NOT_YOURS",
+    `session ${sessionId.slice(0, 8)}… belongs to another principal: only the principal that attached (or an admin) may use it`,
+    { session_id: sessionId.slice(0, 8), principal: clip(principal.name, 256) },
+  );
+  // The executor audits refused control requests; a read presenting another's session is audited here.
+  if (call.read) auditRefusal(logger, entry, refused);
+  throw refused;
 }
 
 /** Inside a stream, `vm` and `session_id` may be empty; when set they must be the stream's. */

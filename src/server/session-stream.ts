@@ -13,6 +13,7 @@ import type { Logger } from "./logger";
 import { auditRefusal, stopVp, type Execute, type OperationName, type OperationTable, type StreamBinding } from "./operations";
 import type { VmRegistry } from "./registry";
 import { retag, type CallAccount, type SendBudget } from "./send-budget";
+import { principalOf } from "./auth/interceptor";
 
 export interface SessionStreamLimits {
   /** Answers queued for a client that does not read, before the stream ends with STREAM_OVERFLOW. */
@@ -46,6 +47,7 @@ export function createSessionStreamHandler(
     // The stream's share of the send budget: reads reserve their answer's bytes before reading,
     // every other answer is counted as it is queued, and all of it returns as answers are written.
     const account = budget.open(ctx.signal);
+    const principal = principalOf(ctx);
     const outbox = new Outbox(limits, account);
     let binding: StreamBinding | undefined;
     let endCause: DetachCause = "stream_closed";
@@ -97,7 +99,7 @@ export function createSessionStreamHandler(
     };
 
     const run = async (id: bigint, name: OperationName, value: Request["operation"]["value"]) => {
-      const opCtx = { peer: ctx.peer, signal: ctx.signal, account };
+      const opCtx = { peer: ctx.peer, principal, signal: ctx.signal, account };
       try {
         if (name === "readMemoryStream") {
           const chunks = await execute("readMemoryStream", value as ds.ReadMemoryStreamRequest, opCtx, binding);
@@ -133,6 +135,8 @@ export function createSessionStreamHandler(
           logger,
           {
             peer: ctx.peer,
+            principal: principal.name,
+            auth: principal.method,
             vm: binding?.target.id ?? operation.value?.vm ?? "",
             rpc: operation.case === undefined ? "Session" : table[operation.case].rpc,
             session: (binding?.sessionId ?? carried).slice(0, 8),
@@ -187,7 +191,7 @@ export function createSessionStreamHandler(
           serverError(Code.InvalidArgument, "STREAM_PROTOCOL", `the first Session message must be \`attach\` (got ${operation.case ?? "no operation"})`, {}),
         );
       }
-      const opened = await execute("attach", operation.value, { peer: ctx.peer, signal: ctx.signal, push, onSessionEnded });
+      const opened = await execute("attach", operation.value, { peer: ctx.peer, principal, signal: ctx.signal, push, onSessionEnded });
       const target = registry.resolveFor("", opened.sessionId);
       binding = { target, sessionId: opened.sessionId, push };
       if (outbox.closed) {

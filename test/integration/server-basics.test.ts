@@ -143,14 +143,14 @@ describe("listen", () => {
     }
   });
 
-  it("refuses a non-loopback address unless allowed, saying there is no TLS", async () => {
+  it("refuses a non-loopback address unless allowed, naming the CLI flags that make it safe or accept the risk", async () => {
     const server = createVmmDebugServer({ vms: [], logger: silentLogger });
     try {
-      await expect(server.listen("0.0.0.0:0")).rejects.toThrow(/not a loopback address.*no TLS/);
+      await expect(server.listen("0.0.0.0:0")).rejects.toThrow(/not a loopback address.*--tls-cert, --tls-key.*--client-ca and\/or --tokens.*--insecure-non-loopback/);
     } finally {
       await server.close();
     }
-    const open = createVmmDebugServer({ vms: [], logger: silentLogger, allowNonLoopback: true });
+    const open = createVmmDebugServer({ vms: [], logger: silentLogger, insecureNonLoopback: true });
     try {
       await expect(open.listen("0.0.0.0:0")).resolves.toMatchObject({ host: "0.0.0.0" });
     } finally {
