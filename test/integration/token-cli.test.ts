@@ -102,7 +102,7 @@ describe("vmm-debug token", () => {
     const again = await vmmDebug(["token", "remove", "ci-farm"], dir);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/no token named "ci-farm"/);
-  });
+  }, 180_000); // nine CLI runs, each compiling the CLI through tsx: slow on a loaded machine
 
   it("takes the file from --tokens or VMM_DEBUG_TOKENS, and keeps comments and other lines", async () => {
     const file = join(dir, "fleet.tokens");
@@ -117,7 +117,7 @@ describe("vmm-debug token", () => {
     expect(verify(file, b.stdout.trim())).toEqual({ name: "ops", role: "admin" });
     const list = await vmmDebug(["token", "list", `--tokens=${file}`], dir);
     expect(list.stdout.split("\n").filter(Boolean).map((l) => l.split(/\s+/)[0])).toEqual(["collector@fleet", "ops"]);
-  });
+  }, 120_000);
 
   it("refuses to edit a file that does not parse, naming the line", async () => {
     const file = join(dir, "vmm-debug-tokens");
@@ -154,5 +154,5 @@ describe("vmm-debug token", () => {
     expect(add.code).toBe(0);
     expect(add.stdout).toMatch(/usage: vmm-debug token add NAME --role ROLE/);
     expect(add.stdout).toMatch(/--replace/);
-  });
+  }, 120_000);
 });
