@@ -25,6 +25,8 @@ export interface Ca extends CertFiles {
 export interface CertOptions {
   /** Subject CN; omitted, the subject has only an O (the principal then comes from the SAN). */
   cn?: string;
+  /** Subject OU (the server takes a role named there: viewer, debugger, admin). */
+  ou?: string;
   /** subjectAltName entries, e.g. ["DNS:localhost", "IP:127.0.0.1", "URI:spiffe://x"]. */
   san?: string[];
   /** "server" (serverAuth) or "client" (clientAuth). */
@@ -42,8 +44,8 @@ export interface CertFactory {
   issue(ca: Ca, name: string, options: CertOptions): CertFiles;
   /** A server certificate for 127.0.0.1, ::1 and localhost. */
   server(ca: Ca, name?: string): CertFiles;
-  /** A client certificate whose subject CN is `cn`. */
-  client(ca: Ca, cn: string): CertFiles;
+  /** A client certificate whose subject CN is `cn` (and OU `ou`, e.g. a role). */
+  client(ca: Ca, cn: string, ou?: string): CertFiles;
   /** A client certificate with no CN, only a SAN (e.g. "URI:spiffe://fleet/collector"). */
   clientSanOnly(ca: Ca, name: string, san: string): CertFiles;
   /** A client certificate with CN `cn` that expired in 2020. */
@@ -88,7 +90,7 @@ export function createCertFactory(): CertFactory {
     const key = join(dir, `${name}.key`);
     const csr = join(dir, `${name}.csr`);
     const cert = join(dir, `${name}.crt`);
-    const subj = o.cn === undefined ? "/O=vmm-debug tests" : `/O=vmm-debug tests/CN=${o.cn}`;
+    const subj = `/O=vmm-debug tests${o.ou === undefined ? "" : `/OU=${o.ou}`}${o.cn === undefined ? "" : `/CN=${o.cn}`}`;
     openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr, "-subj", subj], dir);
     // `openssl ca` (not `x509 -req`, which in OpenSSL 3.0 cannot set a start date) with a
     // minimal configuration and its own database, so any validity period can be made.
@@ -117,6 +119,7 @@ export function createCertFactory(): CertFactory {
         "copy_extensions = none",
         "[any]",
         "organizationName = optional",
+        "organizationalUnitName = optional",
         "commonName = optional",
         "[ext]",
         ...ext,
@@ -143,7 +146,7 @@ export function createCertFactory(): CertFactory {
     ca,
     issue,
     server: (authority, name = "server") => issue(authority, name, { cn: "localhost", san: ["DNS:localhost", "IP:127.0.0.1", "IP:::1"], usage: "server" }),
-    client: (authority, cn) => issue(authority, `client-${cn}`, { cn, usage: "client" }),
+    client: (authority, cn, ou) => issue(authority, `client-${cn}${ou ? `-${ou}` : ""}`, { cn, ou, usage: "client" }),
     clientSanOnly: (authority, name, san) => issue(authority, name, { san: [san], usage: "client" }),
     expiredClient: (authority, cn) => issue(authority, `expired-${cn}`, { cn, usage: "client", startDate: "20200101000000Z", endDate: "20200102000000Z" }),
     replace(target, source) {
