@@ -5,6 +5,8 @@ import type { VmmCore } from "../core";
 import { createEmuMachine, loadGuestImage } from "../emu";
 import { createQemuVm, launchQemuVm, parseSocketAddress, qemuArgsForGuest } from "../qemu";
 import { createJsonLogger, createVmmDebugServer } from "../server";
+import { TokenStore, reloadOnSighup } from "../server/auth/tokens";
+import { type Role, isRole } from "../server/auth/principal";
 import { type OptionSpec, UsageError, parseArgs, usage } from "./args";
 
 const DEFAULT_LISTEN = "127.0.0.1:50051";
@@ -31,6 +33,11 @@ const SPEC: Record<string, OptionSpec> = {
   "qemu-qmp": { help: "attach to a running QEMU: its QMP socket, HOST:PORT (loopback) or unix:PATH" },
   "qemu-ram-file": { help: "attached QEMU's shared memory-backend file, read directly for guest RAM" },
   "qemu-attach-id": { help: 'id of the attached QEMU VM (default "qemu-attached")' },
+  "tls-cert": { help: "serve TLS with this PEM certificate chain (re-read when it changes)" },
+  "tls-key": { help: "the PEM private key of --tls-cert" },
+  "client-ca": { help: "require client certificates that chain to this PEM CA (mutual TLS); the principal is the CN or first SAN" },
+  "certificate-role": { help: "role of a principal known only by its client certificate, unless its subject OU names one (default viewer)" },
+  tokens: { help: "require bearer tokens: the file `vmm-debug token add` writes (re-read on change and on SIGHUP)" },
   help: { flag: true, help: "show this help" },
 };
 
@@ -51,6 +58,13 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const vpCount = integer(options.vps, "vps", 2, 1, 8);
   const memoryMib = integer(options["memory-mib"], "memory-mib", 256, 4, 4096);
   const logger = createJsonLogger();
+  const tlsCert = options["tls-cert"] as string | undefined;
+  const tlsKey = options["tls-key"] as string | undefined;
+  const clientCa = options["client-ca"] as string | undefined;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
+  if (clientCa !== undefined && tlsCert === undefined) throw new UsageError("--client-ca needs --tls-cert and --tls-key (client certificates are checked by TLS)");
+  const certificateRole = options["certificate-role"] as string | undefined;
+  if (certificateRole !== undefined && !isRole(certificateRole)) throw new UsageError(`--certificate-role must be viewer, debugger or admin, got "${certificateRole}"`);
 
   const vms: VmmCore[] = [];
   const describe: string[] = [];
@@ -109,24 +123,58 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     await closeAll();
     throw e;
   }
-  const server = createVmmDebugServer({
-    vms,
-    logger,
-    leaseMs: integer(options["lease-ms"], "lease-ms", 600_000, 100, 86_400_000),
-    maxReadBytes: integer(options["max-read-bytes"], "max-read-bytes", 4 * 1024 * 1024, 1, 64 * 1024 * 1024),
-    insecureNonLoopback: options["insecure-non-loopback"] === true || options["allow-non-loopback"] === true,
-  });
+  let tokens: TokenStore | undefined;
+  // The store reports removed principals; the server (made below) ends their open calls.
+  let revoke: (names: string[]) => number = () => 0;
+  if (options.tokens !== undefined) {
+    try {
+      tokens = TokenStore.open(String(options.tokens), {
+        onChange: (removed, current) => {
+          const ended = removed.length ? revoke(removed) : 0;
+          logger.info("tokens reloaded", { principals: current.size, removed: removed.join(","), calls_ended: ended });
+        },
+        onError: (e) => logger.warn("tokens file not reloaded; the previous tokens stay in force", { error: e.message }),
+      });
+    } catch (e) {
+      await closeAll();
+      throw new UsageError(`--tokens: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  let server;
+  try {
+    server = createVmmDebugServer({
+      vms,
+      logger,
+      tokens,
+      tls: tlsCert !== undefined && tlsKey !== undefined ? { cert: tlsCert, key: tlsKey, clientCa } : undefined,
+      certificateRole: certificateRole as Role | undefined,
+      leaseMs: integer(options["lease-ms"], "lease-ms", 600_000, 100, 86_400_000),
+      maxReadBytes: integer(options["max-read-bytes"], "max-read-bytes", 4 * 1024 * 1024, 1, 64 * 1024 * 1024),
+      insecureNonLoopback: options["insecure-non-loopback"] === true || options["allow-non-loopback"] === true,
+    });
+  } catch (e) {
+    tokens?.close();
+    await closeAll();
+    throw e;
+  }
+  revoke = (names) => server.revoke(names);
+  const stopSighup = tokens ? reloadOnSighup(tokens) : () => undefined;
   let bound;
   try {
     bound = await server.listen(listen);
   } catch (e) {
+    stopSighup();
+    tokens?.close();
+    await server.close();
     await closeAll();
     throw e;
   }
   const where = bound.host.includes(":") ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
   process.stdout.write(
     `vmm-debug: serving ${describe.join(", ")} on ${where}\n` +
-      `  try: npx buf curl --protocol grpc --http2-prior-knowledge --list-services http://${where}\n`,
+      (tlsCert
+        ? `  TLS${clientCa ? " with client certificates" : ""}${tokens ? " and bearer tokens" : ""}: see "Running it across hosts" in the README\n`
+        : `  try: npx buf curl --protocol grpc --http2-prior-knowledge --list-services http://${where}\n`),
   );
 
   let stopping = false;
@@ -134,6 +182,8 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal });
+    stopSighup();
+    tokens?.close();
     await server.close();
     await closeAll();
     process.exit(0);

@@ -1,5 +1,6 @@
 // createVmmDebugServer: DebugService, VmService, health and reflection over a set of VMM cores.
-import type { ServerOptions } from "@grpc/grpc-js";
+import { type ServerOptions, ServerCredentials } from "@grpc/grpc-js";
+import type { PeerCertificate } from "node:tls";
 import { createServer } from "nice-grpc";
 import { HealthDefinition, HealthServiceImpl, HealthState } from "nice-grpc-server-health";
 import type { VmmCore } from "../core";
@@ -15,6 +16,8 @@ import { VmRegistry } from "./registry";
 import { DEFAULT_SEND_BUDGET, SendBudget, sendBudgetInterceptor, type SendBudgetLimits } from "./send-budget";
 import { createVmService } from "./vm-service";
 import { Authenticator, type CallLimiter, type TokenVerifier, authMiddleware } from "./auth/interceptor";
+import { type Role, isRole } from "./auth/principal";
+import { type TlsFiles, createTlsCredentials, principalFromCertificate } from "./auth/tls";
 
 const MIB = 1024 * 1024;
 export const DEFAULT_KEEPALIVE_MS = 15_000;
@@ -55,6 +58,18 @@ export interface VmmDebugServerOptions {
   keepaliveTimeoutMs?: number;
   /** Where audit lines and warnings go. Default: JSON lines on stderr. */
   logger?: Logger;
+  /**
+   * Serve TLS from these PEM files (re-read while serving: rotation needs no restart). With
+   * `clientCa`, clients must present a certificate that chains to it; the principal is its
+   * subject CN (or first SAN).
+   */
+  tls?: TlsFiles & { refreshIntervalMs?: number };
+  /**
+   * The role of a principal known only by its client certificate (no tokens): the certificate's
+   * subject OU when it names a role (viewer, debugger, admin), else this. Default "viewer".
+   * With tokens, the token's role decides.
+   */
+  certificateRole?: Role;
   /**
    * Bearer tokens every call must carry (`authorization: Bearer …`): auth/tokens.ts's TokenStore.
    * With a client CA as well, a call needs both and they must name the same principal. When
@@ -103,7 +118,26 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
 
   const budget = new SendBudget({ ...DEFAULT_SEND_BUDGET, ...options.sendBudget });
   const insecure = options.insecureNonLoopback === true || options.allowNonLoopback === true;
-  const authenticator = new Authenticator({ tokens: options.tokens, limiter: options.limiter, insecure, logger });
+  const tls = options.tls ? createTlsCredentials(options.tls, { refreshIntervalMs: options.tls.refreshIntervalMs, onWarning: (m) => logger.warn(m) }) : undefined;
+  const certificateRole = options.certificateRole ?? "viewer";
+  const authenticator = new Authenticator({
+    tokens: options.tokens,
+    limiter: options.limiter,
+    insecure,
+    logger,
+    clientCertificates: options.tls?.clientCa
+      ? {
+          name: (cert) => principalFromCertificate(cert as PeerCertificate),
+          role: (cert) => {
+            const ou = (cert as PeerCertificate).subject?.OU;
+            const unit = Array.isArray(ou) ? ou[0] : ou;
+            return unit !== undefined && isRole(unit) ? unit : certificateRole;
+          },
+        }
+      : undefined,
+  });
+  // Beyond loopback, callers must be authenticated over TLS (or the risk accepted).
+  const authenticated = tls !== undefined && authenticator.authenticates;
   const serverOptions: ServerOptions = {
     // A WriteMemory as large as the unary read cap must fit, with room for the other fields.
     "grpc.max_receive_message_length": maxReadBytes + MIB,
@@ -151,7 +185,7 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
 
     async listen(address: string) {
       const parsed = parseListenAddress(address);
-      if (!insecure && !isLoopbackHost(parsed.host)) {
+      if (!insecure && !authenticated && !isLoopbackHost(parsed.host)) {
         throw new Error(
           `refusing to listen on ${address}: ${parsed.host} is not a loopback address, and without TLS and client ` +
             `authentication anyone who can reach it could control the VMs. Serve TLS (--tls-cert, --tls-key) and ` +
@@ -159,12 +193,12 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
             `with --insecure-non-loopback.`,
         );
       }
-      if (insecure && !isLoopbackHost(parsed.host)) {
+      if (insecure && !authenticated && !isLoopbackHost(parsed.host)) {
         logger.warn("INSECURE: listening beyond loopback without TLS client authentication; anyone who can reach this port can control the VMs", {
           listen: address,
         });
       }
-      const port = await server.listen(formatListenAddress(parsed));
+      const port = await server.listen(formatListenAddress(parsed), tls?.credentials ?? ServerCredentials.createInsecure());
       return { host: parsed.host, port };
     },
 
@@ -187,6 +221,7 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
           }),
         ]);
         clearTimeout(timer);
+        tls?.close();
       })();
       return closing;
     },
