@@ -15,8 +15,9 @@ import { addReflection, REFLECTED_SERVICES } from "./reflection";
 import { VmRegistry } from "./registry";
 import { DEFAULT_SEND_BUDGET, SendBudget, sendBudgetInterceptor, type SendBudgetLimits } from "./send-budget";
 import { createVmService } from "./vm-service";
-import { Authenticator, type CallLimiter, type TokenVerifier, authMiddleware } from "./auth/interceptor";
+import { Authenticator, type TokenVerifier, authMiddleware } from "./auth/interceptor";
 import { type Role, isRole } from "./auth/principal";
+import { DEFAULT_PRINCIPAL_LIMITS, PrincipalLimiter, type PrincipalLimits } from "./auth/limits";
 import { type TlsFiles, createTlsCredentials, principalFromCertificate } from "./auth/tls";
 
 const MIB = 1024 * 1024;
@@ -76,8 +77,14 @@ export interface VmmDebugServerOptions {
    * neither is configured every caller is an implicit local admin (the loopback default).
    */
   tokens?: TokenVerifier;
-  /** Admission per principal: concurrent calls and streams, request rate (auth/limits.ts). */
-  limiter?: CallLimiter;
+  /**
+   * Limits per principal: calls and streams in flight, calls and Session operations per second,
+   * message sizes (auth/limits.ts; DEFAULT_PRINCIPAL_LIMITS filled in). On by default where callers
+   * authenticate (client CA or tokens): one principal cannot starve another. In the loopback
+   * default every caller is the one local principal, so they are off unless given here; `false`
+   * turns them off.
+   */
+  limits?: Partial<PrincipalLimits> | false;
   /**
    * Listen beyond loopback without authenticated TLS (the CLI's `--insecure-non-loopback`):
    * anyone who can reach the port can control the VMs.
@@ -113,8 +120,12 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
     onSessionEnded: (vm, sessionId, cause, outcome) =>
       audit(logger, { peer: "server", principal: "server", auth: "none", vm, rpc: SESSION_END_RPC[cause], session: sessionId.slice(0, 8), outcome }),
   });
+  const callersAuthenticate = options.tokens !== undefined || options.tls?.clientCa !== undefined;
+  const limits: PrincipalLimits | undefined =
+    options.limits === false || (options.limits === undefined && !callersAuthenticate) ? undefined : { ...DEFAULT_PRINCIPAL_LIMITS, ...options.limits };
+  const limiter = limits ? new PrincipalLimiter({ limits }) : undefined;
   const table = createOperationTable({ maxReadBytes, maxStreamReadBytes, streamChunkBytes });
-  const execute = createExecutor(registry, table, logger);
+  const execute = createExecutor(registry, table, logger, limiter);
 
   const budget = new SendBudget({ ...DEFAULT_SEND_BUDGET, ...options.sendBudget });
   const insecure = options.insecureNonLoopback === true || options.allowNonLoopback === true;
@@ -122,7 +133,7 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
   const certificateRole = options.certificateRole ?? "viewer";
   const authenticator = new Authenticator({
     tokens: options.tokens,
-    limiter: options.limiter,
+    limiter,
     insecure,
     logger,
     clientCertificates: options.tls?.clientCa
@@ -140,7 +151,8 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
   const authenticated = tls !== undefined && authenticator.authenticates;
   const serverOptions: ServerOptions = {
     // A WriteMemory as large as the unary read cap must fit, with room for the other fields.
-    "grpc.max_receive_message_length": maxReadBytes + MIB,
+    "grpc.max_receive_message_length": limits ? limits.maxRequestBytes : maxReadBytes + MIB,
+    ...(limits ? { "grpc.max_send_message_length": limits.maxResponseBytes } : {}),
     // Bound what one connection can hold open.
     "grpc.max_concurrent_streams": 128,
     // A frozen or vanished peer is found by a ping it does not answer.

@@ -28,6 +28,7 @@ import { clip, serverError, statusName, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
 import type { VmRegistry } from "./registry";
 import { OPERATION_ACCESS } from "./auth/access";
+import { type PrincipalLimiter, refusalError } from "./auth/limits";
 import { LOCAL_ADMIN, type Principal, hasRole } from "./auth/principal";
 
 /** Who asks, the signal that aborts when they go away, and the stream the call arrived on. */
@@ -353,7 +354,7 @@ export type Execute = <K extends OperationName>(
  * checks the session a read carries, runs it, and writes the audit line of attach and control
  * operations — refusals included, whatever layer refused them.
  */
-export function createExecutor(registry: VmRegistry, table: OperationTable, logger: Logger): Execute {
+export function createExecutor(registry: VmRegistry, table: OperationTable, logger: Logger, limiter?: PrincipalLimiter): Execute {
   return (async (name: OperationName, req: AnyRequest, ctx: OperationContext, stream?: StreamBinding) => {
     const spec = table[name] as Spec<AnyRequest, unknown>;
     const carried = "sessionId" in req ? req.sessionId : "";
@@ -364,6 +365,11 @@ export function createExecutor(registry: VmRegistry, table: OperationTable, logg
     const principal = ctx.principal ?? LOCAL_ADMIN;
     const who = { principal: clip(principal.name, 256), auth: principal.method };
     try {
+      // A stream's operations share its principal's rate with calls (the stream itself was admitted as one call).
+      if (limiter && via === "stream") {
+        const admitted = limiter.admitOperation(principal.name);
+        if (!admitted.ok) throw refusalError(principal.name, admitted, limiter.limits);
+      }
       const needed = OPERATION_ACCESS[name];
       if (!hasRole(principal.role, needed)) {
         throw serverError(Code.PermissionDenied, "ROLE_REQUIRED", `"${clip(principal.name, 64)}" has the role ${principal.role}; ${spec.rpc} needs ${needed}`, {
