@@ -35,6 +35,7 @@ import {
 import { AARCH64_REGISTER_FILE } from "./aarch64-registers";
 import { MonitorUsage, runMonitor } from "./monitor";
 import type { RegisterFile } from "./registers";
+import { StopCache, applyRegisterDelta } from "./stop-cache";
 import { X86_REGISTER_FILE } from "./x86-registers";
 
 /** Largest packet we accept and announce (hex digits of `m`/`g` replies fit twice over). */
@@ -119,6 +120,8 @@ class GdbConnection {
   private lastStop = formatStopReply({ kind: "signal", signal: SIGTRAP, thread: { tid: 1 }, registers: new Map(), fields: [] });
   private readonly softwareBreakpoints = new Map<bigint, number>();
   private slots: (SlotUse | null)[] = [];
+  /** Registers and memory read at this stop (stop-cache.ts): forgotten before every run, write and breakpoint change. */
+  private readonly known = new StopCache();
   private chain: Promise<void>;
 
   constructor(
@@ -357,6 +360,7 @@ class GdbConnection {
   }
 
   private async monitor(command: string): Promise<string> {
+    this.known.forget(); // monitor commands only read, but forgetting costs nothing here
     try {
       await runMonitor(command, {
         session: this.live,
@@ -372,18 +376,29 @@ class GdbConnection {
     }
   }
 
+  /** A VP's registers, read once per stop (the state is never modified: writes build a copy). */
   private async regs(vp: number): Promise<DebuggerVpState> {
+    const known = this.known.registersOf(vp);
+    if (known) return known;
     const s = await this.live.getVpState(vp);
     if (s.arch !== this.registers.arch) throw new Refused(EIO, `VP ${vp} answered ${s.arch} state for an ${this.registers.arch} VM`);
+    this.known.keepRegisters(vp, s);
     return s;
   }
 
   /** All or nothing: the new state is built completely before one setVpState. */
   private async writeRegisters(change: (s: DebuggerVpState) => { state: DebuggerVpState } | { refused: string }): Promise<string> {
+    // From the server's registers, not this stop's: a state carried through steps by their traces
+    // is exact for what gdb sees but need not be for the rest (QEMU's segment descriptor caches),
+    // and setVpState refuses a change to what the backend cannot write.
+    this.known.forget();
     const current = await this.regs(this.gVp);
     const next = change(current);
     if ("refused" in next) throw new Refused(EINVAL, next.refused);
-    if (next.state !== current) await this.live.setVpState(this.gVp, next.state);
+    if (next.state !== current) {
+      this.known.forget(); // a new CR3 or TTBR changes what memory reads see, too
+      await this.live.setVpState(this.gVp, next.state);
+    }
     return "OK";
   }
 
@@ -392,7 +407,12 @@ class GdbConnection {
     if (!m) throw new Refused(EINVAL, "malformed m");
     const address = parseHexNumber(m[1]);
     const length = Math.min(parseHexInt(m[2]), MAX_READ);
-    return bytesToHex(await this.live.readMemory({ gva: address, vp: this.gVp }, length));
+    const vp = this.gVp;
+    const known = await this.known.memory(vp, address, length);
+    if (known) return bytesToHex(known);
+    const data = await this.live.readMemory({ gva: address, vp }, length);
+    this.known.keep(vp, address, data);
+    return bytesToHex(data);
   }
 
   private async writeMemoryHex(packet: string): Promise<string> {
@@ -400,6 +420,7 @@ class GdbConnection {
     if (!m) throw new Refused(EINVAL, "malformed M");
     const data = hexToBytes(m[3]);
     if (data.length !== parseHexInt(m[2])) throw new Refused(EINVAL, "M length does not match its data");
+    this.known.forget();
     if (data.length > 0) await this.live.writeMemory({ gva: parseHexNumber(m[1]), vp: this.gVp }, data);
     return "OK";
   }
@@ -410,6 +431,7 @@ class GdbConnection {
     if (!m) throw new Refused(EINVAL, "malformed X");
     const data = raw.slice(colon + 1); // the framer has undone the escapes
     if (data.length !== parseHexInt(m[2])) throw new Refused(EINVAL, "X length does not match its data");
+    this.known.forget();
     if (data.length > 0) await this.live.writeMemory({ gva: parseHexNumber(m[1]), vp: this.gVp }, data);
     return "OK";
   }
@@ -420,6 +442,7 @@ class GdbConnection {
     const z = Number(m[1]) as ZType;
     const address = parseHexNumber(m[2]);
     const kind = parseHexInt(m[3]);
+    this.known.forget();
     if (z === ZType.Software) {
       if (!this.caps.softwareBreakpoints.gva) return ""; // unsupported: gdb writes its own breakpoint instructions
       if (insert) {
@@ -530,10 +553,21 @@ class GdbConnection {
   /** Continues the VM (vp undefined) or steps one VP, and answers the stop. */
   private async run(stepVp: number | undefined): Promise<string> {
     const session = this.live;
+    const before = stepVp === undefined ? undefined : this.known.registersOf(stepVp);
+    this.known.forget();
     this.state = { kind: "running", step: stepVp !== undefined };
     let reason: DebugStopReason;
+    let after: DebuggerVpState | undefined;
     try {
-      reason = stepVp === undefined ? await session.resume() : await session.step(stepVp);
+      if (stepVp === undefined) reason = await session.resume();
+      else if (!this.caps.batchedStepping.traces.includes("registers")) reason = await session.step(stepVp);
+      else {
+        // A Step of one with its register trace: the same step, and what it changed, so the
+        // registers after it (known before it) need no read.
+        const r = await session.step(stepVp, { count: 1, trace: "registers" });
+        reason = r.stop ?? { kind: "singleStep", vp: stepVp };
+        if (before && !r.stop && r.executed === 1 && r.deltas.length === 1) after = applyRegisterDelta(before, r.deltas[0]);
+      }
     } catch (e) {
       // A fatal failure ends the connection while gdb still waits for the stop (it gets the
       // reason as console output); any other leaves the VM stopped and answers `E xx`.
@@ -541,6 +575,11 @@ class GdbConnection {
       throw e;
     }
     if (this.state.kind === "running") this.state = { kind: "stopped" };
+    if (after && stepVp !== undefined && this.state.kind === "stopped") {
+      this.known.keepRegisters(stepVp, after);
+      // gdb reads the instruction at the new PC next: that read travels while the stop reply does.
+      this.known.readAhead(session, stepVp, this.registers.pc(after));
+    }
     // A VM-wide stop (break, reset) is reported on the stepped VP, else on the thread of the last stop.
     return this.stopReply(reason, stepVp ?? this.stopVp);
   }
@@ -550,7 +589,7 @@ class GdbConnection {
       this.gVp = vp;
       this.cVp = vp;
       this.stopVp = vp;
-      const reply: StopReply = { kind: "signal", signal, thread: { tid: vp + 1 }, registers: new Map(), fields: [] };
+      const reply: StopReply = { kind: "signal", signal, thread: { tid: vp + 1 }, registers: this.expedited(vp), fields: [] };
       if (why) reply.reason = why;
       return formatStopReply(reply);
     };
@@ -591,6 +630,14 @@ class GdbConnection {
     }
     this.lastStop = reply;
     return reply;
+  }
+
+  /** pc, sp and frame pointer for a stop reply, when this stop knows the VP's registers: gdb then reads no `g` for a step. */
+  private expedited(vp: number): Map<number, string> {
+    const out = new Map<number, string>();
+    const state = this.known.registersOf(vp);
+    if (state) for (const n of this.registers.expedite) out.set(n, this.registers.format(state, n));
+    return out;
   }
 
   private async detach(): Promise<void> {
