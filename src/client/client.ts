@@ -199,9 +199,9 @@ export class VmmDebugClient {
    * operation with a lease); `signal` and `deadlineMs` bound the attach, not the session.
    */
   async attach(vm = "", opts: AttachOptions = {}): Promise<Session> {
-    const { transport = "stream", ...callOpts } = opts;
+    const { transport = "stream", takeOver = false, ...callOpts } = opts;
     if (transport === "stream") {
-      const stream = await StreamTransport.open(this, vm, callOpts);
+      const stream = await StreamTransport.open(this, vm, callOpts, takeOver);
       return new Session(this, () => stream);
     }
     if (transport !== "unary") {
@@ -210,9 +210,17 @@ export class VmmDebugClient {
       });
     }
     const id = vm === "" ? (await this.getVm("", callOpts)).id : vm;
-    const res = await this.rpc.debug.attach({ vm: id }, callOpts);
+    const res = await this.rpc.debug.attach({ vm: id, takeOver }, callOpts);
     const leaseMs = res.lease ? durationMs(res.lease) : 0;
     return new Session(this, (session) => new UnaryTransport(this, id, res.sessionId, leaseMs, (vp) => session.debugState(vp)));
+  }
+
+  /**
+   * Admin only: ends whatever session holds the VM, whoever attached it (as Detach: a VM the
+   * debugger stopped resumes). A VM with no session is left as it is.
+   */
+  async forceDetach(vm = "", opts: CallOptions = {}): Promise<void> {
+    await this.rpc.debug.detach({ vm, force: true }, opts);
   }
 
   /** One VP's registers; the VM must be stopped. Needs no session. */

@@ -426,6 +426,8 @@ function detachCauseFromWire(cause: vmWire.DetachCause): DetachCause {
       return "streamOverflow";
     case vmWire.DetachCause.BACKEND_LOST:
       return "backendLost";
+    case vmWire.DetachCause.FORCED:
+      return "forced";
     default:
       throw unexpected(`detach cause ${cause}`);
   }

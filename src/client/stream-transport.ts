@@ -59,10 +59,10 @@ export class StreamTransport implements SessionTransport {
   }
 
   /** Opens the stream and attaches; `opts` bound the attach only, not the stream's life. */
-  static async open(client: VmmDebugClient, vm: string, opts: CallOptions): Promise<StreamTransport> {
+  static async open(client: VmmDebugClient, vm: string, opts: CallOptions, takeOver = false): Promise<StreamTransport> {
     const requests = new AsyncQueue<ds.SessionRequest>();
     const controller = new AbortController();
-    requests.push(create(ds.SessionRequestSchema, { operation: { case: "attach", value: { vm } } }));
+    requests.push(create(ds.SessionRequestSchema, { operation: { case: "attach", value: { vm, takeOver } } }));
     const responses = client.rpc.debug.session(requests, { signal: controller.signal })[Symbol.asyncIterator]();
     const giveUp = (error: VmmDebugError) => {
       requests.end();

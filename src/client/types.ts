@@ -187,6 +187,11 @@ export interface AttachOptions extends CallOptions {
    * the session ends when the stream does). "unary": one RPC per operation, with a lease.
    */
   transport?: Transport;
+  /**
+   * Admin only: end the session that holds the VM, whoever attached it, and attach in its place
+   * (its holder's calls fail with SESSION_ENDED; the event feed says DETACH_CAUSE_FORCED).
+   */
+  takeOver?: boolean;
 }
 
 /** A stop as a Session reports it: why, its number in the VM's event feed, and the VP it concerns. */
@@ -251,7 +256,7 @@ export interface VpStateEntry {
 }
 
 /** Why a debugger session ended. */
-export type DetachCause = "requested" | "leaseExpired" | "streamClosed" | "serverShutdown" | "streamOverflow" | "backendLost";
+export type DetachCause = "requested" | "leaseExpired" | "streamClosed" | "serverShutdown" | "streamOverflow" | "backendLost" | "forced";
 
 /** What happened to a VM. */
 export type VmEventBody =

@@ -247,6 +247,7 @@ const SESSION_END_RPC = {
   stream_closed: "StreamClosed",
   stream_overflow: "StreamOverflow",
   backend_lost: "BackendLost",
+  forced: "ForceDetach",
   server_shutdown: "ServerShutdown",
 } as const;
 

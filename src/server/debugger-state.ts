@@ -97,6 +97,11 @@ export class DebuggerState {
     return s && { holder: s.holder, attachedAtMs: s.attachedAtMs, leaseExpiresAtMs: s.push ? undefined : s.leaseExpiresAtMs };
   }
 
+  /** The live session's id, if any (an admin's take-over or force-detach ends it without knowing it). */
+  liveSessionId(): string | undefined {
+    return this.session?.id;
+  }
+
   /** The principal that owns `sessionId` if it is this VM's live session. */
   sessionOwner(sessionId: string): string | undefined {
     return this.hasSession(sessionId) ? this.session!.owner : undefined;

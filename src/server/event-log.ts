@@ -2,7 +2,7 @@
 import type { DebugStopReason } from "../core";
 
 /** Why a session ended. */
-export type DetachCause = "requested" | "lease_expired" | "stream_closed" | "server_shutdown" | "stream_overflow" | "backend_lost";
+export type DetachCause = "requested" | "lease_expired" | "stream_closed" | "server_shutdown" | "stream_overflow" | "backend_lost" | "forced";
 
 /** What happened, without its number and time. */
 export type VmEventBody =

@@ -103,8 +103,13 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
     attach: {
       rpc: "Attach",
       kind: "attach",
-      async run(target, _req, ctx) {
+      async run(target, req, ctx) {
         const principal = ctx.principal ?? LOCAL_ADMIN;
+        if (req.takeOver) {
+          requireAdmin(principal, "Attach with take_over");
+          const live = target.liveSessionId();
+          if (live !== undefined) await target.end(live, "forced");
+        }
         // Another debugger is told who holds the VM: the principal where callers authenticate.
         const holder = principal.method === "local" ? ctx.peer : `${principal.name} (${ctx.peer})`;
         const { sessionId, leaseMs } = await target.attach(holder, ctx.push, ctx.onSessionEnded, principal.name);
@@ -114,7 +119,13 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
     detach: {
       rpc: "Detach",
       kind: "control",
-      async run(target, req) {
+      async run(target, req, ctx) {
+        if (req.force) {
+          requireAdmin(ctx.principal ?? LOCAL_ADMIN, "Detach with force");
+          const live = target.liveSessionId();
+          if (live !== undefined) await target.end(live, "forced");
+          return create(ds.DetachResponseSchema);
+        }
         await target.detach(req.sessionId);
         return create(ds.DetachResponseSchema);
       },
@@ -403,6 +414,16 @@ export function createExecutor(registry: VmRegistry, table: OperationTable, logg
       throw e;
     }
   }) as Execute;
+}
+
+/** Take-over and force-detach are the admin's. */
+function requireAdmin(principal: Principal, what: string): void {
+  if (principal.role === "admin") return;
+  throw serverError(Code.PermissionDenied, "ROLE_REQUIRED", `"${clip(principal.name, 64)}" has the role ${principal.role}; ${what} needs admin`, {
+    principal: principal.name,
+    role: principal.role,
+    needed: "admin",
+  });
 }
 
 /**

@@ -77,7 +77,7 @@ export function createSessionStreamHandler(
           ? serverError(Code.Unavailable, "SERVER_SHUTTING_DOWN", "the server is shutting down; this session was detached and its VM resumed", {})
           : cause === "backend_lost"
             ? serverError(Code.Unavailable, "BACKEND_UNAVAILABLE", `VM "${vm}" is unavailable: its backend is gone (its process exited or a connection dropped), and this session ended`, { vm })
-            : serverError(Code.Aborted, "SESSION_ENDED", `this stream's session ended (${cause === "requested" ? "a unary Detach named it" : cause})`, {
+            : serverError(Code.Aborted, "SESSION_ENDED", `this stream's session ended (${cause === "requested" ? "a unary Detach named it" : cause === "forced" ? "an admin took the VM over or force-detached it" : cause})`, {
               cause,
             }),
       );

@@ -116,5 +116,7 @@ function detachCauseToWire(cause: DetachCause): vmWire.DetachCause {
       return vmWire.DetachCause.STREAM_OVERFLOW;
     case "backend_lost":
       return vmWire.DetachCause.BACKEND_LOST;
+    case "forced":
+      return vmWire.DetachCause.FORCED;
   }
 }

@@ -318,3 +318,53 @@ describe("the loopback default (no TLS client CA, no tokens)", () => {
     }
   });
 });
+
+describe("an admin takes a VM over or force-detaches it", () => {
+  it("ends another principal's session (its stream says SESSION_ENDED, the feed DETACH_CAUSE_FORCED), audits it, and refuses a debugger doing the same", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vmm-debug-auth-"));
+    const eveToken = newToken();
+    const rootToken = newToken();
+    const store = TokenStore.open(writeTokens(dir, { eve: ["debugger", eveToken], root: ["admin", rootToken] }), { watch: false });
+    const h = await startHarness({ tokens: store });
+    const eve = connect(h.address, { token: eveToken });
+    const root = connect(h.address, { token: rootToken });
+    try {
+      const held = await eve.attach(VM);
+      await held.break();
+      await held.resume();
+      await expectRpcError(eve.rpc.debug.attach({ vm: VM, takeOver: true }), Status.PERMISSION_DENIED, "ROLE_REQUIRED");
+      await expectRpcError(eve.forceDetach(VM), Status.PERMISSION_DENIED, "ROLE_REQUIRED");
+      expect((await root.getVm(VM)).attached?.holder).toMatch(/^eve \(/);
+
+      const from = h.logs.length;
+      const mine = await root.attach(VM, { takeOver: true, transport: "unary" });
+      // Its stream ended with SESSION_ENDED; the SDK answers the session's later calls NOT_ATTACHED.
+      await expect(held.getVpState(0)).rejects.toMatchObject({ reason: expect.stringMatching(/^(SESSION_ENDED|NOT_ATTACHED)$/) });
+      const vm = await root.getVm(VM);
+      expect(vm.attached?.holder).toMatch(/^root \(/);
+      expect(vm.runState).toBe("running"); // eve's stop was hers: the VM ran on when her session ended
+      const audit = h.logs.slice(from).filter((l) => l.message === "audit").map((l) => l.fields);
+      expect(audit).toEqual([
+        expect.objectContaining({ rpc: "ForceDetach", principal: "server", outcome: "ok" }),
+        expect.objectContaining({ rpc: "Attach", principal: "root", outcome: "ok" }),
+      ]);
+
+      await root.forceDetach(VM);
+      expect((await root.getVm(VM)).attached).toBeUndefined();
+      await expect(mine.break()).rejects.toMatchObject({ reason: "NOT_ATTACHED" });
+      await root.forceDetach(VM); // nothing attached: nothing to do
+      const causes: string[] = [];
+      for await (const { event } of root.watchEvents(VM, { afterSequence: 0n })) {
+        if (event.kind === "detached") causes.push(event.cause);
+        if (causes.length === 2) break;
+      }
+      expect(causes).toEqual(["forced", "forced"]);
+    } finally {
+      eve.close();
+      root.close();
+      await h.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
