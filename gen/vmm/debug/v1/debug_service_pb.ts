@@ -1607,7 +1607,13 @@ export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
  *     (over the principal's calls per second; metadata `retry_after_ms`), MESSAGE_TOO_LARGE (a
  *     request or answer over the per-message size limit).
  *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended; a Session stream whose session
- *     a unary Detach ended).
+ *     a unary Detach, or an admin's take-over or force-detach, ended).
+ *   UNAUTHENTICATED (where the server authenticates callers): TOKEN_REQUIRED, TOKEN_INVALID,
+ *     TOKEN_REVOKED (the principal's token was removed while its call was open),
+ *     CERTIFICATE_REQUIRED, PRINCIPAL_MISMATCH (token and client certificate name different
+ *     principals).
+ *   PERMISSION_DENIED: ROLE_REQUIRED (metadata `role`, `needed`), SESSION_NOT_YOURS (a session
+ *     id presented by another principal than the one that attached).
  *   CANCELLED: CANCELLED.
  *   UNAVAILABLE: BACKEND_UNAVAILABLE, SERVER_SHUTTING_DOWN.
  *   INTERNAL: INTERNAL (metadata `incident` names the server log entry).
