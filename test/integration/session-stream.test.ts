@@ -45,10 +45,21 @@ describe("Session stream protocol", () => {
       await first;
       requests.end();
     }
+    // An attach the server took in before it saw the cancel is detached once it does: wait until
+    // the VM can be attached again (a session left behind would hold it for good).
+    let s: Awaited<ReturnType<typeof openRawStream>> | undefined;
+    await waitFor(
+      async () => {
+        if ((await h.client.rpc.vm.getVm({ vm: "demo" })).vm?.attached !== undefined) return false;
+        s = await openRawStream(h.client, "demo").catch(() => undefined);
+        return s !== undefined;
+      },
+      10_000,
+      "the VM attachable again",
+    );
+    s!.end();
+    await s!.done;
     await waitFor(async () => (await h.client.rpc.vm.getVm({ vm: "demo" })).vm?.attached === undefined, 10_000, "no session left");
-    const s = await openRawStream(h.client, "demo"); // and the VM can be attached again
-    s.end();
-    await s.done;
   });
 
   it("ends a stream whose first message is not attach with INVALID_ARGUMENT / STREAM_PROTOCOL", async () => {
