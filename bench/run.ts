@@ -7,6 +7,7 @@ import { connect, type Session, type SoftwareBreakpointAddress } from "../src/cl
 import { createEmuMachine, loadGuestImage } from "../src/emu";
 import { measureFloor, percentile } from "./floor";
 import { benchGdbBridge } from "./gdb-bridge";
+import { benchFairness } from "./fairness";
 import { benchLoad } from "./load";
 import { benchQemu } from "./qemu";
 
@@ -16,7 +17,7 @@ const image = loadGuestImage(manifest);
 
 /** VMM_DEBUG_BENCH_ONLY=mips,sw_breakpoints runs only those sections (default: every section). */
 const ONLY = process.env.VMM_DEBUG_BENCH_ONLY?.split(",").map((s) => s.trim()).filter((s) => s !== "");
-const SECTIONS = ["server", "session_stream", "stream_read", "sw_breakpoints", "mips", "load", "qemu", "gdb_bridge"] as const;
+const SECTIONS = ["server", "session_stream", "stream_read", "sw_breakpoints", "mips", "load", "fairness", "qemu", "gdb_bridge"] as const;
 const want = (section: (typeof SECTIONS)[number]) => ONLY === undefined || ONLY.includes(section);
 
 function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
@@ -346,6 +347,7 @@ async function main(): Promise<void> {
   }
   if (want("mips") || want("sw_breakpoints")) await benchMips();
   if (want("load")) await benchLoad(emit);
+  if (want("fairness")) await benchFairness(emit);
   // qemu also measures gdb through the bridge to its QEMU VM (gdb_bridge_qemu_stepi_per_s);
   // gdb_bridge is the embedded machine through the bridge, against the qemu section's gdb_stepi_per_s.
   const gdbStepsPerS = want("qemu") && process.env.VMM_DEBUG_BENCH_QEMU !== "0" ? await benchQemu(emit) : undefined;

@@ -81,12 +81,13 @@ export async function holdStopped(client: VmmDebugClient, vm: string): Promise<(
 /**
  * Latencies (µs) of `count` calls, ReadMemory of 64 B and GetVm alternately, one at a time. With
  * `intervalMs`, one call starts every `intervalMs` at most (a client that keeps within its rate);
- * without, each starts when the last answered.
+ * without, each starts when the last answered. Stops early after `maxMs` (at least one call).
  */
-export async function probeReads(client: VmmDebugClient, vm: string, count: number, intervalMs?: number): Promise<number[]> {
+export async function probeReads(client: VmmDebugClient, vm: string, count: number, intervalMs?: number, maxMs = Infinity): Promise<number[]> {
   const samples: number[] = [];
   let next = performance.now();
-  for (let i = 0; i < count; i++) {
+  const end = next + maxMs;
+  for (let i = 0; i < count && performance.now() < end; i++) {
     if (intervalMs !== undefined) {
       const wait = next - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
