@@ -147,8 +147,13 @@ class GdbConnection {
       this.slots = Array.from({ length: this.caps.hardwareSlotsPerVp }, () => null);
       this.session = await this.options.client.attach(info.id);
       this.watchSession(this.session);
-      await this.session.break();
-      await this.session.resume(); // answers the break at once
+      // A running VM is stopped (the resume answers that break at once). One already stopped
+      // with nobody attached stays as it is: a Break would change nothing, and a resume would
+      // run it and wait for a stop that may never come.
+      if ((await this.options.client.getVm(info.id)).runState === "running") {
+        await this.session.break();
+        await this.session.resume();
+      }
       this.options.log(`gdb ${this.peer()} attached to VM "${this.vmId}" (${info.arch}, ${this.vpCount} VP(s)), VM stopped`);
     } catch (e) {
       await this.end(`cannot attach to VM "${this.options.vm || "(the only VM)"}": ${messageOf(e)}`);

@@ -248,6 +248,26 @@ describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
     await detachedAndRunning();
   });
 
+  it("attaches to a VM already stopped with nobody attached without running it, and answers at once", async () => {
+    await h.vms[0].halt();
+    expect((await h.client.getVm("demo")).runState).toBe("stopped");
+    const before = await x86(h.client, "demo", 0);
+    const gdb = await RspPeer.open(port);
+    try {
+      expect(await gdb.request("qSupported:swbreak+")).toContain("PacketSize=");
+      expect(await gdb.request("?")).toMatch(/^T05/);
+      expect((await x86(h.client, "demo", 0)).rip).toBe(before.rip); // it did not run
+      expect((await h.client.getVm("demo")).attached).toBeDefined();
+    } finally {
+      gdb.close();
+    }
+    // The debugger did not stop it, so its detach leaves it stopped, as it found it.
+    await waitFor(async () => (await h.client.getVm("demo")).attached === undefined, 10_000, "the bridge detached");
+    expect((await h.client.getVm("demo")).runState).toBe("stopped");
+    await h.vms[0].resume();
+    await detachedAndRunning();
+  });
+
   it("serves target.xml in chunks that src/rsp's loader numbers as gdb's amd64 layout", async () => {
     const gdb = await RspPeer.open(port);
     try {
