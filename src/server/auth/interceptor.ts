@@ -254,7 +254,8 @@ function refusal(code: number, reason: string, message: string, metadata: Record
 export function authMiddleware(authenticator: Authenticator): ServerMiddleware {
   return async function* withPrincipal(call, context: CallContext) {
     const auth = authenticator.callAuth(context.metadata);
-    const signal = AbortSignal.any([context.signal, auth.revoked]);
+    // Only a token can be revoked: other calls keep their own signal.
+    const signal = auth.principal.method.includes("token") ? AbortSignal.any([context.signal, auth.revoked]) : context.signal;
     return yield* call.next(call.request, { ...context, signal, principal: auth.principal } as CallContext);
   };
 }
