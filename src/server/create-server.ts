@@ -122,7 +122,10 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
   });
   const callersAuthenticate = options.tokens !== undefined || options.tls?.clientCa !== undefined;
   const limits: PrincipalLimits | undefined =
-    options.limits === false || (options.limits === undefined && !callersAuthenticate) ? undefined : { ...DEFAULT_PRINCIPAL_LIMITS, ...options.limits };
+    options.limits === false || (options.limits === undefined && !callersAuthenticate)
+      ? undefined
+      : // Messages as large as the unary read cap allows (plus room for the other fields), unless set.
+        { ...DEFAULT_PRINCIPAL_LIMITS, maxRequestBytes: maxReadBytes + MIB, maxResponseBytes: maxReadBytes + MIB, ...options.limits };
   const limiter = limits ? new PrincipalLimiter({ limits }) : undefined;
   const table = createOperationTable({ maxReadBytes, maxStreamReadBytes, streamChunkBytes });
   const execute = createExecutor(registry, table, logger, limiter);

@@ -17,7 +17,6 @@ import type { Logger } from "./logger";
  * - STREAM_OVERFLOW: a Session stream's client stopped reading (RESOURCE_EXHAUSTED).
  * - CALL_LIMIT, STREAM_LIMIT, RATE_LIMIT: the calling principal has as many calls or streams in
  *   flight as it may, or is over its rate (RESOURCE_EXHAUSTED; see auth/limits.ts).
- * - MESSAGE_TOO_LARGE: a request or answer over the per-message size limit (RESOURCE_EXHAUSTED).
  */
 export type ServerReason =
   | Reason
@@ -31,7 +30,6 @@ export type ServerReason =
   | "CALL_LIMIT"
   | "STREAM_LIMIT"
   | "RATE_LIMIT"
-  | "MESSAGE_TOO_LARGE"
   | AuthReason;
 
 /**

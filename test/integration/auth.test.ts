@@ -368,3 +368,33 @@ describe("an admin takes a VM over or force-detaches it", () => {
     }
   }, 60_000);
 });
+
+describe("limits per principal", () => {
+  it("refuses a principal over its rate with RATE_LIMIT while another is served, and audits the refusals once a second, not one by one", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vmm-debug-auth-"));
+    const hasty = newToken();
+    const calm = newToken();
+    const store = TokenStore.open(writeTokens(dir, { hasty: ["viewer", hasty], calm: ["viewer", calm] }), { watch: false });
+    const h = await startHarness({ tokens: store, limits: { ratePerSecond: 1, burst: 2 } });
+    const a = connect(h.address, { token: hasty });
+    const b = connect(h.address, { token: calm });
+    try {
+      const from = h.logs.length;
+      const got = await Promise.all(Array.from({ length: 20 }, () => outcome(() => a.rpc.vm.listVms({}))));
+      expect(got.filter((g) => g === "ok").length).toBeLessThanOrEqual(3);
+      expect(got.filter((g) => g === "RESOURCE_EXHAUSTED/RATE_LIMIT").length).toBeGreaterThanOrEqual(17);
+      const e = await expectRpcError(a.rpc.vm.listVms({}), Status.RESOURCE_EXHAUSTED, "RATE_LIMIT");
+      expect(e.metadata).toMatchObject({ principal: "hasty", retry_after_ms: expect.stringMatching(/^\d+$/) });
+      expect(await outcome(() => b.rpc.vm.listVms({}))).toBe("ok"); // the other principal's bucket is its own
+      const refusals = h.logs.slice(from).filter((l) => l.message === "audit" && l.fields.outcome === "RESOURCE_EXHAUSTED/RATE_LIMIT");
+      expect(refusals.length).toBeGreaterThanOrEqual(1);
+      expect(refusals.length).toBeLessThanOrEqual(3); // one per second of the burst, not 18
+    } finally {
+      a.close();
+      b.close();
+      await h.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -57,6 +57,10 @@ export interface CallAuth {
   revoked: AbortSignal;
 }
 
+/** Limit refusals are audited once a second per principal (with a count of the rest). */
+const LIMIT_AUDIT_WINDOW_MS = 1000;
+const MAX_LIMIT_WINDOWS = 10_000;
+
 /** The metadata key that carries a call's id from the interceptor to its handler (any sent by a client is dropped). */
 export const CALL_ID_KEY = "x-vmm-debug-call";
 
@@ -221,7 +225,7 @@ export class Authenticator {
     if (this.options.limiter) {
       const admitted = this.options.limiter.admit(who.name, clientStreams || path.endsWith("/Session") ? "stream" : "unary");
       if (!admitted.ok) {
-        this.audit(peer, rpc, who.name, who.method, `RESOURCE_EXHAUSTED/${admitted.reason}`);
+        this.auditLimited(peer, rpc, who, `RESOURCE_EXHAUSTED/${admitted.reason}`);
         return {
           code: GrpcStatus.RESOURCE_EXHAUSTED,
           reason: admitted.reason,
@@ -234,8 +238,28 @@ export class Authenticator {
     return { principal: who };
   }
 
-  private audit(peer: string, rpc: string, principal: string, auth: string, outcome: string): void {
-    this.options.logger.info("audit", { time: new Date().toISOString(), peer, principal: clip(principal, 256), auth, vm: "", rpc, session: "", outcome });
+  private audit(peer: string, rpc: string, principal: string, auth: string, outcome: string, extra: Record<string, unknown> = {}): void {
+    this.options.logger.info("audit", { time: new Date().toISOString(), peer, principal: clip(principal, 256), auth, vm: "", rpc, session: "", outcome, ...extra });
+  }
+
+  /** Per principal: the window of limit refusals now being counted instead of written one by one. */
+  private readonly limitWindows = new Map<string, { startedMs: number; suppressed: number }>();
+
+  /**
+   * A principal over its limits is refused as fast as it asks: writing every refusal would let it
+   * flood the audit log (and spend the server's time on it). The first refusal of each second is
+   * written, carrying how many of the previous second's were not (`suppressed`).
+   */
+  private auditLimited(peer: string, rpc: string, who: Principal, outcome: string): void {
+    const now = Date.now();
+    const w = this.limitWindows.get(who.name);
+    if (w && now - w.startedMs < LIMIT_AUDIT_WINDOW_MS) {
+      w.suppressed++;
+      return;
+    }
+    this.audit(peer, rpc, who.name, who.method, outcome, w && w.suppressed > 0 ? { suppressed: w.suppressed } : {});
+    if (this.limitWindows.size >= MAX_LIMIT_WINDOWS && !w) this.limitWindows.clear(); // bounded; losing counts is harmless
+    this.limitWindows.set(who.name, { startedMs: now, suppressed: 0 });
   }
 }
 

@@ -61,7 +61,7 @@ export const DEFAULT_PRINCIPAL_LIMITS: Readonly<PrincipalLimits> = Object.freeze
 /** Principals remembered at most (beyond those with calls in flight); see the head of this file. */
 export const DEFAULT_MAX_PRINCIPAL_ENTRIES = 10_000;
 
-export type LimitReason = "CALL_LIMIT" | "STREAM_LIMIT" | "RATE_LIMIT" | "MESSAGE_TOO_LARGE";
+export type LimitReason = "CALL_LIMIT" | "STREAM_LIMIT" | "RATE_LIMIT";
 
 /** An admitted call: `release()` when it ends, however it ends (a second call does nothing). */
 export interface Admission {
@@ -271,25 +271,4 @@ export function refusalError(principal: string, refusal: Refusal, limits: Readon
   const metadata: Record<string, string> = { principal, limit: String(limit) };
   if (refusal.retryAfterMs !== undefined) metadata.retry_after_ms = String(refusal.retryAfterMs);
   return serverError(Code.ResourceExhausted, refusal.reason, refusal.message, metadata);
-}
-
-/**
- * RESOURCE_EXHAUSTED / MESSAGE_TOO_LARGE for a request or an answer over the principal's message
- * size limit (metadata: the size, the limit, and which way the message was going).
- */
-export function messageTooLarge(direction: "request" | "response", bytes: number, max: number): VmmError {
-  return serverError(
-    Code.ResourceExhausted,
-    "MESSAGE_TOO_LARGE",
-    direction === "request"
-      ? `the request is ${bytes} bytes, over this server's limit of ${max} bytes per message`
-      : `the answer would be ${bytes} bytes, over this server's limit of ${max} bytes per message: ask for less (a ReadMemoryStream for large reads)`,
-    { direction, bytes: String(bytes), max: String(max) },
-  );
-}
-
-/** Checks a message's size against the limits; the MESSAGE_TOO_LARGE error if over, else undefined. */
-export function checkMessageSize(limits: Readonly<PrincipalLimits>, direction: "request" | "response", bytes: number): VmmError | undefined {
-  const max = direction === "request" ? limits.maxRequestBytes : limits.maxResponseBytes;
-  return bytes > max ? messageTooLarge(direction, bytes, max) : undefined;
 }

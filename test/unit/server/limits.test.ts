@@ -2,7 +2,6 @@
 // streams, independence of principals, and the bound on remembered principals. No sleeps.
 import { Code } from "../../../src/core";
 import {
-  checkMessageSize,
   DEFAULT_PRINCIPAL_LIMITS,
   PrincipalLimiter,
   refusalError,
@@ -249,16 +248,6 @@ describe("PrincipalLimiter: configuration and errors", () => {
       code: Code.ResourceExhausted,
       reason: "RATE_LIMIT",
       metadata: { principal: "alice", limit: "4", retry_after_ms: "250" },
-    });
-  });
-
-  test("message sizes", () => {
-    expect(checkMessageSize(DEFAULT_PRINCIPAL_LIMITS, "request", 5 * 1024 * 1024)).toBeUndefined();
-    const e = checkMessageSize(DEFAULT_PRINCIPAL_LIMITS, "response", 5 * 1024 * 1024 + 1)!;
-    expect(toErrorStatus(e)).toMatchObject({
-      code: Code.ResourceExhausted,
-      reason: "MESSAGE_TOO_LARGE",
-      metadata: { direction: "response", max: String(5 * 1024 * 1024) },
     });
   });
 });
