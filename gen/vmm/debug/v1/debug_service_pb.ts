@@ -1604,8 +1604,8 @@ export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
  *     is held back by flow control before that), SOFTWARE_BREAKPOINT_LIMIT (65,536 software
  *     breakpoints are armed on the VM already), CALL_LIMIT, STREAM_LIMIT (the calling principal
  *     has as many calls or streams in flight as the server allows one principal), RATE_LIMIT
- *     (over the principal's calls per second; metadata `retry_after_ms`), MESSAGE_TOO_LARGE (a
- *     request or answer over the per-message size limit).
+ *     (over the principal's calls per second; metadata `retry_after_ms`). A message over the
+ *     size limit is refused by gRPC itself: RESOURCE_EXHAUSTED without an ErrorInfo.
  *   ABORTED: SESSION_ENDED (a waiting Resume whose session ended; a Session stream whose session
  *     a unary Detach, or an admin's take-over or force-detach, ended).
  *   UNAUTHENTICATED (where the server authenticates callers): TOKEN_REQUIRED, TOKEN_INVALID,
