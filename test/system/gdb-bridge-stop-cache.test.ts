@@ -2,51 +2,10 @@
 // through a step by its register trace and expedited in the stop reply, `g` and `m` answered from
 // what the stop read, and every write or run forgetting them: each answer is checked against what
 // the server says at that moment (gRPC, another client).
-import { type Socket, connect as connectTcp } from "node:net";
 import { type GdbBridge, createGdbBridge } from "../../src/gdb";
-import { bytesToHex, bytesToLatin1, createFramer, encodePacket, leHexToBigint } from "../../src/rsp";
+import { bytesToHex, leHexToBigint } from "../../src/rsp";
+import { RspPeer } from "./rsp-peer";
 import { type Harness, startHarness, sym, u64Bytes, waitFor, x86 } from "../integration/harness";
-
-/** A minimal gdb: sends one packet at a time in ack mode and takes the bridge's next packet. */
-class Peer {
-  private readonly framer = createFramer();
-  private readonly packets: string[] = [];
-  private closed = false;
-
-  private constructor(readonly socket: Socket) {
-    socket.on("data", (chunk: Buffer) => {
-      for (const e of this.framer.push(chunk)) {
-        if (e.type !== "packet") continue;
-        socket.write("+");
-        this.packets.push(bytesToLatin1(e.data));
-      }
-    });
-    socket.on("close", () => (this.closed = true));
-    socket.on("error", () => undefined);
-  }
-
-  static open(port: number): Promise<Peer> {
-    return new Promise((resolve, reject) => {
-      const s = connectTcp(port, "127.0.0.1", () => resolve(new Peer(s)));
-      s.once("error", reject);
-    });
-  }
-
-  async request(payload: string): Promise<string> {
-    this.socket.write(encodePacket(payload));
-    const end = Date.now() + 20_000;
-    while (this.packets.length === 0) {
-      if (this.closed) throw new Error(`the bridge closed the connection (after ${payload})`);
-      if (Date.now() > end) throw new Error(`no answer to ${payload} in time`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    return this.packets.shift()!;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
 
 const hex = (v: bigint) => v.toString(16);
 const le64 = (v: bigint) => bytesToHex(u64Bytes(v));
@@ -81,26 +40,26 @@ describe("gdb bridge stop caches (embedded x86-64 demo guest, 2 VPs)", () => {
   };
 
   it("expedites rbp, rsp and rip after a step whose registers it knows, and answers g and m as the server does at every stop", async () => {
-    const gdb = await Peer.open(port);
+    const gdb = await RspPeer.open(port);
     try {
-      expect(await gdb.request("?")).toMatch(/^T05/);
-      expect(await gdb.request("Hg1")).toBe("OK");
-      expect(await gdb.request("Hc1")).toBe("OK");
+      expect(await gdb.ask("?")).toMatch(/^T05/);
+      expect(await gdb.ask("Hg1")).toBe("OK");
+      expect(await gdb.ask("Hc1")).toBe("OK");
       // Nothing read at this stop yet: the first step's reply carries no registers.
-      expect(await gdb.request("vCont;s:1")).toBe("T05thread:1;");
+      expect(await gdb.ask("vCont;s:1")).toBe("T05thread:1;");
       for (let i = 0; i < 40; i++) {
-        const g = await gdb.request("g");
+        const g = await gdb.ask("g");
         expect(g.slice(0, (16 + 1) * 16 + 8)).toBe(await gPrefix(0));
         const s = await x86(h.client, "demo", 0);
         const code = bytesToHex(await h.client.readMemory("demo", { gva: s.rip, vp: 0 }, 1));
-        expect(await gdb.request(`m${hex(s.rip)},1`)).toBe(code);
-        expect(await gdb.request(`m${hex(s.rip)},1`)).toBe(code);
-        const reply = await gdb.request("vCont;s:1;c");
+        expect(await gdb.ask(`m${hex(s.rip)},1`)).toBe(code);
+        expect(await gdb.ask(`m${hex(s.rip)},1`)).toBe(code);
+        const reply = await gdb.ask("vCont;s:1;c");
         const after = await x86(h.client, "demo", 0);
         // Registers known before the step: rbp (6), rsp (7) and rip (0x10) ride in the reply, as the server has them now.
         expect(reply).toBe(`T0506:${le64(after.gp[5])};07:${le64(after.gp[4])};10:${le64(after.rip)};thread:1;`);
       }
-      const rip = leHexToBigint((await gdb.request("p10")) as string);
+      const rip = leHexToBigint((await gdb.ask("p10")) as string);
       expect(rip).toBe((await x86(h.client, "demo", 0)).rip);
     } finally {
       gdb.close();
@@ -109,35 +68,35 @@ describe("gdb bridge stop caches (embedded x86-64 demo guest, 2 VPs)", () => {
   });
 
   it("forgets what it read when gdb writes registers or memory, or steps after a write", async () => {
-    const gdb = await Peer.open(port);
+    const gdb = await RspPeer.open(port);
     const scratch = sym("counter").gva + 0x800n; // inside the guest's data page, unused
     try {
-      expect(await gdb.request("?")).toMatch(/^T05/);
-      expect(await gdb.request("Hg1")).toBe("OK");
+      expect(await gdb.ask("?")).toMatch(/^T05/);
+      expect(await gdb.ask("Hg1")).toBe("OK");
       // Memory: read, write, read again sees the write (also a part of the range read first).
-      const first = await gdb.request(`m${hex(scratch)},8`);
+      const first = await gdb.ask(`m${hex(scratch)},8`);
       expect(first).toBe(bytesToHex(await h.client.readMemory("demo", { gpa: sym("counter").gpa + 0x800n }, 8)));
-      expect(await gdb.request(`M${hex(scratch)},2:beef`)).toBe("OK");
-      expect(await gdb.request(`m${hex(scratch)},8`)).toBe("beef" + first.slice(4));
-      expect(await gdb.request(`m${hex(scratch + 1n)},1`)).toBe("ef");
+      expect(await gdb.ask(`M${hex(scratch)},2:beef`)).toBe("OK");
+      expect(await gdb.ask(`m${hex(scratch)},8`)).toBe("beef" + first.slice(4));
+      expect(await gdb.ask(`m${hex(scratch + 1n)},1`)).toBe("ef");
 
       // Registers: g, then P of rbx; p, g and the next step's reply all show the write.
-      const g = await gdb.request("g");
+      const g = await gdb.ask("g");
       const rbx = 0x5566778899aabbccn;
-      expect(await gdb.request(`P1=${le64(rbx)}`)).toBe("OK");
-      expect(await gdb.request("p1")).toBe(le64(rbx));
-      const g2 = await gdb.request("g");
+      expect(await gdb.ask(`P1=${le64(rbx)}`)).toBe("OK");
+      expect(await gdb.ask("p1")).toBe(le64(rbx));
+      const g2 = await gdb.ask("g");
       expect(g2.slice(16, 32)).toBe(le64(rbx));
       expect(g2.slice(0, 16)).toBe(g.slice(0, 16));
       expect((await x86(h.client, "demo", 0)).gp[3]).toBe(rbx);
       // The step after the write starts from what the server holds: its reply and g agree with it.
-      const reply = await gdb.request("vCont;s:1");
+      const reply = await gdb.ask("vCont;s:1");
       const after = await x86(h.client, "demo", 0);
       expect(reply).toMatch(/^T05/);
-      expect((await gdb.request("g")).slice(0, (16 + 1) * 16 + 8)).toBe(await gPrefix(0));
-      expect(leHexToBigint(await gdb.request("p10"))).toBe(after.rip);
+      expect((await gdb.ask("g")).slice(0, (16 + 1) * 16 + 8)).toBe(await gPrefix(0));
+      expect(leHexToBigint(await gdb.ask("p10"))).toBe(after.rip);
       // And the next step (registers known again) expedites what the server has.
-      const next = await gdb.request("vCont;s:1");
+      const next = await gdb.ask("vCont;s:1");
       const then = await x86(h.client, "demo", 0);
       expect(next).toBe(`T0506:${le64(then.gp[5])};07:${le64(then.gp[4])};10:${le64(then.rip)};thread:1;`);
     } finally {
