@@ -2,11 +2,9 @@
 import type { Socket } from "node:net";
 import { Status } from "nice-grpc";
 import {
-  type BreakpointSize,
   type Capabilities,
   type DebugStopReason,
   type DebuggerVpState,
-  type HardwareBreakpoint,
   type Session,
   type VmmDebugClient,
   VmmDebugError,
@@ -33,6 +31,8 @@ import {
   type StopReply,
 } from "../rsp";
 import { AARCH64_REGISTER_FILE } from "./aarch64-registers";
+import { GdbBreakpoints } from "./breakpoints";
+import { EFAULT, EINVAL, EIO, ENOSPC, Refused } from "./errors";
 import { MonitorUsage, runMonitor } from "./monitor";
 import type { RegisterFile } from "./registers";
 import { StopCache, applyRegisterDelta } from "./stop-cache";
@@ -43,42 +43,10 @@ export const PACKET_SIZE = 0x4000;
 /** Largest `m` read answered at once: the reply's hex must fit in PacketSize. */
 const MAX_READ = PACKET_SIZE / 2 - 16;
 
-/** errno values gdb shows for `E xx` replies. */
-const EIO = 0x05;
-const EFAULT = 0x0e;
-const EINVAL = 0x16;
-const ENOSPC = 0x1c;
-
 /** GDB signal numbers. */
 const SIGINT = 2;
 const SIGTRAP = 5;
 const SIGSEGV = 11;
-
-/** Z-packet types (gdbstub's WatchKind), with the SDK slot type each arms. */
-const enum ZType {
-  Software = 0,
-  Hardware = 1,
-  Write = 2,
-  Read = 3,
-  Access = 4,
-}
-
-/** A hardware slot the bridge armed on every VP (Z1–Z4 apply to all threads). */
-interface SlotUse {
-  z: ZType;
-  address: bigint;
-  size: 1 | 2 | 4 | 8;
-}
-
-/** Thrown by handlers for a request refused with `E xx`. */
-class Refused extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** `running` with step: one VP steps (a Break cannot interrupt it, and would only linger for the next resume). */
 type RunState = { kind: "stopped" } | { kind: "running"; step: boolean } | { kind: "closed" };
@@ -118,8 +86,7 @@ class GdbConnection {
   private stopVp = 0;
   private state: RunState = { kind: "stopped" };
   private lastStop = formatStopReply({ kind: "signal", signal: SIGTRAP, thread: { tid: 1 }, registers: new Map(), fields: [] });
-  private readonly softwareBreakpoints = new Map<bigint, number>();
-  private slots: (SlotUse | null)[] = [];
+  private breakpoints = new GdbBreakpoints(LEGACY_CAPABILITIES, 1);
   /** Registers and memory read at this stop (stop-cache.ts): forgotten before every run, write and breakpoint change. */
   private readonly known = new StopCache();
   private chain: Promise<void>;
@@ -144,7 +111,7 @@ class GdbConnection {
       this.vpCount = info.vpCount;
       this.registers = info.arch === "aarch64" ? AARCH64_REGISTER_FILE : X86_REGISTER_FILE;
       this.caps = info.capabilities ?? LEGACY_CAPABILITIES;
-      this.slots = Array.from({ length: this.caps.hardwareSlotsPerVp }, () => null);
+      this.breakpoints = new GdbBreakpoints(this.caps, this.vpCount);
       this.session = await this.options.client.attach(info.id);
       this.watchSession(this.session);
       // A running VM is stopped (the resume answers that break at once). One already stopped
@@ -274,7 +241,8 @@ class GdbConnection {
         return this.writeMemoryBinary(raw);
       case "Z":
       case "z":
-        return this.breakpoint(c === "Z", packet.slice(1));
+        this.known.forget();
+        return this.breakpoints.apply(this.live, c === "Z", packet.slice(1));
       case "H":
         return this.selectThread(packet);
       case "T":
@@ -439,70 +407,6 @@ class GdbConnection {
     this.known.forget();
     if (data.length > 0) await this.live.writeMemory({ gva: parseHexNumber(m[1]), vp: this.gVp }, data);
     return "OK";
-  }
-
-  private async breakpoint(insert: boolean, args: string): Promise<string> {
-    const m = /^([0-4]),([0-9a-fA-F]+),([0-9a-fA-F]+)/.exec(args);
-    if (!m) return "";
-    const z = Number(m[1]) as ZType;
-    const address = parseHexNumber(m[2]);
-    const kind = parseHexInt(m[3]);
-    this.known.forget();
-    if (z === ZType.Software) {
-      if (!this.caps.softwareBreakpoints.gva) return ""; // unsupported: gdb writes its own breakpoint instructions
-      if (insert) {
-        if (!this.softwareBreakpoints.has(address)) {
-          const { id } = await this.live.insertSoftwareBreakpoint(address);
-          this.softwareBreakpoints.set(address, id);
-        }
-      } else {
-        const id = this.softwareBreakpoints.get(address);
-        if (id !== undefined) {
-          this.softwareBreakpoints.delete(address);
-          await this.live.removeSoftwareBreakpoint(id);
-        }
-      }
-      return "OK";
-    }
-    if (this.slots.length === 0) return ""; // no hardware slots: unsupported
-    // Write watches need "write" slots; read and access watches are armed as read-or-write.
-    if (z !== ZType.Hardware && !this.caps.watchpointTypes.includes(z === ZType.Write ? "write" : "readWrite")) return "";
-    const size = (z === ZType.Hardware ? 1 : kind) as BreakpointSize;
-    if (z !== ZType.Hardware && !this.caps.watchpointSizes.includes(size)) {
-      throw new Refused(EINVAL, `a hardware watchpoint covers ${this.caps.watchpointSizes.join(", ")} bytes, not ${kind}`);
-    }
-    if (address % BigInt(size) !== 0n) throw new Refused(EINVAL, `a ${size}-byte watchpoint must be ${size}-byte aligned`);
-    const use: SlotUse = { z, address, size };
-    if (insert) {
-      const slot = this.slots.findIndex((s) => s === null);
-      if (slot < 0) throw new Refused(ENOSPC, `all ${this.slots.length} hardware slots are in use`);
-      await this.armEverywhere(slot, hardwareBreakpointOf(use));
-      this.slots[slot] = use;
-    } else {
-      const slot = this.slots.findIndex((s) => s !== null && s.z === z && s.address === address && s.size === size);
-      if (slot >= 0) {
-        await this.armEverywhere(slot, null);
-        this.slots[slot] = null;
-      }
-    }
-    return "OK";
-  }
-
-  /** Sets (or clears) one slot on every VP; if one VP refuses, the VPs already changed are put back. */
-  private async armEverywhere(slot: number, bp: HardwareBreakpoint | null): Promise<void> {
-    const session = this.live;
-    const before = Array.from({ length: this.vpCount }, (_, vp) => session.debugState(vp));
-    let vp = 0;
-    try {
-      for (; vp < this.vpCount; vp++) {
-        const breakpoints = [...before[vp].breakpoints];
-        breakpoints[slot] = bp;
-        await session.setDebugState(vp, { ...before[vp], breakpoints });
-      }
-    } catch (e) {
-      for (let undo = 0; undo < vp; undo++) await session.setDebugState(undo, before[undo]).catch(() => undefined);
-      throw e;
-    }
   }
 
   private selectThread(packet: string): string {
@@ -683,12 +587,6 @@ const LEGACY_CAPABILITIES: Capabilities = {
   memoryReadsWhileRunning: "pauses",
   batchedStepping: { maxCount: 1, traces: [] },
 };
-
-function hardwareBreakpointOf(use: SlotUse): HardwareBreakpoint {
-  if (use.z === ZType.Hardware) return { address: use.address, type: "execute", size: 1 };
-  // x86 has no read-only data breakpoint: reads are watched as reads or writes.
-  return { address: use.address, type: use.z === ZType.Write ? "write" : "readWrite", size: use.size };
-}
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
