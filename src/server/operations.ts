@@ -111,7 +111,7 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
           if (live !== undefined) await target.end(live, "forced");
         }
         // Another debugger is told who holds the VM: the principal where callers authenticate.
-        const holder = principal.method === "local" ? ctx.peer : `${principal.name} (${ctx.peer})`;
+        const holder = principal.method === "local" || principal.method === "insecure" ? ctx.peer : `${principal.name} (${ctx.peer})`;
         const { sessionId, leaseMs } = await target.attach(holder, ctx.push, ctx.onSessionEnded, principal.name);
         return create(ds.AttachResponseSchema, { sessionId, lease: leaseMs > 0 ? leaseToWire(leaseMs) : undefined });
       },

@@ -102,17 +102,10 @@ export class Authenticator {
     return ended;
   }
 
-  /** Open calls per principal (for tests and the bench). */
-  openCalls(): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const c of this.calls.values()) counts.set(c.auth.principal.name, (counts.get(c.auth.principal.name) ?? 0) + 1);
-    return counts;
-  }
-
   /** Who is calling, or why they are not let in. */
   identify(metadata: Metadata, peerCertificate: unknown): Principal | { code: number; reason: string; message: string; metadata?: Record<string, string> } {
     const { clientCertificates, tokens } = this.options;
-    if (!clientCertificates && !tokens) return this.options.insecure ? { name: "anonymous", role: "admin", method: "local" } : LOCAL_ADMIN;
+    if (!clientCertificates && !tokens) return this.options.insecure ? { name: "anonymous", role: "admin", method: "insecure" } : LOCAL_ADMIN;
     let certName: string | undefined;
     let certRole: Role | undefined;
     if (clientCertificates) {

@@ -6,9 +6,10 @@ export type Role = (typeof ROLES)[number];
 
 /**
  * How the caller was authenticated: "local" is the loopback default with neither TLS client
- * certificates nor tokens configured (every caller an implicit admin).
+ * certificates nor tokens configured (every caller an implicit admin); "insecure" the same
+ * beyond loopback (`--insecure-non-loopback`).
  */
-export type AuthMethod = "local" | "mtls" | "token" | "mtls+token";
+export type AuthMethod = "local" | "insecure" | "mtls" | "token" | "mtls+token";
 
 export interface Principal {
   /** The certificate's subject CN (or first SAN), or the token's name; "local" in the default mode. */
