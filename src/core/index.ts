@@ -34,7 +34,7 @@ export { MAX_STEP_COUNT } from "./vmm-core";
 export { validateDebugState } from "./debug-state";
 export { validateVpState } from "./vp-state";
 export { checkedLength } from "./memory-access";
-export { diffRegisters, flattenVpState } from "./register-numbering";
+export { applyRegisterDelta, diffRegisters, flattenVpState } from "./register-numbering";
 export { translateRange } from "./translate";
 export type { GpaPiece, PageTranslation } from "./translate";
 export { isCanonicalX86, walkX86, x86PagingMode } from "./x86/page-walk";

@@ -35,7 +35,8 @@ import { GdbBreakpoints } from "./breakpoints";
 import { EFAULT, EINVAL, EIO, ENOSPC, Refused } from "./errors";
 import { MonitorUsage, runMonitor } from "./monitor";
 import type { RegisterFile } from "./registers";
-import { StopCache, applyRegisterDelta } from "./stop-cache";
+import { applyRegisterDelta } from "../core/register-numbering";
+import { StopCache } from "./stop-cache";
 import { X86_REGISTER_FILE } from "./x86-registers";
 
 /** Largest packet we accept and announce (hex digits of `m`/`g` replies fit twice over). */

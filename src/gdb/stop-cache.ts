@@ -7,7 +7,7 @@
 // before every resume and step, every register or memory write and every breakpoint change. The
 // VM cannot change behind it meanwhile: the bridge's session holds it, and only the attached
 // session runs the VM or writes to it.
-import type { DebuggerVpState, RegisterDelta, Session } from "../client";
+import type { DebuggerVpState, Session } from "../client";
 
 /** Reads kept per stop (each at most one `m` reply's worth). */
 const MAX_READS = 64;
@@ -81,45 +81,4 @@ export class StopCache {
     }
     return undefined;
   }
-}
-
-const X86_SCALARS = ["rip", "rflags", "cr0", "cr2", "cr3", "cr4", "cr8", "efer", "kernelGsBase"] as const;
-const X86_SEGMENTS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
-const SEGMENT_FIELDS = ["base", "limit", "selector", "attributes"] as const;
-const AARCH64_SCALARS = ["spEl0", "spEl1", "pc", "cpsr", "sctlrEl1", "tcrEl1", "ttbr0El1", "ttbr1El1"] as const;
-
-/**
- * `state` after one instruction that changed `delta`, numbered as RegisterDelta documents (x86-64:
- * 0-15 gp, 16 rip, 17 rflags, 18-24 cr0 cr2 cr3 cr4 cr8 efer kernelGsBase, 25-48 es cs ss ds fs
- * gs as base, limit, selector, attributes; aarch64: 0-30 x0-x30, 31-38 spEl0 spEl1 pc cpsr
- * sctlrEl1 tcrEl1 ttbr0El1 ttbr1El1). Undefined when it names a number outside those: the
- * caller then reads the registers instead.
- */
-export function applyRegisterDelta(state: DebuggerVpState, delta: RegisterDelta): DebuggerVpState | undefined {
-  if (delta.registers.length !== delta.values.length) return undefined;
-  if (state.arch === "x86_64") {
-    const s = { ...state.state, gp: [...state.state.gp] };
-    for (let i = 0; i < delta.registers.length; i++) {
-      const n = delta.registers[i];
-      const v = delta.values[i];
-      if (!Number.isInteger(n) || n < 0 || n > 48) return undefined;
-      if (n < 16) s.gp[n] = v;
-      else if (n < 25) s[X86_SCALARS[n - 16]] = v;
-      else {
-        const seg = X86_SEGMENTS[Math.floor((n - 25) / 4)];
-        const field = SEGMENT_FIELDS[(n - 25) % 4];
-        s[seg] = { ...s[seg], [field]: field === "base" ? v : Number(v) };
-      }
-    }
-    return { arch: "x86_64", state: s };
-  }
-  const s = { ...state.state, x: [...state.state.x] };
-  for (let i = 0; i < delta.registers.length; i++) {
-    const n = delta.registers[i];
-    const v = delta.values[i];
-    if (!Number.isInteger(n) || n < 0 || n > 38) return undefined;
-    if (n < 31) s.x[n] = v;
-    else s[AARCH64_SCALARS[n - 31]] = v;
-  }
-  return { arch: "aarch64", state: s };
 }

@@ -3,7 +3,8 @@
 // ranges this stop has read, until forget().
 import type { DebuggerVpState } from "../../../src/client";
 import { diffRegisters, flattenVpState } from "../../../src/core/register-numbering";
-import { StopCache, applyRegisterDelta } from "../../../src/gdb/stop-cache";
+import { applyRegisterDelta } from "../../../src/core/register-numbering";
+import { StopCache } from "../../../src/gdb/stop-cache";
 
 const seg = (n: bigint) => ({ base: n * 0x1000n, limit: Number(n) * 7, selector: Number(n) * 8, attributes: 0xa09b + Number(n) });
 
