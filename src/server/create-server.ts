@@ -213,7 +213,12 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
           listen: address,
         });
       }
-      const port = await server.listen(formatListenAddress(parsed), tls?.credentials ?? ServerCredentials.createInsecure());
+      let port: number;
+      try {
+        port = await server.listen(formatListenAddress(parsed), tls?.credentials ?? ServerCredentials.createInsecure());
+      } catch (e) {
+        throw listenError(address, e);
+      }
       return { host: parsed.host, port };
     },
 
@@ -253,6 +258,17 @@ const SESSION_END_RPC = {
   forced: "ForceDetach",
   server_shutdown: "ServerShutdown",
 } as const;
+
+/** grpc-js's bind failure ("No address added … errors: [listen EADDRINUSE …]") in words a user can act on. */
+function listenError(address: string, e: unknown): Error {
+  const text = e instanceof Error ? e.message : String(e);
+  if (text.includes("EADDRINUSE")) {
+    return new Error(`cannot listen on ${address}: the address is already in use (another vmm-debug server?); choose another with --listen HOST:PORT or VMM_DEBUG_LISTEN`);
+  }
+  if (text.includes("EACCES")) return new Error(`cannot listen on ${address}: permission denied (ports below 1024 need privileges); choose another port`);
+  if (text.includes("EADDRNOTAVAIL")) return new Error(`cannot listen on ${address}: no network interface here has that address`);
+  return new Error(`cannot listen on ${address}: ${text}`);
+}
 
 function positive(value: number, name: string): number {
   if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);

@@ -65,13 +65,53 @@ describe("vmm-debug serve", () => {
     }
   });
 
-  it("refuses a non-loopback address without --allow-non-loopback", async () => {
+  it("refuses a non-loopback address without TLS client authentication, naming --insecure-non-loopback", async () => {
     const s = serve(["--listen", "0.0.0.0:0"]);
-    await expect(s.address).rejects.toThrow(/exited with 1: .*(loopback|TLS)/s);
+    await expect(s.address).rejects.toThrow(/exited with 1: .*not a loopback address.*--insecure-non-loopback/s);
+  });
+
+  it("says in words that an address is in use, and exits 1", async () => {
+    const first = serve(["--listen", "127.0.0.1:0"]);
+    try {
+      const taken = await first.address;
+      const second = serve(["--listen", taken]);
+      await expect(second.address).rejects.toThrow(new RegExp(`exited with 1: .*cannot listen on ${taken.replace(/\./g, "\\.")}: the address is already in use`, "s"));
+    } finally {
+      await stop(first.child);
+    }
   });
 
   it("refuses an unknown option with a usage error", async () => {
     const s = serve(["--lisen", "127.0.0.1:0"]);
     await expect(s.address).rejects.toThrow(/exited with 2: .*unknown option --lisen/s);
   });
+});
+
+describe("vmm-debug help", () => {
+  const cli = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), "src/cli/main.ts", ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.once("exit", (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it("lists the commands for --help, -h and help, and a command's options for help COMMAND [SUB]", async () => {
+    for (const args of [["--help"], ["-h"], ["help"]]) {
+      const r = await cli(args);
+      expect([args, r.code]).toEqual([args, 0]);
+      expect(r.stdout).toMatch(/^usage: vmm-debug COMMAND/);
+      for (const c of ["serve", "gdb", "token"]) expect(r.stdout).toMatch(new RegExp(`^  ${c} +\\S`, "m"));
+    }
+    const serveHelp = await cli(["help", "serve"]);
+    expect(serveHelp).toMatchObject({ code: 0, stdout: expect.stringContaining("--tls-cert") });
+    const gdbHelp = await cli(["help", "gdb"]);
+    expect(gdbHelp).toMatchObject({ code: 0, stdout: expect.stringContaining("--listen") });
+    const tokenAdd = await cli(["help", "token", "add"]);
+    expect(tokenAdd).toMatchObject({ code: 0, stdout: expect.stringContaining("--role") });
+    const unknown = await cli(["help", "frobnicate"]);
+    expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining('unknown command "frobnicate"') });
+  }, 120_000);
 });
