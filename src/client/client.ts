@@ -41,6 +41,7 @@ import type {
 } from "./types";
 import { UnaryTransport } from "./unary-transport";
 import { watchEvents } from "./watch-events";
+import { type DumpPiece, dumpMemory } from "./dump";
 
 const MIB = 1024 * 1024;
 
@@ -284,6 +285,14 @@ export class VmmDebugClient {
    */
   watchEvents(vm: string, opts: WatchEventsOptions = {}): AsyncGenerator<VmEvent, void, undefined> {
     return watchEvents(this.rpc.vm, vm, opts);
+  }
+
+  /**
+   * An ELF core file of the VM (which must be stopped), as pieces in file order with the
+   * progress; abort `opts.signal` to stop the dump. See DumpMemory in the proto.
+   */
+  dumpMemory(vm = "", opts: CallOptions = {}): AsyncGenerator<DumpPiece, void, undefined> {
+    return dumpMemory(this.rpc, vm, opts);
   }
 
   /** Closes the connection; calls in flight fail with CANCELLED or UNAVAILABLE. */

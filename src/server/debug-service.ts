@@ -23,7 +23,7 @@ export interface DebugServiceOptions {
 export function createDebugService(options: DebugServiceOptions): ServiceImplementation<DebugServiceDefinition> {
   const { registry, table, execute, logger, stream, budget } = options;
   const unary =
-    <K extends Exclude<OperationName, "readMemoryStream">>(name: K) =>
+    <K extends Exclude<OperationName, "readMemoryStream" | "dumpMemory">>(name: K) =>
     (req: OperationTypes[K][0], ctx: CallContext) =>
       execute(name, req, { peer: ctx.peer, principal: principalOf(ctx), signal: ctx.signal });
   // Reads of guest memory hold their answer's bytes in the send budget until it is written.
@@ -51,6 +51,15 @@ export function createDebugService(options: DebugServiceOptions): ServiceImpleme
     listSoftwareBreakpoints: unary("listSoftwareBreakpoints"),
     async *readMemoryStream(req, ctx) {
       yield* await execute("readMemoryStream", req, {
+        peer: ctx.peer,
+        principal: principalOf(ctx),
+        signal: ctx.signal,
+        account: budget.open(ctx.signal),
+      });
+    },
+    translateGva: unary("translateGva"),
+    async *dumpMemory(req, ctx) {
+      yield* await execute("dumpMemory", req, {
         peer: ctx.peer,
         principal: principalOf(ctx),
         signal: ctx.signal,

@@ -24,8 +24,9 @@ import {
 import type { DebuggerState, StopPush } from "./debugger-state";
 import type { CallAccount } from "./send-budget";
 import type { DetachCause } from "./event-log";
-import { clip, serverError, statusName, toErrorStatus } from "./errors";
+import { type ServerReason, clip, serverError, statusName, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
+import { dumpMemory } from "./dump-memory";
 import type { VmRegistry } from "./registry";
 import { OPERATION_ACCESS } from "./auth/access";
 import { type PrincipalLimiter, refusalError } from "./auth/limits";
@@ -81,6 +82,8 @@ export interface OperationTypes {
   insertSoftwareBreakpoint: [ds.InsertSoftwareBreakpointRequest, ds.InsertSoftwareBreakpointResponse];
   removeSoftwareBreakpoint: [ds.RemoveSoftwareBreakpointRequest, ds.RemoveSoftwareBreakpointResponse];
   listSoftwareBreakpoints: [ds.ListSoftwareBreakpointsRequest, ds.ListSoftwareBreakpointsResponse];
+  translateGva: [ds.TranslateGvaRequest, ds.TranslateGvaResponse];
+  dumpMemory: [ds.DumpMemoryRequest, AsyncIterable<ds.DumpMemoryResponse>];
 }
 export type OperationName = keyof OperationTypes;
 export type OperationTable = { [K in OperationName]: Spec<OperationTypes[K][0], OperationTypes[K][1]> };
@@ -313,6 +316,18 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
         const breakpoints = await target.listSoftwareBreakpoints();
         return create(ds.ListSoftwareBreakpointsResponseSchema, { breakpoints: breakpoints.map(softwareBreakpointToWire) });
       },
+    },
+    translateGva: {
+      rpc: "TranslateGva",
+      kind: "read",
+      async run() {
+        throw serverError(Code.Unimplemented, "UNIMPLEMENTED" as ServerReason, "TranslateGva is not implemented yet");
+      },
+    },
+    dumpMemory: {
+      rpc: "DumpMemory",
+      kind: "read",
+      run: (target, req, ctx) => dumpMemory(target, req, ctx, limits.streamChunkBytes),
     },
   };
 }

@@ -101,17 +101,22 @@ export function createSessionStreamHandler(
     const run = async (id: bigint, name: OperationName, value: Request["operation"]["value"]) => {
       const opCtx = { peer: ctx.peer, principal, signal: ctx.signal, account };
       try {
-        if (name === "readMemoryStream") {
-          const chunks = await execute("readMemoryStream", value as ds.ReadMemoryStreamRequest, opCtx, binding);
+        if (name === "readMemoryStream" || name === "dumpMemory") {
+          const chunks: AsyncIterable<ds.ReadMemoryStreamResponse | ds.DumpMemoryResponse> =
+            name === "readMemoryStream"
+              ? await execute(name, value as ds.ReadMemoryStreamRequest, opCtx, binding)
+              : await execute(name, value as ds.DumpMemoryRequest, opCtx, binding);
+          const reply = (v: ds.ReadMemoryStreamResponse | ds.DumpMemoryResponse, more: boolean) =>
+            answer(id, { case: name, value: v } as Response["result"], more);
           // One chunk ahead, so the last one goes out without `more`. Each chunk waits for room in
           // the stream's share of the send budget before it is read.
-          let held: ds.ReadMemoryStreamResponse | undefined;
+          let held: ds.ReadMemoryStreamResponse | ds.DumpMemoryResponse | undefined;
           for await (const chunk of chunks) {
-            if (held) answer(id, { case: "readMemoryStream", value: held }, true);
+            if (held) reply(held, true);
             held = chunk;
             if (outbox.closed) return;
           }
-          answer(id, { case: "readMemoryStream", value: held ?? create(ds.ReadMemoryStreamResponseSchema) });
+          reply(held ?? create(name === "readMemoryStream" ? ds.ReadMemoryStreamResponseSchema : ds.DumpMemoryResponseSchema), false);
           return;
         }
         const result = await execute(name, value as never, opCtx, binding);
@@ -250,6 +255,7 @@ function sizeOf(msg: Response): number {
   switch (r.case) {
     case "readMemory":
     case "readMemoryStream":
+    case "dumpMemory":
       return 64 + r.value.data.length;
     case "readMemoryMany":
       return 64 + r.value.results.reduce((n, x) => n + (x.result.case === "data" ? x.result.value.length : 64), 0);

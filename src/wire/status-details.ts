@@ -1,8 +1,13 @@
 // The rich-error codec both ends share: google.rpc.Status with one ErrorInfo (domain vmm.debug),
 // carried in the `grpc-status-details-bin` trailer of a failed call, or inline in a message
 // (a Session stream's `error`, a ReadMemoryMany range's `error`).
+//
+// The ErrorInfo is followed by a google.protobuf.Struct with the same reason, domain and
+// metadata. Clients read the ErrorInfo; the Struct is there for tools that decode details only
+// with the types compiled into them (buf curl prints a detail's JSON under "debug" only for
+// those, whatever reflection serves), so that they show the reason instead of base64.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
+import { StructSchema, anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
 import { StatusSchema, type Status as WireStatus } from "../../gen/google/rpc/status_pb";
 
@@ -21,10 +26,23 @@ export interface ErrorDetails {
   metadata: Record<string, string>;
 }
 
-/** `google.rpc.Status { code, message, details: [Any(ErrorInfo)] }` as a message. */
+/** `google.rpc.Status { code, message, details: [Any(ErrorInfo), Any(Struct)] }` as a message. */
 export function statusToWire(status: { code: number; message: string; reason: string; metadata: Record<string, string> }): WireStatus {
   const info = create(ErrorInfoSchema, { reason: status.reason, domain: ERROR_DOMAIN, metadata: status.metadata });
-  return create(StatusSchema, { code: status.code, message: status.message, details: [anyPack(ErrorInfoSchema, info)] });
+  const text = (value: string) => ({ kind: { case: "stringValue" as const, value } });
+  const metadata = Object.fromEntries(Object.entries(status.metadata).map(([k, v]) => [k, text(v)]));
+  const readable = create(StructSchema, {
+    fields: {
+      reason: text(status.reason),
+      domain: text(ERROR_DOMAIN),
+      metadata: { kind: { case: "structValue", value: { fields: metadata } } },
+    },
+  });
+  return create(StatusSchema, {
+    code: status.code,
+    message: status.message,
+    details: [anyPack(ErrorInfoSchema, info), anyPack(StructSchema, readable)],
+  });
 }
 
 /** The code, message and (first) ErrorInfo of a google.rpc.Status message. */

@@ -126,6 +126,8 @@ describe("access by role (tokens on loopback)", () => {
     "/vmm.debug.v1.DebugService/InsertSoftwareBreakpoint": (c) => c.rpc.debug.insertSoftwareBreakpoint({ vm: VM }),
     "/vmm.debug.v1.DebugService/RemoveSoftwareBreakpoint": (c) => c.rpc.debug.removeSoftwareBreakpoint({ vm: VM }),
     "/vmm.debug.v1.DebugService/ListSoftwareBreakpoints": (c) => c.rpc.debug.listSoftwareBreakpoints({ vm: VM }),
+    "/vmm.debug.v1.DebugService/TranslateGva": (c) => c.rpc.debug.translateGva({ vm: VM, vp: 99 }),
+    "/vmm.debug.v1.DebugService/DumpMemory": (c) => firstOf((signal) => c.rpc.debug.dumpMemory({ vm: VM }, { signal })),
     // Attach to a VM that does not exist: the stream opens (or not) and ends with that refusal.
     "/vmm.debug.v1.DebugService/Session": (c) =>
       firstOf(() =>

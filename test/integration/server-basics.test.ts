@@ -56,6 +56,7 @@ describe("a server with no VMs", () => {
       expect(file.name).toBe("vmm/debug/v1/debug_service.proto");
       expect(file.dependency).toEqual([
         "google/protobuf/duration.proto",
+        "google/rpc/error_details.proto",
         "google/rpc/status.proto",
         "vmm/debug/v1/types.proto",
         "vmm/debug/v1/vm_service.proto",

@@ -2,6 +2,7 @@
 // unary RPC and as a Session-stream operation, must give the same result or the same error.
 import { create, createRegistry, toJson, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
+import { StructSchema } from "@bufbuild/protobuf/wkt";
 import { Status } from "nice-grpc";
 import * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
 import * as types from "../../gen/vmm/debug/v1/types_pb";
@@ -9,7 +10,7 @@ import { BreakpointSize, BreakpointType } from "../../gen/vmm/debug/v1/breakpoin
 import { VmmDebugError, type VmmDebugClient } from "../../src/client";
 import { openRawStream, answerError, type RawStream } from "../integration/stream-helpers";
 
-type Op = Exclude<ds.SessionRequest["operation"]["case"], undefined | "attach" | "readMemoryStream">;
+type Op = Exclude<ds.SessionRequest["operation"]["case"], undefined | "attach" | "readMemoryStream" | "dumpMemory">;
 
 export interface ParityTarget {
   arch: "x86_64" | "aarch64";
@@ -164,8 +165,8 @@ export type Outcome =
   | { ok: true; json: unknown }
   | { ok: false; code: string; reason: string | undefined; metadata: Record<string, string> };
 
-/** Range errors carry an Any(ErrorInfo). */
-const registry = createRegistry(ErrorInfoSchema);
+/** Range errors carry an Any(ErrorInfo) and an Any(Struct). */
+const registry = createRegistry(ErrorInfoSchema, StructSchema);
 
 const OUTPUTS: Record<Op, DescMessage> = {
   detach: ds.DetachResponseSchema,
@@ -182,6 +183,7 @@ const OUTPUTS: Record<Op, DescMessage> = {
   insertSoftwareBreakpoint: ds.InsertSoftwareBreakpointResponseSchema,
   removeSoftwareBreakpoint: ds.RemoveSoftwareBreakpointResponseSchema,
   listSoftwareBreakpoints: ds.ListSoftwareBreakpointsResponseSchema,
+  translateGva: ds.TranslateGvaResponseSchema,
 };
 
 /** Replaces what legitimately differs between two VMs and two sessions (their ids) in error metadata. */

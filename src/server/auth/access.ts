@@ -22,6 +22,8 @@ export const RPC_ACCESS: Readonly<Record<string, Role | "open">> = {
   "/vmm.debug.v1.DebugService/ReadMemory": "viewer",
   "/vmm.debug.v1.DebugService/WriteMemory": "debugger",
   "/vmm.debug.v1.DebugService/ReadMemoryStream": "viewer",
+  "/vmm.debug.v1.DebugService/TranslateGva": "viewer",
+  "/vmm.debug.v1.DebugService/DumpMemory": "viewer",
   "/vmm.debug.v1.DebugService/Step": "debugger",
   "/vmm.debug.v1.DebugService/ReadMemoryMany": "viewer",
   "/vmm.debug.v1.DebugService/GetVpStates": "viewer",
@@ -54,6 +56,8 @@ export const OPERATION_ACCESS: Readonly<Record<OperationName, Role>> = {
   insertSoftwareBreakpoint: "debugger",
   removeSoftwareBreakpoint: "debugger",
   listSoftwareBreakpoints: "debugger",
+  translateGva: "viewer",
+  dumpMemory: "viewer",
 };
 
 /** The role an RPC path needs; a path not in the table (a method added without a row) needs admin. */

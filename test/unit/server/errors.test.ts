@@ -1,6 +1,6 @@
 // The one mapping of thrown values to statuses, and the google.rpc.Status detail it encodes.
-import { fromBinary } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import { fromBinary, toJson } from "@bufbuild/protobuf";
+import { StructSchema, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { ServerError, Status } from "nice-grpc";
 import { Code, VmmError, errors } from "../../../src/core";
 import { serverError, toErrorStatus } from "../../../src/server/errors";
@@ -58,10 +58,14 @@ describe("encodeStatusDetails", () => {
     const status = fromBinary(StatusSchema, bytes);
     expect(status.code).toBe(Status.NOT_FOUND);
     expect(status.message).toBe('no VM "x"');
-    expect(status.details).toHaveLength(1);
+    expect(status.details).toHaveLength(2);
     expect(status.details[0].typeUrl).toBe("type.googleapis.com/google.rpc.ErrorInfo");
     const info = anyUnpack(status.details[0], ErrorInfoSchema);
     expect(info).toMatchObject({ reason: "VM_NOT_FOUND", domain: "vmm.debug", metadata: { vm: "x" } });
+    // The same, as a google.protobuf.Struct, for tools that decode only well-known types.
+    expect(status.details[1].typeUrl).toBe("type.googleapis.com/google.protobuf.Struct");
+    const readable = anyUnpack(status.details[1], StructSchema);
+    expect(readable && toJson(StructSchema, readable)).toEqual({ reason: "VM_NOT_FOUND", domain: "vmm.debug", metadata: { vm: "x" } });
   });
 
   it("round-trips through the client's decoder", () => {

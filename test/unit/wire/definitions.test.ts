@@ -53,6 +53,8 @@ describe("createServiceDefinition", () => {
       removeSoftwareBreakpoint: undefined,
       listSoftwareBreakpoints: "NO_SIDE_EFFECTS",
       session: undefined,
+      translateGva: "NO_SIDE_EFFECTS",
+      dumpMemory: "NO_SIDE_EFFECTS",
     });
     expect(VmServiceDefinition.methods.listVms.options.idempotencyLevel).toBe("NO_SIDE_EFFECTS");
   });

@@ -8,6 +8,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { ErrorInfo } from "../../../google/rpc/error_details_pb.js";
+import { file_google_rpc_error_details } from "../../../google/rpc/error_details_pb.js";
 import type { Status } from "../../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { DebuggerVpState, DebugState, DebugStopReason, GuestAddress, RegisterDelta, SoftwareBreakpointAddress } from "./types_pb.js";
@@ -20,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/debug/v1/debug_service.proto.
  */
 export const file_vmm_debug_v1_debug_service: GenFile = /*@__PURE__*/
-  fileDesc("CiB2bW0vZGVidWcvdjEvZGVidWdfc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIi4KDUF0dGFjaFJlcXVlc3QSCgoCdm0YASABKAkSEQoJdGFrZV9vdmVyGAIgASgIIk4KDkF0dGFjaFJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSKAoFbGVhc2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPgoNRGV0YWNoUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg0KBWZvcmNlGAMgASgIIhAKDkRldGFjaFJlc3BvbnNlIi8KDVJlc3VtZVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSI/Cg5SZXN1bWVSZXNwb25zZRItCgZyZWFzb24YASABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uIi4KDEJyZWFrUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIg8KDUJyZWFrUmVzcG9uc2UiawoUU2V0RGVidWdTdGF0ZVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJ2cBgDIAEoDRInCgVzdGF0ZRgEIAEoCzIYLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0YXRlIhcKFVNldERlYnVnU3RhdGVSZXNwb25zZSI/ChFHZXRWcFN0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRIKCgJ2cBgCIAEoDRISCgpzZXNzaW9uX2lkGAMgASgJIkIKEkdldFZwU3RhdGVSZXNwb25zZRIsCgVzdGF0ZRgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z2dlclZwU3RhdGUibQoRU2V0VnBTdGF0ZVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJ2cBgDIAEoDRIsCgVzdGF0ZRgEIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z2dlclZwU3RhdGUiFAoSU2V0VnBTdGF0ZVJlc3BvbnNlInAKEVJlYWRNZW1vcnlSZXF1ZXN0EgoKAnZtGAEgASgJEisKB2FkZHJlc3MYAiABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEg4KBmxlbmd0aBgDIAEoBBISCgpzZXNzaW9uX2lkGAQgASgJIiIKElJlYWRNZW1vcnlSZXNwb25zZRIMCgRkYXRhGAEgASgMIm8KEldyaXRlTWVtb3J5UmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEisKB2FkZHJlc3MYAyABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEgwKBGRhdGEYBCABKAwiFQoTV3JpdGVNZW1vcnlSZXNwb25zZSJ2ChdSZWFkTWVtb3J5U3RyZWFtUmVxdWVzdBIKCgJ2bRgBIAEoCRIrCgdhZGRyZXNzGAIgASgLMhoudm1tLmRlYnVnLnYxLkd1ZXN0QWRkcmVzcxIOCgZsZW5ndGgYAyABKAQSEgoKc2Vzc2lvbl9pZBgEIAEoCSI4ChhSZWFkTWVtb3J5U3RyZWFtUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwicAoLU3RlcFJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJ2cBgDIAEoDRINCgVjb3VudBgEIAEoDRImCgV0cmFjZRgFIAEoDjIXLnZtbS5kZWJ1Zy52MS5TdGVwVHJhY2UipAEKDFN0ZXBSZXNwb25zZRIQCghleGVjdXRlZBgBIAEoDRIrCgRzdG9wGAIgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbhIOCgZoYWx0ZWQYAyABKAgSEAoIcGNfdHJhY2UYBCABKAwSMwoOcmVnaXN0ZXJfdHJhY2UYBSADKAsyGy52bW0uZGVidWcudjEuUmVnaXN0ZXJEZWx0YSJKCgtNZW1vcnlSYW5nZRIrCgdhZGRyZXNzGAEgASgLMhoudm1tLmRlYnVnLnYxLkd1ZXN0QWRkcmVzcxIOCgZsZW5ndGgYAiABKAQiYgoVUmVhZE1lbW9yeU1hbnlSZXF1ZXN0EgoKAnZtGAEgASgJEikKBnJhbmdlcxgCIAMoCzIZLnZtbS5kZWJ1Zy52MS5NZW1vcnlSYW5nZRISCgpzZXNzaW9uX2lkGAMgASgJIlIKEU1lbW9yeVJhbmdlUmVzdWx0Eg4KBGRhdGEYASABKAxIABIjCgVlcnJvchgCIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCCAoGcmVzdWx0IkoKFlJlYWRNZW1vcnlNYW55UmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLnZtbS5kZWJ1Zy52MS5NZW1vcnlSYW5nZVJlc3VsdCJBChJHZXRWcFN0YXRlc1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdnBzGAIgAygNEhIKCnNlc3Npb25faWQYAyABKAkiSAoMVnBTdGF0ZUVudHJ5EgoKAnZwGAEgASgNEiwKBXN0YXRlGAIgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSJBChNHZXRWcFN0YXRlc1Jlc3BvbnNlEioKBnN0YXRlcxgBIAMoCzIaLnZtbS5kZWJ1Zy52MS5WcFN0YXRlRW50cnkijQEKH0luc2VydFNvZnR3YXJlQnJlYWtwb2ludFJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRI4CgdhZGRyZXNzGAMgASgLMicudm1tLmRlYnVnLnYxLlNvZnR3YXJlQnJlYWtwb2ludEFkZHJlc3MSEAoIb25lX3Nob3QYBCABKAgiQAogSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVzcG9uc2USCgoCaWQYASABKAQSEAoIZXhpc3RpbmcYAiABKAgiTQofUmVtb3ZlU29mdHdhcmVCcmVha3BvaW50UmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAmlkGAMgASgEIiIKIFJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlc3BvbnNlIkAKHkxpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIoQBChdTb2Z0d2FyZUJyZWFrcG9pbnRFbnRyeRIKCgJpZBgBIAEoBBI4CgdhZGRyZXNzGAIgASgLMicudm1tLmRlYnVnLnYxLlNvZnR3YXJlQnJlYWtwb2ludEFkZHJlc3MSEAoIb25lX3Nob3QYAyABKAgSEQoJaGl0X2NvdW50GAQgASgEIl0KH0xpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVzcG9uc2USOgoLYnJlYWtwb2ludHMYASADKAsyJS52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50RW50cnki7wcKDlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgEEi0KBmF0dGFjaBgCIAEoCzIbLnZtbS5kZWJ1Zy52MS5BdHRhY2hSZXF1ZXN0SAASLQoGZGV0YWNoGAMgASgLMhsudm1tLmRlYnVnLnYxLkRldGFjaFJlcXVlc3RIABItCgZyZXN1bWUYBCABKAsyGy52bW0uZGVidWcudjEuUmVzdW1lUmVxdWVzdEgAEisKBWJyZWFrGAUgASgLMhoudm1tLmRlYnVnLnYxLkJyZWFrUmVxdWVzdEgAEj0KD3NldF9kZWJ1Z19zdGF0ZRgGIAEoCzIiLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVxdWVzdEgAEjcKDGdldF92cF9zdGF0ZRgHIAEoCzIfLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVxdWVzdEgAEjcKDHNldF92cF9zdGF0ZRgIIAEoCzIfLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVxdWVzdEgAEjYKC3JlYWRfbWVtb3J5GAkgASgLMh8udm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXF1ZXN0SAASOAoMd3JpdGVfbWVtb3J5GAogASgLMiAudm1tLmRlYnVnLnYxLldyaXRlTWVtb3J5UmVxdWVzdEgAEkMKEnJlYWRfbWVtb3J5X3N0cmVhbRgLIAEoCzIlLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5U3RyZWFtUmVxdWVzdEgAEikKBHN0ZXAYDCABKAsyGS52bW0uZGVidWcudjEuU3RlcFJlcXVlc3RIABI/ChByZWFkX21lbW9yeV9tYW55GA0gASgLMiMudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlNYW55UmVxdWVzdEgAEjkKDWdldF92cF9zdGF0ZXMYDiABKAsyIC52bW0uZGVidWcudjEuR2V0VnBTdGF0ZXNSZXF1ZXN0SAASUwoaaW5zZXJ0X3NvZnR3YXJlX2JyZWFrcG9pbnQYDyABKAsyLS52bW0uZGVidWcudjEuSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVxdWVzdEgAElMKGnJlbW92ZV9zb2Z0d2FyZV9icmVha3BvaW50GBAgASgLMi0udm1tLmRlYnVnLnYxLlJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlcXVlc3RIABJRChlsaXN0X3NvZnR3YXJlX2JyZWFrcG9pbnRzGBEgASgLMiwudm1tLmRlYnVnLnYxLkxpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVxdWVzdEgAQgsKCW9wZXJhdGlvbiJFCg1TZXNzaW9uT3BlbmVkEhIKCnNlc3Npb25faWQYASABKAkSIAoCdm0YAiABKAsyFC52bW0uZGVidWcudjEuVm1JbmZvIiEKDVJlc3VtZVN0YXJ0ZWQSEAoIc2VxdWVuY2UYASABKAQiZgoLU2Vzc2lvblN0b3ASLQoGcmVhc29uGAEgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbhIQCghzZXF1ZW5jZRgCIAEoBBIPCgJ2cBgDIAEoDUgAiAEBQgUKA192cCLZCAoPU2Vzc2lvblJlc3BvbnNlEgoKAmlkGAEgASgEEgwKBG1vcmUYAiABKAgSLQoGb3BlbmVkGAMgASgLMhsudm1tLmRlYnVnLnYxLlNlc3Npb25PcGVuZWRIABIjCgVlcnJvchgEIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSAASLgoGZGV0YWNoGAUgASgLMhwudm1tLmRlYnVnLnYxLkRldGFjaFJlc3BvbnNlSAASLQoGcmVzdW1lGAYgASgLMhsudm1tLmRlYnVnLnYxLlJlc3VtZVN0YXJ0ZWRIABIsCgVicmVhaxgHIAEoCzIbLnZtbS5kZWJ1Zy52MS5CcmVha1Jlc3BvbnNlSAASPgoPc2V0X2RlYnVnX3N0YXRlGAggASgLMiMudm1tLmRlYnVnLnYxLlNldERlYnVnU3RhdGVSZXNwb25zZUgAEjgKDGdldF92cF9zdGF0ZRgJIAEoCzIgLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVzcG9uc2VIABI4CgxzZXRfdnBfc3RhdGUYCiABKAsyIC52bW0uZGVidWcudjEuU2V0VnBTdGF0ZVJlc3BvbnNlSAASNwoLcmVhZF9tZW1vcnkYCyABKAsyIC52bW0uZGVidWcudjEuUmVhZE1lbW9yeVJlc3BvbnNlSAASOQoMd3JpdGVfbWVtb3J5GAwgASgLMiEudm1tLmRlYnVnLnYxLldyaXRlTWVtb3J5UmVzcG9uc2VIABJEChJyZWFkX21lbW9yeV9zdHJlYW0YDSABKAsyJi52bW0uZGVidWcudjEuUmVhZE1lbW9yeVN0cmVhbVJlc3BvbnNlSAASKgoEc3RlcBgOIAEoCzIaLnZtbS5kZWJ1Zy52MS5TdGVwUmVzcG9uc2VIABJAChByZWFkX21lbW9yeV9tYW55GA8gASgLMiQudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlNYW55UmVzcG9uc2VIABI6Cg1nZXRfdnBfc3RhdGVzGBAgASgLMiEudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVzUmVzcG9uc2VIABIpCgRzdG9wGBEgASgLMhkudm1tLmRlYnVnLnYxLlNlc3Npb25TdG9wSAASVAoaaW5zZXJ0X3NvZnR3YXJlX2JyZWFrcG9pbnQYEiABKAsyLi52bW0uZGVidWcudjEuSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVzcG9uc2VIABJUChpyZW1vdmVfc29mdHdhcmVfYnJlYWtwb2ludBgTIAEoCzIuLnZtbS5kZWJ1Zy52MS5SZW1vdmVTb2Z0d2FyZUJyZWFrcG9pbnRSZXNwb25zZUgAElIKGWxpc3Rfc29mdHdhcmVfYnJlYWtwb2ludHMYFCABKAsyLS52bW0uZGVidWcudjEuTGlzdFNvZnR3YXJlQnJlYWtwb2ludHNSZXNwb25zZUgAQggKBnJlc3VsdCppCglTdGVwVHJhY2USGgoWU1RFUF9UUkFDRV9VTlNQRUNJRklFRBAAEhMKD1NURVBfVFJBQ0VfTk9ORRABEhEKDVNURVBfVFJBQ0VfUEMQAhIYChRTVEVQX1RSQUNFX1JFR0lTVEVSUxADMu0LCgxEZWJ1Z1NlcnZpY2USQwoGQXR0YWNoEhsudm1tLmRlYnVnLnYxLkF0dGFjaFJlcXVlc3QaHC52bW0uZGVidWcudjEuQXR0YWNoUmVzcG9uc2USQwoGRGV0YWNoEhsudm1tLmRlYnVnLnYxLkRldGFjaFJlcXVlc3QaHC52bW0uZGVidWcudjEuRGV0YWNoUmVzcG9uc2USQwoGUmVzdW1lEhsudm1tLmRlYnVnLnYxLlJlc3VtZVJlcXVlc3QaHC52bW0uZGVidWcudjEuUmVzdW1lUmVzcG9uc2USQAoFQnJlYWsSGi52bW0uZGVidWcudjEuQnJlYWtSZXF1ZXN0Ghsudm1tLmRlYnVnLnYxLkJyZWFrUmVzcG9uc2USWAoNU2V0RGVidWdTdGF0ZRIiLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVxdWVzdBojLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVzcG9uc2USVAoKR2V0VnBTdGF0ZRIfLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVzcG9uc2UiA5ACARJPCgpTZXRWcFN0YXRlEh8udm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXF1ZXN0GiAudm1tLmRlYnVnLnYxLlNldFZwU3RhdGVSZXNwb25zZRJUCgpSZWFkTWVtb3J5Eh8udm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXF1ZXN0GiAudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXNwb25zZSIDkAIBElIKC1dyaXRlTWVtb3J5EiAudm1tLmRlYnVnLnYxLldyaXRlTWVtb3J5UmVxdWVzdBohLnZtbS5kZWJ1Zy52MS5Xcml0ZU1lbW9yeVJlc3BvbnNlEmgKEFJlYWRNZW1vcnlTdHJlYW0SJS52bW0uZGVidWcudjEuUmVhZE1lbW9yeVN0cmVhbVJlcXVlc3QaJi52bW0uZGVidWcudjEuUmVhZE1lbW9yeVN0cmVhbVJlc3BvbnNlIgOQAgEwARI9CgRTdGVwEhkudm1tLmRlYnVnLnYxLlN0ZXBSZXF1ZXN0Ghoudm1tLmRlYnVnLnYxLlN0ZXBSZXNwb25zZRJgCg5SZWFkTWVtb3J5TWFueRIjLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5TWFueVJlcXVlc3QaJC52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXNwb25zZSIDkAIBElcKC0dldFZwU3RhdGVzEiAudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVzUmVxdWVzdBohLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1Jlc3BvbnNlIgOQAgESeQoYSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50Ei0udm1tLmRlYnVnLnYxLkluc2VydFNvZnR3YXJlQnJlYWtwb2ludFJlcXVlc3QaLi52bW0uZGVidWcudjEuSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVzcG9uc2USeQoYUmVtb3ZlU29mdHdhcmVCcmVha3BvaW50Ei0udm1tLmRlYnVnLnYxLlJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlcXVlc3QaLi52bW0uZGVidWcudjEuUmVtb3ZlU29mdHdhcmVCcmVha3BvaW50UmVzcG9uc2USewoXTGlzdFNvZnR3YXJlQnJlYWtwb2ludHMSLC52bW0uZGVidWcudjEuTGlzdFNvZnR3YXJlQnJlYWtwb2ludHNSZXF1ZXN0Gi0udm1tLmRlYnVnLnYxLkxpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVzcG9uc2UiA5ACARJKCgdTZXNzaW9uEhwudm1tLmRlYnVnLnYxLlNlc3Npb25SZXF1ZXN0Gh0udm1tLmRlYnVnLnYxLlNlc3Npb25SZXNwb25zZSgBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_rpc_status, file_vmm_debug_v1_types, file_vmm_debug_v1_vm_service]);
+  fileDesc("CiB2bW0vZGVidWcvdjEvZGVidWdfc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIi4KDUF0dGFjaFJlcXVlc3QSCgoCdm0YASABKAkSEQoJdGFrZV9vdmVyGAIgASgIIk4KDkF0dGFjaFJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSKAoFbGVhc2UYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPgoNRGV0YWNoUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg0KBWZvcmNlGAMgASgIIhAKDkRldGFjaFJlc3BvbnNlIi8KDVJlc3VtZVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSI/Cg5SZXN1bWVSZXNwb25zZRItCgZyZWFzb24YASABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uIi4KDEJyZWFrUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIg8KDUJyZWFrUmVzcG9uc2UiawoUU2V0RGVidWdTdGF0ZVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJ2cBgDIAEoDRInCgVzdGF0ZRgEIAEoCzIYLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0YXRlIhcKFVNldERlYnVnU3RhdGVSZXNwb25zZSI/ChFHZXRWcFN0YXRlUmVxdWVzdBIKCgJ2bRgBIAEoCRIKCgJ2cBgCIAEoDRISCgpzZXNzaW9uX2lkGAMgASgJIkIKEkdldFZwU3RhdGVSZXNwb25zZRIsCgVzdGF0ZRgBIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z2dlclZwU3RhdGUibQoRU2V0VnBTdGF0ZVJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJ2cBgDIAEoDRIsCgVzdGF0ZRgEIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z2dlclZwU3RhdGUiFAoSU2V0VnBTdGF0ZVJlc3BvbnNlIocBChFSZWFkTWVtb3J5UmVxdWVzdBIKCgJ2bRgBIAEoCRIrCgdhZGRyZXNzGAIgASgLMhoudm1tLmRlYnVnLnYxLkd1ZXN0QWRkcmVzcxIOCgZsZW5ndGgYAyABKAQSEgoKc2Vzc2lvbl9pZBgEIAEoCRIVCg1hbGxvd19wYXJ0aWFsGAUgASgIIlUKElJlYWRNZW1vcnlSZXNwb25zZRIMCgRkYXRhGAEgASgMEjEKCnVucmVhZGFibGUYAiADKAsyHS52bW0uZGVidWcudjEuVW5yZWFkYWJsZVJhbmdlIlgKD1VucmVhZGFibGVSYW5nZRIOCgZvZmZzZXQYASABKAQSDgoGbGVuZ3RoGAIgASgEEiUKBnJlYXNvbhgDIAEoCzIVLmdvb2dsZS5ycGMuRXJyb3JJbmZvIm8KEldyaXRlTWVtb3J5UmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEisKB2FkZHJlc3MYAyABKAsyGi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzEgwKBGRhdGEYBCABKAwiFQoTV3JpdGVNZW1vcnlSZXNwb25zZSKNAQoXUmVhZE1lbW9yeVN0cmVhbVJlcXVlc3QSCgoCdm0YASABKAkSKwoHYWRkcmVzcxgCIAEoCzIaLnZtbS5kZWJ1Zy52MS5HdWVzdEFkZHJlc3MSDgoGbGVuZ3RoGAMgASgEEhIKCnNlc3Npb25faWQYBCABKAkSFQoNYWxsb3dfcGFydGlhbBgFIAEoCCJrChhSZWFkTWVtb3J5U3RyZWFtUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwSMQoKdW5yZWFkYWJsZRgDIAMoCzIdLnZtbS5kZWJ1Zy52MS5VbnJlYWRhYmxlUmFuZ2UicAoLU3RlcFJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIKCgJ2cBgDIAEoDRINCgVjb3VudBgEIAEoDRImCgV0cmFjZRgFIAEoDjIXLnZtbS5kZWJ1Zy52MS5TdGVwVHJhY2UipAEKDFN0ZXBSZXNwb25zZRIQCghleGVjdXRlZBgBIAEoDRIrCgRzdG9wGAIgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbhIOCgZoYWx0ZWQYAyABKAgSEAoIcGNfdHJhY2UYBCABKAwSMwoOcmVnaXN0ZXJfdHJhY2UYBSADKAsyGy52bW0uZGVidWcudjEuUmVnaXN0ZXJEZWx0YSJKCgtNZW1vcnlSYW5nZRIrCgdhZGRyZXNzGAEgASgLMhoudm1tLmRlYnVnLnYxLkd1ZXN0QWRkcmVzcxIOCgZsZW5ndGgYAiABKAQiYgoVUmVhZE1lbW9yeU1hbnlSZXF1ZXN0EgoKAnZtGAEgASgJEikKBnJhbmdlcxgCIAMoCzIZLnZtbS5kZWJ1Zy52MS5NZW1vcnlSYW5nZRISCgpzZXNzaW9uX2lkGAMgASgJIlIKEU1lbW9yeVJhbmdlUmVzdWx0Eg4KBGRhdGEYASABKAxIABIjCgVlcnJvchgCIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCCAoGcmVzdWx0IkoKFlJlYWRNZW1vcnlNYW55UmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLnZtbS5kZWJ1Zy52MS5NZW1vcnlSYW5nZVJlc3VsdCJBChJHZXRWcFN0YXRlc1JlcXVlc3QSCgoCdm0YASABKAkSCwoDdnBzGAIgAygNEhIKCnNlc3Npb25faWQYAyABKAkiSAoMVnBTdGF0ZUVudHJ5EgoKAnZwGAEgASgNEiwKBXN0YXRlGAIgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnZ2VyVnBTdGF0ZSJBChNHZXRWcFN0YXRlc1Jlc3BvbnNlEioKBnN0YXRlcxgBIAMoCzIaLnZtbS5kZWJ1Zy52MS5WcFN0YXRlRW50cnkijQEKH0luc2VydFNvZnR3YXJlQnJlYWtwb2ludFJlcXVlc3QSCgoCdm0YASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRI4CgdhZGRyZXNzGAMgASgLMicudm1tLmRlYnVnLnYxLlNvZnR3YXJlQnJlYWtwb2ludEFkZHJlc3MSEAoIb25lX3Nob3QYBCABKAgiQAogSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVzcG9uc2USCgoCaWQYASABKAQSEAoIZXhpc3RpbmcYAiABKAgiTQofUmVtb3ZlU29mdHdhcmVCcmVha3BvaW50UmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEgoKAmlkGAMgASgEIiIKIFJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlc3BvbnNlIkAKHkxpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIoQBChdTb2Z0d2FyZUJyZWFrcG9pbnRFbnRyeRIKCgJpZBgBIAEoBBI4CgdhZGRyZXNzGAIgASgLMicudm1tLmRlYnVnLnYxLlNvZnR3YXJlQnJlYWtwb2ludEFkZHJlc3MSEAoIb25lX3Nob3QYAyABKAgSEQoJaGl0X2NvdW50GAQgASgEIl0KH0xpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVzcG9uc2USOgoLYnJlYWtwb2ludHMYASADKAsyJS52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50RW50cnki4wgKDlNlc3Npb25SZXF1ZXN0EgoKAmlkGAEgASgEEi0KBmF0dGFjaBgCIAEoCzIbLnZtbS5kZWJ1Zy52MS5BdHRhY2hSZXF1ZXN0SAASLQoGZGV0YWNoGAMgASgLMhsudm1tLmRlYnVnLnYxLkRldGFjaFJlcXVlc3RIABItCgZyZXN1bWUYBCABKAsyGy52bW0uZGVidWcudjEuUmVzdW1lUmVxdWVzdEgAEisKBWJyZWFrGAUgASgLMhoudm1tLmRlYnVnLnYxLkJyZWFrUmVxdWVzdEgAEj0KD3NldF9kZWJ1Z19zdGF0ZRgGIAEoCzIiLnZtbS5kZWJ1Zy52MS5TZXREZWJ1Z1N0YXRlUmVxdWVzdEgAEjcKDGdldF92cF9zdGF0ZRgHIAEoCzIfLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlUmVxdWVzdEgAEjcKDHNldF92cF9zdGF0ZRgIIAEoCzIfLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVxdWVzdEgAEjYKC3JlYWRfbWVtb3J5GAkgASgLMh8udm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlSZXF1ZXN0SAASOAoMd3JpdGVfbWVtb3J5GAogASgLMiAudm1tLmRlYnVnLnYxLldyaXRlTWVtb3J5UmVxdWVzdEgAEkMKEnJlYWRfbWVtb3J5X3N0cmVhbRgLIAEoCzIlLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5U3RyZWFtUmVxdWVzdEgAEikKBHN0ZXAYDCABKAsyGS52bW0uZGVidWcudjEuU3RlcFJlcXVlc3RIABI/ChByZWFkX21lbW9yeV9tYW55GA0gASgLMiMudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlNYW55UmVxdWVzdEgAEjkKDWdldF92cF9zdGF0ZXMYDiABKAsyIC52bW0uZGVidWcudjEuR2V0VnBTdGF0ZXNSZXF1ZXN0SAASUwoaaW5zZXJ0X3NvZnR3YXJlX2JyZWFrcG9pbnQYDyABKAsyLS52bW0uZGVidWcudjEuSW5zZXJ0U29mdHdhcmVCcmVha3BvaW50UmVxdWVzdEgAElMKGnJlbW92ZV9zb2Z0d2FyZV9icmVha3BvaW50GBAgASgLMi0udm1tLmRlYnVnLnYxLlJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlcXVlc3RIABJRChlsaXN0X3NvZnR3YXJlX2JyZWFrcG9pbnRzGBEgASgLMiwudm1tLmRlYnVnLnYxLkxpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVxdWVzdEgAEjoKDXRyYW5zbGF0ZV9ndmEYEiABKAsyIS52bW0uZGVidWcudjEuVHJhbnNsYXRlR3ZhUmVxdWVzdEgAEjYKC2R1bXBfbWVtb3J5GBMgASgLMh8udm1tLmRlYnVnLnYxLkR1bXBNZW1vcnlSZXF1ZXN0SABCCwoJb3BlcmF0aW9uIkUKDVNlc3Npb25PcGVuZWQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIgCgJ2bRgCIAEoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8iIQoNUmVzdW1lU3RhcnRlZBIQCghzZXF1ZW5jZRgBIAEoBCJmCgtTZXNzaW9uU3RvcBItCgZyZWFzb24YASABKAsyHS52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uEhAKCHNlcXVlbmNlGAIgASgEEg8KAnZwGAMgASgNSACIAQFCBQoDX3ZwIs8JCg9TZXNzaW9uUmVzcG9uc2USCgoCaWQYASABKAQSDAoEbW9yZRgCIAEoCBItCgZvcGVuZWQYAyABKAsyGy52bW0uZGVidWcudjEuU2Vzc2lvbk9wZW5lZEgAEiMKBWVycm9yGAQgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIABIuCgZkZXRhY2gYBSABKAsyHC52bW0uZGVidWcudjEuRGV0YWNoUmVzcG9uc2VIABItCgZyZXN1bWUYBiABKAsyGy52bW0uZGVidWcudjEuUmVzdW1lU3RhcnRlZEgAEiwKBWJyZWFrGAcgASgLMhsudm1tLmRlYnVnLnYxLkJyZWFrUmVzcG9uc2VIABI+Cg9zZXRfZGVidWdfc3RhdGUYCCABKAsyIy52bW0uZGVidWcudjEuU2V0RGVidWdTdGF0ZVJlc3BvbnNlSAASOAoMZ2V0X3ZwX3N0YXRlGAkgASgLMiAudm1tLmRlYnVnLnYxLkdldFZwU3RhdGVSZXNwb25zZUgAEjgKDHNldF92cF9zdGF0ZRgKIAEoCzIgLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVzcG9uc2VIABI3CgtyZWFkX21lbW9yeRgLIAEoCzIgLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5UmVzcG9uc2VIABI5Cgx3cml0ZV9tZW1vcnkYDCABKAsyIS52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXNwb25zZUgAEkQKEnJlYWRfbWVtb3J5X3N0cmVhbRgNIAEoCzImLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5U3RyZWFtUmVzcG9uc2VIABIqCgRzdGVwGA4gASgLMhoudm1tLmRlYnVnLnYxLlN0ZXBSZXNwb25zZUgAEkAKEHJlYWRfbWVtb3J5X21hbnkYDyABKAsyJC52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXNwb25zZUgAEjoKDWdldF92cF9zdGF0ZXMYECABKAsyIS52bW0uZGVidWcudjEuR2V0VnBTdGF0ZXNSZXNwb25zZUgAEikKBHN0b3AYESABKAsyGS52bW0uZGVidWcudjEuU2Vzc2lvblN0b3BIABJUChppbnNlcnRfc29mdHdhcmVfYnJlYWtwb2ludBgSIAEoCzIuLnZtbS5kZWJ1Zy52MS5JbnNlcnRTb2Z0d2FyZUJyZWFrcG9pbnRSZXNwb25zZUgAElQKGnJlbW92ZV9zb2Z0d2FyZV9icmVha3BvaW50GBMgASgLMi4udm1tLmRlYnVnLnYxLlJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlc3BvbnNlSAASUgoZbGlzdF9zb2Z0d2FyZV9icmVha3BvaW50cxgUIAEoCzItLnZtbS5kZWJ1Zy52MS5MaXN0U29mdHdhcmVCcmVha3BvaW50c1Jlc3BvbnNlSAASOwoNdHJhbnNsYXRlX2d2YRgVIAEoCzIiLnZtbS5kZWJ1Zy52MS5UcmFuc2xhdGVHdmFSZXNwb25zZUgAEjcKC2R1bXBfbWVtb3J5GBYgASgLMiAudm1tLmRlYnVnLnYxLkR1bXBNZW1vcnlSZXNwb25zZUgAQggKBnJlc3VsdCJOChNUcmFuc2xhdGVHdmFSZXF1ZXN0EgoKAnZtGAEgASgJEgoKAnZwGAIgASgNEgsKA2d2YRgDIAEoBBISCgpzZXNzaW9uX2lkGAQgASgJIngKCVdhbGtMZXZlbBINCgVsZXZlbBgBIAEoDRIMCgRuYW1lGAIgASgJEhEKCWVudHJ5X2dwYRgDIAEoBBINCgVlbnRyeRgEIAEoBBIsCghkZWNpc2lvbhgFIAEoDjIaLnZtbS5kZWJ1Zy52MS5XYWxrRGVjaXNpb24isQIKFFRyYW5zbGF0ZUd2YVJlc3BvbnNlEgsKA2d2YRgBIAEoBBITCgtwYWdpbmdfbW9kZRgCIAEoCRIQCghyb290X2dwYRgDIAEoBBInCgZsZXZlbHMYBCADKAsyFy52bW0uZGVidWcudjEuV2Fsa0xldmVsEg4KBm1hcHBlZBgFIAEoCBILCgNncGEYBiABKAQSEQoJcGFnZV9zaXplGAcgASgEEhAKCHdyaXRhYmxlGAggASgIEgwKBHVzZXIYCSABKAgSEgoKZXhlY3V0YWJsZRgKIAEoCBItCgVmYXVsdBgLIAEoDjIeLnZtbS5kZWJ1Zy52MS5UcmFuc2xhdGlvbkZhdWx0EhMKC2ZhdWx0X2xldmVsGAwgASgNEhQKDGZhdWx0X2RldGFpbBgNIAEoCSIzChFEdW1wTWVtb3J5UmVxdWVzdBIKCgJ2bRgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJIlsKEkR1bXBNZW1vcnlSZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBISCgpieXRlc19kb25lGAMgASgEEhMKC2J5dGVzX3RvdGFsGAQgASgEKmkKCVN0ZXBUcmFjZRIaChZTVEVQX1RSQUNFX1VOU1BFQ0lGSUVEEAASEwoPU1RFUF9UUkFDRV9OT05FEAESEQoNU1RFUF9UUkFDRV9QQxACEhgKFFNURVBfVFJBQ0VfUkVHSVNURVJTEAMqmQEKDFdhbGtEZWNpc2lvbhIdChlXQUxLX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFwoTV0FMS19ERUNJU0lPTl9UQUJMRRABEhYKEldBTEtfREVDSVNJT05fUEFHRRACEh0KGVdBTEtfREVDSVNJT05fTk9UX1BSRVNFTlQQAxIaChZXQUxLX0RFQ0lTSU9OX1JFU0VSVkVEEAQq6QEKEFRyYW5zbGF0aW9uRmF1bHQSIQodVFJBTlNMQVRJT05fRkFVTFRfVU5TUEVDSUZJRUQQABIjCh9UUkFOU0xBVElPTl9GQVVMVF9OT05fQ0FOT05JQ0FMEAESIQodVFJBTlNMQVRJT05fRkFVTFRfTk9UX1BSRVNFTlQQAhIeChpUUkFOU0xBVElPTl9GQVVMVF9SRVNFUlZFRBADEicKI1RSQU5TTEFUSU9OX0ZBVUxUX1RBQkxFX09VVFNJREVfUkFNEAQSIQodVFJBTlNMQVRJT05fRkFVTFRfVU5TVVBQT1JURUQQBTKhDQoMRGVidWdTZXJ2aWNlEkMKBkF0dGFjaBIbLnZtbS5kZWJ1Zy52MS5BdHRhY2hSZXF1ZXN0Ghwudm1tLmRlYnVnLnYxLkF0dGFjaFJlc3BvbnNlEkMKBkRldGFjaBIbLnZtbS5kZWJ1Zy52MS5EZXRhY2hSZXF1ZXN0Ghwudm1tLmRlYnVnLnYxLkRldGFjaFJlc3BvbnNlEkMKBlJlc3VtZRIbLnZtbS5kZWJ1Zy52MS5SZXN1bWVSZXF1ZXN0Ghwudm1tLmRlYnVnLnYxLlJlc3VtZVJlc3BvbnNlEkAKBUJyZWFrEhoudm1tLmRlYnVnLnYxLkJyZWFrUmVxdWVzdBobLnZtbS5kZWJ1Zy52MS5CcmVha1Jlc3BvbnNlElgKDVNldERlYnVnU3RhdGUSIi52bW0uZGVidWcudjEuU2V0RGVidWdTdGF0ZVJlcXVlc3QaIy52bW0uZGVidWcudjEuU2V0RGVidWdTdGF0ZVJlc3BvbnNlElQKCkdldFZwU3RhdGUSHy52bW0uZGVidWcudjEuR2V0VnBTdGF0ZVJlcXVlc3QaIC52bW0uZGVidWcudjEuR2V0VnBTdGF0ZVJlc3BvbnNlIgOQAgESTwoKU2V0VnBTdGF0ZRIfLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5TZXRWcFN0YXRlUmVzcG9uc2USVAoKUmVhZE1lbW9yeRIfLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5UmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5SZWFkTWVtb3J5UmVzcG9uc2UiA5ACARJSCgtXcml0ZU1lbW9yeRIgLnZtbS5kZWJ1Zy52MS5Xcml0ZU1lbW9yeVJlcXVlc3QaIS52bW0uZGVidWcudjEuV3JpdGVNZW1vcnlSZXNwb25zZRJoChBSZWFkTWVtb3J5U3RyZWFtEiUudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXF1ZXN0GiYudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlTdHJlYW1SZXNwb25zZSIDkAIBMAESPQoEU3RlcBIZLnZtbS5kZWJ1Zy52MS5TdGVwUmVxdWVzdBoaLnZtbS5kZWJ1Zy52MS5TdGVwUmVzcG9uc2USYAoOUmVhZE1lbW9yeU1hbnkSIy52bW0uZGVidWcudjEuUmVhZE1lbW9yeU1hbnlSZXF1ZXN0GiQudm1tLmRlYnVnLnYxLlJlYWRNZW1vcnlNYW55UmVzcG9uc2UiA5ACARJXCgtHZXRWcFN0YXRlcxIgLnZtbS5kZWJ1Zy52MS5HZXRWcFN0YXRlc1JlcXVlc3QaIS52bW0uZGVidWcudjEuR2V0VnBTdGF0ZXNSZXNwb25zZSIDkAIBEnkKGEluc2VydFNvZnR3YXJlQnJlYWtwb2ludBItLnZtbS5kZWJ1Zy52MS5JbnNlcnRTb2Z0d2FyZUJyZWFrcG9pbnRSZXF1ZXN0Gi4udm1tLmRlYnVnLnYxLkluc2VydFNvZnR3YXJlQnJlYWtwb2ludFJlc3BvbnNlEnkKGFJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludBItLnZtbS5kZWJ1Zy52MS5SZW1vdmVTb2Z0d2FyZUJyZWFrcG9pbnRSZXF1ZXN0Gi4udm1tLmRlYnVnLnYxLlJlbW92ZVNvZnR3YXJlQnJlYWtwb2ludFJlc3BvbnNlEnsKF0xpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzEiwudm1tLmRlYnVnLnYxLkxpc3RTb2Z0d2FyZUJyZWFrcG9pbnRzUmVxdWVzdBotLnZtbS5kZWJ1Zy52MS5MaXN0U29mdHdhcmVCcmVha3BvaW50c1Jlc3BvbnNlIgOQAgESSgoHU2Vzc2lvbhIcLnZtbS5kZWJ1Zy52MS5TZXNzaW9uUmVxdWVzdBodLnZtbS5kZWJ1Zy52MS5TZXNzaW9uUmVzcG9uc2UoATABEloKDFRyYW5zbGF0ZUd2YRIhLnZtbS5kZWJ1Zy52MS5UcmFuc2xhdGVHdmFSZXF1ZXN0GiIudm1tLmRlYnVnLnYxLlRyYW5zbGF0ZUd2YVJlc3BvbnNlIgOQAgESVgoKRHVtcE1lbW9yeRIfLnZtbS5kZWJ1Zy52MS5EdW1wTWVtb3J5UmVxdWVzdBogLnZtbS5kZWJ1Zy52MS5EdW1wTWVtb3J5UmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_google_protobuf_duration, file_google_rpc_error_details, file_google_rpc_status, file_vmm_debug_v1_types, file_vmm_debug_v1_vm_service]);
 
 /**
  * Attach to a VM.
@@ -432,6 +434,15 @@ export type ReadMemoryRequest = Message<"vmm.debug.v1.ReadMemoryRequest"> & {
    * @generated from field: string session_id = 4;
    */
   sessionId: string;
+
+  /**
+   * Return what can be read instead of failing the whole read: bytes that cannot be read
+   * (unmapped GVA pages, GPAs outside RAM) read as zero and are listed in `unreadable`. Without
+   * it, any unreadable byte fails the read (GVA_NOT_MAPPED, GPA_UNMAPPED) and nothing is returned.
+   *
+   * @generated from field: bool allow_partial = 5;
+   */
+  allowPartial: boolean;
 };
 
 /**
@@ -448,11 +459,18 @@ export const ReadMemoryRequestSchema: GenMessage<ReadMemoryRequest> = /*@__PURE_
  */
 export type ReadMemoryResponse = Message<"vmm.debug.v1.ReadMemoryResponse"> & {
   /**
-   * Exactly `length` bytes.
+   * Exactly `length` bytes (unreadable ones as zero).
    *
    * @generated from field: bytes data = 1;
    */
   data: Uint8Array;
+
+  /**
+   * With `allow_partial`: the ranges that could not be read, in address order.
+   *
+   * @generated from field: repeated vmm.debug.v1.UnreadableRange unreadable = 2;
+   */
+  unreadable: UnreadableRange[];
 };
 
 /**
@@ -461,6 +479,42 @@ export type ReadMemoryResponse = Message<"vmm.debug.v1.ReadMemoryResponse"> & {
  */
 export const ReadMemoryResponseSchema: GenMessage<ReadMemoryResponse> = /*@__PURE__*/
   messageDesc(file_vmm_debug_v1_debug_service, 15);
+
+/**
+ * Bytes a partial read could not read.
+ *
+ * @generated from message vmm.debug.v1.UnreadableRange
+ */
+export type UnreadableRange = Message<"vmm.debug.v1.UnreadableRange"> & {
+  /**
+   * Offset from the start of the request, in bytes.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * Number of bytes.
+   *
+   * @generated from field: uint64 length = 2;
+   */
+  length: bigint;
+
+  /**
+   * Why (the ErrorInfo the read would have failed with: GVA_NOT_MAPPED, GPA_UNMAPPED,
+   * GVA_NON_CANONICAL, with the address in its metadata).
+   *
+   * @generated from field: google.rpc.ErrorInfo reason = 3;
+   */
+  reason?: ErrorInfo | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.UnreadableRange.
+ * Use `create(UnreadableRangeSchema)` to create a new message.
+ */
+export const UnreadableRangeSchema: GenMessage<UnreadableRange> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 16);
 
 /**
  * Write guest memory.
@@ -502,7 +556,7 @@ export type WriteMemoryRequest = Message<"vmm.debug.v1.WriteMemoryRequest"> & {
  * Use `create(WriteMemoryRequestSchema)` to create a new message.
  */
 export const WriteMemoryRequestSchema: GenMessage<WriteMemoryRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 16);
+  messageDesc(file_vmm_debug_v1_debug_service, 17);
 
 /**
  * WriteMemory result (empty).
@@ -517,7 +571,7 @@ export type WriteMemoryResponse = Message<"vmm.debug.v1.WriteMemoryResponse"> & 
  * Use `create(WriteMemoryResponseSchema)` to create a new message.
  */
 export const WriteMemoryResponseSchema: GenMessage<WriteMemoryResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 17);
+  messageDesc(file_vmm_debug_v1_debug_service, 18);
 
 /**
  * Read a long range of guest memory as a stream.
@@ -552,6 +606,14 @@ export type ReadMemoryStreamRequest = Message<"vmm.debug.v1.ReadMemoryStreamRequ
    * @generated from field: string session_id = 4;
    */
   sessionId: string;
+
+  /**
+   * As ReadMemoryRequest.allow_partial: unreadable bytes read as zero and are listed in the
+   * chunk that holds them.
+   *
+   * @generated from field: bool allow_partial = 5;
+   */
+  allowPartial: boolean;
 };
 
 /**
@@ -559,7 +621,7 @@ export type ReadMemoryStreamRequest = Message<"vmm.debug.v1.ReadMemoryStreamRequ
  * Use `create(ReadMemoryStreamRequestSchema)` to create a new message.
  */
 export const ReadMemoryStreamRequestSchema: GenMessage<ReadMemoryStreamRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 18);
+  messageDesc(file_vmm_debug_v1_debug_service, 19);
 
 /**
  * One chunk of a streamed read.
@@ -580,6 +642,14 @@ export type ReadMemoryStreamResponse = Message<"vmm.debug.v1.ReadMemoryStreamRes
    * @generated from field: bytes data = 2;
    */
   data: Uint8Array;
+
+  /**
+   * With `allow_partial`: the ranges of this chunk that could not be read (offsets from the
+   * start of the request, as `offset`).
+   *
+   * @generated from field: repeated vmm.debug.v1.UnreadableRange unreadable = 3;
+   */
+  unreadable: UnreadableRange[];
 };
 
 /**
@@ -587,7 +657,7 @@ export type ReadMemoryStreamResponse = Message<"vmm.debug.v1.ReadMemoryStreamRes
  * Use `create(ReadMemoryStreamResponseSchema)` to create a new message.
  */
 export const ReadMemoryStreamResponseSchema: GenMessage<ReadMemoryStreamResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 19);
+  messageDesc(file_vmm_debug_v1_debug_service, 20);
 
 /**
  * Run instructions on one VP.
@@ -637,7 +707,7 @@ export type StepRequest = Message<"vmm.debug.v1.StepRequest"> & {
  * Use `create(StepRequestSchema)` to create a new message.
  */
 export const StepRequestSchema: GenMessage<StepRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 20);
+  messageDesc(file_vmm_debug_v1_debug_service, 21);
 
 /**
  * What a Step ran.
@@ -690,7 +760,7 @@ export type StepResponse = Message<"vmm.debug.v1.StepResponse"> & {
  * Use `create(StepResponseSchema)` to create a new message.
  */
 export const StepResponseSchema: GenMessage<StepResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 21);
+  messageDesc(file_vmm_debug_v1_debug_service, 22);
 
 /**
  * One range of a scatter/gather read.
@@ -718,7 +788,7 @@ export type MemoryRange = Message<"vmm.debug.v1.MemoryRange"> & {
  * Use `create(MemoryRangeSchema)` to create a new message.
  */
 export const MemoryRangeSchema: GenMessage<MemoryRange> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 22);
+  messageDesc(file_vmm_debug_v1_debug_service, 23);
 
 /**
  * Read many ranges.
@@ -754,7 +824,7 @@ export type ReadMemoryManyRequest = Message<"vmm.debug.v1.ReadMemoryManyRequest"
  * Use `create(ReadMemoryManyRequestSchema)` to create a new message.
  */
 export const ReadMemoryManyRequestSchema: GenMessage<ReadMemoryManyRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 23);
+  messageDesc(file_vmm_debug_v1_debug_service, 24);
 
 /**
  * The outcome of one range.
@@ -791,7 +861,7 @@ export type MemoryRangeResult = Message<"vmm.debug.v1.MemoryRangeResult"> & {
  * Use `create(MemoryRangeResultSchema)` to create a new message.
  */
 export const MemoryRangeResultSchema: GenMessage<MemoryRangeResult> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 24);
+  messageDesc(file_vmm_debug_v1_debug_service, 25);
 
 /**
  * Scatter/gather results.
@@ -812,7 +882,7 @@ export type ReadMemoryManyResponse = Message<"vmm.debug.v1.ReadMemoryManyRespons
  * Use `create(ReadMemoryManyResponseSchema)` to create a new message.
  */
 export const ReadMemoryManyResponseSchema: GenMessage<ReadMemoryManyResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 25);
+  messageDesc(file_vmm_debug_v1_debug_service, 26);
 
 /**
  * Read several VPs' registers.
@@ -847,7 +917,7 @@ export type GetVpStatesRequest = Message<"vmm.debug.v1.GetVpStatesRequest"> & {
  * Use `create(GetVpStatesRequestSchema)` to create a new message.
  */
 export const GetVpStatesRequestSchema: GenMessage<GetVpStatesRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 26);
+  messageDesc(file_vmm_debug_v1_debug_service, 27);
 
 /**
  * One VP's registers.
@@ -875,7 +945,7 @@ export type VpStateEntry = Message<"vmm.debug.v1.VpStateEntry"> & {
  * Use `create(VpStateEntrySchema)` to create a new message.
  */
 export const VpStateEntrySchema: GenMessage<VpStateEntry> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 27);
+  messageDesc(file_vmm_debug_v1_debug_service, 28);
 
 /**
  * Several VPs' registers.
@@ -896,7 +966,7 @@ export type GetVpStatesResponse = Message<"vmm.debug.v1.GetVpStatesResponse"> & 
  * Use `create(GetVpStatesResponseSchema)` to create a new message.
  */
 export const GetVpStatesResponseSchema: GenMessage<GetVpStatesResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 28);
+  messageDesc(file_vmm_debug_v1_debug_service, 29);
 
 /**
  * Arm a software breakpoint.
@@ -938,7 +1008,7 @@ export type InsertSoftwareBreakpointRequest = Message<"vmm.debug.v1.InsertSoftwa
  * Use `create(InsertSoftwareBreakpointRequestSchema)` to create a new message.
  */
 export const InsertSoftwareBreakpointRequestSchema: GenMessage<InsertSoftwareBreakpointRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 29);
+  messageDesc(file_vmm_debug_v1_debug_service, 30);
 
 /**
  * The armed breakpoint.
@@ -967,7 +1037,7 @@ export type InsertSoftwareBreakpointResponse = Message<"vmm.debug.v1.InsertSoftw
  * Use `create(InsertSoftwareBreakpointResponseSchema)` to create a new message.
  */
 export const InsertSoftwareBreakpointResponseSchema: GenMessage<InsertSoftwareBreakpointResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 30);
+  messageDesc(file_vmm_debug_v1_debug_service, 31);
 
 /**
  * Remove a software breakpoint.
@@ -1002,7 +1072,7 @@ export type RemoveSoftwareBreakpointRequest = Message<"vmm.debug.v1.RemoveSoftwa
  * Use `create(RemoveSoftwareBreakpointRequestSchema)` to create a new message.
  */
 export const RemoveSoftwareBreakpointRequestSchema: GenMessage<RemoveSoftwareBreakpointRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 31);
+  messageDesc(file_vmm_debug_v1_debug_service, 32);
 
 /**
  * RemoveSoftwareBreakpoint result (empty).
@@ -1017,7 +1087,7 @@ export type RemoveSoftwareBreakpointResponse = Message<"vmm.debug.v1.RemoveSoftw
  * Use `create(RemoveSoftwareBreakpointResponseSchema)` to create a new message.
  */
 export const RemoveSoftwareBreakpointResponseSchema: GenMessage<RemoveSoftwareBreakpointResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 32);
+  messageDesc(file_vmm_debug_v1_debug_service, 33);
 
 /**
  * List the armed software breakpoints.
@@ -1045,7 +1115,7 @@ export type ListSoftwareBreakpointsRequest = Message<"vmm.debug.v1.ListSoftwareB
  * Use `create(ListSoftwareBreakpointsRequestSchema)` to create a new message.
  */
 export const ListSoftwareBreakpointsRequestSchema: GenMessage<ListSoftwareBreakpointsRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 33);
+  messageDesc(file_vmm_debug_v1_debug_service, 34);
 
 /**
  * One armed software breakpoint.
@@ -1089,7 +1159,7 @@ export type SoftwareBreakpointEntry = Message<"vmm.debug.v1.SoftwareBreakpointEn
  * Use `create(SoftwareBreakpointEntrySchema)` to create a new message.
  */
 export const SoftwareBreakpointEntrySchema: GenMessage<SoftwareBreakpointEntry> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 34);
+  messageDesc(file_vmm_debug_v1_debug_service, 35);
 
 /**
  * The armed software breakpoints.
@@ -1110,7 +1180,7 @@ export type ListSoftwareBreakpointsResponse = Message<"vmm.debug.v1.ListSoftware
  * Use `create(ListSoftwareBreakpointsResponseSchema)` to create a new message.
  */
 export const ListSoftwareBreakpointsResponseSchema: GenMessage<ListSoftwareBreakpointsResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 35);
+  messageDesc(file_vmm_debug_v1_debug_service, 36);
 
 /**
  * One client message of the Session stream.
@@ -1260,6 +1330,22 @@ export type SessionRequest = Message<"vmm.debug.v1.SessionRequest"> & {
      */
     value: ListSoftwareBreakpointsRequest;
     case: "listSoftwareBreakpoints";
+  } | {
+    /**
+     * As TranslateGva.
+     *
+     * @generated from field: vmm.debug.v1.TranslateGvaRequest translate_gva = 18;
+     */
+    value: TranslateGvaRequest;
+    case: "translateGva";
+  } | {
+    /**
+     * As DumpMemory: answered by several `dump_memory` messages, `more` set on all but the last.
+     *
+     * @generated from field: vmm.debug.v1.DumpMemoryRequest dump_memory = 19;
+     */
+    value: DumpMemoryRequest;
+    case: "dumpMemory";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1268,7 +1354,7 @@ export type SessionRequest = Message<"vmm.debug.v1.SessionRequest"> & {
  * Use `create(SessionRequestSchema)` to create a new message.
  */
 export const SessionRequestSchema: GenMessage<SessionRequest> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 36);
+  messageDesc(file_vmm_debug_v1_debug_service, 37);
 
 /**
  * The answer to `attach`: the session is open.
@@ -1296,7 +1382,7 @@ export type SessionOpened = Message<"vmm.debug.v1.SessionOpened"> & {
  * Use `create(SessionOpenedSchema)` to create a new message.
  */
 export const SessionOpenedSchema: GenMessage<SessionOpened> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 37);
+  messageDesc(file_vmm_debug_v1_debug_service, 38);
 
 /**
  * The answer to `resume`: the VM runs.
@@ -1319,7 +1405,7 @@ export type ResumeStarted = Message<"vmm.debug.v1.ResumeStarted"> & {
  * Use `create(ResumeStartedSchema)` to create a new message.
  */
 export const ResumeStartedSchema: GenMessage<ResumeStarted> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 38);
+  messageDesc(file_vmm_debug_v1_debug_service, 39);
 
 /**
  * A stop, pushed on the Session stream when it happens.
@@ -1354,7 +1440,7 @@ export type SessionStop = Message<"vmm.debug.v1.SessionStop"> & {
  * Use `create(SessionStopSchema)` to create a new message.
  */
 export const SessionStopSchema: GenMessage<SessionStop> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 39);
+  messageDesc(file_vmm_debug_v1_debug_service, 40);
 
 /**
  * One server message of the Session stream.
@@ -1525,6 +1611,22 @@ export type SessionResponse = Message<"vmm.debug.v1.SessionResponse"> & {
      */
     value: ListSoftwareBreakpointsResponse;
     case: "listSoftwareBreakpoints";
+  } | {
+    /**
+     * Answer to `translate_gva`.
+     *
+     * @generated from field: vmm.debug.v1.TranslateGvaResponse translate_gva = 21;
+     */
+    value: TranslateGvaResponse;
+    case: "translateGva";
+  } | {
+    /**
+     * One piece answering `dump_memory`.
+     *
+     * @generated from field: vmm.debug.v1.DumpMemoryResponse dump_memory = 22;
+     */
+    value: DumpMemoryResponse;
+    case: "dumpMemory";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1533,7 +1635,277 @@ export type SessionResponse = Message<"vmm.debug.v1.SessionResponse"> & {
  * Use `create(SessionResponseSchema)` to create a new message.
  */
 export const SessionResponseSchema: GenMessage<SessionResponse> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_debug_service, 40);
+  messageDesc(file_vmm_debug_v1_debug_service, 41);
+
+/**
+ * Translate a guest virtual address.
+ *
+ * @generated from message vmm.debug.v1.TranslateGvaRequest
+ */
+export type TranslateGvaRequest = Message<"vmm.debug.v1.TranslateGvaRequest"> & {
+  /**
+   * VM id; empty means the session's VM (or the only VM).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * The VP whose page tables (CR3 / TTBRn_EL1) and paging mode are used.
+   *
+   * @generated from field: uint32 vp = 2;
+   */
+  vp: number;
+
+  /**
+   * The address.
+   *
+   * @generated from field: uint64 gva = 3;
+   */
+  gva: bigint;
+
+  /**
+   * Optional: a session id, whose lease this call renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 4;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message vmm.debug.v1.TranslateGvaRequest.
+ * Use `create(TranslateGvaRequestSchema)` to create a new message.
+ */
+export const TranslateGvaRequestSchema: GenMessage<TranslateGvaRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 42);
+
+/**
+ * One level of a page walk.
+ *
+ * @generated from message vmm.debug.v1.WalkLevel
+ */
+export type WalkLevel = Message<"vmm.debug.v1.WalkLevel"> & {
+  /**
+   * The level as the architecture numbers it: x86 5 (PML5E) down to 1 (PTE); aarch64 0 to 3.
+   *
+   * @generated from field: uint32 level = 1;
+   */
+  level: number;
+
+  /**
+   * The entry's name: PML5E, PML4E, PDPTE, PDE, PTE; L0, L1, L2, L3 on aarch64.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Guest-physical address of the entry.
+   *
+   * @generated from field: uint64 entry_gpa = 3;
+   */
+  entryGpa: bigint;
+
+  /**
+   * The entry's value.
+   *
+   * @generated from field: uint64 entry = 4;
+   */
+  entry: bigint;
+
+  /**
+   * What it decided.
+   *
+   * @generated from field: vmm.debug.v1.WalkDecision decision = 5;
+   */
+  decision: WalkDecision;
+};
+
+/**
+ * Describes the message vmm.debug.v1.WalkLevel.
+ * Use `create(WalkLevelSchema)` to create a new message.
+ */
+export const WalkLevelSchema: GenMessage<WalkLevel> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 43);
+
+/**
+ * A translation and the walk that led to it.
+ *
+ * @generated from message vmm.debug.v1.TranslateGvaResponse
+ */
+export type TranslateGvaResponse = Message<"vmm.debug.v1.TranslateGvaResponse"> & {
+  /**
+   * The address asked about.
+   *
+   * @generated from field: uint64 gva = 1;
+   */
+  gva: bigint;
+
+  /**
+   * How the VP translates: "off" (x86 paging disabled: GVA = GPA), "32-bit", "pae", "4-level",
+   * "5-level"; aarch64 "4k-ttbr0" or "4k-ttbr1", or "off" (SCTLR_EL1.M = 0).
+   *
+   * @generated from field: string paging_mode = 2;
+   */
+  pagingMode: string;
+
+  /**
+   * The physical address of the first table (CR3's or the TTBR's base); 0 with paging off.
+   *
+   * @generated from field: uint64 root_gpa = 3;
+   */
+  rootGpa: bigint;
+
+  /**
+   * Every entry read, from the top level down.
+   *
+   * @generated from field: repeated vmm.debug.v1.WalkLevel levels = 4;
+   */
+  levels: WalkLevel[];
+
+  /**
+   * The address is mapped: `gpa`, `page_size` and the permissions are set.
+   *
+   * @generated from field: bool mapped = 5;
+   */
+  mapped: boolean;
+
+  /**
+   * The guest-physical address the GVA maps to.
+   *
+   * @generated from field: uint64 gpa = 6;
+   */
+  gpa: bigint;
+
+  /**
+   * Size of the page (or block) that maps it, in bytes: 4096, 2 MiB, 1 GiB (4 MiB with 32-bit
+   * paging).
+   *
+   * @generated from field: uint64 page_size = 7;
+   */
+  pageSize: bigint;
+
+  /**
+   * Writes are allowed (x86: R/W set at every level; aarch64: AP[2] clear).
+   *
+   * @generated from field: bool writable = 8;
+   */
+  writable: boolean;
+
+  /**
+   * User mode may access it (x86: U/S set at every level; aarch64: AP[1] set).
+   *
+   * @generated from field: bool user = 9;
+   */
+  user: boolean;
+
+  /**
+   * Instructions may be fetched from it (x86: XD clear at every level, or EFER.NXE off;
+   * aarch64: UXN clear for a user page, PXN clear otherwise).
+   *
+   * @generated from field: bool executable = 10;
+   */
+  executable: boolean;
+
+  /**
+   * When not mapped: why.
+   *
+   * @generated from field: vmm.debug.v1.TranslationFault fault = 11;
+   */
+  fault: TranslationFault;
+
+  /**
+   * When not mapped: the level whose entry ended the walk (as `WalkLevel.level`); 0 for a
+   * non-canonical address.
+   *
+   * @generated from field: uint32 fault_level = 12;
+   */
+  faultLevel: number;
+
+  /**
+   * When not mapped: the reason in words, naming the entry and its value.
+   *
+   * @generated from field: string fault_detail = 13;
+   */
+  faultDetail: string;
+};
+
+/**
+ * Describes the message vmm.debug.v1.TranslateGvaResponse.
+ * Use `create(TranslateGvaResponseSchema)` to create a new message.
+ */
+export const TranslateGvaResponseSchema: GenMessage<TranslateGvaResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 44);
+
+/**
+ * Dump the VM as an ELF core file.
+ *
+ * @generated from message vmm.debug.v1.DumpMemoryRequest
+ */
+export type DumpMemoryRequest = Message<"vmm.debug.v1.DumpMemoryRequest"> & {
+  /**
+   * VM id; empty means the session's VM (or the only VM).
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * Optional: a session id, whose lease this call renews (NOT_ATTACHED if it is not live).
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message vmm.debug.v1.DumpMemoryRequest.
+ * Use `create(DumpMemoryRequestSchema)` to create a new message.
+ */
+export const DumpMemoryRequestSchema: GenMessage<DumpMemoryRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 45);
+
+/**
+ * The next bytes of the ELF file, and how far the dump has come.
+ *
+ * @generated from message vmm.debug.v1.DumpMemoryResponse
+ */
+export type DumpMemoryResponse = Message<"vmm.debug.v1.DumpMemoryResponse"> & {
+  /**
+   * Offset of `data` in the file; the messages come in file order with no gaps.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The file's next bytes.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+
+  /**
+   * Bytes of the file written so far, including `data`.
+   *
+   * @generated from field: uint64 bytes_done = 3;
+   */
+  bytesDone: bigint;
+
+  /**
+   * Size of the whole file, in bytes (the same in every message).
+   *
+   * @generated from field: uint64 bytes_total = 4;
+   */
+  bytesTotal: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.DumpMemoryResponse.
+ * Use `create(DumpMemoryResponseSchema)` to create a new message.
+ */
+export const DumpMemoryResponseSchema: GenMessage<DumpMemoryResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_debug_service, 46);
 
 /**
  * What a Step records for each instruction.
@@ -1575,6 +1947,111 @@ export enum StepTrace {
  */
 export const StepTraceSchema: GenEnum<StepTrace> = /*@__PURE__*/
   enumDesc(file_vmm_debug_v1_debug_service, 0);
+
+/**
+ * What one paging-structure entry decided.
+ *
+ * @generated from enum vmm.debug.v1.WalkDecision
+ */
+export enum WalkDecision {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: WALK_DECISION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Present: points to the next level's table.
+   *
+   * @generated from enum value: WALK_DECISION_TABLE = 1;
+   */
+  TABLE = 1,
+
+  /**
+   * Present: maps the page (a 4 KiB page, or a large page / block at a higher level).
+   *
+   * @generated from enum value: WALK_DECISION_PAGE = 2;
+   */
+  PAGE = 2,
+
+  /**
+   * Not present (x86 P = 0; aarch64 an invalid descriptor): the walk ends, unmapped.
+   *
+   * @generated from enum value: WALK_DECISION_NOT_PRESENT = 3;
+   */
+  NOT_PRESENT = 3,
+
+  /**
+   * Present but with bits set that the CPU refuses (a reserved-bit fault; aarch64 a reserved
+   * descriptor encoding): the walk ends, unmapped.
+   *
+   * @generated from enum value: WALK_DECISION_RESERVED = 4;
+   */
+  RESERVED = 4,
+}
+
+/**
+ * Describes the enum vmm.debug.v1.WalkDecision.
+ */
+export const WalkDecisionSchema: GenEnum<WalkDecision> = /*@__PURE__*/
+  enumDesc(file_vmm_debug_v1_debug_service, 1);
+
+/**
+ * Why a translation failed.
+ *
+ * @generated from enum vmm.debug.v1.TranslationFault
+ */
+export enum TranslationFault {
+  /**
+   * The translation succeeded.
+   *
+   * @generated from enum value: TRANSLATION_FAULT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The address is not canonical (x86), or lies between the TTBR0 and TTBR1 ranges (aarch64).
+   *
+   * @generated from enum value: TRANSLATION_FAULT_NON_CANONICAL = 1;
+   */
+  NON_CANONICAL = 1,
+
+  /**
+   * An entry is not present (`fault_level` names it).
+   *
+   * @generated from enum value: TRANSLATION_FAULT_NOT_PRESENT = 2;
+   */
+  NOT_PRESENT = 2,
+
+  /**
+   * An entry has reserved bits set or a reserved encoding.
+   *
+   * @generated from enum value: TRANSLATION_FAULT_RESERVED = 3;
+   */
+  RESERVED = 3,
+
+  /**
+   * A table or entry lies outside guest RAM.
+   *
+   * @generated from enum value: TRANSLATION_FAULT_TABLE_OUTSIDE_RAM = 4;
+   */
+  TABLE_OUTSIDE_RAM = 4,
+
+  /**
+   * The VP's translation configuration is one the walk does not model (e.g. an aarch64 granule
+   * other than 4 KiB, or TTBRn walks disabled by TCR_EL1.EPDn).
+   *
+   * @generated from enum value: TRANSLATION_FAULT_UNSUPPORTED = 5;
+   */
+  UNSUPPORTED = 5,
+}
+
+/**
+ * Describes the enum vmm.debug.v1.TranslationFault.
+ */
+export const TranslationFaultSchema: GenEnum<TranslationFault> = /*@__PURE__*/
+  enumDesc(file_vmm_debug_v1_debug_service, 2);
 
 /**
  * Debugs one VM at a time per session, either through unary calls that carry the session id
@@ -1824,6 +2301,38 @@ export const DebugService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof SessionRequestSchema;
     output: typeof SessionResponseSchema;
+  },
+  /**
+   * Translate one guest virtual address through one VP's page tables, as that VP would now, and
+   * answer every level of the walk: the entry's physical address and value and what it decided.
+   * A translation that fails is an answer too (`mapped` false, with the level and the reason),
+   * not an error. x86-64: paging off, 4- and 5-level paging (PAE and 32-bit paging too), 4 KiB,
+   * 2 MiB and 1 GiB pages; aarch64: the 4 KiB granule from TTBR0_EL1 or TTBR1_EL1 by address
+   * bit 55. It is the same walk GVA reads and writes use. The VM must be stopped (else
+   * FAILED_PRECONDITION / VM_RUNNING): the walk reads the VP's paging registers.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.TranslateGva
+   */
+  translateGva: {
+    methodKind: "unary";
+    input: typeof TranslateGvaRequestSchema;
+    output: typeof TranslateGvaResponseSchema;
+  },
+  /**
+   * Write an ELF core file of the VM (as QEMU's dump-guest-memory and gdb's gcore do), streamed:
+   * an ELF64 header, one PT_NOTE segment with an NT_PRSTATUS note per VP (its general
+   * registers, in the layout gdb and readelf read for the VM's architecture), and one PT_LOAD
+   * segment per RAM region whose physical address (p_paddr) and virtual address (p_vaddr) are the
+   * region's guest-physical address. Every message carries the next bytes of the file, in file
+   * order, and the progress. The VM must be stopped (else FAILED_PRECONDITION / VM_RUNNING) and
+   * stays stopped until the dump ends; cancelling the call stops the dump at once.
+   *
+   * @generated from rpc vmm.debug.v1.DebugService.DumpMemory
+   */
+  dumpMemory: {
+    methodKind: "server_streaming";
+    input: typeof DumpMemoryRequestSchema;
+    output: typeof DumpMemoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vmm_debug_v1_debug_service, 0);
