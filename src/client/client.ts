@@ -20,6 +20,8 @@ import {
   guestAddressToWire,
   memoryRangeToWire,
   readManyFromWire,
+  translationFromWire,
+  unreadableFromWire,
   vmInfoFromWire,
   vpStateFromWire,
   vpStatesFromWire,
@@ -33,7 +35,9 @@ import type {
   DebuggerVpState,
   GuestAddress,
   MemoryRange,
+  PartialRead,
   ReadManyResult,
+  Translation,
   VmEvent,
   VmInfo,
   VpStateEntry,
@@ -264,6 +268,43 @@ export class VmmDebugClient {
     const chunks = new ReadAssembler(length);
     for await (const chunk of this.rpc.debug.readMemoryStream(request, opts)) chunks.add(chunk);
     return chunks.result();
+  }
+
+  /** @internal A partial ReadMemoryStream call put together. */
+  async streamReadPartial(request: MessageInitShape<typeof ReadMemoryStreamRequestSchema>, length: number, opts: CallOptions): Promise<PartialRead> {
+    const chunks = new ReadAssembler(length);
+    for await (const chunk of this.rpc.debug.readMemoryStream({ ...request, allowPartial: true }, opts)) chunks.add(chunk);
+    return chunks.partialResult();
+  }
+
+  /**
+   * Reads what can be read (works while the VM runs; needs no session): bytes that cannot be
+   * read (unmapped GVA pages, non-canonical GVAs, GPAs outside RAM) come back as zero and are
+   * listed in `unreadable` (offsets from `address`, in order, with the error a plain read would
+   * give). Longer reads than the unary cap are streamed. Bad requests (a VP out of range, too
+   * long) still fail.
+   */
+  async readMemoryPartial(vm: string, address: GuestAddress, length: number, opts: CallOptions = {}): Promise<PartialRead> {
+    if (!Number.isSafeInteger(length) || length < 0) throw badLength(length);
+    const request = { vm, address: guestAddressToWire(address), length: BigInt(length), allowPartial: true };
+    if (length <= this.maxUnaryReadBytes) {
+      try {
+        const res = await this.rpc.debug.readMemory(request, opts);
+        return { data: res.data, unreadable: unreadableFromWire(res.unreadable) };
+      } catch (e) {
+        if (!(e instanceof VmmDebugError && e.reason === "READ_TOO_LARGE")) throw e;
+      }
+    }
+    return this.streamReadPartial(request, length, opts);
+  }
+
+  /**
+   * Translates `gva` through VP `vp`'s page tables as the VP would now, with every level of the
+   * walk; an unmapped address is an answer (`mapped` false, `fault`), not an error. The VM must
+   * be stopped (FAILED_PRECONDITION / VM_RUNNING). Needs no session.
+   */
+  async translateGva(vm: string, vp: number, gva: bigint, opts: CallOptions = {}): Promise<Translation> {
+    return translationFromWire(await this.rpc.debug.translateGva({ vm, vp, gva }, opts));
   }
 
   /**

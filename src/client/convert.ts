@@ -20,6 +20,7 @@ import type {
   GuestAddress,
   HardwareBreakpoint,
   MemoryRange,
+  PartialRead,
   ReadManyResult,
   RunState,
   SegmentRegister,
@@ -28,6 +29,9 @@ import type {
   SoftwareBreakpointAddress,
   StepResult,
   StepTrace,
+  Translation,
+  TranslationFault,
+  UnreadableRange,
   VmEvent,
   VmEventBody,
   VmInfo,
@@ -433,10 +437,75 @@ function detachCauseFromWire(cause: vmWire.DetachCause): DetachCause {
   }
 }
 
+function walkDecisionFromWire(d: dsWire.WalkDecision): Translation["levels"][number]["decision"] {
+  switch (d) {
+    case dsWire.WalkDecision.TABLE:
+      return "table";
+    case dsWire.WalkDecision.PAGE:
+      return "page";
+    case dsWire.WalkDecision.NOT_PRESENT:
+      return "notPresent";
+    case dsWire.WalkDecision.RESERVED:
+      return "reserved";
+    default:
+      throw unexpected(`walk decision ${d}`);
+  }
+}
+
+function translationFaultFromWire(f: dsWire.TranslationFault): TranslationFault {
+  switch (f) {
+    case dsWire.TranslationFault.NON_CANONICAL:
+      return "nonCanonical";
+    case dsWire.TranslationFault.NOT_PRESENT:
+      return "notPresent";
+    case dsWire.TranslationFault.RESERVED:
+      return "reserved";
+    case dsWire.TranslationFault.TABLE_OUTSIDE_RAM:
+      return "tableOutsideRam";
+    case dsWire.TranslationFault.UNSUPPORTED:
+      return "unsupported";
+    default:
+      throw unexpected(`translation fault ${f}`);
+  }
+}
+
+export function translationFromWire(res: dsWire.TranslateGvaResponse): Translation {
+  const t: Translation = {
+    gva: res.gva,
+    pagingMode: res.pagingMode,
+    rootGpa: res.rootGpa,
+    levels: res.levels.map((l) => ({ level: l.level, name: l.name, entryGpa: l.entryGpa, entry: l.entry, decision: walkDecisionFromWire(l.decision) })),
+    mapped: res.mapped,
+    writable: res.writable,
+    user: res.user,
+    executable: res.executable,
+  };
+  if (res.mapped) {
+    t.gpa = res.gpa;
+    t.pageSize = res.pageSize;
+  } else {
+    t.fault = translationFaultFromWire(res.fault);
+    t.faultLevel = res.faultLevel;
+    t.faultDetail = res.faultDetail;
+  }
+  return t;
+}
+
+export function unreadableFromWire(ranges: dsWire.UnreadableRange[]): UnreadableRange[] {
+  return ranges.map((r) => ({
+    offset: Number(r.offset),
+    length: Number(r.length),
+    reason: r.reason?.reason ?? "",
+    metadata: { ...(r.reason?.metadata ?? {}) },
+  }));
+}
+
 /** Puts a streamed read's chunks together, checking they fill exactly `length` bytes. */
 export class ReadAssembler {
   private readonly out: Uint8Array;
   private received = 0;
+  /** The chunks' unreadable ranges (a partial read), in order, coalesced across chunks. */
+  private readonly unreadable: UnreadableRange[] = [];
 
   constructor(private readonly length: number) {
     this.out = new Uint8Array(length);
@@ -449,6 +518,16 @@ export class ReadAssembler {
     }
     this.out.set(chunk.data, offset);
     this.received += chunk.data.length;
+    for (const r of unreadableFromWire(chunk.unreadable)) {
+      const last = this.unreadable[this.unreadable.length - 1];
+      if (last && last.offset + last.length === r.offset && last.reason === r.reason) last.length += r.length;
+      else this.unreadable.push(r);
+    }
+  }
+
+  /** The bytes and the unreadable ranges, once the last chunk is in. */
+  partialResult(): PartialRead {
+    return { data: this.result(), unreadable: this.unreadable };
   }
 
   /** The bytes, once the last chunk is in. */

@@ -1,7 +1,7 @@
 // What a Session needs from its transport (internal): the Session stream or unary RPCs behind one interface.
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import type * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
-import type { CallOptions, DebugStopReason, SessionStop, Transport } from "./types";
+import type { CallOptions, DebugStopReason, PartialRead, SessionStop, Transport } from "./types";
 
 /**
  * The operations that are one request and one answer on both transports, by the names the unary
@@ -20,6 +20,7 @@ export interface Operations {
   insertSoftwareBreakpoint: [typeof ds.InsertSoftwareBreakpointRequestSchema, ds.InsertSoftwareBreakpointResponse];
   removeSoftwareBreakpoint: [typeof ds.RemoveSoftwareBreakpointRequestSchema, ds.RemoveSoftwareBreakpointResponse];
   listSoftwareBreakpoints: [typeof ds.ListSoftwareBreakpointsRequestSchema, ds.ListSoftwareBreakpointsResponse];
+  translateGva: [typeof ds.TranslateGvaRequestSchema, ds.TranslateGvaResponse];
 }
 export type OperationName = keyof Operations;
 
@@ -42,6 +43,8 @@ export interface SessionTransport {
   call<K extends OperationName>(name: K, request: OperationRequest<K>, opts: CallOptions): Promise<OperationResponse<K>>;
   /** A read of any length through the streamed read, as one array. */
   readMemoryStream(request: OperationRequest<"readMemory">, length: number, opts: CallOptions): Promise<Uint8Array>;
+  /** As readMemoryStream, with allow_partial: the bytes and the unreadable ranges. */
+  readMemoryStreamPartial(request: OperationRequest<"readMemory">, length: number, opts: CallOptions): Promise<PartialRead>;
   /** Runs the VM and answers the next stop (at once if one is unreported). */
   resume(opts: CallOptions): Promise<DebugStopReason>;
   /** Single-steps one VP (the VM stays stopped or stops again) and answers the stop. */

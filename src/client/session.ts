@@ -12,6 +12,8 @@ import {
   softwareBreakpointsFromWire,
   stepResultFromWire,
   stepTraceToWire,
+  translationFromWire,
+  unreadableFromWire,
   vpStateFromWire,
   vpStateToWire,
   vpStatesFromWire,
@@ -27,12 +29,14 @@ import type {
   HardwareBreakpoint,
   InsertSoftwareBreakpointOptions,
   MemoryRange,
+  PartialRead,
   ReadManyResult,
   SessionStop,
   SoftwareBreakpoint,
   SoftwareBreakpointAddress,
   StepOptions,
   StepResult,
+  Translation,
   Transport,
   VpStateEntry,
   Watchpoint,
@@ -215,6 +219,29 @@ export class Session {
       }
     }
     return this.transportImpl.readMemoryStream(request, length, opts);
+  }
+
+  /**
+   * Reads what can be read, as VmmDebugClient.readMemoryPartial(): unreadable bytes come back as
+   * zero and are listed in `unreadable`; streamed above the unary cap.
+   */
+  async readMemoryPartial(address: GuestAddress, length: number, opts: CallOptions = {}): Promise<PartialRead> {
+    if (!Number.isSafeInteger(length) || length < 0) throw badLength(length);
+    const request = { address: guestAddressToWire(address), length: BigInt(length), allowPartial: true };
+    if (length <= this.client.maxUnaryReadBytes) {
+      try {
+        const res = await this.transportImpl.call("readMemory", request, opts);
+        return { data: res.data, unreadable: unreadableFromWire(res.unreadable) };
+      } catch (e) {
+        if (!(e instanceof VmmDebugError && e.reason === "READ_TOO_LARGE")) throw e;
+      }
+    }
+    return this.transportImpl.readMemoryStreamPartial(request, length, opts);
+  }
+
+  /** Translates `gva` through VP `vp`'s page tables, with every level of the walk; the VM must be stopped. */
+  async translateGva(vp: number, gva: bigint, opts: CallOptions = {}): Promise<Translation> {
+    return translationFromWire(await this.transportImpl.call("translateGva", { vp, gva }, opts));
   }
 
   /**

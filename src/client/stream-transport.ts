@@ -8,7 +8,7 @@ import type { VmmDebugClient } from "./client";
 import { ReadAssembler, sessionStopFromWire, stepResultFromWire, vmInfoFromWire } from "./convert";
 import { VmmDebugError, cancelledError, deadlineError } from "./errors";
 import type { OperationName, OperationRequest, OperationResponse, SessionTransport } from "./session-transport";
-import type { CallOptions, DebugStopReason, SessionStop } from "./types";
+import type { CallOptions, DebugStopReason, PartialRead, SessionStop } from "./types";
 
 /** Stops one stops() iterator holds for a reader that lags; one more ends it with STOPS_OVERFLOW. */
 export const MAX_BUFFERED_STOPS = 1024;
@@ -93,15 +93,23 @@ export class StreamTransport implements SessionTransport {
   }
 
   readMemoryStream(request: OperationRequest<"readMemory">, length: number, opts: CallOptions): Promise<Uint8Array> {
+    return this.streamedRead(request, length, opts, (chunks) => chunks.result());
+  }
+
+  readMemoryStreamPartial(request: OperationRequest<"readMemory">, length: number, opts: CallOptions): Promise<PartialRead> {
+    return this.streamedRead({ ...request, allowPartial: true }, length, opts, (chunks) => chunks.partialResult());
+  }
+
+  private streamedRead<T>(request: OperationRequest<"readMemory">, length: number, opts: CallOptions, done: (chunks: ReadAssembler) => T): Promise<T> {
     const chunks = new ReadAssembler(length);
-    return this.send<Uint8Array>({ case: "readMemoryStream", value: request }, opts, (msg, settle) => {
+    return this.send<T>({ case: "readMemoryStream", value: request }, opts, (msg, settle) => {
       if (msg.result.case !== "readMemoryStream") {
         settle.reject(unexpectedAnswer("readMemoryStream", msg.result.case));
         return true;
       }
       chunks.add(msg.result.value); // a throw rejects the call (onMessage)
       if (msg.more) return false;
-      settle.resolve(chunks.result());
+      settle.resolve(done(chunks));
       return true;
     });
   }

@@ -299,3 +299,62 @@ export interface WatchEventsOptions {
   /** Called before each reconnection attempt, with the failure and the wait before the attempt. */
   onRetry?: (error: VmmDebugError, attempt: number, delayMs: number) => void;
 }
+
+/** What one paging-structure entry decided (WalkDecision). */
+export type WalkDecision = "table" | "page" | "notPresent" | "reserved";
+
+/** One level of a page walk, from the top down. */
+export interface WalkLevel {
+  /** As the architecture numbers it: x86 5 (PML5E) down to 1 (PTE); aarch64 0 to 3. */
+  level: number;
+  /** PML5E, PML4E, PDPTE, PDE, PTE; L0..L3 on aarch64. */
+  name: string;
+  /** Guest-physical address of the entry. */
+  entryGpa: bigint;
+  /** The entry's value. */
+  entry: bigint;
+  decision: WalkDecision;
+}
+
+/** Why a translation failed (TranslationFault). */
+export type TranslationFault = "nonCanonical" | "notPresent" | "reserved" | "tableOutsideRam" | "unsupported";
+
+/** A TranslateGva answer: the walk, and where it led. */
+export interface Translation {
+  gva: bigint;
+  /** "off", "32-bit", "pae", "4-level", "5-level"; aarch64 "4k-ttbr0", "4k-ttbr1" or "off". */
+  pagingMode: string;
+  /** Physical address of the first table (0 with paging off). */
+  rootGpa: bigint;
+  levels: WalkLevel[];
+  mapped: boolean;
+  /** Set when mapped. */
+  gpa?: bigint;
+  /** Set when mapped: 4096, 2 MiB, 1 GiB, 4 MiB. */
+  pageSize?: bigint;
+  writable: boolean;
+  user: boolean;
+  executable: boolean;
+  /** Set when not mapped. */
+  fault?: TranslationFault;
+  /** Set when not mapped: the level whose entry ended the walk (0 for a non-canonical address). */
+  faultLevel?: number;
+  /** Set when not mapped: the reason in words. */
+  faultDetail?: string;
+}
+
+/** Bytes a partial read could not read (read as zero), with the error reading them gives. */
+export interface UnreadableRange {
+  /** Offset from the start of the read. */
+  offset: number;
+  length: number;
+  /** The ErrorInfo reason: GVA_NOT_MAPPED, GPA_UNMAPPED, GVA_NON_CANONICAL. */
+  reason: string;
+  metadata: Record<string, string>;
+}
+
+/** A partial read's answer: every byte (unreadable ones zero) and the unreadable ranges, in order. */
+export interface PartialRead {
+  data: Uint8Array;
+  unreadable: UnreadableRange[];
+}

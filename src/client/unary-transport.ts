@@ -4,7 +4,7 @@ import type { VmmDebugClient } from "./client";
 import { debugStateToWire, stopReasonFromWire } from "./convert";
 import { VmmDebugError } from "./errors";
 import type { OperationName, OperationRequest, OperationResponse, SessionTransport } from "./session-transport";
-import type { CallOptions, DebugState, DebugStopReason, SessionStop } from "./types";
+import type { CallOptions, DebugState, DebugStopReason, PartialRead, SessionStop } from "./types";
 
 type UnaryMethod = (request: object, opts: CallOptions) => Promise<unknown>;
 
@@ -40,6 +40,10 @@ export class UnaryTransport implements SessionTransport {
 
   readMemoryStream(request: OperationRequest<"readMemory">, length: number, opts: CallOptions): Promise<Uint8Array> {
     return this.client.streamRead({ ...request, vm: this.vm, sessionId: this.id }, length, opts);
+  }
+
+  readMemoryStreamPartial(request: OperationRequest<"readMemory">, length: number, opts: CallOptions): Promise<PartialRead> {
+    return this.client.streamReadPartial({ ...request, vm: this.vm, sessionId: this.id }, length, opts);
   }
 
   async resume(opts: CallOptions): Promise<DebugStopReason> {
