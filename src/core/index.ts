@@ -41,3 +41,4 @@ export { isCanonicalX86, walkX86, x86PagingMode } from "./x86/page-walk";
 export type { X86PagingMode, X86PagingRegs, X86WalkResult } from "./x86/page-walk";
 export { walkAarch64 } from "./aarch64/page-walk";
 export type { Aarch64PagingRegs, Aarch64WalkResult } from "./aarch64/page-walk";
+export * from "./elf-core";
