@@ -4,7 +4,9 @@ import { resolve } from "node:path";
 import type { VmmCore } from "../core";
 import { createEmuMachine, loadGuestImage } from "../emu";
 import { createQemuVm, launchQemuVm, parseSocketAddress, qemuArgsForGuest } from "../qemu";
-import { createJsonLogger, createVmmDebugServer } from "../server";
+import { createVmmDebugServer } from "../server";
+import { LOG_LEVELS, type LogLevel, createLogger, isLogLevel, routeGrpcJsLogs } from "../server/logger";
+import { parseMetricsAddress } from "../server/metrics";
 import { TokenStore, reloadOnSighup } from "../server/auth/tokens";
 import { type Role, isRole } from "../server/auth/principal";
 import { type OptionSpec, UsageError, parseArgs, usage } from "./args";
@@ -38,8 +40,24 @@ const SPEC: Record<string, OptionSpec> = {
   "client-ca": { help: "require client certificates that chain to this PEM CA (mutual TLS); the principal is the CN or first SAN" },
   "certificate-role": { help: "role of a principal known only by its client certificate, unless its subject OU names one (default viewer)" },
   tokens: { help: "require bearer tokens: the file `vmm-debug token add` writes (re-read on change and on SIGHUP)" },
+  "log-level": { help: `${LOG_LEVELS.join(", ")}: the least severe log line written (default info, or $VMM_DEBUG_LOG_LEVEL); logs go to stderr, readable on a terminal and JSON lines otherwise` },
+  metrics: { help: "serve Prometheus metrics at http://HOST:PORT/metrics (loopback only, e.g. 127.0.0.1:9464)" },
   help: { flag: true, help: "show this help" },
 };
+
+/** --log-level, else $VMM_DEBUG_LOG_LEVEL, else info. */
+function logLevel(option: string | boolean | undefined, env: NodeJS.ProcessEnv): LogLevel {
+  if (option !== undefined) {
+    const value = String(option).toLowerCase();
+    if (!isLogLevel(value)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${String(option)}"`);
+    return value;
+  }
+  const fromEnv = env.VMM_DEBUG_LOG_LEVEL;
+  if (fromEnv === undefined || fromEnv === "") return "info";
+  const value = fromEnv.toLowerCase();
+  if (!isLogLevel(value)) throw new UsageError(`VMM_DEBUG_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${fromEnv}"`);
+  return value;
+}
 
 function integer(value: string | boolean | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
@@ -57,7 +75,18 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const listen = (options.listen as string | undefined) ?? env.VMM_DEBUG_LISTEN ?? DEFAULT_LISTEN;
   const vpCount = integer(options.vps, "vps", 2, 1, 8);
   const memoryMib = integer(options["memory-mib"], "memory-mib", 256, 4, 4096);
-  const logger = createJsonLogger();
+  const logger = createLogger({ level: logLevel(options["log-level"], env) });
+  // grpc-js's own lines go through the same logger (and its line about a failed bind, which the
+  // error below says in words, not at all).
+  routeGrpcJsLogs(logger);
+  const metricsListen = options.metrics as string | undefined;
+  if (metricsListen !== undefined) {
+    try {
+      parseMetricsAddress(metricsListen);
+    } catch (e) {
+      throw new UsageError(e instanceof Error ? e.message : String(e));
+    }
+  }
   const tlsCert = options["tls-cert"] as string | undefined;
   const tlsKey = options["tls-key"] as string | undefined;
   const clientCa = options["client-ca"] as string | undefined;
@@ -151,6 +180,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       leaseMs: integer(options["lease-ms"], "lease-ms", 600_000, 100, 86_400_000),
       maxReadBytes: integer(options["max-read-bytes"], "max-read-bytes", 4 * 1024 * 1024, 1, 64 * 1024 * 1024),
       insecureNonLoopback: options["insecure-non-loopback"] === true || options["allow-non-loopback"] === true,
+      metrics: metricsListen !== undefined ? { listen: metricsListen } : undefined,
     });
   } catch (e) {
     tokens?.close();
@@ -169,9 +199,11 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     await closeAll();
     throw e;
   }
-  const where = bound.host.includes(":") ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
+  const hostPort = (a: { host: string; port: number }) => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+  const where = hostPort(bound);
   process.stdout.write(
     `vmm-debug: serving ${describe.join(", ")} on ${where}\n` +
+      (bound.metrics ? `  metrics: http://${hostPort(bound.metrics)}/metrics\n` : "") +
       (tlsCert
         ? `  TLS${clientCa ? " with client certificates" : ""}${tokens ? " and bearer tokens" : ""}: see "Running it across hosts" in the README\n`
         : `  try: npx buf curl --protocol grpc --http2-prior-knowledge --list-services http://${where}\n`),

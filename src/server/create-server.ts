@@ -10,7 +10,8 @@ import { audit, createExecutor, createOperationTable } from "./operations";
 import { DEFAULT_SESSION_STREAM_LIMITS, type SessionStreamLimits } from "./session-stream";
 import { createErrorMiddleware } from "./errors";
 import { formatListenAddress, isLoopbackHost, parseListenAddress } from "./listen-address";
-import { createJsonLogger, type Logger } from "./logger";
+import { createLogger, type Logger } from "./logger";
+import { ServerMetrics, parseMetricsAddress, serveMetrics } from "./metrics";
 import { addReflection, REFLECTED_SERVICES } from "./reflection";
 import { VmRegistry } from "./registry";
 import { DEFAULT_SEND_BUDGET, SendBudget, sendBudgetInterceptor, type SendBudgetLimits } from "./send-budget";
@@ -57,8 +58,19 @@ export interface VmmDebugServerOptions {
    */
   keepaliveMs?: number;
   keepaliveTimeoutMs?: number;
-  /** Where audit lines and warnings go. Default: JSON lines on stderr. */
+  /**
+   * Where audit lines and warnings go. Default: pino on stderr at level info, human-readable
+   * when stderr is a terminal and JSON lines otherwise (logger.ts's createLogger).
+   */
   logger?: Logger;
+  /**
+   * Prometheus metrics (metrics.ts; the CLI's `--metrics`): per-RPC latency and counts by status,
+   * open sessions, VMs by run state, stops by reason, guest memory bytes read and written, and
+   * the process's default metrics, in a registry of this server's own (`metrics`). With
+   * `listen` (a loopback HOST:PORT; port 0 picks one), listen() also serves GET /metrics there,
+   * and close() stops it.
+   */
+  metrics?: { listen?: string };
   /**
    * Serve TLS from these PEM files (re-read while serving: rotation needs no restart). With
    * `clientCa`, clients must present a certificate that chains to it; the principal is its
@@ -101,8 +113,13 @@ export interface VmmDebugServer {
   readonly sendBudget: SendBudget;
   /** Ends every open call of these principals (their tokens were removed): UNAUTHENTICATED / TOKEN_REVOKED. Answers how many. */
   revoke(principals: readonly string[]): number;
-  /** Binds "HOST:PORT" (port 0 picks a free one) and starts serving; resolves to the bound address. */
-  listen(address: string): Promise<{ host: string; port: number }>;
+  /** The server's metrics, when the `metrics` option asked for them. */
+  readonly metrics?: ServerMetrics;
+  /**
+   * Binds "HOST:PORT" (port 0 picks a free one) and starts serving; resolves to the bound address,
+   * and to the metrics endpoint's when `metrics.listen` was given.
+   */
+  listen(address: string): Promise<{ host: string; port: number; metrics?: { host: string; port: number } }>;
   /** Detaches every session (resuming VMs the debugger stopped), then shuts the server down. */
   close(): Promise<void>;
 }
@@ -112,7 +129,9 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
   const maxReadBytes = positive(options.maxReadBytes ?? 4 * MIB, "maxReadBytes");
   const maxStreamReadBytes = positive(options.maxStreamReadBytes ?? 1024 * MIB, "maxStreamReadBytes");
   const streamChunkBytes = positive(options.streamChunkBytes ?? MIB, "streamChunkBytes");
-  const logger = options.logger ?? createJsonLogger();
+  const logger = options.logger ?? createLogger();
+  // A bad --metrics address is refused before anything is built.
+  if (options.metrics?.listen !== undefined) parseMetricsAddress(options.metrics.listen);
 
   const registry = new VmRegistry(options.vms, {
     leaseMs,
@@ -128,7 +147,9 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
         { ...DEFAULT_PRINCIPAL_LIMITS, maxRequestBytes: maxReadBytes + MIB, maxResponseBytes: maxReadBytes + MIB, ...options.limits };
   const limiter = limits ? new PrincipalLimiter({ limits }) : undefined;
   const table = createOperationTable({ maxReadBytes, maxStreamReadBytes, streamChunkBytes });
-  const execute = createExecutor(registry, table, logger, limiter);
+  const metrics = options.metrics ? new ServerMetrics(registry) : undefined;
+  const executor = createExecutor(registry, table, logger, limiter);
+  const execute = metrics ? metrics.countMemory(executor) : executor;
 
   const budget = new SendBudget({ ...DEFAULT_SEND_BUDGET, ...options.sendBudget });
   const insecure = options.insecureNonLoopback === true || options.allowNonLoopback === true;
@@ -163,7 +184,8 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
     "grpc.keepalive_timeout_ms": positive(options.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS, "keepaliveTimeoutMs"),
     // Every answer's bytes go back to the send budget once the transport has written it.
     // Who calls, and whether they may, before any handler runs (auth/interceptor.ts).
-    interceptors: [authenticator.interceptor(), sendBudgetInterceptor(budget)],
+    // The metrics interceptor is the innermost (first): every status passes it, refusals included.
+    interceptors: [...(metrics ? [metrics.interceptor()] : []), authenticator.interceptor(), sendBudgetInterceptor(budget)],
   };
   // nice-grpc hands these options to grpc-js's Server unchanged; its type names only channel options.
   const server = createServer(serverOptions as Parameters<typeof createServer>[0])
@@ -191,10 +213,12 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
   addReflection(server);
 
   let closing: Promise<void> | undefined;
+  let metricsEndpoint: { host: string; port: number; close(): Promise<void> } | undefined;
 
   return {
     vms: registry.cores,
     sendBudget: budget,
+    metrics,
 
     revoke: (principals) => authenticator.revoke(principals),
 
@@ -219,6 +243,10 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
       } catch (e) {
         throw listenError(address, e);
       }
+      if (metrics && options.metrics?.listen !== undefined && !metricsEndpoint) {
+        metricsEndpoint = await serveMetrics(metrics.registry, options.metrics.listen);
+        return { host: parsed.host, port, metrics: { host: metricsEndpoint.host, port: metricsEndpoint.port } };
+      }
       return { host: parsed.host, port };
     },
 
@@ -242,6 +270,8 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
         ]);
         clearTimeout(timer);
         tls?.close();
+        metrics?.close();
+        await metricsEndpoint?.close();
       })();
       return closing;
     },
