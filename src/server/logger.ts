@@ -59,6 +59,8 @@ export function createLogger(options: LoggerOptions = {}): LeveledLogger {
       messageKey: "message",
       colorize: options.colorize ?? (options.write === undefined && process.stderr.hasColors?.() === true),
       singleLine: true,
+      // Our `error` fields are strings: kept on the line like any other field.
+      errorLikeObjectKeys: ["err"],
       translateTime: "SYS:HH:MM:ss.l",
       ignore: "pid,hostname",
     });
