@@ -1,6 +1,8 @@
 // The port every VMM backend implements (embedded machine, QEMU): run control, debug state,
 // registers and memory of one VM.
 import type { Capabilities } from "./capabilities";
+import type { PartialRead } from "./translate";
+import type { GvaTranslation } from "./translation";
 import type {
   Arch,
   DebugState,
@@ -119,6 +121,20 @@ export interface VmmCore {
    * A zero-length read is checked as a one-byte read at the same address and answers no bytes.
    */
   readMemory(address: GuestAddress, length: number): Promise<Uint8Array>;
+  /**
+   * As readMemory, but bytes that cannot be read (unmapped GVA pages, non-canonical GVAs, GPAs
+   * outside what the machine maps) read as zero and are listed with the error a plain read of
+   * them gives, instead of failing the read. A bad request (VP out of range) still rejects, as do
+   * VM_RUNNING-type states of the backend (gone). A zero-length read that would fail answers one
+   * zero-length unreadable range.
+   */
+  readMemoryPartial(address: GuestAddress, length: number): Promise<PartialRead>;
+  /**
+   * Translates `gva` through VP `vp`'s paging registers and page tables with the walk GVA
+   * accesses use (`walkX86Detailed`, `walkAarch64Detailed`), every level recorded. VM stopped
+   * (else VM_RUNNING); VP index checked (VP_OUT_OF_RANGE). An unmapped address is an answer.
+   */
+  translateGva(vp: number, gva: bigint): Promise<GvaTranslation>;
   /** Write guest memory, all or nothing; ignores guest write protection. No data: checked as one byte, writes nothing. */
   writeMemory(address: GuestAddress, data: Uint8Array): Promise<void>;
   /** Release everything (threads, processes, sockets). */

@@ -7,7 +7,9 @@ import {
   type DebugStopReason,
   type DebuggerVpState,
   type GuestAddress,
+  type GvaTranslation,
   type MemoryRegion,
+  type PartialRead,
   type RegisterDelta,
   type RunState,
   type SoftwareBreakpoint,
@@ -31,9 +33,12 @@ import {
   SoftwareBreakpointTable,
   emptyDebugState,
   errors,
+  PartialReadBuilder,
   translateRange,
+  translateRangePartial,
   vpStateFieldNames,
   walkX86,
+  walkX86Detailed,
 } from "../core";
 import { bootMachine, type GuestImage } from "./image";
 import { GuestMemory, type RegionSpec } from "./memory";
@@ -382,6 +387,38 @@ export class EmuMachine implements VmmCore {
       o += piece.length;
     }
     return out;
+  }
+
+  async readMemoryPartial(address: GuestAddress, length: number): Promise<PartialRead> {
+    this.assertAlive();
+    const out = new PartialReadBuilder(length);
+    const pieces =
+      address.kind === "gpa"
+        ? [{ gpa: address.gpa, length }]
+        : (this.checkVp(address.vp),
+          translateRangePartial(address.vp, address.gva, length, (gva) => walkX86(readX86PagingRegs(this.regs, address.vp), gva, (gpa) => this.memory.readU64(gpa))));
+    for (const piece of pieces) {
+      if ("error" in piece) {
+        out.skip(piece.length, piece.error);
+        continue;
+      }
+      // RAM regions and the holes between them (a zero-length piece: as its first byte).
+      for (const part of this.memory.split(piece.gpa, piece.length)) {
+        if (!part.ram) {
+          out.skipGpa(part.gpa, part.length);
+          continue;
+        }
+        this.memory.readInto(part.gpa, out.view(part.length));
+        out.advance(part.length);
+      }
+    }
+    return out.result();
+  }
+
+  async translateGva(vp: number, gva: bigint): Promise<GvaTranslation> {
+    this.checkVp(vp);
+    this.assertStopped("TranslateGva");
+    return walkX86Detailed(readX86PagingRegs(this.regs, vp), gva, (gpa) => this.memory.readU64(gpa));
   }
 
   async writeMemory(address: GuestAddress, data: Uint8Array): Promise<void> {

@@ -64,6 +64,35 @@ export class GuestMemory {
     return length === 0 ? [] : out;
   }
 
+  /**
+   * [gpa, gpa+length) cut at region bounds into RAM pieces and the holes between them, in order
+   * (a partial read reads the first and lists the others). A zero-length range gives one
+   * zero-length piece, RAM or not as its first byte is.
+   */
+  split(gpa: bigint, length: number): { gpa: bigint; length: number; ram: boolean }[] {
+    const out: { gpa: bigint; length: number; ram: boolean }[] = [];
+    const span = checkedLength(length);
+    const limit = 1n << 52n;
+    let at = gpa;
+    const end = gpa + BigInt(span);
+    while (at < end) {
+      const r = at < limit ? this.regionAt(Number(at)) : undefined;
+      if (r) {
+        const stop = BigInt(r.gpa + r.size) < end ? BigInt(r.gpa + r.size) : end;
+        out.push({ gpa: at, length: Number(stop - at), ram: true });
+        at = stop;
+        continue;
+      }
+      // Up to the next region (or the end).
+      let next = end;
+      for (const x of this.regions) if (BigInt(x.gpa) > at && BigInt(x.gpa) < next) next = BigInt(x.gpa);
+      out.push({ gpa: at, length: Number(next - at), ram: false });
+      at = next;
+    }
+    if (length === 0) out[0].length = 0;
+    return out;
+  }
+
   /** Copies [gpa, gpa+length) out of guest RAM; throws GPA_UNMAPPED if any byte is not RAM. */
   read(gpa: bigint, length: number): Uint8Array {
     const out = new Uint8Array(length);

@@ -113,3 +113,34 @@ export function isMapped(mapped: readonly FlatRange[], gpa: bigint, length: numb
   }
   return at >= end;
 }
+
+/**
+ * [gpa, gpa+length) cut into pieces wholly inside mapped ranges (RAM, ROM, MMIO) or wholly
+ * outside them, in order. A zero-length range gives one zero-length piece, placed as its first byte.
+ */
+export function splitByMapped(
+  mapped: readonly FlatRange[],
+  gpa: bigint,
+  length: number,
+): { gpa: bigint; length: number; mapped: boolean }[] {
+  const out: { gpa: bigint; length: number; mapped: boolean }[] = [];
+  let at = gpa;
+  const end = gpa + BigInt(checkedLength(length));
+  while (at < end) {
+    const r = mapped.find((x) => at >= x.start && at < x.end);
+    if (r) {
+      const stop = end < r.end ? end : r.end;
+      const last = out[out.length - 1];
+      if (last?.mapped) last.length += Number(stop - at);
+      else out.push({ gpa: at, length: Number(stop - at), mapped: true });
+      at = stop;
+    } else {
+      const next = mapped.filter((x) => x.start > at).reduce<bigint | undefined>((m, x) => (m === undefined || x.start < m ? x.start : m), undefined);
+      const stop = next !== undefined && next < end ? next : end;
+      out.push({ gpa: at, length: Number(stop - at), mapped: false });
+      at = stop;
+    }
+  }
+  if (length === 0) out[0].length = 0;
+  return out;
+}

@@ -4,15 +4,22 @@ import { closeSync, openSync, readSync } from "node:fs";
 import {
   Code,
   type GuestAddress,
+  type GvaTranslation,
   type MemoryRegion,
+  type PageTranslation,
+  type PartialRead,
+  PartialReadBuilder,
   VmmError,
   errors,
   hex,
   translateRange,
+  translateRangePartial,
   walkAarch64,
+  walkAarch64Detailed,
   walkX86,
+  walkX86Detailed,
 } from "../core";
-import { type QemuMemoryMap, isMapped, splitByRam } from "./memory-map";
+import { type QemuMemoryMap, isMapped, splitByMapped, splitByRam } from "./memory-map";
 import type { QemuRegisters } from "./registers";
 import type { RspClient } from "./rsp-client";
 
@@ -65,6 +72,46 @@ export class QemuMemory {
   }
 
   /**
+   * Reads what can be read; the VM is stopped (or paused). Unmapped GVA pages, non-canonical
+   * GVAs and GPAs outside every range QEMU maps (or that its gdbstub refuses) read as zero and
+   * are listed.
+   */
+  async readPartial(address: GuestAddress, length: number): Promise<PartialRead> {
+    const out = new PartialReadBuilder(length);
+    const pieces =
+      address.kind === "gpa"
+        ? [{ gpa: address.gpa, length }]
+        : await this.walking(address.vp, address.gva, (walk) => translateRangePartial(address.vp, address.gva, length, walk));
+    for (const piece of pieces) {
+      if ("error" in piece) {
+        out.skip(piece.length, piece.error);
+        continue;
+      }
+      for (const part of splitByMapped(this.map.mapped, piece.gpa, piece.length)) {
+        if (!part.mapped) {
+          out.skipGpa(part.gpa, part.length);
+          continue;
+        }
+        try {
+          out.put(await this.readPhysical(part.gpa, part.length));
+        } catch (e) {
+          if (!(e instanceof VmmError && e.reason === "GPA_UNMAPPED")) throw e;
+          out.skipGpa(part.gpa, part.length);
+        }
+      }
+    }
+    return out.result();
+  }
+
+  /** Translates `gva` with VP `vp`'s registers and page tables, every level recorded (the walk GVA accesses use). */
+  async translate(vp: number, gva: bigint): Promise<GvaTranslation> {
+    const paging = await this.registers.pagingRegs(vp);
+    return this.settle(gva, (readEntry) =>
+      paging.arch === "x86_64" ? walkX86Detailed(paging, gva, readEntry) : walkAarch64Detailed(paging, gva, readEntry),
+    );
+  }
+
+  /**
    * Writes guest memory, all or nothing; the VM is stopped (or paused). Writes go through the
    * gdbstub even inside RAM: QEMU then drops translated code for the pages written, which a
    * write to the backing file would not.
@@ -91,9 +138,22 @@ export class QemuMemory {
 
   private async physicalPieces(address: GuestAddress, length: number): Promise<{ gpa: bigint; length: number }[]> {
     if (address.kind === "gpa") return [{ gpa: address.gpa, length }];
-    const vp = address.vp;
+    return this.walking(address.vp, address.gva, (walk) => translateRange(address.vp, address.gva, length, walk));
+  }
+
+  /** Runs `fn` with VP `vp`'s page walk (GVA accesses), its entries fetched from the VM. */
+  private async walking<T>(vp: number, gva: bigint, fn: (walk: (gva: bigint) => PageTranslation) => T): Promise<T> {
     const paging = await this.registers.pagingRegs(vp);
-    // The walkers read entries synchronously: fetch missing entries and walk again (≤ 5 levels).
+    return this.settle(gva, (readEntry) =>
+      fn((at) => (paging.arch === "x86_64" ? walkX86(paging, at, readEntry) : walkAarch64(paging, at, readEntry))),
+    );
+  }
+
+  /**
+   * The walkers read entries synchronously: `fn` runs with the entries fetched so far (a missing
+   * one reads as 0, not present), and again once the missing ones are fetched (≤ 5 levels).
+   */
+  private async settle<T>(gva: bigint, fn: (readEntry: (gpa: bigint) => bigint | undefined) => T): Promise<T> {
     const entries = new Map<bigint, bigint | undefined>();
     const missing: bigint[] = [];
     const readEntry = (gpa: bigint) => {
@@ -104,16 +164,14 @@ export class QemuMemory {
     for (let round = 0; round < MAX_WALK_ROUNDS; round++) {
       missing.length = 0;
       try {
-        const pieces = translateRange(vp, address.gva, length, (gva) =>
-          paging.arch === "x86_64" ? walkX86(paging, gva, readEntry) : walkAarch64(paging, gva, readEntry),
-        );
-        if (missing.length === 0) return pieces;
+        const result = fn(readEntry);
+        if (missing.length === 0) return result;
       } catch (e) {
         if (missing.length === 0) throw e; // a real translation failure, not an entry still to fetch
       }
-      for (const gpa of missing) entries.set(gpa, await this.readEntry(gpa));
+      for (const gpa of new Set(missing)) entries.set(gpa, await this.readEntry(gpa));
     }
-    throw new VmmError(Code.Internal, "INTERNAL", `page walk of ${hex(address.gva)} did not settle`);
+    throw new VmmError(Code.Internal, "INTERNAL", `page walk of ${hex(gva)} did not settle`);
   }
 
   /** A translation-table entry (u64) at `gpa`, or undefined outside RAM. */

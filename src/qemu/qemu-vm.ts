@@ -9,6 +9,8 @@ import {
   type DebuggerVpState,
   type GoneListener,
   type GuestAddress,
+  type GvaTranslation,
+  type PartialRead,
   type MemoryRegion,
   type RunState,
   type SoftwareBreakpoint,
@@ -206,6 +208,23 @@ export class QemuVm implements VmmCore {
     if (address.kind === "gva") this.checkVp(address.vp);
     // Whatever lies inside RAM with a backing file is read without touching the VM.
     return this.memory.readFromFile(address, length) ?? this.runLoop.withVmPaused(() => this.memory.read(address, length));
+  }
+
+  async readMemoryPartial(address: GuestAddress, length: number): Promise<PartialRead> {
+    this.runLoop.assertAlive();
+    if (address.kind === "gva") this.checkVp(address.vp);
+    const fromFile = this.memory.readFromFile(address, length);
+    if (fromFile) return { data: fromFile, unreadable: [] };
+    return this.runLoop.withVmPaused(() => this.memory.readPartial(address, length));
+  }
+
+  translateGva(vp: number, gva: bigint): Promise<GvaTranslation> {
+    try {
+      this.checkVp(vp);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.runLoop.whileStopped("TranslateGva", () => this.memory.translate(vp, gva));
   }
 
   async writeMemory(address: GuestAddress, data: Uint8Array): Promise<void> {

@@ -18,6 +18,7 @@ import {
   type DebugStopReason,
   type DebuggerVpState,
   type GuestAddress,
+  type GvaTranslation,
   type HardwareBreakpoint,
   type MemoryReadsWhileRunning,
   type RunState,
@@ -26,12 +27,17 @@ import {
   type SoftwareBreakpointAddress,
   type StepResult,
   type StepTrace,
+  type TranslationFault,
+  type UnreadablePiece,
   type VmmCore,
+  type WalkDecision,
   type X86VpState,
 } from "../core";
 import * as wire from "../../gen/vmm/debug/v1/types_pb";
 import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
 import * as dsWire from "../../gen/vmm/debug/v1/debug_service_pb";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb";
+import { ERROR_DOMAIN } from "../wire";
 
 const U64_END = 1n << 64n;
 const X86_GP_COUNT = 16;
@@ -450,4 +456,53 @@ export function memoryRangesFromWire(
       throw e;
     }
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// TranslateGva and partial reads
+
+const WALK_DECISIONS: Record<WalkDecision, dsWire.WalkDecision> = {
+  table: dsWire.WalkDecision.TABLE,
+  page: dsWire.WalkDecision.PAGE,
+  notPresent: dsWire.WalkDecision.NOT_PRESENT,
+  reserved: dsWire.WalkDecision.RESERVED,
+};
+
+const TRANSLATION_FAULTS: Record<TranslationFault, dsWire.TranslationFault> = {
+  nonCanonical: dsWire.TranslationFault.NON_CANONICAL,
+  notPresent: dsWire.TranslationFault.NOT_PRESENT,
+  reserved: dsWire.TranslationFault.RESERVED,
+  tableOutsideRam: dsWire.TranslationFault.TABLE_OUTSIDE_RAM,
+  unsupported: dsWire.TranslationFault.UNSUPPORTED,
+};
+
+export function translationToWire(t: GvaTranslation): dsWire.TranslateGvaResponse {
+  return create(dsWire.TranslateGvaResponseSchema, {
+    gva: t.gva,
+    pagingMode: t.pagingMode,
+    rootGpa: t.rootGpa,
+    levels: t.levels.map((l) =>
+      create(dsWire.WalkLevelSchema, { level: l.level, name: l.name, entryGpa: l.entryGpa, entry: l.entry, decision: WALK_DECISIONS[l.decision] }),
+    ),
+    mapped: t.mapped,
+    gpa: t.mapped ? t.gpa : 0n,
+    pageSize: t.mapped ? t.pageSize : 0n,
+    writable: t.mapped && t.writable,
+    user: t.mapped && t.user,
+    executable: t.mapped && t.executable,
+    fault: t.fault ? TRANSLATION_FAULTS[t.fault] : dsWire.TranslationFault.UNSPECIFIED,
+    faultLevel: t.mapped ? 0 : (t.faultLevel ?? 0),
+    faultDetail: t.mapped ? "" : (t.faultDetail ?? ""),
+  });
+}
+
+/** Unreadable ranges of a partial read, offsets moved by `base` (a stream chunk's offset). */
+export function unreadableToWire(ranges: readonly UnreadablePiece[], base = 0): dsWire.UnreadableRange[] {
+  return ranges.map((r) =>
+    create(dsWire.UnreadableRangeSchema, {
+      offset: BigInt(base + r.offset),
+      length: BigInt(r.length),
+      reason: create(ErrorInfoSchema, { reason: r.error.reason, domain: ERROR_DOMAIN, metadata: { ...r.error.metadata } }),
+    }),
+  );
 }

@@ -13,6 +13,8 @@ import {
   type DebugStopReason,
   type DebuggerVpState,
   type GuestAddress,
+  type GvaTranslation,
+  type PartialRead,
   type SoftwareBreakpoint,
   type SoftwareBreakpointAddress,
   type SoftwareBreakpoints,
@@ -347,6 +349,20 @@ export class DebuggerState {
   readMemory(address: GuestAddress, length: number): Promise<Uint8Array> {
     this.assertOpen();
     return this.core.readMemory(address, length);
+  }
+
+  /** As readMemory, with unreadable bytes as zero and listed (ReadMemory's allow_partial). */
+  readMemoryPartial(address: GuestAddress, length: number): Promise<PartialRead> {
+    this.assertOpen();
+    return this.core.readMemoryPartial(address, length);
+  }
+
+  /** One VP's translation of `gva`, in arrival order with control operations (like getVpState). */
+  translateGva(vp: number, gva: bigint): Promise<GvaTranslation> {
+    return this.mutex.run(async () => {
+      this.assertOpen();
+      return this.core.translateGva(vp, gva);
+    });
   }
 
   writeMemory(sessionId: string, address: GuestAddress, data: Uint8Array): Promise<void> {

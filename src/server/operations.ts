@@ -2,7 +2,7 @@
 // whether it needs a session, the handler), served by both the unary RPCs and the Session
 // stream, and audited in one place (`createExecutor`).
 import { create } from "@bufbuild/protobuf";
-import { Code, type DebugStopReason, type GuestAddress } from "../core";
+import { Code, type DebugStopReason, type GuestAddress, type PartialRead } from "../core";
 import * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
 import { statusToWire } from "../wire";
 import {
@@ -18,13 +18,15 @@ import {
   stepResultToWire,
   stepTraceFromWire,
   stopReasonToWire,
+  translationToWire,
+  unreadableToWire,
   vpStateFromWire,
   vpStateToWire,
 } from "./convert";
 import type { DebuggerState, StopPush } from "./debugger-state";
 import type { CallAccount } from "./send-budget";
 import type { DetachCause } from "./event-log";
-import { type ServerReason, clip, serverError, statusName, toErrorStatus } from "./errors";
+import { clip, serverError, statusName, toErrorStatus } from "./errors";
 import type { Logger } from "./logger";
 import { dumpMemory } from "./dump-memory";
 import type { VmRegistry } from "./registry";
@@ -189,7 +191,9 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
         );
         const ticket = await ctx.account?.reserve(ANSWER_OVERHEAD + length);
         try {
-          const answer = create(ds.ReadMemoryResponseSchema, { data: await target.readMemory(address, length) });
+          const answer = req.allowPartial
+            ? partialAnswer(await target.readMemoryPartial(address, length))
+            : create(ds.ReadMemoryResponseSchema, { data: await target.readMemory(address, length) });
           ticket?.attach(answer);
           return answer;
         } catch (e) {
@@ -223,10 +227,15 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
           const n = Math.min(chunk, length - offset);
           const ticket = await account?.reserve(ANSWER_OVERHEAD + n);
           try {
-            const message = create(ds.ReadMemoryStreamResponseSchema, {
-              offset: BigInt(offset),
-              data: await target.readMemory(offset === 0 ? address : advance(address, offset), n),
-            });
+            const at = offset === 0 ? address : advance(address, offset);
+            let message: ds.ReadMemoryStreamResponse;
+            if (req.allowPartial) {
+              // Each chunk lists its own unreadable ranges (offsets from the start of the request).
+              const part = await target.readMemoryPartial(at, n);
+              message = create(ds.ReadMemoryStreamResponseSchema, { offset: BigInt(offset), data: part.data, unreadable: unreadableToWire(part.unreadable, offset) });
+            } else {
+              message = create(ds.ReadMemoryStreamResponseSchema, { offset: BigInt(offset), data: await target.readMemory(at, n) });
+            }
             ticket?.attach(message);
             return message;
           } catch (e) {
@@ -320,8 +329,8 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
     translateGva: {
       rpc: "TranslateGva",
       kind: "read",
-      async run() {
-        throw serverError(Code.Unimplemented, "UNIMPLEMENTED" as ServerReason, "TranslateGva is not implemented yet");
+      async run(target, req) {
+        return translationToWire(await target.translateGva(req.vp, req.gva));
       },
     },
     dumpMemory: {
@@ -330,6 +339,11 @@ export function createOperationTable(limits: OperationLimits): OperationTable {
       run: (target, req, ctx) => dumpMemory(target, req, ctx, limits.streamChunkBytes),
     },
   };
+}
+
+/** A partial read's answer: the bytes and their unreadable ranges. */
+function partialAnswer(part: PartialRead): ds.ReadMemoryResponse {
+  return create(ds.ReadMemoryResponseSchema, { data: part.data, unreadable: unreadableToWire(part.unreadable) });
 }
 
 /** The session a Session stream holds: its VM, its id, where its stops go. */

@@ -4,6 +4,10 @@
 // Unlike the CPU's own walk this one never sets Accessed/Dirty bits and ignores the
 // permission bits: a debugger may read and write any mapped page. It does refuse what the CPU
 // refuses with a reserved-bit page fault, so it maps exactly the pages the CPU maps.
+//
+// One walk: `walkX86Detailed` records every level (TranslateGva answers it), and `walkX86`, which
+// GVA reads and writes use, is that walk summed up.
+import { type GvaTranslation, type WalkStep, summarizeTranslation } from "../translation";
 
 /** The registers that decide how a VP translates addresses. */
 export interface X86PagingRegs {
@@ -30,6 +34,8 @@ const CR4_LA57 = 1n << 12n;
 const EFER_LMA = 1n << 10n;
 const EFER_NXE = 1n << 11n;
 const PTE_P = 1n;
+const PTE_RW = 2n;
+const PTE_US = 4n;
 const PTE_PS = 1n << 7n;
 const PTE_XD = 1n << 63n;
 /** Physical-address bits 12..51 of an entry. */
@@ -67,17 +73,35 @@ export function walkX86(
   address: bigint,
   readEntry: (gpa: bigint) => bigint | undefined,
 ): X86WalkResult {
+  return summarizeTranslation(walkX86Detailed(regs, address, readEntry));
+}
+
+/**
+ * The same walk with every entry it read (level 5 PML5E down to 1 PTE), the permissions the
+ * levels grant together, and why it failed.
+ */
+export function walkX86Detailed(
+  regs: X86PagingRegs,
+  address: bigint,
+  readEntry: (gpa: bigint) => bigint | undefined,
+): GvaTranslation {
   const mode = x86PagingMode(regs);
   // Outside long mode linear addresses have 32 bits and wrap (QEMU's own view truncates the same way).
   const gva = mode === "4-level" || mode === "5-level" ? address : address & U32_MAX;
-  if (mode === "off") return { ok: true, gpa: gva, pageSize: 4096n };
+  const steps: WalkStep[] = [];
+  const root = mode === "off" ? 0n : mode === "32-bit" ? regs.cr3 & 0xffff_f000n : mode === "pae" ? regs.cr3 & 0xffff_ffe0n : regs.cr3 & ADDR_MASK;
+  const result: GvaTranslation = { gva: address, pagingMode: mode, rootGpa: root, levels: steps, mapped: false, writable: false, user: false, executable: false };
+  if (mode === "off") return { ...result, mapped: true, gpa: gva, pageSize: 4096n, writable: true, user: true, executable: true };
   if ((mode === "4-level" || mode === "5-level") && !isCanonicalX86(gva, mode === "5-level")) {
-    return { ok: false, detail: `address is not canonical for ${mode} paging`, nonCanonical: true };
+    return { ...result, fault: "nonCanonical", faultLevel: 0, faultDetail: `address is not canonical for ${mode} paging` };
   }
   const wide = mode !== "32-bit"; // 8-byte entries, 9 index bits per level
   const nxe = (regs.efer & EFER_NXE) !== 0n;
   const levels = mode === "32-bit" ? 2 : mode === "pae" ? 3 : mode === "4-level" ? 4 : 5;
-  let table = mode === "32-bit" ? regs.cr3 & 0xffff_f000n : mode === "pae" ? regs.cr3 & 0xffff_ffe0n : regs.cr3 & ADDR_MASK;
+  let table = root;
+  let writable = true;
+  let user = true;
+  let executable = true;
   for (let level = levels - 1; level >= 0; level--) {
     const shift = BigInt(wide ? 12 + 9 * level : 12 + 10 * level);
     const indexBits = mode === "pae" && level === 2 ? 2n : wide ? 9n : 10n;
@@ -85,15 +109,23 @@ export function walkX86(
     const entryGpa = table + index * (wide ? 8n : 4n);
     const raw = readEntry(entryGpa);
     const name = LEVEL_NAMES[level];
+    const fail = (fault: GvaTranslation["fault"], faultDetail: string): GvaTranslation => ({ ...result, fault, faultLevel: level + 1, faultDetail });
     if (raw === undefined) {
-      return { ok: false, detail: `${name} at GPA 0x${entryGpa.toString(16)} is outside guest RAM` };
+      return fail("tableOutsideRam", `${name} at GPA 0x${entryGpa.toString(16)} is outside guest RAM`);
     }
     const entry = wide ? raw : raw & U32_MAX;
+    const step: WalkStep = { level: level + 1, name, entryGpa, entry, decision: "table" };
+    steps.push(step);
     if ((entry & PTE_P) === 0n) {
-      return { ok: false, detail: `${name} ${index} at GPA 0x${entryGpa.toString(16)} is not present` };
+      step.decision = "notPresent";
+      return fail("notPresent", `${name} ${index} at GPA 0x${entryGpa.toString(16)} is not present`);
     }
-    const reserved = (why: string): X86WalkResult => ({ ok: false, detail: `${name} ${index} at GPA 0x${entryGpa.toString(16)} ${why} (reserved)` });
+    const reserved = (why: string): GvaTranslation => {
+      step.decision = "reserved";
+      return fail("reserved", `${name} ${index} at GPA 0x${entryGpa.toString(16)} ${why} (reserved)`);
+    };
     if (mode === "pae" && level === 2) {
+      // A PAE PDPTE has no R/W, U/S or XD bits: it grants everything.
       if ((entry & PDPTE_RESERVED) !== 0n) return reserved("has bits 1, 2, 5-8 or 63 set");
       table = entry & ADDR_MASK;
       continue;
@@ -106,13 +138,17 @@ export function walkX86(
       const low = entry & ((1n << shift) - 1n) & ~0x1fffn;
       if (low !== 0n) return reserved(`maps a ${level === 2 ? "1 GiB" : "2 MiB"} page with address bits below its alignment`);
     }
+    writable &&= (entry & PTE_RW) !== 0n;
+    user &&= (entry & PTE_US) !== 0n;
+    if (wide && nxe && (entry & PTE_XD) !== 0n) executable = false;
     if (level === 0 || large) {
+      step.decision = "page";
       const pageSize = 1n << shift;
       // A 4 MiB page of 32-bit paging takes physical bits 39:32 from entry bits 20:13 (PSE-36).
       const base = wide ? entry & ADDR_MASK & ~(pageSize - 1n) : large ? (entry & 0xffc0_0000n) | (((entry >> 13n) & 0xffn) << 32n) : entry & 0xffff_f000n;
-      return { ok: true, gpa: base + (gva & (pageSize - 1n)), pageSize };
+      return { ...result, mapped: true, gpa: base + (gva & (pageSize - 1n)), pageSize, writable, user, executable };
     }
     table = wide ? entry & ADDR_MASK : entry & 0xffff_f000n;
   }
-  return { ok: false, detail: "unreachable" };
+  return { ...result, fault: "unsupported", faultLevel: 0, faultDetail: "unreachable" };
 }
