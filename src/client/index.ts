@@ -3,6 +3,7 @@ export { bearerTokenMiddleware, connect, VmmDebugClient } from "./client";
 export type { ConnectOptions, ConnectTlsOptions, Pem, RawClients } from "./client";
 export { Session } from "./session";
 export type { DumpPiece } from "./dump";
+export { writeCoreFile, type WriteCoreFileOptions } from "./dump";
 export { VmmDebugError, vmmDebugClientMiddleware } from "./errors";
 export type { DeadlineOptions } from "./errors";
 export { STATUS_DETAILS_KEY, decodeStatusDetails } from "../wire";

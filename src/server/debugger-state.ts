@@ -377,6 +377,28 @@ export class DebuggerState {
     this.requireSession(sessionId);
   }
 
+  /**
+   * Holds the VM stopped (DumpMemory): checks it is stopped (else VM_RUNNING) and keeps the lock
+   * until the returned function is called, so every control operation (Resume, Step, Detach…)
+   * and every locked read waits until then.
+   */
+  holdStopped(what: string): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      void this.mutex.run(async () => {
+        try {
+          this.assertOpen();
+          const state = this.core.runState();
+          if (state === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
+          if (state === "running") throw errors.vmRunning(this.id, what);
+        } catch (e) {
+          reject(e);
+          return;
+        }
+        await new Promise<void>((release) => resolve(() => release()));
+      });
+    });
+  }
+
   /** Ends any session as Detach would (so no VM stays frozen), ends every observer, stops listening. */
   close(): Promise<void> {
     return this.mutex.run(async () => {
