@@ -158,6 +158,22 @@ describe("vmm-debug serve --metrics", () => {
       expect(sample(after, "vmm_debug_guest_memory_read_bytes_total", { vm: "demo" })).toBeGreaterThanOrEqual(N);
       expect(sample(after, "vmm_debug_guest_memory_written_bytes_total", { vm: "demo" })).toBe(7);
 
+      // Streams are counted when they end: a Session stream's reads, and a ReadMemoryStream.
+      const streamed = await client.attach("");
+      expect((await streamed.readMemory({ gpa: 0x2000n }, 100)).length).toBe(100);
+      await streamed.detach();
+      expect((await client.readMemoryStream("demo", { gpa: 0x3000n }, 5000)).length).toBe(5000);
+      const streams = await waitFor("the Session stream's end in vmm_debug_rpcs_total", async () => {
+        const m = await scrape(url);
+        return [...m.keys()].some((k) => k.startsWith("vmm_debug_rpcs_total{") && k.includes(`method=${DEBUG}/Session`)) ? m : undefined;
+      });
+      const sessionCodes = [...streams].filter(([k]) => k.startsWith("vmm_debug_rpcs_total{") && k.includes(`method=${DEBUG}/Session`));
+      expect(sessionCodes).toEqual([[`vmm_debug_rpcs_total{code=OK,method=${DEBUG}/Session}`, 1]]);
+      expect(sample(streams, "vmm_debug_rpcs_total", { method: `${DEBUG}/ReadMemoryStream`, code: "OK" })).toBe(1);
+      expect(sample(streams, "vmm_debug_rpc_duration_seconds_count", { method: `${DEBUG}/ReadMemoryStream`, code: "OK" })).toBe(1);
+      expect(sample(streams, "vmm_debug_guest_memory_read_bytes_total", { vm: "demo" })).toBe(sample(after, "vmm_debug_guest_memory_read_bytes_total", { vm: "demo" })! + 5100);
+      expect(sample(streams, "vmm_debug_sessions_open")).toBe(0);
+
       // Only /metrics is served.
       expect((await fetchText(url.replace(/\/metrics$/, "/"))).status).toBe(404);
 
