@@ -99,8 +99,17 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   const describe: string[] = [];
   const closeAll = () => Promise.all(vms.map((vm) => vm.close().catch(() => undefined)));
   const consoleOf = (vm: string) => (line: string) => logger.info("guest console", { vm, line });
+  const wantsQemu = options.qemu || options["qemu-guest"] || options["qemu-gdb"] || options["qemu-qmp"];
+  // Each served VM needs its own id: said with the flags that set them, before anything boots.
+  const ids: [string, string][] = [];
+  if (!wantsQemu || options.emu) ids.push(["--id", (options.id as string | undefined) ?? "demo"]);
+  if (options.qemu || options["qemu-guest"]) ids.push(["--qemu-id", (options["qemu-id"] as string | undefined) ?? "qemu"]);
+  if (options["qemu-gdb"] || options["qemu-qmp"]) ids.push(["--qemu-attach-id", (options["qemu-attach-id"] as string | undefined) ?? "qemu-attached"]);
+  for (let i = 1; i < ids.length; i++) {
+    const same = ids.slice(0, i).find(([, id]) => id === ids[i][1]);
+    if (same) throw new UsageError(`${same[0]} and ${ids[i][0]} both give the id "${ids[i][1]}": each served VM needs its own id`);
+  }
   try {
-    const wantsQemu = options.qemu || options["qemu-guest"] || options["qemu-gdb"] || options["qemu-qmp"];
     if (!wantsQemu || options.emu) {
       const image = loadGuestImage(resolve((options.image as string | undefined) ?? DEFAULT_IMAGE));
       const id = (options.id as string | undefined) ?? "demo";
