@@ -1,16 +1,11 @@
 // A Python grpcio client, with stubs generated from the proto by protoc, drives the Session stream
 // against a real server: attach, pipelined operations, pushed stops, a traced step, and a detach
 // by closing the stream. Also runs examples/python/session.py, which the README points to.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Harness, readU64, startHarness, waitFor } from "../integration/harness";
-
-const ROOT = join(__dirname, "../..");
-const PYTHON = "/usr/bin/python3"; // Debian's python3-grpcio is visible to the system python only
-const PACKAGES = "python3-grpcio protobuf-compiler protobuf-compiler-grpc libprotobuf-dev";
-const CHILD_TIMEOUT_MS = 45_000;
+import { describeWithPythonGrpc, generateStubs, PythonRunner, ROOT } from "./python-grpc";
 
 const manifest = JSON.parse(readFileSync(join(ROOT, "guests/build/demo-x86_64.json"), "utf8")) as {
   symbols: Record<string, { gva: string; gpa: string }>;
@@ -18,70 +13,13 @@ const manifest = JSON.parse(readFileSync(join(ROOT, "guests/build/demo-x86_64.js
 const tick = BigInt(manifest.symbols.tick.gva);
 const counter = BigInt(manifest.symbols.counter.gpa);
 
-/** What is missing to generate and run the Python stubs, or undefined when nothing is. */
-function missingPythonGrpc(): string | undefined {
-  const py = spawnSync(PYTHON, ["-c", "import grpc, google.protobuf"], { stdio: "ignore", timeout: 20_000 });
-  if (py.status !== 0) return `${PYTHON} cannot import grpc`;
-  if (spawnSync("protoc", ["--version"], { stdio: "ignore", timeout: 20_000 }).status !== 0) return "protoc not found";
-  const wkt = spawnSync("protoc", ["--descriptor_set_out=/dev/null", "google/protobuf/timestamp.proto"], { cwd: tmpdir(), stdio: "ignore", timeout: 20_000 });
-  if (wkt.status !== 0) return "protoc finds no google/protobuf/*.proto";
-  if (spawnSync("sh", ["-c", "command -v grpc_python_plugin"], { stdio: "ignore" }).status !== 0) return "grpc_python_plugin not found";
-  return undefined;
-}
-
-const missing = missingPythonGrpc();
-if (missing) console.warn(`skipping the Python Session client tests: ${missing} (install the Debian packages ${PACKAGES})`);
-const describePython: jest.Describe = missing ? describe.skip : describe;
-
-/** protoc + grpc_python_plugin: the Debian python3-grpc-tools bundles protoc 3.5, which refuses proto3 `optional`. */
-function generateStubs(dir: string): void {
-  const plugin = spawnSync("sh", ["-c", "command -v grpc_python_plugin"], { encoding: "utf8" }).stdout.trim();
-  const protos = ["breakpoint", "types", "vm_service", "debug_service"].map((p) => `proto/vmm/debug/v1/${p}.proto`);
-  const r = spawnSync(
-    "protoc",
-    [
-      "-I", "proto",
-      "-I", "third_party",
-      `--plugin=protoc-gen-grpc_python=${plugin}`,
-      `--python_out=${dir}`,
-      `--grpc_python_out=${dir}`,
-      ...protos,
-      "third_party/google/rpc/status.proto",
-      "third_party/google/rpc/error_details.proto",
-    ],
-    { cwd: ROOT, encoding: "utf8", timeout: 30_000 },
-  );
-  if (r.status !== 0) throw new Error(`protoc failed (${r.status ?? r.signal}): ${r.stderr}`);
-  if (!existsSync(join(dir, "vmm/debug/v1/debug_service_pb2_grpc.py"))) throw new Error("protoc wrote no gRPC stubs");
-}
+const describePython = describeWithPythonGrpc("Python Session client tests");
 
 describePython("Python grpcio client on the Session stream", () => {
   let h: Harness;
   let stubs: string;
-  const children = new Set<ChildProcess>();
-
-  /** Runs a Python script to its end (killed after CHILD_TIMEOUT_MS); its exit code and output. */
-  function runPython(args: string[]): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(PYTHON, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
-      children.add(child);
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-      child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-      const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
-      child.on("error", (e) => {
-        clearTimeout(timer);
-        children.delete(child);
-        reject(e);
-      });
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        children.delete(child);
-        resolve({ code, signal, stdout, stderr });
-      });
-    });
-  }
+  const python = new PythonRunner();
+  const runPython = (args: string[]) => python.run(args);
 
   async function expectReleasedAndRunning(): Promise<void> {
     await waitFor(
@@ -104,7 +42,7 @@ describePython("Python grpcio client on the Session stream", () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    python.killAll();
     await h?.close();
     if (stubs) rmSync(stubs, { recursive: true, force: true });
   });
