@@ -1,8 +1,6 @@
 // `monitor …` (qRcmd) commands of the gdb bridge. Each prints to gdb's console and answers OK,
 // or prints why not and answers an error. They use only the SDK, like the rest of the bridge.
-import type { DebuggerVpState, Session, VmInfo } from "../client";
-import { walkAarch64 } from "../core/aarch64/page-walk";
-import { walkX86, x86PagingMode } from "../core/x86/page-walk";
+import type { Session, Translation, VmInfo } from "../client";
 
 export interface MonitorContext {
   session: Session;
@@ -19,7 +17,7 @@ const HELP = `vmm-debug monitor commands (thread N is VP N-1):
   vps                      each VP with its pc, stack pointer, flags and translation root
   vm                       the VM's id, architecture, VPs, backend and run state
   capabilities             what this VM's backend can do (slots, watchpoints, software breakpoints, …)
-  translate GVA            the guest-physical address of GVA on the current thread's VP
+  translate GVA            the guest-physical address of GVA on the current thread's VP, with every level of the walk
   gpa read ADDR LEN        hexdump LEN bytes (up to 4096) at guest-physical ADDR
 `;
 
@@ -103,60 +101,38 @@ async function capabilities(ctx: MonitorContext): Promise<void> {
 }
 
 /**
- * Translates with the core's own page walks (the ones the server uses for GVA reads), fed by
- * GPA reads through the session: the walk runs synchronously, so each table entry it asks for
- * that is not yet read ends that pass; the entry is read and the walk runs again (at most one
- * pass per paging level).
+ * Translates through the server's TranslateGva (the walk GVA reads use) and prints where the
+ * address leads, then every entry the walk read and what it decided.
  */
 async function translate(ctx: MonitorContext, gva: bigint): Promise<void> {
-  const state = await ctx.session.getVpState(ctx.vp);
-  const entries = new Map<bigint, bigint | undefined>();
-  class NeedEntry {
-    constructor(readonly gpa: bigint) {}
-  }
-  const readEntry = (gpa: bigint): bigint | undefined => {
-    if (!entries.has(gpa)) throw new NeedEntry(gpa);
-    return entries.get(gpa);
-  };
-  for (let pass = 0; pass <= 6; pass++) {
-    try {
-      const result = walk(state, gva, readEntry);
-      if (result.ok) {
-        const offset = gva & (result.pageSize - 1n);
-        ctx.print(`VP ${ctx.vp}: GVA ${h(gva)} -> GPA ${h(result.gpa)} (${pageSizeText(result.pageSize)} page at GPA ${h(result.gpa - offset)}; ${modeText(state)})\n`);
-      } else {
-        ctx.print(`VP ${ctx.vp}: GVA ${h(gva)} is not mapped: ${result.detail} (${modeText(state)})\n`);
-      }
-      return;
-    } catch (e) {
-      if (!(e instanceof NeedEntry)) throw e;
-      entries.set(e.gpa, await readEntryAt(ctx.session, e.gpa));
-    }
-  }
-  throw new Error("the page walk did not finish within 6 levels");
+  const t = await ctx.session.translateGva(ctx.vp, gva);
+  ctx.print(translationText(ctx.vp, t));
 }
 
-function walk(state: DebuggerVpState, gva: bigint, readEntry: (gpa: bigint) => bigint | undefined) {
-  return state.arch === "x86_64" ? walkX86(state.state, gva, readEntry) : walkAarch64(state.state, gva, readEntry);
-}
-
-/** One little-endian u64 table entry by GPA; undefined where the GPA is not RAM. */
-async function readEntryAt(session: Session, gpa: bigint): Promise<bigint | undefined> {
-  try {
-    const b = await session.readMemory({ gpa }, 8);
-    let v = 0n;
-    for (let i = 7; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-    return v;
-  } catch (e) {
-    if ((e as { reason?: string }).reason === "GPA_UNMAPPED") return undefined;
-    throw e;
+/** The monitor's text for one translation: a summary line, then one line per level. */
+export function translationText(vp: number, t: Translation): string {
+  const mode = t.pagingMode === "off" ? "paging off" : `${t.pagingMode} paging, root table at GPA ${h(t.rootGpa)}`;
+  let out: string;
+  if (t.mapped) {
+    const size = t.pageSize ?? 4096n;
+    const gpa = t.gpa ?? 0n;
+    const perms = [t.writable ? "writable" : "read-only", t.user ? "user" : "supervisor", t.executable ? "executable" : "no-execute"].join(", ");
+    out = `VP ${vp}: GVA ${h(t.gva)} -> GPA ${h(gpa)} (${pageSizeText(size)} page at GPA ${h(gpa - (t.gva & (size - 1n)))}; ${mode}; ${perms})\n`;
+  } else {
+    out = `VP ${vp}: GVA ${h(t.gva)} is not mapped: ${t.faultDetail ?? t.fault} (${mode})\n`;
   }
+  for (const l of t.levels) {
+    out += `  ${l.name.padEnd(5)} (level ${l.level}) at GPA ${h(l.entryGpa)} = ${h(l.entry)}: ${DECISIONS[l.decision]}\n`;
+  }
+  return out;
 }
 
-function modeText(state: DebuggerVpState): string {
-  if (state.arch === "x86_64") return `${x86PagingMode(state.state)} paging, cr3 ${h(state.state.cr3)}`;
-  return (state.state.sctlrEl1 & 1n) === 0n ? "MMU off" : `stage 1, ttbr0_el1 ${h(state.state.ttbr0El1)} ttbr1_el1 ${h(state.state.ttbr1El1)}`;
-}
+const DECISIONS: Record<Translation["levels"][number]["decision"], string> = {
+  table: "next table",
+  page: "maps the page",
+  notPresent: "not present",
+  reserved: "reserved bits set",
+};
 
 function pageSizeText(size: bigint): string {
   if (size >= 1n << 30n) return `${size >> 30n} GiB`;

@@ -152,9 +152,16 @@ describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
       const gpa = BigInt(counter.gpa);
       const t = await monitor(`translate 0x${hex(gva + 5n)}`);
       expect(t.reply).toBe("OK");
-      expect(t.text).toMatch(new RegExp(`^VP 0: GVA 0x${hex(gva + 5n)} -> GPA 0x${hex(gpa + 5n)} \\(\\d+ [KMG]iB page at GPA 0x[0-9a-f]+; 4-level paging, cr3 0x[0-9a-f]+\\)\n$`));
+      // A summary line, then every level of the walk (TranslateGva's answer).
+      const walk = await h.client.translateGva("demo", 0, gva + 5n);
+      const lines = t.text.split("\n");
+      expect(lines[0]).toMatch(
+        new RegExp(`^VP 0: GVA 0x${hex(gva + 5n)} -> GPA 0x${hex(gpa + 5n)} \\(4 KiB page at GPA 0x${hex(gpa)}; 4-level paging, root table at GPA 0x${hex(walk.rootGpa)}; writable, supervisor, (executable|no-execute)\\)$`),
+      );
+      expect(lines.slice(1, -1)).toEqual(walk.levels.map((l) => expect.stringMatching(new RegExp(`^  ${l.name} +\\(level ${l.level}\\) at GPA 0x${hex(l.entryGpa)} = 0x${hex(l.entry)}: (next table|maps the page)$`))));
+      expect(lines.slice(1, -1)).toHaveLength(4);
       const unmapped = await monitor("translate 0x7000000000");
-      expect(unmapped).toEqual({ text: expect.stringMatching(/^VP 0: GVA 0x7000000000 is not mapped: /), reply: "OK" });
+      expect(unmapped).toEqual({ text: expect.stringMatching(/^VP 0: GVA 0x7000000000 is not mapped: PML4E 0 at GPA 0x[0-9a-f]+ is not present \(4-level paging, root table at GPA 0x[0-9a-f]+\)\n  PML4E \(level 4\) at GPA 0x[0-9a-f]+ = 0x0: not present\n$/), reply: "OK" });
 
       const value = await h.client.readMemory("demo", { gpa }, 16);
       const dump = await monitor(`gpa read 0x${hex(gpa)} 16`);
