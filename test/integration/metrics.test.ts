@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { get } from "node:http";
 import { join } from "node:path";
 import { VmmDebugError, connect } from "../../src/client";
+import { createVmmDebugServer, silentLogger } from "../../src/server";
 
 const root = join(__dirname, "../..");
 
@@ -58,7 +59,7 @@ async function stop(s: { child: ChildProcess; exit: Promise<number | null> }): P
 
 function fetchText(url: string): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
-    get(url, (res) => {
+    get(url, { agent: false }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -217,4 +218,38 @@ describe("vmm-debug serve --metrics", () => {
     const level = serve([], { VMM_DEBUG_LOG_LEVEL: "chatty" });
     await expect(level).rejects.toThrow(/exited with 2: vmm-debug: VMM_DEBUG_LOG_LEVEL must be one of trace, debug, info, warn, error, silent, got "chatty"/);
   }, 60_000);
+});
+
+describe("createVmmDebugServer({ metrics })", () => {
+  it("gives each server its own registry (two in one process do not collide) and stops the endpoint at close()", async () => {
+    const a = createVmmDebugServer({ vms: [], logger: silentLogger, metrics: { listen: "127.0.0.1:0" } });
+    const b = createVmmDebugServer({ vms: [], logger: silentLogger, metrics: { listen: "[::1]:0" } });
+    const plain = createVmmDebugServer({ vms: [], logger: silentLogger });
+    try {
+      const [boundA, boundB, boundPlain] = await Promise.all([a.listen("127.0.0.1:0"), b.listen("127.0.0.1:0"), plain.listen("127.0.0.1:0")]);
+      expect(boundPlain.metrics).toBeUndefined();
+      expect(plain.metrics).toBeUndefined();
+      expect(a.metrics!.registry).not.toBe(b.metrics!.registry);
+      const urlA = `http://127.0.0.1:${boundA.metrics!.port}/metrics`;
+      const urlB = `http://[::1]:${boundB.metrics!.port}/metrics`;
+      const clientA = connect(`127.0.0.1:${boundA.port}`);
+      await clientA.listVms();
+      await clientA.listVms();
+      clientA.close();
+      const listVms = { method: "vmm.debug.v1.VmService/ListVms", code: "OK" };
+      expect(sample(await scrape(urlA), "vmm_debug_rpcs_total", listVms)).toBe(2);
+      expect(sample(await scrape(urlB), "vmm_debug_rpcs_total", listVms)).toBeUndefined();
+      expect(sample(await scrape(urlB), "vmm_debug_sessions_open")).toBe(0);
+      await a.close();
+      await expect(fetchText(urlA)).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      await Promise.all([a.close(), b.close(), plain.close()]);
+    }
+  });
+
+  it("refuses a metrics address beyond loopback when the server is made", () => {
+    expect(() => createVmmDebugServer({ vms: [], logger: silentLogger, metrics: { listen: "192.0.2.1:9464" } })).toThrow(
+      /--metrics 192\.0\.2\.1:9464: the metrics endpoint has no authentication, so it listens on loopback only/,
+    );
+  });
 });
