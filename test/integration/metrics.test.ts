@@ -3,6 +3,7 @@
 // written), and `--log-level` deciding which log lines reach stderr.
 import { type ChildProcess, spawn } from "node:child_process";
 import { get } from "node:http";
+import { createServer as createTcpServer } from "node:net";
 import { join } from "node:path";
 import { VmmDebugError, connect } from "../../src/client";
 import { createVmmDebugServer, silentLogger } from "../../src/server";
@@ -217,6 +218,19 @@ describe("vmm-debug serve --metrics", () => {
     await expect(open).rejects.toThrow(/exited with 2: vmm-debug: --metrics 0\.0\.0\.0:9464: .*loopback only; give --metrics 127\.0\.0\.1:PORT/);
     const level = serve([], { VMM_DEBUG_LOG_LEVEL: "chatty" });
     await expect(level).rejects.toThrow(/exited with 2: vmm-debug: VMM_DEBUG_LOG_LEVEL must be one of trace, debug, info, warn, error, silent, got "chatty"/);
+  }, 60_000);
+
+  it("says in one line that the --metrics port is in use, and exits 1", async () => {
+    const holder = createTcpServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const busy = serve(["--metrics", `127.0.0.1:${port}`, "--log-level", "warn"]);
+      await expect(busy).rejects.toThrow(/exited with 1/);
+      expect(busy.stderr()).toBe(`vmm-debug: cannot serve metrics on 127.0.0.1:${port}: the address is already in use; choose another port with --metrics 127.0.0.1:PORT\n`);
+    } finally {
+      holder.close();
+    }
   }, 60_000);
 });
 
