@@ -7,6 +7,7 @@ import { connect, type Session, type SoftwareBreakpointAddress } from "../src/cl
 import { createEmuMachine, loadGuestImage } from "../src/emu";
 import { measureFloor, percentile } from "./floor";
 import { benchGdbBridge } from "./gdb-bridge";
+import { benchDump } from "./dump";
 import { benchFairness } from "./fairness";
 import { benchLoad } from "./load";
 import { benchQemu } from "./qemu";
@@ -17,7 +18,7 @@ const image = loadGuestImage(manifest);
 
 /** VMM_DEBUG_BENCH_ONLY=mips,sw_breakpoints runs only those sections (default: every section). */
 const ONLY = process.env.VMM_DEBUG_BENCH_ONLY?.split(",").map((s) => s.trim()).filter((s) => s !== "");
-const SECTIONS = ["server", "session_stream", "stream_read", "sw_breakpoints", "mips", "load", "fairness", "qemu", "gdb_bridge"] as const;
+const SECTIONS = ["server", "session_stream", "stream_read", "sw_breakpoints", "mips", "load", "fairness", "qemu", "gdb_bridge", "dump"] as const;
 const want = (section: (typeof SECTIONS)[number]) => ONLY === undefined || ONLY.includes(section);
 
 function emit(name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
@@ -352,6 +353,7 @@ async function main(): Promise<void> {
   // gdb_bridge is the embedded machine through the bridge, against the qemu section's gdb_stepi_per_s.
   const gdbStepsPerS = want("qemu") && process.env.VMM_DEBUG_BENCH_QEMU !== "0" ? await benchQemu(emit) : undefined;
   if (want("gdb_bridge")) await benchGdbBridge(emit, gdbStepsPerS);
+  if (want("dump")) await benchDump(emit);
 }
 
 main().catch((e) => {
