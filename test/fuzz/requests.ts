@@ -108,7 +108,11 @@ function operations(): Partial<Record<string, { schema: DescMessage; weight: num
         return { vm, sessionId, vp, state: c.vpStates[vp] };
       },
     },
-    readMemory: { schema: ds.ReadMemoryRequestSchema, weight: 2, build: (r, c, vm) => ({ vm, address: address(r, c), length: BigInt(r.between(1, 256)) }) },
+    readMemory: {
+      schema: ds.ReadMemoryRequestSchema,
+      weight: 2,
+      build: (r, c, vm) => ({ vm, address: address(r, c), length: BigInt(r.between(1, 256)), allowPartial: r.chance(0.3) }),
+    },
     writeMemory: {
       schema: ds.WriteMemoryRequestSchema,
       weight: 5,
@@ -117,7 +121,7 @@ function operations(): Partial<Record<string, { schema: DescMessage; weight: num
     readMemoryStream: {
       schema: ds.ReadMemoryStreamRequestSchema,
       weight: 1,
-      build: (r, c, vm) => ({ vm, address: address(r, c), length: BigInt(r.between(1, 8192)) }),
+      build: (r, c, vm) => ({ vm, address: address(r, c), length: BigInt(r.between(1, 8192)), allowPartial: r.chance(0.3) }),
     },
     step: {
       schema: ds.StepRequestSchema,
@@ -142,6 +146,17 @@ function operations(): Partial<Record<string, { schema: DescMessage; weight: num
     },
     removeSoftwareBreakpoint: { schema: ds.RemoveSoftwareBreakpointRequestSchema, weight: 1, build: (r, _c, vm, sessionId) => ({ vm, sessionId, id: BigInt(r.below(4)) }) },
     listSoftwareBreakpoints: { schema: ds.ListSoftwareBreakpointsRequestSchema, weight: 1, build: (_r, _c, vm, sessionId) => ({ vm, sessionId }) },
+    translateGva: {
+      schema: ds.TranslateGvaRequestSchema,
+      weight: 1.5,
+      // Mapped code and data, the guest addresses worth aiming at (page tables, RAM's end: not
+      // GVAs, so often unmapped), and any 64-bit value (non-canonical ones too).
+      build: (r, c, vm) => ({
+        vm,
+        vp: r.below(c.vpCount),
+        gva: r.pick([c.dataGva, c.codeGva, r.pick([...c.addresses]), BigInt.asUintN(64, (BigInt(r.below(0x1_0000)) << 48n) | BigInt(r.below(0x1000_0000)))]),
+      }),
+    },
   };
 }
 

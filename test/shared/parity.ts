@@ -132,6 +132,20 @@ export const PARITY_CASES: ParityCase[] = [
   { name: "Step of 50 with a PC trace", op: "step", request: () => ({ vp: 0, count: 50, trace: ds.StepTrace.PC }), expect: "ok" },
   { name: "Step of 20 with a register trace", op: "step", request: () => ({ vp: 0, count: 20, trace: ds.StepTrace.REGISTERS }), expect: "ok" },
   { name: "Break on a stopped VM", op: "break", request: () => ({}), expect: "ok" },
+  { name: "TranslateGva of guest data", op: "translateGva", request: (t) => ({ vp: 0, gva: t.data.gva }), expect: "ok" },
+  { name: "TranslateGva of an unmapped GVA (an answer, not an error)", op: "translateGva", request: (t) => ({ vp: 0, gva: t.unmappedGva }), expect: "ok" },
+  { name: "TranslateGva of a non-canonical GVA", op: "translateGva", request: () => ({ vp: 0, gva: 1n << 60n }), expect: "ok" },
+  { name: "TranslateGva of a VP the VM lacks", op: "translateGva", request: (t) => ({ vp: 99, gva: t.data.gva }), expect: "VP_OUT_OF_RANGE" },
+  {
+    name: "ReadMemory with allow_partial across an unmapped GVA",
+    op: "readMemory",
+    request: (t) => ({ address: gva(0, t.unmappedGva - 8n), length: 16n, allowPartial: true }),
+    expect: "ok",
+  },
+  { name: "ReadMemory with allow_partial of an unmapped GPA", op: "readMemory", request: (t) => ({ address: gpa(t.unmappedGpa), length: 8n, allowPartial: true }), expect: "ok" },
+  { name: "ReadMemory with allow_partial of guest data", op: "readMemory", request: (t) => ({ address: gva(0, t.data.gva), length: 64n, allowPartial: true }), expect: "ok" },
+  { name: "ReadMemory with allow_partial for a VP the VM lacks", op: "readMemory", request: (t) => ({ address: gva(99, t.data.gva), length: 8n, allowPartial: true }), expect: "VP_OUT_OF_RANGE" },
+  { name: "ReadMemory with allow_partial over the cap", op: "readMemory", request: (t) => ({ address: gpa(t.data.gpa), length: 1n << 40n, allowPartial: true }), expect: "READ_TOO_LARGE" },
 ];
 
 const swGva = (a: bigint, vp?: number) => ({ kind: { case: "gva" as const, value: { gva: a, vp } } });
