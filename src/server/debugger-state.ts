@@ -74,6 +74,9 @@ export class DebuggerState {
   private closed = false;
   /** endSession is stopping the VM itself: that stop is nobody's, and the VM must stay stopped. */
   private ending = false;
+  /** Holds of the VM stopped (DumpMemory), each ended by calling it; none once close() began. */
+  private readonly holds = new Set<() => void>();
+  private holdsEnded = false;
 
   constructor(
     readonly core: VmmCore,
@@ -380,13 +383,16 @@ export class DebuggerState {
   /**
    * Holds the VM stopped (DumpMemory): checks it is stopped (else VM_RUNNING) and keeps the lock
    * until the returned function is called, so every control operation (Resume, Step, Detach…)
-   * and every locked read waits until then.
+   * and every locked read waits until then. close() ends every hold first, telling `interrupted`.
    */
-  holdStopped(what: string): Promise<() => void> {
+  holdStopped(what: string, interrupted?: () => void): Promise<() => void> {
     return new Promise((resolve, reject) => {
       void this.mutex.run(async () => {
         try {
           this.assertOpen();
+          if (this.holdsEnded) {
+            throw serverError(Code.Unavailable, "SERVER_SHUTTING_DOWN", `the server is shutting down and no longer serves VM "${this.id}"`, { vm: this.id });
+          }
           const state = this.core.runState();
           if (state === "gone") throw errors.backendUnavailable(this.id, "the VMM backend is gone");
           if (state === "running") throw errors.vmRunning(this.id, what);
@@ -394,13 +400,26 @@ export class DebuggerState {
           reject(e);
           return;
         }
-        await new Promise<void>((release) => resolve(() => release()));
+        await new Promise<void>((release) => {
+          const interrupt = () => {
+            this.holds.delete(interrupt);
+            release();
+            interrupted?.();
+          };
+          this.holds.add(interrupt);
+          resolve(() => {
+            this.holds.delete(interrupt);
+            release();
+          });
+        });
       });
     });
   }
 
   /** Ends any session as Detach would (so no VM stays frozen), ends every observer, stops listening. */
   close(): Promise<void> {
+    this.holdsEnded = true;
+    for (const interrupt of [...this.holds]) interrupt();
     return this.mutex.run(async () => {
       if (this.closed) return;
       try {

@@ -24,7 +24,9 @@ export async function dumpMemory(
   ctx: OperationContext,
   chunkBytes: number,
 ): Promise<AsyncIterable<ds.DumpMemoryResponse>> {
-  const release = await target.holdStopped("DumpMemory");
+  // The server closing ends the hold (its close waits for the lock): the dump then fails.
+  let interrupted = false;
+  const release = await target.holdStopped("DumpMemory", () => (interrupted = true));
   let held = true;
   const unhold = () => {
     if (!held) return;
@@ -63,6 +65,7 @@ export async function dumpMemory(
       let done = 0n;
       for (const p of pieces) {
         if (ctx.signal.aborted) return;
+        if (interrupted) throw shuttingDown(target.id);
         // A long dump keeps the session it names alive.
         if (sessionId !== "" && target.hasSession(sessionId)) target.touch(sessionId);
         const ticket = await account?.reserve(ANSWER_OVERHEAD + p.length);
@@ -72,6 +75,7 @@ export async function dumpMemory(
             ticket?.release();
             return;
           }
+          if (interrupted) throw shuttingDown(target.id);
           const data =
             p.kind === "bytes" ? p.data : p.kind === "zero" ? new Uint8Array(p.length) : await target.readMemory({ kind: "gpa", gpa: p.gpa }, p.length);
           done += BigInt(p.length);
@@ -114,4 +118,8 @@ const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
 function cancelled() {
   return serverError(Code.Cancelled, "CANCELLED", "the DumpMemory call was cancelled");
+}
+
+function shuttingDown(vm: string) {
+  return serverError(Code.Unavailable, "SERVER_SHUTTING_DOWN", `the server is shutting down: the dump of VM "${vm}" ended`, { vm });
 }

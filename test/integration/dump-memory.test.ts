@@ -73,4 +73,23 @@ describe("DumpMemory", () => {
       await s.done.catch(() => undefined);
     }
   });
+
+  it("a dump whose client stops reading does not hold the server's shutdown", async () => {
+    const own = await startHarness({ vmIds: ["shut"] });
+    try {
+      const session = await own.client.attach("shut");
+      await session.break();
+      const it = own.client.dumpMemory("shut")[Symbol.asyncIterator]();
+      expect((await it.next()).done).toBe(false);
+      // The server now waits for this client to read (the dump's bytes are far beyond its send
+      // budget and the transport's windows) while holding the VM stopped. close() ends the hold.
+      await own.server.close();
+      const end = await (async () => {
+        for (;;) if ((await it.next()).done) return "ended";
+      })().catch((e: unknown) => e);
+      expect(end).not.toBe("ended"); // the file is incomplete: the SDK says so, or the call fails
+    } finally {
+      await own.close();
+    }
+  });
 });
