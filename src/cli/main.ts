@@ -1,50 +1,61 @@
 #!/usr/bin/env node
-// The `vmm-debug` command: subcommand dispatch, and exit codes (2 for usage errors, 1 otherwise).
-import { UsageError } from "./args";
-import { gdbCommand } from "../gdb";
-import { serve } from "./serve";
-import { tokenCommand } from "./token";
+// The `vmm-debug` command: the commander tree (program.ts), and one exit code per kind of failure
+// (exit-codes.ts) with one readable line, never a stack.
+import { CommanderError } from "commander";
+import { CliError, EXIT, errorLine, exitCodeOf } from "./exit-codes";
+import { buildProgram } from "./program";
+import { SERVER_ENV } from "./context";
 
-const COMMANDS: Record<string, (argv: readonly string[]) => Promise<void>> = { serve, gdb: gdbCommand, token: tokenCommand };
-
-const SUMMARY: Record<string, string> = {
-  serve: "serve VMs (the embedded demo machine by default, or QEMU) over gRPC",
-  gdb: "let gdb or lldb debug a served VM (a GDB remote protocol bridge)",
-  token: "add, list or remove bearer tokens in a tokens file",
-};
-
-function overview(): string {
-  const lines = Object.keys(COMMANDS).map((c) => `  ${c.padEnd(8)}${SUMMARY[c] ?? ""}`);
-  return `usage: vmm-debug COMMAND [options]\n\ncommands:\n${lines.join("\n")}\n\n"vmm-debug help COMMAND" or "vmm-debug COMMAND --help" shows a command's options.\n`;
-}
-
+/** Runs the CLI; rejects with what failed (main() turns it into a line and an exit code). */
 export async function runCli(argv: readonly string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  if (command === "--help" || command === "-h" || (command === "help" && rest.length === 0)) {
-    process.stdout.write(overview());
-    return;
+  const program = buildProgram();
+  program.exitOverride();
+  program.configureOutput({
+    outputError: (text, write) => write(`vmm-debug: ${text.replace(/^error: /, "")}`),
+  });
+  // Exit overrides reach every subcommand (commander copies the setting when they are added, so
+  // set it on each).
+  const all = (c: typeof program): (typeof program)[] => [c, ...c.commands.flatMap((s) => all(s as typeof program))];
+  for (const c of all(program)) {
+    c.exitOverride();
+    c.configureOutput({ outputError: (text, write) => write(`vmm-debug: ${text.replace(/^error: /, "")}`) });
   }
-  if (command === "help") {
-    const sub = COMMANDS[rest[0]];
-    if (!sub) throw new UsageError(`unknown command "${rest[0]}"; commands: ${Object.keys(COMMANDS).join(", ")}`);
-    await sub([...rest.slice(1), "--help"]);
-    return;
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    throw new CliError("no command given", EXIT.usage);
   }
-  const run = command ? COMMANDS[command] : undefined;
-  if (!run) {
-    throw new UsageError(
-      `${command ? `unknown command "${command}"` : "no command given"}; commands: ${Object.keys(COMMANDS).join(", ")}`,
-    );
-  }
-  await run(rest);
+  await program.parseAsync([...argv], { from: "user" });
 }
 
-/** Runs the CLI; on failure prints the message and exits (2 for a usage error, 1 for anything else). */
+/** Runs the CLI; on failure prints `vmm-debug: <message>` and exits with the code of its kind. */
 export function main(argv: readonly string[]): void {
-  runCli(argv).catch((e: unknown) => {
-    process.stderr.write(`vmm-debug: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(e instanceof UsageError ? 2 : 1);
-  });
+  runCli(argv).then(
+    () => {
+      // Client commands are done: let the event loop drain (servers and bridges keep it alive).
+    },
+    (e: unknown) => {
+      if (e instanceof CommanderError) {
+        // Commander printed its message (or the help) already.
+        const ok = e.code === "commander.helpDisplayed" || e.code === "commander.version";
+        process.exitCode = ok || e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+        return;
+      }
+      const server = process.env[SERVER_ENV] || undefined;
+      const line = errorLine(e, serverFromArgv(argv) ?? server ?? "127.0.0.1:50051");
+      if (!(e instanceof CliError && e.message === "no command given")) process.stderr.write(`vmm-debug: ${line}\n`);
+      process.exitCode = exitCodeOf(e);
+      // Whatever is left (a channel closing) must not hold the exit.
+      setTimeout(() => process.exit(process.exitCode), 2000).unref();
+    },
+  );
+}
+
+function serverFromArgv(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--server") return argv[i + 1];
+    if (argv[i].startsWith("--server=")) return argv[i].slice("--server=".length);
+  }
+  return undefined;
 }
 
 if (require.main === module) main(process.argv.slice(2));

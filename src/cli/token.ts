@@ -38,6 +38,9 @@ const SPECS = {
 } as const;
 type Sub = keyof typeof SPECS;
 
+/** Every token subcommand's options together (for the CLI's shell completion). */
+export const TOKEN_OPTION_SPECS: Readonly<Record<string, OptionSpec>> = Object.assign({}, ...Object.values(SPECS).map((s) => s.spec));
+
 const HEADER =
   "# vmm-debug bearer tokens: one principal per line, NAME ROLE sha256:SALT:DIGEST\n" +
   "# (salted hashes, never the tokens). Managed by `vmm-debug token add|list|remove`.\n";

@@ -15,6 +15,9 @@ const SPEC: Record<string, OptionSpec> = {
   help: { flag: true, help: "show this help" },
 };
 
+/** gdb's options (for the CLI's shell completion). */
+export const GDB_OPTION_SPEC: Readonly<Record<string, OptionSpec>> = SPEC;
+
 function hostPort(text: string, name: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
   const port = m ? Number(m[2]) : NaN;
