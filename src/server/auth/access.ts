@@ -23,7 +23,8 @@ export const RPC_ACCESS: Readonly<Record<string, Role | "open">> = {
   "/vmm.debug.v1.DebugService/WriteMemory": "debugger",
   "/vmm.debug.v1.DebugService/ReadMemoryStream": "viewer",
   "/vmm.debug.v1.DebugService/TranslateGva": "viewer",
-  "/vmm.debug.v1.DebugService/DumpMemory": "viewer",
+  // A dump holds the VM stopped until it ends (control calls wait): not for viewers.
+  "/vmm.debug.v1.DebugService/DumpMemory": "debugger",
   "/vmm.debug.v1.DebugService/Step": "debugger",
   "/vmm.debug.v1.DebugService/ReadMemoryMany": "viewer",
   "/vmm.debug.v1.DebugService/GetVpStates": "viewer",
@@ -57,7 +58,7 @@ export const OPERATION_ACCESS: Readonly<Record<OperationName, Role>> = {
   removeSoftwareBreakpoint: "debugger",
   listSoftwareBreakpoints: "debugger",
   translateGva: "viewer",
-  dumpMemory: "viewer",
+  dumpMemory: "debugger",
 };
 
 /** The role an RPC path needs; a path not in the table (a method added without a row) needs admin. */

@@ -2325,7 +2325,9 @@ export const DebugService: GenService<{
    * segment per RAM region whose physical address (p_paddr) and virtual address (p_vaddr) are the
    * region's guest-physical address. Every message carries the next bytes of the file, in file
    * order, and the progress. The VM must be stopped (else FAILED_PRECONDITION / VM_RUNNING) and
-   * stays stopped until the dump ends; cancelling the call stops the dump at once.
+   * stays stopped until the dump ends: Resume, Step, Detach and the other control operations
+   * wait for it. Cancelling the call ends the dump at once. Because it holds the VM, it needs the
+   * debugger role where callers authenticate (reads need only viewer).
    *
    * @generated from rpc vmm.debug.v1.DebugService.DumpMemory
    */
