@@ -10,6 +10,7 @@ import {
   type GvaTranslation,
   type MemoryRegion,
   type PartialRead,
+  type ReadPiece,
   type RegisterDelta,
   type RunState,
   type SoftwareBreakpoint,
@@ -392,11 +393,12 @@ export class EmuMachine implements VmmCore {
   async readMemoryPartial(address: GuestAddress, length: number): Promise<PartialRead> {
     this.assertAlive();
     const out = new PartialReadBuilder(length);
-    const pieces =
-      address.kind === "gpa"
-        ? [{ gpa: address.gpa, length }]
-        : (this.checkVp(address.vp),
-          translateRangePartial(address.vp, address.gva, length, (gva) => walkX86(readX86PagingRegs(this.regs, address.vp), gva, (gpa) => this.memory.readU64(gpa))));
+    let pieces: ReadPiece[] = [{ gpa: address.kind === "gpa" ? address.gpa : 0n, length }];
+    if (address.kind === "gva") {
+      this.checkVp(address.vp);
+      const paging = readX86PagingRegs(this.regs, address.vp);
+      pieces = translateRangePartial(address.vp, address.gva, length, (gva) => walkX86(paging, gva, (gpa) => this.memory.readU64(gpa)));
+    }
     for (const piece of pieces) {
       if ("error" in piece) {
         out.skip(piece.length, piece.error);
