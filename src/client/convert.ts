@@ -500,6 +500,14 @@ export function unreadableFromWire(ranges: dsWire.UnreadableRange[]): Unreadable
   }));
 }
 
+/** Whether GPA_UNMAPPED range `next` continues `last` physically (by their metadata's gpa). */
+function sameRun(last: UnreadableRange, next: UnreadableRange): boolean {
+  const a = last.metadata.gpa;
+  const b = next.metadata.gpa;
+  if (!a || !b || !/^0x[0-9a-f]+$/i.test(a) || !/^0x[0-9a-f]+$/i.test(b)) return false;
+  return BigInt(a) + BigInt(last.length) === BigInt(b);
+}
+
 /** Puts a streamed read's chunks together, checking they fill exactly `length` bytes. */
 export class ReadAssembler {
   private readonly out: Uint8Array;
@@ -520,8 +528,20 @@ export class ReadAssembler {
     this.received += chunk.data.length;
     for (const r of unreadableFromWire(chunk.unreadable)) {
       const last = this.unreadable[this.unreadable.length - 1];
-      if (last && last.offset + last.length === r.offset && last.reason === r.reason) last.length += r.length;
-      else this.unreadable.push(r);
+      if (last && last.offset + last.length === r.offset && last.reason === r.reason) {
+        // As the server merges within a chunk: GPA_UNMAPPED only where the physical ranges meet,
+        // its metadata then naming the merged range; others keep the first address.
+        if (r.reason !== "GPA_UNMAPPED") {
+          last.length += r.length;
+          continue;
+        }
+        if (sameRun(last, r)) {
+          last.length += r.length;
+          last.metadata = { ...last.metadata, length: String(last.length) };
+          continue;
+        }
+      }
+      this.unreadable.push(r);
     }
   }
 

@@ -104,6 +104,13 @@ describe("partial reads on the embedded machine", () => {
     expect(long.unreadable).toEqual([{ offset: 0x8000, length: 0x1000, reason: "GVA_NOT_MAPPED", metadata: { vp: "0", gva: "0xffffffff80050000" } }]);
     expect(long.data.subarray(0, 0x8000)).toEqual(await gpaBytes(0x48000n, 0x8000));
     expect(long.data.subarray(0x9000)).toEqual(await gpaBytes(0x51000n, 96 * KIB - 0x9000));
+    // A GPA range past the end of RAM over many chunks: one range, its metadata naming all of it (as unary would).
+    const past = await h.client.readMemoryPartial(VM, { gpa: RAM_END - 0x100n }, 96 * KIB);
+    expect(past.unreadable).toEqual([{ offset: 0x100, length: 96 * KIB - 0x100, reason: "GPA_UNMAPPED", metadata: { gpa: "0x10000000", length: String(96 * KIB - 0x100) } }]);
+    expect(past.data.subarray(0, 0x100)).toEqual(await gpaBytes(RAM_END - 0x100n, 0x100));
+    expect(past.data.subarray(0x100)).toEqual(new Uint8Array(96 * KIB - 0x100));
+    const pastUnary = await h.client.readMemoryPartial(VM, { gpa: RAM_END - 0x100n }, 60 * KIB);
+    expect(pastUnary.unreadable).toEqual([{ offset: 0x100, length: 60 * KIB - 0x100, reason: "GPA_UNMAPPED", metadata: { gpa: "0x10000000", length: String(60 * KIB - 0x100) } }]);
     // Without the option the stream fails at once, as before.
     await expectRpcError(h.client.readMemoryStream(VM, { gva: HOLE - 0x8000n, vp: 0 }, 96 * KIB), Status.FAILED_PRECONDITION, "GVA_NOT_MAPPED");
   });
@@ -112,6 +119,7 @@ describe("partial reads on the embedded machine", () => {
     const cases: [Parameters<Session["readMemoryPartial"]>[0], number][] = [
       [{ gva: HOLE - 0x800n, vp: 0 }, 0x2000],
       [{ gpa: RAM_END - 0x100n }, 0x300],
+      [{ gpa: RAM_END - 0x100n }, 96 * KIB],
       [{ gva: HOLE - 0x8000n, vp: 0 }, 96 * KIB],
       [{ gva: 0x0000_7fff_ffff_f000n, vp: 1 }, 0x3000],
     ];
