@@ -133,7 +133,7 @@ export function pcOf(state: DebuggerVpState): bigint {
 export function formatRegisters(state: DebuggerVpState, symbols: SymbolTable | undefined): string {
   const lines = registerList(state).map(([name, value]) => {
     let natural: string;
-    if (name === "eflags") natural = `[ ${EFLAGS.filter(([bit]) => (value >> BigInt(bit)) & 1n).map(([, n]) => n).join(" ")} ]`;
+    if (name === "eflags") natural = `[ ${EFLAGS.filter(([bit]) => (value >> BigInt(bit)) & 1n).map(([, n]) => `${n} `).join("")}]`;
     else if (name === "rip" || name === "pc") {
       const sym = symbolize(value, symbols);
       natural = `${hex(value)}${sym ? ` <${sym}>` : ""}`;

@@ -4,7 +4,8 @@
 import { CommanderError } from "commander";
 import { CliError, EXIT, errorLine, exitCodeOf } from "./exit-codes";
 import { buildProgram } from "./program";
-import { SERVER_ENV } from "./context";
+import { SERVER_ENV, SESSION_ENV } from "./context";
+import { VmmDebugError } from "../client/errors";
 
 /** Runs the CLI; rejects with what failed (main() turns it into a line and an exit code). */
 export async function runCli(argv: readonly string[]): Promise<void> {
@@ -41,7 +42,9 @@ export function main(argv: readonly string[]): void {
         return;
       }
       const server = process.env[SERVER_ENV] || undefined;
-      const line = errorLine(e, serverFromArgv(argv) ?? server ?? "127.0.0.1:50051");
+      let line = errorLine(e, serverFromArgv(argv) ?? server ?? "127.0.0.1:50051");
+      const stale = e instanceof VmmDebugError && e.reason === "NOT_ATTACHED" && process.env[SESSION_ENV] && !argv.includes("--session");
+      if (stale) line += `; $${SESSION_ENV} names a session that is over: unset ${SESSION_ENV} (or attach again)`;
       if (!(e instanceof CliError && e.message === "no command given")) process.stderr.write(`vmm-debug: ${line}\n`);
       process.exitCode = exitCodeOf(e);
       // Whatever is left (a channel closing) must not hold the exit.

@@ -211,9 +211,10 @@ ${exitTableText()}
   addClientOptions(
     brk
       .command("delete")
-      .description("delete a breakpoint (its number) or a hardware slot (hwN, watchpoints too)")
-      .argument("<id>", "breakpoint number, or hwN"),
-  ).action(action((ctx, id: string) => breakDeleteCommand(ctx, id)));
+      .description("delete a software breakpoint (by number, or every one at an address) or a hardware slot (hwN, watchpoints too)")
+      .argument("<id>", "breakpoint number, hwN, or the breakpoint's address (0x…, SYMBOL[+OFFSET])")
+      .option("--gpa", "the address is a guest physical address"),
+  ).action(action((ctx, id: string, opts: { gpa?: boolean }) => breakDeleteCommand(ctx, id, opts)));
   addClientOptions(
     program
       .command("continue")

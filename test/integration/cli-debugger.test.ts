@@ -6,26 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Decoder, DecoderOptions, Formatter, FormatterSyntax } from "iced-x86";
+import { bin, buildCli, root } from "./cli-build";
 import { startHarness, sym, type Harness } from "./harness";
 
-const root = join(__dirname, "../..");
-const bin = join(root, "dist/src/cli/main.js");
 const manifest = join(root, "guests/build/demo-x86_64.json");
 
 interface Result {
   code: number | null;
   stdout: string;
   stderr: string;
-}
-
-/** Builds dist/ once for the CLI test files (tsc is slow on a shared machine). */
-export async function buildOnce(): Promise<void> {
-  try {
-    await promisify(execFile)("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root, timeout: 300_000 });
-  } catch (e) {
-    const { stdout, stderr } = e as { stdout?: string; stderr?: string };
-    throw new Error(`npx tsc -p tsconfig.build.json failed:\n${stdout ?? ""}${stderr ?? ""}`);
-  }
 }
 
 describe("vmm-debug debugger commands (built binary)", () => {
@@ -64,7 +53,7 @@ describe("vmm-debug debugger commands (built binary)", () => {
   beforeAll(async () => {
     stateDir = mkdtempSync(join(tmpdir(), "vmm-debug-cli-state-"));
     work = mkdtempSync(join(tmpdir(), "vmm-debug-cli-"));
-    await Promise.all([buildOnce(), (async () => (h = await startHarness({ vpCount: 2 })))()]);
+    await Promise.all([buildCli(), (async () => (h = await startHarness({ vpCount: 2 })))()]);
   }, 300_000);
   afterEach(async () => {
     // A test that failed mid-session must not leave the VM held for the next one.

@@ -300,7 +300,7 @@ export async function breakListCommand(ctx: Context): Promise<void> {
   });
 }
 
-export async function breakDeleteCommand(ctx: Context, idText: string): Promise<void> {
+export async function breakDeleteCommand(ctx: Context, idText: string, opts: { gpa?: boolean } = {}): Promise<void> {
   needSession(ctx, "break delete");
   await ctx.withSession("break delete", true, async (session, info) => {
     const hw = /^hw(\d)$/i.exec(idText.trim());
@@ -323,10 +323,18 @@ export async function breakDeleteCommand(ctx: Context, idText: string): Promise<
       else process.stdout.write(`deleted hw${slot} (on ${cleared} VP${cleared === 1 ? "" : "s"})\n`);
       return;
     }
-    const id = parseCount(idText, "ID", 1, Number.MAX_SAFE_INTEGER);
-    await session.removeSoftwareBreakpoint(id);
-    if (ctx.json) printJson({ vm: info.id, deleted: id });
-    else process.stdout.write(`deleted breakpoint ${id}\n`);
+    let ids: number[];
+    if (/^\d+$/.test(idText.trim())) ids = [parseCount(idText, "ID", 1, Number.MAX_SAFE_INTEGER)];
+    else {
+      // An address or symbol: every software breakpoint there (by GVA or, with --gpa, by GPA).
+      const address = parseAddress(idText, ctx.symbols, opts.gpa === true, "ID");
+      const all = await session.listSoftwareBreakpoints();
+      ids = all.filter((b) => (opts.gpa ? "gpa" in b.address && b.address.gpa === address : "gva" in b.address && b.address.gva === address)).map((b) => b.id);
+      if (ids.length === 0) throw new CliError(`no software breakpoint at ${hex(address)} in this session (vmm-debug break list)`, EXIT.notFound, "SOFTWARE_BREAKPOINT_NOT_FOUND");
+    }
+    for (const id of ids) await session.removeSoftwareBreakpoint(id);
+    if (ctx.json) printJson({ vm: info.id, deleted: ids.length === 1 ? ids[0] : ids });
+    else process.stdout.write(`deleted breakpoint${ids.length === 1 ? "" : "s"} ${ids.join(", ")}\n`);
   });
 }
 

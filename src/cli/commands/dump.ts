@@ -10,7 +10,7 @@ export async function dumpCommand(ctx: Context, file: string, opts: { quiet?: bo
   await withStoppedVm(ctx, "dump", async (_access, info) => {
     const tty = process.stderr.isTTY === true && !opts.quiet && !ctx.json;
     let bar: import("cli-progress").SingleBar | undefined;
-    let lastPercent = -1;
+    let lastPercent = -10;
     const started = Date.now();
     const onProgress = (done: bigint, total: bigint) => {
       if (opts.quiet || ctx.json) return;
@@ -25,7 +25,7 @@ export async function dumpCommand(ctx: Context, file: string, opts: { quiet?: bo
         return;
       }
       const percent = total === 0n ? 100 : Number((done * 100n) / total);
-      if (percent >= lastPercent + 10 || (done === total && percent !== lastPercent)) {
+      if (Math.floor(percent / 10) > Math.floor(lastPercent / 10) || (done === total && percent !== lastPercent)) {
         lastPercent = percent;
         process.stderr.write(`vmm-debug: dump ${percent}% (${mib(done)} of ${mib(total)})\n`);
       }
