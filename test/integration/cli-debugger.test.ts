@@ -1,7 +1,7 @@
 // The built `vmm-debug` binary (dist/src/cli/main.js) against a real server: every debugger
 // command, human and --json output checked against what the SDK reads, and the exit codes.
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -223,6 +223,44 @@ describe("vmm-debug debugger commands (built binary)", () => {
     expect(info.attached).toBeUndefined();
   }, 120_000);
 
+  it("continue --timeout stops the VM after that long and exits 8; the VM stays stopped in the session", async () => {
+    const env = await attach();
+    try {
+      const r = await run(["continue", "--timeout", "300ms"], env);
+      expect(r.code).toBe(8);
+      expect(r.stdout).toMatch(/^stopped: break \(the VM was stopped on request\); VP 0 pc 0x[0-9a-f]+/m);
+      expect(r.stderr).toMatch(/^vmm-debug: no stop within 300ms: stopped the VM/m);
+      expect((await h.client.getVm("demo")).runState).toBe("stopped");
+    } finally {
+      await ok(["detach"], env);
+    }
+    expect((await h.client.getVm("demo")).runState).toBe("running");
+  });
+
+  it("Ctrl-C during dump: exit 130, no file left, the VM running and free again", async () => {
+    const file = join(work, "interrupted.core");
+    const child = spawn(process.execPath, [bin, "dump", file], {
+      cwd: root,
+      env: { ...process.env, VMM_DEBUG_SERVER: h.address, XDG_RUNTIME_DIR: stateDir, VMM_DEBUG_SESSION: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    await new Promise<void>((resolve) =>
+      child.stderr!.on("data", (d: Buffer) => {
+        stderr += d.toString();
+        if (/dump \d+%/.test(stderr)) resolve();
+      }),
+    );
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toContain("vmm-debug: dump interrupted");
+    expect(readdirSync(work).filter((f) => f.includes("interrupted"))).toEqual([]);
+    const info = await h.client.getVm("demo");
+    expect(info.runState).toBe("running");
+    expect(info.attached).toBeUndefined();
+  }, 120_000);
+
   it("exit codes tell the failures apart, with one readable line", async () => {
     const cases: [string[], number, RegExp, Record<string, string>?][] = [
       [["regs", "--vm", "nope"], 4, /^vmm-debug: no VM "nope".*\(reason VM_NOT_FOUND\)\n$/],
@@ -236,30 +274,44 @@ describe("vmm-debug debugger commands (built binary)", () => {
       [["regs", "--frobnicate"], 2, /^vmm-debug: unknown option '--frobnicate'/],
       [["frobnicate"], 2, /^vmm-debug: unknown command 'frobnicate'/],
     ];
-    for (const [args, code, stderr, env] of cases) {
-      const r = await run(args, env);
-      expect([args, r.code, r.stderr]).toEqual([args, code, expect.stringMatching(stderr)]);
-      expect(r.stderr).not.toMatch(/\n\s+at /); // never a stack
-    }
+    const results = await Promise.all(cases.map(([args, , , env]) => run(args, env)));
+    cases.forEach(([args, code, stderr], i) => {
+      expect([args, results[i].code, results[i].stderr]).toEqual([args, code, expect.stringMatching(stderr)]);
+      expect(results[i].stderr).not.toMatch(/\n\s+at /); // never a stack
+    });
   });
 
   it("help at every level, and completion scripts from the command tree", async () => {
-    const top = await ok(["--help"]);
+    const [top, memRead, memReadHelp, mem, brk, regs, serveHelp, serveOwn, gdb, tokenAdd, bash, zsh, fish, tcsh] = await Promise.all([
+      ok(["--help"]),
+      ok(["help", "mem", "read"]),
+      ok(["mem", "read", "--help"]),
+      ok(["mem", "--help"]),
+      ok(["help", "break"]),
+      ok(["help", "regs"]),
+      ok(["help", "serve"]),
+      ok(["serve", "--help"]),
+      ok(["help", "gdb"]),
+      ok(["help", "token", "add"]),
+      ok(["completion", "bash"]),
+      ok(["completion", "zsh"]),
+      ok(["completion", "fish"]),
+      run(["completion", "tcsh"]),
+    ]);
     for (const c of ["vms", "vm", "regs", "mem", "translate", "disasm", "dump", "attach", "detach", "break", "continue", "step", "watch", "completion", "serve", "gdb", "token"]) {
       expect(top).toMatch(new RegExp(`^  ${c} `, "m"));
     }
     expect(top).toMatch(/Exit codes:\n\s+0  success/);
     expect(top).toMatch(/^\s+7  unmapped or unreadable memory$/m);
-    expect(await ok(["help", "mem", "read"])).toContain("--partial");
-    expect(await ok(["mem", "read", "--help"])).toContain("--partial");
-    expect(await ok(["mem", "--help"])).toMatch(/read \[options\] <addr> <len>/);
-    expect(await ok(["help", "break"])).toMatch(/list \[options\]\s+the session's breakpoints/);
-    expect(await ok(["help", "regs"])).toContain("--tls-ca");
-    expect(await ok(["help", "serve"])).toContain("--tls-cert");
-    expect(await ok(["serve", "--help"])).toContain("--listen");
-    expect(await ok(["help", "gdb"])).toContain("--listen");
-    expect(await ok(["help", "token", "add"])).toContain("--role");
-    const bash = await ok(["completion", "bash"]);
+    expect(memRead).toContain("--partial");
+    expect(memReadHelp).toContain("--partial");
+    expect(mem).toMatch(/read \[options\] <addr> <len>/);
+    expect(brk).toMatch(/list \[options\]\s+the session's breakpoints/);
+    expect(regs).toContain("--tls-ca");
+    expect(serveHelp).toContain("--tls-cert");
+    expect(serveOwn).toContain("--listen");
+    expect(gdb).toContain("--listen");
+    expect(tokenAdd).toContain("--role");
     for (const c of ["vms", "vm", "regs", "mem", "read", "write", "translate", "disasm", "dump", "attach", "detach", "interrupt", "break", "list", "delete", "continue", "step", "watch", "serve", "gdb", "token", "completion", "help"]) {
       expect(bash).toMatch(new RegExp(`\\b${c}\\b`));
     }
@@ -268,8 +320,9 @@ describe("vmm-debug debugger commands (built binary)", () => {
     // The script is valid bash and completes subcommands.
     const { stdout } = await promisify(execFile)("bash", ["-c", `${bash}\nCOMP_WORDS=(vmm-debug mem r); COMP_CWORD=2; _vmm_debug; echo "\${COMPREPLY[@]}"; COMP_WORDS=(vmm-debug mem read --pa); COMP_CWORD=3; _vmm_debug; echo "\${COMPREPLY[@]}"`]);
     expect(stdout).toBe("read\n--partial\n");
-    expect(await ok(["completion", "zsh"])).toContain("compdef _vmm_debug vmm-debug");
-    expect(await ok(["completion", "fish"])).toContain("complete -c vmm-debug");
-    expect((await run(["completion", "tcsh"])).code).toBe(2);
+    expect(zsh).toContain("compdef _vmm_debug vmm-debug");
+    expect(zsh).toContain("'--partial:read what can be read");
+    expect(fish).toContain("complete -c vmm-debug -n '__vmm_debug_at \\'mem read\\'' -l 'partial'");
+    expect(tcsh.code).toBe(2);
   });
 });
