@@ -18,6 +18,21 @@ function block(heading: string, lang: string): string {
   return m[1];
 }
 
+/** The README's text from the line `from` starts to `to`. */
+function section(from: string, to: string): string {
+  const at = readme.indexOf(from);
+  const end = readme.indexOf(to, at);
+  if (at < 0 || end < 0) throw new Error(`README has no "${from}" … "${to}"`);
+  return readme.slice(at, end);
+}
+
+/** Every top-level JSON object in `text` (buf curl prints one per answer, indented). */
+function jsonObjects(text: string): Record<string, unknown>[] {
+  const found: Record<string, unknown>[] = [];
+  for (const m of text.matchAll(/^\{$[\s\S]*?^\}$/gm)) found.push(JSON.parse(m[0]) as Record<string, unknown>);
+  return found;
+}
+
 describe("README", () => {
   let h: Harness;
   beforeAll(async () => {
@@ -65,8 +80,19 @@ describe("README", () => {
   it("runs the buf curl walkthrough verbatim (on this test's port)", async () => {
     const script = block("## Walkthrough with `buf curl`", "sh").replaceAll("127.0.0.1:50051", h.address);
     // About 25 `buf curl` runs, each starting buf afresh: a minute on a loaded 2-core machine.
-    const { stdout } = await run("bash", ["-e", "-o", "pipefail", "-c", script], { cwd: root, timeout: 240_000 });
+    const { stdout, stderr } = await run("bash", ["-e", "-o", "pipefail", "-c", script], { cwd: root, timeout: 240_000 });
     expect(stdout).toContain("vmm.debug.v1.DebugService");
+    // "What comes back" shows what buf curl really printed: the translation, the partial read and
+    // the error (with its reason readable under "debug") are the README's blocks exactly.
+    const answers = jsonObjects(stdout);
+    const shown = jsonObjects(section("What comes back", "## The TypeScript SDK"));
+    const translation = answers.find((a) => "pagingMode" in a);
+    expect(translation).toEqual(shown.find((a) => "pagingMode" in a));
+    expect(translation).toMatchObject({ mapped: true, gpa: BigInt(sym("counter").gpa).toString() });
+    const partial = answers.find((a) => "unreadable" in a);
+    expect(partial).toEqual(shown.find((a) => "unreadable" in a));
+    expect(stdout).toContain("buf curl exit status 72");
+    expect(jsonObjects(stderr)).toEqual(shown.filter((a) => "code" in a));
     expect(stdout).toContain('"break": {}');
     expect(stdout).toContain('"hwBreakpoint"');
     expect(stdout).toContain('"singleStep": {}');
