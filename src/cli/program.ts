@@ -1,5 +1,7 @@
 // The `vmm-debug` command tree (commander): the debugger commands that talk to a running server,
 // and `serve`, `gdb`, `token`, whose own parsers get their arguments as they are.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command, Option } from "commander";
 import { type OptionSpec, UsageError } from "./args";
 import { CLIENT_OPTION_SPEC, TOKEN_ENV } from "./client-options";
@@ -10,6 +12,14 @@ import { disasmCommand, memReadCommand, memWriteCommand, regsCommand, translateC
 import { completionScript } from "./completion";
 import { type ClientOptions, Context, DEFAULT_SERVER, SERVER_ENV, SESSION_ENV, installSigint } from "./context";
 import { exitTableText } from "./exit-codes";
+
+/** The package's version (package.json sits above src/cli, or above dist/src/cli when built). */
+function packageVersion(): string {
+  for (const p of [join(__dirname, "../../package.json"), join(__dirname, "../../../package.json")]) {
+    if (existsSync(p)) return (JSON.parse(readFileSync(p, "utf8")) as { version?: string }).version ?? "0.0.0";
+  }
+  return "0.0.0";
+}
 
 /** Options a passed-through command parses itself (listed for completion only, loaded on demand). */
 type WithExtra = Command & { extraOptions?: () => { flag: string; description: string }[] };
@@ -74,6 +84,7 @@ export function buildProgram(): Command {
         "page walks, disassembly, core dumps) and control them (breakpoints, watchpoints, continue, step).",
     )
     .usage("COMMAND [options]")
+    .version(packageVersion(), "--version", "show the version")
     .helpCommand(false)
     .enablePositionalOptions()
     .showHelpAfterError(false)

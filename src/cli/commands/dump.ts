@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { writeCoreFile } from "../../client";
 import { type Context, interrupt, withStoppedVm } from "../context";
 import { CliError, EXIT } from "../exit-codes";
-import { printJson, size } from "../format";
+import { printJson } from "../format";
 
 export async function dumpCommand(ctx: Context, file: string, opts: { quiet?: boolean; force?: boolean }): Promise<void> {
   if (existsSync(file) && !opts.force) throw new CliError(`${file} exists: --force replaces it`, EXIT.usage);
@@ -19,7 +19,7 @@ export async function dumpCommand(ctx: Context, file: string, opts: { quiet?: bo
           // eslint-disable-next-line @typescript-eslint/no-require-imports
           const { SingleBar, Presets } = require("cli-progress") as typeof import("cli-progress");
           bar = new SingleBar({ format: "dump [{bar}] {percentage}% | {done} of {all} | {eta_formatted} left", stream: process.stderr, hideCursor: true }, Presets.shades_classic);
-          bar.start(Number(total), 0, { done: size(0), all: mib(total) });
+          bar.start(Number(total), 0, { done: mib(0n), all: mib(total) });
         }
         bar.update(Number(done), { done: mib(done), all: mib(total) });
         return;
