@@ -6,6 +6,7 @@
 import { Code, Decoder, DecoderError, DecoderOptions, Instruction, MemorySizeExt, Mnemonic, OpKind, Register } from "iced-x86";
 import { arithTranslators } from "./arith.js";
 import { bitTranslators } from "./bt.js";
+import { bmiTranslators } from "./bmi.js";
 import { branchTranslators } from "./branch.js";
 import { addBlock, Block, chunkMask, markCode } from "./code-cache.js";
 import type { CodePage } from "./code-cache.js";
@@ -31,7 +32,7 @@ const MAX_BLOCK = 64;
 
 const translators = new Map<Mnemonic, Translator>();
 const families = [
-  arithTranslators, bitTranslators, branchTranslators, condTranslators, movTranslators, muldivTranslators, repTranslators,
+  arithTranslators, bitTranslators, bmiTranslators, branchTranslators, condTranslators, movTranslators, muldivTranslators, repTranslators,
   rflagsTranslators, shiftRotateTranslators, stackTranslators, systemTranslators,
 ];
 for (const list of families) {
