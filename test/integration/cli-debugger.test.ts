@@ -223,9 +223,19 @@ describe("vmm-debug debugger commands (built binary)", () => {
     expect(info.attached).toBeUndefined();
   }, 120_000);
 
-  it("continue --timeout stops the VM after that long and exits 8; the VM stays stopped in the session", async () => {
-    const env = await attach();
+  it("attach --no-stop, interrupt, a hardware breakpoint, continue --timeout (exit 8, the VM stays stopped in the session)", async () => {
+    const out = await ok(["attach", "--no-stop"]);
+    const env = { VMM_DEBUG_SESSION: /^export VMM_DEBUG_SESSION=([0-9a-f]+)$/m.exec(out)![1] };
     try {
+      expect((await h.client.getVm("demo")).runState).toBe("running");
+      expect((await run(["regs"], env)).code).toBe(5); // the session's VM runs: refused, not stopped behind its back
+      expect(await ok(["interrupt"], env)).toMatch(/^stopped: break \(the VM was stopped on request\); VP 0 pc 0x[0-9a-f]+/m);
+      const hw = await json(["break", "tick", "--hw", "--vp", "0"], env);
+      expect(hw).toMatchObject({ id: "hw0", kind: "hardware", vps: [0] });
+      const hit = await json(["continue", "--timeout", "30s"], env);
+      expect(hit.reason).toMatchObject({ kind: "hwBreakpoint", vp: 0, breakpoint: { type: "execute", address: "0x" + sym("tick").gva.toString(16) } });
+      expect(hit.symbol).toBe("tick");
+      await ok(["break", "delete", "hw0"], env);
       const r = await run(["continue", "--timeout", "300ms"], env);
       expect(r.code).toBe(8);
       expect(r.stdout).toMatch(/^stopped: break \(the VM was stopped on request\); VP 0 pc 0x[0-9a-f]+/m);
