@@ -79,6 +79,12 @@ export class Cpu {
   /** Bit i set when data slot i matched during the current instruction. */
   dataHit = 0;
 
+  // --- architectural stepping of REP string instructions (see rep.ts) ---
+  /** REP instructions run one iteration per step (the per-instruction loops set it). */
+  repStep = false;
+  /** Set by a REP op that ran one iteration with more to go: RIP stays at the instruction. */
+  repMore = false;
+
   // --- decoded code ---
   readonly pages = new Map<number, CodePage>();
   registry!: CodeRegistry;

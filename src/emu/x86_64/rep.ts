@@ -3,6 +3,11 @@
 // Each element updates RSI/RDI/RCX before the next, so a fault part-way leaves the registers
 // describing the work still to do and RIP at the instruction (as on hardware). Forward REP MOVS
 // and REP STOS move whole page spans at once when no data slot is armed.
+//
+// When the VP steps architecturally (c.repStep: the debugger's single-step, a data slot, a Step
+// RPC; or the guest's RFLAGS.TF) a REP instruction runs one iteration per step, as hardware
+// traps after each: it sets c.repMore when iterations remain, and the run loop then leaves RIP
+// at the instruction (RCX/RSI/RDI describing the rest) instead of moving past it.
 
 import { Mnemonic } from "iced-x86";
 import * as arithModule from "./arith.js";
@@ -18,7 +23,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { CMP } = arithModule;
 const { noteCodeStore } = codeCacheModule;
-const { DF, ZF } = flagsModule;
+const { DF, TF, ZF } = flagsModule;
 const { END_STOP, UnsupportedForm } = insnModule;
 const { ACC_READ, ACC_WRITE, rdN, translate, viewOf, wrN } = mmuModule;
 const { portIn, portOut } = systemModule;
@@ -250,6 +255,15 @@ function translateString(d: Insn, kind: number): OpFn {
   const stopWhenZf = conditional ? (d.repne ? ZF : 0) : -1;
   const canBulk = kind === MOVS || kind === STOS;
   return (c) => {
+    if (c.repStep || (c.r[RFLAGS] & TF) !== 0) {
+      // One iteration (none for RCX = 0); more to come unless the count or the condition ends it.
+      if (counterZero(c, addr32)) return;
+      element(c, kind, n, seg, addr32);
+      decrementCounter(c, addr32);
+      if (stopWhenZf >= 0 && (c.r[RFLAGS] & ZF) === stopWhenZf) return;
+      if (!counterZero(c, addr32)) c.repMore = true;
+      return;
+    }
     while (!counterZero(c, addr32)) {
       if (canBulk && !c.watching && (c.r[RFLAGS] & DF) === 0 && bulk(c, kind, n, seg, addr32) > 0) continue;
       element(c, kind, n, seg, addr32);

@@ -10,7 +10,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { AF, CF, DF, FIXED1, IF, PF, POPF_MASK, RF, SF, VM, ZF } = flagsModule;
-const { UnsupportedForm } = insnModule;
+const { END_STOP, UnsupportedForm } = insnModule;
 const { pop64, push64 } = stackModule;
 const { GP, RFLAGS } = vpLayoutModule;
 
@@ -41,7 +41,10 @@ const sahfOp: OpFn = (c) => {
 /** PUSHFQ pushes RFLAGS with VM and RF read as 0. */
 const pushfqOp: OpFn = (c) => push64(c, (c.r[RFLAGS] & ~(VM | RF)) | FIXED1, 0);
 
-/** POPFQ at CPL 0: every modifiable flag may change; VM, VIF, VIP stay; RF is cleared. */
+/**
+ * POPFQ at CPL 0: every modifiable flag may change; VM, VIF, VIP stay; RF is cleared. It ends
+ * its block, so a TF it sets is seen by the run loop before the next instruction (which traps).
+ */
 const popfqOp: OpFn = (c) => {
   const v = pop64(c);
   const r = c.r;
@@ -59,7 +62,10 @@ export const rflagsTranslators: [Mnemonic, Translator][] = [
   [Mnemonic.Lahf, () => lahfOp],
   [Mnemonic.Sahf, () => sahfOp],
   [Mnemonic.Pushfq, () => pushfqOp],
-  [Mnemonic.Popfq, () => popfqOp],
+  [Mnemonic.Popfq, (d) => {
+    d.end = END_STOP;
+    return popfqOp;
+  }],
   [Mnemonic.Pushf, (d) => {
     if (d.code !== Code.Pushfq) throw new UnsupportedForm();
     return pushfqOp;

@@ -35,6 +35,20 @@ export const GDTR = 80;
 export const IDTR = 83;
 /** 1 while the VP sits in HLT waiting for an interrupt. */
 export const HALTED = 86;
+/**
+ * The guest's own DR6 status bits (B0–B3, BD, BS, BT: mask 0xe00f; reads add the fixed ones,
+ * 0xffff0ff0) and DR7 (low word; bit 10 reads as 1). 0 is the reset state. The debugger's
+ * single-step and slots never change them.
+ */
+export const GUEST_DR6 = 87;
+export const GUEST_DR7 = 88;
+/** DR6: the status bits kept (B0–B3, BD, BS, BT), BS (single-step), and the bits that always read as 1. */
+export const DR6_STATUS = 0xe00f;
+export const DR6_BS = 0x4000;
+export const DR6_FIXED = 0xffff0ff0 | 0;
+/** DR7: the bits a write keeps (L0–G3, LE GE, GD, R/W and LEN fields) and bit 10, read as 1. */
+export const DR7_WRITABLE = 0xffff23ff | 0;
+export const DR7_FIXED = 0x400;
 /** Words per VP; VP n's registers start at word n * VP_WORDS. */
 export const VP_WORDS = 96;
 

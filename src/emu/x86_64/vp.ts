@@ -3,6 +3,14 @@
 // Software breakpoints are checked in both loops without patching guest memory: the fast loop per
 // decoded block (matches cached on the block until the breakpoint set changes), the debug loop
 // and batched steps per instruction.
+//
+// Architectural stepping: the per-instruction loop (stepInstruction) runs a REP string
+// instruction one iteration per step when the debugger single-steps, watches data or steps a
+// batch, and when the guest's RFLAGS.TF is set (rep.ts); RIP stays at the instruction until the
+// last iteration, and breakpoints at that RIP are not checked again between its iterations. The
+// guest's TF raises #DB (DR6.BS) after each instruction or iteration; RFLAGS.RF is cleared when
+// an instruction completes. The fast loop leaves blocks for the per-instruction loop while TF is
+// set. The debugger's single-step and slots never show in the guest's DR6/DR7 or RFLAGS.
 
 import type { GuestBus } from "../bus.js";
 import * as codeCacheModule from "./code-cache.js";
@@ -12,6 +20,7 @@ import type { Block, CodePage } from "./code-cache.js";
 import * as decodeModule from "./decode.js";
 import * as exceptionsModule from "./exceptions.js";
 import * as faultModule from "./fault.js";
+import * as flagsModule from "./flags.js";
 import * as mmuModule from "./mmu.js";
 import { SwBreakpointSet } from "./sw-breakpoints.js";
 import * as vpLayoutModule from "./vp-layout.js";
@@ -21,9 +30,10 @@ const { invalidateAll, invalidateRange, joinRegistry } = codeCacheModule;
 const { EXIT_HALT, EXIT_NONE, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
 const { decodeBlock } = decodeModule;
 const { deliverException } = exceptionsModule;
-const { BLOCK_ABORT, GUEST_FAULT } = faultModule;
+const { BLOCK_ABORT, GUEST_FAULT, NO_ERROR_CODE, VEC_DB } = faultModule;
+const { RF, TF } = flagsModule;
 const { fetchPage } = mmuModule;
-const { HALTED, RIP } = vpLayoutModule;
+const { DR6_BS, GUEST_DR6, HALTED, RFLAGS, RIP } = vpLayoutModule;
 
 /** A debug slot (DR0–DR3 semantics): `type` is the DR7 R/W field (0 execute, 2 write, 3 read or write). */
 export interface X86Breakpoint {
@@ -70,6 +80,8 @@ const SINGLE_STEP: X86Exit = Object.freeze({ kind: "singleStep" });
 const TRIPLE_FAULT: X86Exit = Object.freeze({ kind: "tripleFault" });
 const RESET: X86Exit = Object.freeze({ kind: "reset" });
 const POWER_OFF: X86Exit = Object.freeze({ kind: "powerOff" });
+/** Internal: the loop that returned it hands the rest of the budget (X86Vp.left) to the other loop. */
+const SWITCH: X86Exit = Object.freeze({ kind: "budget" });
 const HW_BREAKPOINT: readonly X86Exit[] = [0, 1, 2, 3].map((slot) => Object.freeze({ kind: "hwBreakpoint", slot } as const));
 
 /** Set RIP to the start of instruction k of `blk` (k = ops.length: the block end). */
@@ -150,6 +162,15 @@ export class X86Vp {
   private suppressValid = false;
   private suppressLo = 0;
   private suppressHi = 0;
+  /**
+   * The last step ran a REP iteration with more to go at repLo:repHi: while RIP is still there,
+   * the next step continues it without checking breakpoints at that RIP again.
+   */
+  private repPending = false;
+  private repLo = 0;
+  private repHi = 0;
+  /** The budget left when a loop returned SWITCH. */
+  private left = 0;
 
   /** `sw`: the software breakpoints of the machine (shared by its VPs). */
   constructor(
@@ -192,6 +213,8 @@ export class X86Vp {
       }
     }
     c.watching = watching;
+    // Single-step and data slots see REP iterations one by one; execute slots need not.
+    c.repStep = watching || debug.singleStep;
     this.debugArmed = any || debug.singleStep;
     // Watched pages must lose their fast TLB entries (and unwatched ones may regain them).
     c.flushTlb();
@@ -208,10 +231,21 @@ export class X86Vp {
     c.exit = EXIT_NONE;
     c.dataHit = 0;
     if (!(maxInstructions >= 1)) return BUDGET;
-    if (this.debugArmed) return this.runDebug(Math.floor(maxInstructions));
-    const suppress = this.suppressValid;
-    this.suppressValid = false;
-    return this.runFast(Math.floor(maxInstructions), suppress);
+    let left = Math.floor(maxInstructions);
+    // The fast loop hands over to the per-instruction one while the guest's TF is set, and back.
+    for (;;) {
+      let x: X86Exit;
+      if (this.debugArmed || (c.r[RFLAGS] & TF) !== 0 || this.repPending) {
+        x = this.runDebug(left);
+      } else {
+        const suppress = this.suppressValid;
+        this.suppressValid = false;
+        x = this.runFast(left, suppress);
+      }
+      if (x !== SWITCH) return x;
+      left = this.left;
+      if (left <= 0) return BUDGET;
+    }
   }
 
   invalidateCode(gpa: number, length: number): void {
@@ -235,8 +269,19 @@ export class X86Vp {
   private runFast(max: number, suppress: boolean): X86Exit {
     const c = this.c;
     const sw = this.sw;
+    const r = c.r;
     let left = max;
     while (left > 0) {
+      const f = r[RFLAGS];
+      if ((f & (TF | RF)) !== 0) {
+        // The guest's TF traps after every instruction: continue one at a time.
+        if ((f & TF) !== 0) {
+          this.left = left;
+          return SWITCH;
+        }
+        // RF lasts one instruction: the one this block starts with (nothing here checks it).
+        r[RFLAGS] = f & ~RF;
+      }
       let blk: Block;
       try {
         blk = lookup(c, true);
@@ -331,19 +376,37 @@ export class X86Vp {
     return -1;
   }
 
-  /** One instruction at a time: execute slots before, data slots after, single-step. */
-  private runDebug(max: number): X86Exit {
+  /** True when the next step continues a REP instruction at RIP (no breakpoint checks there). */
+  private continuingRep(): boolean {
     const r = this.c.r;
+    return this.repPending && r[RIP] === this.repLo && r[RIP + 1] === this.repHi;
+  }
+
+  /**
+   * One instruction (or REP iteration) at a time: execute slots before, data slots after,
+   * single-step, the guest's TF. Goes back to the fast loop once nothing needs it.
+   */
+  private runDebug(max: number): X86Exit {
+    const c = this.c;
+    const r = c.r;
     let left = max;
     let first = true;
     while (left > 0) {
+      if (!this.debugArmed && (r[RFLAGS] & TF) === 0 && !this.continuingRep()) {
+        // Nothing needs single instructions any more: back to the fast loop (which honours suppressValid).
+        if (!first) this.suppressValid = false;
+        this.repPending = false;
+        this.left = left;
+        return SWITCH;
+      }
       const lo = r[RIP];
       const hi = r[RIP + 1];
-      const suppressed = first && this.suppressValid && lo === this.suppressLo && hi === this.suppressHi;
+      const suppressed = (first && this.suppressValid && lo === this.suppressLo && hi === this.suppressHi) || this.continuingRep();
       first = false;
       this.suppressValid = false;
       if (!suppressed) {
-        const slot = this.execSlotAt(lo, hi);
+        // RF (set by IRETQ, e.g. returning into a REP from a #DB handler) suppresses execute breakpoints once.
+        const slot = (r[RFLAGS] & RF) === 0 ? this.execSlotAt(lo, hi) : -1;
         if (slot >= 0) return this.execHit(slot, lo, hi);
         if (this.sw.count !== 0) {
           const id = this.swAt(lo, hi);
@@ -373,6 +436,23 @@ export class X86Vp {
     stopRequested: () => boolean,
   ): X86StepOutcome {
     const c = this.c;
+    // A step is architectural: one REP iteration at a time.
+    const repStep = c.repStep;
+    c.repStep = true;
+    try {
+      return this.stepBatchEach(count, pcs, afterStep, stopRequested);
+    } finally {
+      c.repStep = repStep;
+    }
+  }
+
+  private stepBatchEach(
+    count: number,
+    pcs: Uint32Array | null,
+    afterStep: ((i: number) => void) | null,
+    stopRequested: () => boolean,
+  ): X86StepOutcome {
+    const c = this.c;
     const r = c.r;
     this.suppressValid = false;
     if (r[HALTED] !== 0) return { executed: 0, exit: HALT, requested: false };
@@ -382,7 +462,9 @@ export class X86Vp {
     while (done < count) {
       if (done !== 0) {
         if ((done & (STEP_STOP_CHECK - 1)) === 0 && stopRequested()) return { executed: done, exit: BUDGET, requested: true };
-        if (checkExec) {
+      }
+      if (done !== 0 && !this.continuingRep()) {
+        if (checkExec && (r[RFLAGS] & RF) === 0) {
           const lo = r[RIP];
           const hi = r[RIP + 1];
           const slot = this.execSlotAt(lo, hi);
@@ -424,8 +506,11 @@ export class X86Vp {
    */
   private stepInstruction(): X86Exit | null {
     const c = this.c;
+    const r = c.r;
+    this.repPending = false;
     for (;;) {
       c.dataHit = 0;
+      c.repMore = false;
       let blk: Block;
       try {
         blk = lookup(c, false);
@@ -433,19 +518,29 @@ export class X86Vp {
         if (e !== GUEST_FAULT) throw e;
         return this.deliver();
       }
+      // TF as the instruction starts decides the trap after it (a POPF setting TF traps after the next one).
+      const flags = r[RFLAGS];
+      const tf = (flags & TF) !== 0;
+      // RF lasts until an instruction completes (an IRETQ may set it again for the next one).
+      if ((flags & RF) !== 0) r[RFLAGS] = flags & ~RF;
       c.cur = blk;
       try {
         blk.ops[0](c);
       } catch (e) {
         c.cur = null;
-        if (e === BLOCK_ABORT) continue; // the code changed before it ran: decode again
+        c.repMore = false;
+        if (e === BLOCK_ABORT) {
+          r[RFLAGS] |= flags & RF;
+          continue; // the code changed before it ran: decode again
+        }
         if (e !== GUEST_FAULT) throw e;
         if (c.ftrap) {
           c.retired++;
           setRipAt(c, blk, 1);
         } else {
-          // A faulting instruction did not complete: its accesses do not count.
+          // A faulting instruction did not complete: its accesses do not count, RF stays.
           c.dataHit = 0;
+          r[RFLAGS] |= flags & RF;
         }
         const hit = c.dataHit;
         const x = this.deliver();
@@ -454,11 +549,48 @@ export class X86Vp {
         return hit !== 0 ? HW_BREAKPOINT[lowestSlot(hit)] : null;
       }
       c.cur = null;
-      c.retired++;
-      if (!(blk.ops.length === 1 && blk.lastSetsRip)) setRipAt(c, blk, 1);
+      const more = c.repMore;
+      if (more) {
+        // A REP iteration with more to go: RIP stays at the instruction.
+        c.repMore = false;
+        this.repPending = true;
+        this.repLo = r[RIP];
+        this.repHi = r[RIP + 1];
+      } else {
+        c.retired++;
+        if (!(blk.ops.length === 1 && blk.lastSetsRip)) setRipAt(c, blk, 1);
+      }
       if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
+      if (tf) {
+        const x = this.singleStepTrap(more);
+        if (x !== null) return x;
+      }
       if (c.dataHit !== 0) return HW_BREAKPOINT[lowestSlot(c.dataHit)];
       return c.exit === EXIT_HALT ? HALT : null;
     }
+  }
+
+  /**
+   * The guest's single-step trap after an instruction (or a REP iteration, `midRep`) completed
+   * with TF set: DR6.BS, then #DB through the IDT with RIP where execution goes on. The frame's
+   * RFLAGS has RF set between REP iterations (the SDM's rule for events inside a REP), so the
+   * handler's IRETQ resumes the REP without firing an execute breakpoint there again. A HLT
+   * that traps does not stay halted: the handler runs and returns after it.
+   */
+  private singleStepTrap(midRep: boolean): X86Exit | null {
+    const c = this.c;
+    const r = c.r;
+    r[GUEST_DR6] |= DR6_BS;
+    if (c.exit === EXIT_HALT) {
+      c.exit = EXIT_NONE;
+      r[HALTED] = 0;
+    }
+    if (midRep) r[RFLAGS] |= RF;
+    c.fvec = VEC_DB;
+    c.ferr = NO_ERROR_CODE;
+    c.ftrap = true;
+    const x = this.deliver();
+    if (x !== null) return x;
+    return c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF ? exitOf(c.exit) : null;
   }
 }

@@ -1,7 +1,7 @@
 // String instructions with and without REP: direction flag, overlap, page spans, faults part-way,
 // REPE/REPNE termination, segment overrides, 32-bit address size and string port I/O.
 import { SREG_FS, SEG_BASE, segWord } from "../../../../src/emu/x86_64/vp-layout.js";
-import { PTE_P, PTE_RW, STACK_TOP, TestMachine } from "./harness.js";
+import { CODE, PTE_P, PTE_RW, STACK_TOP, TestMachine } from "./harness.js";
 
 const SRC = 0x180000;
 const DST = 0x190000;
@@ -184,5 +184,151 @@ describe("string port I/O", () => {
     m.runCode("66 f3 6d f4"); // rep insw; hlt
     expect(bytes(m, DST, 4)).toBe("efbeefbe");
     expect(m.reg("rdi")).toBe(BigInt(DST - 2));
+  });
+});
+
+// Architectural stepping: with the debugger's single-step (or a Step batch, or the guest's TF) a
+// REP instruction takes one step per iteration, RIP staying on it until the last.
+describe("REP one iteration per step", () => {
+  const STEP = { singleStep: true, slots: [null, null, null, null] };
+  const NONE = { singleStep: false, slots: [null, null, null, null] };
+
+  it("single-steps REP MOVSQ: RCX falls by 1 per step and RIP moves only after the last", () => {
+    const m = new TestMachine();
+    for (let i = 0; i < 128; i++) m.ram[SRC + i] = i + 1;
+    m.setReg("rsi", BigInt(SRC));
+    m.setReg("rdi", BigInt(DST));
+    m.setReg("rcx", 16n);
+    m.load(CODE, "f3 48 a5 f4"); // rep movsq; hlt
+    m.vp.invalidateCode(CODE, 4);
+    m.rip = BigInt(CODE);
+    m.vp.setDebug(STEP);
+    for (let i = 1; i <= 16; i++) {
+      expect(m.vp.run(1000)).toEqual({ kind: "singleStep" });
+      expect(m.reg("rcx")).toBe(BigInt(16 - i));
+      expect([m.reg("rsi"), m.reg("rdi")]).toEqual([BigInt(SRC + 8 * i), BigInt(DST + 8 * i)]);
+      expect(m.rip).toBe(BigInt(i < 16 ? CODE : CODE + 3));
+      // Exactly the elements done so far are copied.
+      expect(bytes(m, DST + 8 * (i - 1), 9)).toBe(bytes(m, SRC + 8 * (i - 1), 8) + "00");
+    }
+    expect(m.vp.retired).toBe(1);
+    expect(m.vp.run(1000)).toEqual({ kind: "singleStep" }); // hlt
+    expect(m.halted).toBe(true);
+  });
+
+  it("a Step batch of 128 over a 1 KiB REP MOVSQ ends exactly at the next instruction, a batch of 1 moves RCX by 1", () => {
+    const m = new TestMachine();
+    for (let i = 0; i < 1024; i++) m.ram[SRC + i] = (i * 13) & 0xff;
+    m.setReg("rsi", BigInt(SRC));
+    m.setReg("rdi", BigInt(DST));
+    m.setReg("rcx", 128n);
+    // rep movsq; mov eax, 1; mov ebx, 2; hlt
+    m.load(CODE, "f3 48 a5 b8 01 00 00 00 bb 02 00 00 00 f4");
+    m.vp.invalidateCode(CODE, 14);
+    m.rip = BigInt(CODE);
+    let out = m.vp.stepBatch(1, null, null, () => false);
+    expect(out).toEqual({ executed: 1, exit: { kind: "budget" }, requested: false });
+    expect([m.reg("rcx"), m.rip]).toEqual([127n, BigInt(CODE)]);
+    const pcs = new Uint32Array(2 * 127);
+    out = m.vp.stepBatch(127, pcs, null, () => false);
+    expect(out.executed).toBe(127);
+    expect([m.reg("rcx"), m.rip, m.reg("rax")]).toEqual([0n, BigInt(CODE + 3), 0n]);
+    // Every step but the last left RIP on the REP.
+    for (let i = 0; i < 126; i++) expect(pcs[2 * i]).toBe(CODE);
+    expect(pcs[2 * 126]).toBe(CODE + 3);
+    expect(Buffer.compare(m.ram.subarray(DST, DST + 1024), m.ram.subarray(SRC, SRC + 1024))).toBe(0);
+
+    // Again from the start: one batch of 130 does the 128 iterations and the two moves.
+    m.setReg("rsi", BigInt(SRC));
+    m.setReg("rdi", BigInt(DST));
+    m.setReg("rcx", 128n);
+    m.rip = BigInt(CODE);
+    out = m.vp.stepBatch(130, null, null, () => false);
+    expect(out.executed).toBe(130);
+    expect([m.rip, m.reg("rax"), m.reg("rbx")]).toEqual([BigInt(CODE + 13), 1n, 2n]);
+    // The batch does not change how run() executes a REP afterwards: one instruction, at once.
+    m.setReg("rcx", 128n);
+    m.setReg("rsi", BigInt(SRC));
+    m.setReg("rdi", BigInt(DST));
+    const retired = m.vp.retired;
+    m.rip = BigInt(CODE);
+    expect(m.vp.run(1)).toEqual({ kind: "budget" });
+    expect([m.reg("rcx"), m.rip, m.vp.retired - retired]).toEqual([0n, BigInt(CODE + 3), 1]);
+  });
+
+  it("single-steps REP STOSB across a page boundary one byte at a time", () => {
+    const m = new TestMachine();
+    const at = DST + 0x1000 - 3;
+    m.setReg("rdi", BigInt(at));
+    m.setReg("rcx", 6n);
+    m.setReg("rax", 0x5an);
+    m.load(CODE, "f3 aa f4"); // rep stosb; hlt
+    m.vp.invalidateCode(CODE, 3);
+    m.rip = BigInt(CODE);
+    m.vp.setDebug(STEP);
+    for (let i = 1; i <= 6; i++) {
+      expect(m.vp.run(1000)).toEqual({ kind: "singleStep" });
+      expect(bytes(m, at, 7)).toBe("5a".repeat(i) + "00".repeat(7 - i));
+      expect([m.reg("rcx"), m.reg("rdi"), m.rip]).toEqual([BigInt(6 - i), BigInt(at + i), BigInt(i < 6 ? CODE : CODE + 2)]);
+    }
+  });
+
+  it("REPE CMPSB ends early at the first difference: the step of the mismatch moves RIP on", () => {
+    const m = new TestMachine();
+    m.load(SRC, "61 62 63 64 65");
+    m.load(DST, "61 62 78 64 65");
+    m.setReg("rsi", BigInt(SRC));
+    m.setReg("rdi", BigInt(DST));
+    m.setReg("rcx", 5n);
+    m.load(CODE, "f3 a6 f4"); // repe cmpsb; hlt
+    m.vp.invalidateCode(CODE, 3);
+    m.rip = BigInt(CODE);
+    const pcs = new Uint32Array(6);
+    expect(m.vp.stepBatch(3, pcs, null, () => false).executed).toBe(3);
+    expect([pcs[0], pcs[2], pcs[4]]).toEqual([CODE, CODE, CODE + 2]);
+    expect([m.reg("rcx"), m.reg("rsi"), m.reg("rdi")]).toEqual([2n, BigInt(SRC + 3), BigInt(DST + 3)]);
+    expect(m.rflags & ZF).toBe(0);
+  });
+
+  it("REP with RCX = 0 is one step that moves RIP on and touches nothing", () => {
+    const m = new TestMachine();
+    m.setReg("rdi", BigInt(DST));
+    m.setReg("rsi", BigInt(SRC));
+    m.setReg("rcx", 0n);
+    m.vp.setDebug(STEP);
+    expect(m.runCode("f3 48 a5 f4")).toEqual({ kind: "singleStep" });
+    expect([m.rip, m.reg("rcx"), m.reg("rsi"), m.reg("rdi")]).toEqual([BigInt(CODE + 3), 0n, BigInt(SRC), BigInt(DST)]);
+    expect(m.vp.retired).toBe(1);
+  });
+
+  it("resuming at full speed part-way finishes the REP in one go", () => {
+    const m = new TestMachine();
+    for (let i = 0; i < 4 * 4096; i++) m.ram[SRC + i] = i * 5;
+    m.setReg("rsi", BigInt(SRC));
+    m.setReg("rdi", BigInt(DST));
+    m.setReg("rcx", BigInt(4096 / 2));
+    m.load(CODE, "f3 48 a5 f4");
+    m.vp.invalidateCode(CODE, 4);
+    m.rip = BigInt(CODE);
+    m.vp.setDebug(STEP);
+    for (let i = 0; i < 3; i++) m.vp.run(1000);
+    expect([m.reg("rcx"), m.rip]).toEqual([BigInt(2048 - 3), BigInt(CODE)]);
+    m.vp.setDebug(NONE);
+    expect(m.vp.run(2)).toEqual({ kind: "halted" });
+    expect(m.reg("rcx")).toBe(0n);
+    expect(Buffer.compare(m.ram.subarray(DST, DST + 4 * 4096), m.ram.subarray(SRC, SRC + 4 * 4096))).toBe(0);
+  });
+
+  it("an execute slot on the REP fires once before it, not again between its iterations", () => {
+    const m = new TestMachine();
+    m.setReg("rdi", BigInt(DST));
+    m.setReg("rcx", 3n);
+    m.vp.setDebug({ singleStep: true, slots: [{ addressLo: CODE, addressHi: 0, type: 0, length: 1 }, null, null, null] });
+    expect(m.runCode("f3 aa f4")).toEqual({ kind: "hwBreakpoint", slot: 0 });
+    expect(m.reg("rcx")).toBe(3n);
+    const seen: [string, bigint][] = [];
+    for (let i = 0; i < 3; i++) seen.push([m.vp.run(1000).kind, m.reg("rcx")]);
+    expect(seen).toEqual([["singleStep", 2n], ["singleStep", 1n], ["singleStep", 0n]]);
+    expect(m.rip).toBe(BigInt(CODE + 2));
   });
 });
