@@ -138,6 +138,7 @@ export function formatRegisters(state: DebuggerVpState, symbols: SymbolTable | u
       const sym = symbolize(value, symbols);
       natural = `${hex(value)}${sym ? ` <${sym}>` : ""}`;
     } else if (name === "cpsr") natural = aarch64Flags(value);
+    else if (name === "rsp" || name === "rbp" || name === "sp" || name === "x29") natural = hex(value); // pointers, as gdb shows them
     else if (/^(cs|ss|ds|es|fs|gs)$/.test(name) || /^x\d+$/.test(name) || /^r/.test(name)) natural = signed(value).toString();
     else natural = hex(value);
     return `${name.padEnd(15)}${hex(value).padEnd(19)}${natural}`;
