@@ -30,6 +30,13 @@ export async function runCli(argv: readonly string[]): Promise<void> {
 
 /** Runs the CLI; on failure prints `vmm-debug: <message>` and exits with the code of its kind. */
 export function main(argv: readonly string[]): void {
+  // Output piped into a reader that stops early (`| head`) ends the command quietly, as cat does.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(process.exitCode ?? EXIT.ok);
+      throw e;
+    });
+  }
   runCli(argv).then(
     () => {
       // Client commands are done: let the event loop drain (servers and bridges keep it alive).

@@ -334,5 +334,14 @@ describe("vmm-debug debugger commands (built binary)", () => {
     expect(zsh).toContain("'--partial:read what can be read");
     expect(fish).toContain("complete -c vmm-debug -n '__vmm_debug_at \\'mem read\\'' -l 'partial'");
     expect(tcsh.code).toBe(2);
+    // Output piped into a reader that stops early (a 1 MiB hexdump into `head`) ends quietly: no
+    // EPIPE stack, exit 0.
+    const piped = await promisify(execFile)("bash", [
+      "-o",
+      "pipefail",
+      "-c",
+      `"${process.execPath}" "${bin}" mem read 0 0x100000 --gpa --server ${h.address} | head -n 1 >/dev/null`,
+    ]);
+    expect(piped.stderr).toBe("");
   });
 });
