@@ -24,7 +24,7 @@ const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
 const { reader, regWriter, writer } = operandsModule;
 const { Descriptor, loadCs, loadDataSegment, loadSs, readCodeSegment, readStackSegment } = segmentsModule;
-const { CR0, CR2, CR3, CR4, CR8, EFER, GDTR, GP, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
+const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
 
 const RAX = GP;
 const RCX = GP + 2;
@@ -58,18 +58,45 @@ function canonical(c: Cpu, hi: number): boolean {
 
 // ------------------------------------------------------------------ control and debug registers
 
-/** MOV to or from CR0/2/3/4/8, and DR0–DR7 (reads give the reset values, writes are ignored). */
+/**
+ * MOV to or from CR0/2/3/4/8, and DR0–DR7. DR6 and DR7 keep what the guest writes (DR6: its
+ * status bits, set by #DB delivery too); DR0–DR3 read as 0 and ignore writes (the guest's own
+ * address breakpoints are not implemented). A write of nonzero bits 63:32 to DR6/DR7 is #GP.
+ */
 export function movControl(d: Insn): OpFn {
   const [dst, src] = d.ops;
   if (dst.kind === "dr" || src.kind === "dr") {
     const n = dst.kind === "dr" ? dst.n : src.kind === "dr" ? src.n : -1;
     if (n > 7 || n === 4 || n === 5) throw new UnsupportedForm();
-    if (dst.kind === "dr") return nopOp;
+    if (dst.kind === "dr") {
+      if (src.kind !== "reg") throw new UnsupportedForm();
+      const s = src.slot;
+      if (n === 6) {
+        return (c) => {
+          if (c.r[s + 1] !== 0) gp(c, 0);
+          c.r[GUEST_DR6] = c.r[s] & DR6_STATUS;
+        };
+      }
+      if (n === 7) {
+        return (c) => {
+          if (c.r[s + 1] !== 0) gp(c, 0);
+          c.r[GUEST_DR7] = c.r[s] & DR7_WRITABLE;
+        };
+      }
+      return nopOp;
+    }
     if (dst.kind !== "reg") throw new UnsupportedForm();
     const s = dst.slot;
-    const value = n === 6 ? 0xffff0ff0 | 0 : n === 7 ? 0x400 : 0;
+    if (n === 6 || n === 7) {
+      const word = n === 6 ? GUEST_DR6 : GUEST_DR7;
+      const fixed = n === 6 ? DR6_FIXED : DR7_FIXED;
+      return (c) => {
+        c.r[s] = c.r[word] | fixed;
+        c.r[s + 1] = 0;
+      };
+    }
     return (c) => {
-      c.r[s] = value;
+      c.r[s] = 0;
       c.r[s + 1] = 0;
     };
   }
