@@ -442,14 +442,14 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
     case 0:
       return [7, text4(VENDOR.slice(0, 4)), text4(VENDOR.slice(8, 12)), text4(VENDOR.slice(4, 8))];
     case 1: {
-      // Family 6, model 1, stepping 1. EDX: PSE TSC MSR PAE CX8 PGE CMOV. ECX: CX16 POPCNT hypervisor.
+      // Family 6, model 1, stepping 1. EDX: PSE TSC MSR PAE CX8 PGE CMOV. ECX: CX16 MOVBE POPCNT hypervisor.
       const edx = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15);
-      const ecx = (1 << 13) | (1 << 23) | (1 << 31);
+      const ecx = (1 << 13) | (1 << 22) | (1 << 23) | (1 << 31);
       return [0x611, ((vp & 0xff) << 24) | (8 << 8), ecx | 0, edx];
     }
     case 7:
-      // ECX bit 16: 5-level paging.
-      return sub === 0 ? [0, 0, 1 << 16, 0] : [0, 0, 0, 0];
+      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX bit 16: 5-level paging.
+      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), 1 << 16, 0] : [0, 0, 0, 0];
     case 0x80000000:
       return [0x80000008 | 0, 0, 0, 0];
     case 0x80000001:

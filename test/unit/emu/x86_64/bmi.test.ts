@@ -372,6 +372,37 @@ describe("encodings that raise #UD", () => {
   });
 });
 
+describe("CPUID advertises BMI1, BMI2, ADX, MOVBE and ABM and nothing new besides", () => {
+  const cpuid = (leaf: number, sub = 0) => {
+    const m = new TestMachine();
+    m.setReg("rax", BigInt(leaf));
+    m.setReg("rcx", BigInt(sub));
+    m.runCode("0f a2 f4");
+    return [m.reg("rax"), m.reg("rbx"), m.reg("rcx"), m.reg("rdx")].map(Number);
+  };
+
+  it("reaches leaf 7 and 0x80000001", () => {
+    expect(cpuid(0)[0]).toBeGreaterThanOrEqual(7);
+    expect(cpuid(0x80000000)[0] >>> 0).toBeGreaterThanOrEqual(0x80000001);
+  });
+
+  it("leaf 7.0 EBX: BMI1 (3), BMI2 (8), ADX (19) only", () => {
+    const [, ebx] = cpuid(7, 0);
+    expect(ebx >>> 0).toBe(((1 << 3) | (1 << 8) | (1 << 19)) >>> 0);
+    expect(cpuid(7, 1)).toEqual([0, 0, 0, 0]);
+  });
+
+  it("leaf 1 ECX: MOVBE (22) with CX16, POPCNT and hypervisor, and no SSE/AVX/OSXSAVE bits; EDX without FPU/SSE", () => {
+    const [, , ecx, edx] = cpuid(1);
+    expect(ecx >>> 0).toBe(((1 << 13) | (1 << 22) | (1 << 23) | (1 << 31)) >>> 0);
+    expect(edx & ((1 << 0) | (1 << 25) | (1 << 26) | (1 << 24))).toBe(0);
+  });
+
+  it("leaf 0x80000001 ECX: LAHF/SAHF and ABM (LZCNT, 5)", () => {
+    expect(cpuid(0x80000001)[2]).toBe((1 << 0) | (1 << 5));
+  });
+});
+
 // ------------------------------------------------------------------ host corpus
 
 // Random instructions of these families recorded on an x86-64 host (AMD EPYC with bmi1 bmi2 adx
