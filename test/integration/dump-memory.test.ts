@@ -4,14 +4,14 @@
 import { createHash } from "node:crypto";
 import { Status } from "nice-grpc";
 import type * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
-import { expectRpcError, startHarness, waitFor, type Harness } from "./harness";
+import { SMALL_RAM, expectRpcError, startHarness, waitFor, type Harness } from "./harness";
 import { answerError, openRawStream } from "./stream-helpers";
 
 describe("DumpMemory", () => {
   let h: Harness;
 
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ memory: SMALL_RAM });
   });
 
   afterAll(async () => {
@@ -75,7 +75,7 @@ describe("DumpMemory", () => {
   });
 
   it("a dump whose client stops reading does not hold the server's shutdown", async () => {
-    const own = await startHarness({ vmIds: ["shut"] });
+    const own = await startHarness({ vmIds: ["shut"], memory: SMALL_RAM });
     try {
       const session = await own.client.attach("shut");
       await session.break();

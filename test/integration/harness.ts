@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { Decoder, DecoderOptions, FlowControl } from "iced-x86";
 import { Status } from "nice-grpc";
-import { createEmuMachine, loadGuestImage, type EmuMachine, type GuestImage } from "../../src/emu";
+import { createEmuMachine, loadGuestImage, type EmuMachine, type GuestImage, type RegionSpec } from "../../src/emu";
 import { connect, VmmDebugError, type VmmDebugClient, type X86VpState } from "../../src/client";
 import { createVmmDebugServer, type Logger, type VmmDebugServer, type VmmDebugServerOptions } from "../../src/server";
 
@@ -29,10 +29,10 @@ export interface Harness {
 }
 
 export async function startHarness(
-  options: { vmIds?: string[]; vpCount?: number } & Omit<VmmDebugServerOptions, "vms" | "logger"> = {},
+  options: { vmIds?: string[]; vpCount?: number; memory?: RegionSpec[] } & Omit<VmmDebugServerOptions, "vms" | "logger"> = {},
 ): Promise<Harness> {
-  const { vmIds = ["demo"], vpCount = 2, ...serverOptions } = options;
-  const vms = await Promise.all(vmIds.map((id) => createEmuMachine({ id, image, vpCount })));
+  const { vmIds = ["demo"], vpCount = 2, memory, ...serverOptions } = options;
+  const vms = await Promise.all(vmIds.map((id) => createEmuMachine({ id, image, vpCount, memory })));
   const logs: LogLine[] = [];
   const logger: Logger = {
     info: (message, fields = {}) => logs.push({ level: "info", message, fields }),
@@ -56,6 +56,9 @@ export async function startHarness(
     },
   };
 }
+
+/** 16 MiB of RAM at GPA 0: room for the demo guest, small enough to dump and hash quickly. */
+export const SMALL_RAM: RegionSpec[] = [{ gpa: 0, size: 16 * 1024 * 1024, name: "ram" }];
 
 /** Until both VPs count (the guest has built its page tables and dropped the identity map). */
 export async function waitForBoot(vm: EmuMachine): Promise<void> {

@@ -153,7 +153,8 @@ function translateCount(d: Insn, kind: number): OpFn {
         setFlags(c, ARITH, zeroSrc ? ZF : 0);
         break;
       default:
-        setFlags(c, CF | ZF, (zeroSrc ? CF : 0) | (n === 0 ? ZF : 0));
+        // TZCNT/LZCNT: CF and ZF defined; OF, SF, AF and PF undefined, cleared as QEMU TCG does.
+        setFlags(c, ARITH, (zeroSrc ? CF : 0) | (n === 0 ? ZF : 0));
         break;
     }
     if (bits === 64) {

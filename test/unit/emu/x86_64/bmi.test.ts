@@ -804,7 +804,6 @@ function qemuDeviation(asm: string): number {
   const [op, dst] = asm.split(/[ ,]+/);
   if (op === "blsi") return CF;
   if ((op === "adcx" || op === "adox") && /^(e..|r\d+d)$/.test(dst)) return STATUS;
-  if (op === "tzcnt" || op === "lzcnt") return OF | SF | AF | PF;
   return 0;
 }
 
