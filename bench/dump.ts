@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 import { connect } from "../src/client";
 import { guestAddressToWire } from "../src/client/convert";
 import { createEmuMachine, loadGuestImage } from "../src/emu";
-import { createVmmDebugServer, silentLogger } from "../src/server";
+import { serveUntilStdinEnds } from "./child-server";
 
 type Emit = (name: string, value: number, unit: string, extra?: Record<string, unknown>) => void;
 
@@ -36,15 +36,7 @@ async function serve(): Promise<void> {
     for (let o = 0; o < piece.length; o += 8) view.setBigUint64(o, BigInt(base + o), true);
     await vm.writeMemory({ kind: "gpa", gpa: BigInt(base) }, piece);
   }
-  const server = createVmmDebugServer({ vms: [vm], logger: silentLogger });
-  const { port } = await server.listen("127.0.0.1:0");
-  process.stdout.write(JSON.stringify({ vmm: `127.0.0.1:${port}` }) + "\n");
-  process.stdin.resume();
-  process.stdin.on("end", async () => {
-    await server.close();
-    await vm.close();
-    process.exit(0);
-  });
+  await serveUntilStdinEnds(vm);
 }
 
 async function startServer(): Promise<{ address: string; stop(): Promise<void> }> {

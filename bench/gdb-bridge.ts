@@ -14,7 +14,7 @@ import { createInterface } from "node:readline";
 import { connect } from "../src/client";
 import { createEmuMachine, loadGuestImage } from "../src/emu";
 import { createGdbBridge } from "../src/gdb";
-import { createVmmDebugServer, silentLogger } from "../src/server";
+import { serveUntilStdinEnds } from "./child-server";
 import { gdbExecutable, runGdb } from "./gdb-peer";
 
 type Emit = (name: string, value: number, unit: string, extra?: Record<string, unknown>) => void;
@@ -150,15 +150,7 @@ async function serve(): Promise<void> {
     if (new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true) > 1000n) break;
     await new Promise((r) => setTimeout(r, 10));
   }
-  const server = createVmmDebugServer({ vms: [vm], logger: silentLogger });
-  const { port } = await server.listen("127.0.0.1:0");
-  process.stdout.write(JSON.stringify({ vmm: `127.0.0.1:${port}` }) + "\n");
-  process.stdin.resume();
-  process.stdin.on("end", async () => {
-    await server.close();
-    await vm.close();
-    process.exit(0);
-  });
+  await serveUntilStdinEnds(vm);
 }
 
 if (require.main === module && process.argv.includes("--serve")) {

@@ -3,7 +3,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { join } from "node:path";
 import { createEmuMachine, loadGuestImage } from "../src/emu";
-import { createVmmDebugServer, silentLogger } from "../src/server";
+import { serveUntilStdinEnds } from "./child-server";
 import { addFloorService } from "./floor";
 
 async function main(): Promise<void> {
@@ -26,16 +26,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
   await vm.halt();
-  const server = createVmmDebugServer({ vms: [vm], logger: silentLogger });
-  const { port } = await server.listen("127.0.0.1:0");
-  process.stdout.write(JSON.stringify({ floor: `127.0.0.1:${floorPort}`, vmm: `127.0.0.1:${port}` }) + "\n");
-  process.stdin.resume();
-  process.stdin.on("end", async () => {
-    floor.forceShutdown();
-    await server.close();
-    await vm.close();
-    process.exit(0);
-  });
+  await serveUntilStdinEnds(vm, { floor: `127.0.0.1:${floorPort}` }, () => floor.forceShutdown());
 }
 
 main().catch((e) => {

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Harness, readU64, waitFor } from "../integration/harness";
 
 export const ROOT = join(__dirname, "../..");
 /** Debian's python3-grpcio is visible to the system python only (not to a pyenv or venv one). */
@@ -93,4 +94,18 @@ export class PythonRunner {
   killAll(): void {
     for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
+}
+
+/** After a script ends: nobody is attached to `h`'s first VM, it runs, and its counter at `counterGpa` moves. */
+export async function expectReleasedAndRunning(h: Harness, counterGpa: bigint): Promise<void> {
+  await waitFor(
+    async () => {
+      const info = await h.client.getVm("demo");
+      return info.attached === undefined && info.runState === "running";
+    },
+    20_000,
+    "the VM detached and running",
+  );
+  const before = await readU64(h.vms[0], counterGpa);
+  await waitFor(async () => (await readU64(h.vms[0], counterGpa)) > before, 20_000, "the counter moving");
 }

@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { VmEvent } from "../../src/client";
-import { type Harness, readU64, startHarness, waitFor, x86 } from "../integration/harness";
-import { describeWithPythonGrpc, generateStubs, PythonRunner, ROOT } from "./python-grpc";
+import { type Harness, startHarness, waitFor, x86 } from "../integration/harness";
+import { describeWithPythonGrpc, expectReleasedAndRunning, generateStubs, PythonRunner, ROOT } from "./python-grpc";
 
 const manifest = JSON.parse(readFileSync(join(ROOT, "guests/build/demo-x86_64.json"), "utf8")) as {
   symbols: Record<string, { gva: string; gpa: string }>;
@@ -32,18 +32,6 @@ describePython("examples/python/scenario.py (the README walkthrough from Python)
   const python = new PythonRunner();
   const scenario = (...args: string[]) => python.run(["examples/python/scenario.py", h.address, ...args, "--stubs", stubs]);
 
-  async function expectReleasedAndRunning(): Promise<void> {
-    await waitFor(
-      async () => {
-        const info = await h.client.getVm("demo");
-        return info.attached === undefined && info.runState === "running";
-      },
-      20_000,
-      "the VM detached and running",
-    );
-    const before = await readU64(h.vms[0], counterGpa);
-    await waitFor(async () => (await readU64(h.vms[0], counterGpa)) > before, 20_000, "the counter moving");
-  }
 
   beforeAll(async () => {
     stubs = mkdtempSync(join(tmpdir(), "vmm-debug-py-"));
@@ -106,7 +94,7 @@ describePython("examples/python/scenario.py (the README walkthrough from Python)
     ]);
     expect(events.at(-1)?.event).toEqual({ kind: "detached", cause: "requested" });
     expect(session).toMatch(/^[0-9a-f]{16,}$/);
-    await expectReleasedAndRunning();
+    await expectReleasedAndRunning(h, counterGpa);
 
     // The same walk through the SDK: the same stop, the same RIP at it and after the step.
     const s = await h.client.attach("demo");
@@ -123,7 +111,7 @@ describePython("examples/python/scenario.py (the README walkthrough from Python)
     } finally {
       await s.detach();
     }
-    await expectReleasedAndRunning();
+    await expectReleasedAndRunning(h, counterGpa);
   }, 90_000);
 
   it("prints the ErrorInfo reason of a failed call and exits non-zero: no such VM", async () => {
@@ -132,7 +120,7 @@ describePython("examples/python/scenario.py (the README walkthrough from Python)
     expect(run.stdout).toMatch(/^ListVms: demo /);
     expect(run.stdout).not.toContain("Attach:");
     expect(run.stderr).toMatch(/^FAILED: Attach failed: NOT_FOUND \/ VM_NOT_FOUND \{"vm": "nope"\}: .*nope/);
-    await expectReleasedAndRunning();
+    await expectReleasedAndRunning(h, counterGpa);
   }, 60_000);
 
   it("prints the ErrorInfo reason of a failed call and exits non-zero: the VM is held by another session, which it leaves alone", async () => {
@@ -151,7 +139,7 @@ describePython("examples/python/scenario.py (the README walkthrough from Python)
     } finally {
       await other.detach();
     }
-    await expectReleasedAndRunning();
+    await expectReleasedAndRunning(h, counterGpa);
   }, 60_000);
 
   it("--help names its defaults: 127.0.0.1:50051 and the VM demo", async () => {

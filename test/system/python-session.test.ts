@@ -4,8 +4,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Harness, readU64, startHarness, waitFor } from "../integration/harness";
-import { describeWithPythonGrpc, generateStubs, PythonRunner, ROOT } from "./python-grpc";
+import { type Harness, startHarness } from "../integration/harness";
+import { describeWithPythonGrpc, expectReleasedAndRunning, generateStubs, PythonRunner, ROOT } from "./python-grpc";
 
 const manifest = JSON.parse(readFileSync(join(ROOT, "guests/build/demo-x86_64.json"), "utf8")) as {
   symbols: Record<string, { gva: string; gpa: string }>;
@@ -21,19 +21,6 @@ describePython("Python grpcio client on the Session stream", () => {
   const python = new PythonRunner();
   const runPython = (args: string[]) => python.run(args);
 
-  async function expectReleasedAndRunning(): Promise<void> {
-    await waitFor(
-      async () => {
-        const info = await h.client.getVm("demo");
-        return info.attached === undefined && info.runState === "running";
-      },
-      20_000,
-      "the VM detached and running",
-    );
-    // Running for real: VP 0's counter moves.
-    const before = await readU64(h.vms[0], counter);
-    await waitFor(async () => (await readU64(h.vms[0], counter)) > before, 20_000, "the counter moving");
-  }
 
   beforeAll(async () => {
     stubs = mkdtempSync(join(tmpdir(), "vmm-debug-py-"));
@@ -82,7 +69,7 @@ describePython("Python grpcio client on the Session stream", () => {
     expect(seen.unexpected).toEqual({});
     expect(seen.end.code).toBe("OK");
     // No detach was sent: closing the stream ended the session.
-    await expectReleasedAndRunning();
+    await expectReleasedAndRunning(h, counter);
   });
 
   it("runs examples/python/session.py to its end", async () => {
@@ -93,6 +80,6 @@ describePython("Python grpcio client on the Session stream", () => {
     expect(run.stdout).toMatch(/stop: hw_breakpoint on vp 0/);
     expect(run.stdout).toContain("VP_OUT_OF_RANGE");
     expect(run.stdout).toContain("after close: detached, RUN_STATE_RUNNING");
-    await expectReleasedAndRunning();
+    await expectReleasedAndRunning(h, counter);
   });
 });
