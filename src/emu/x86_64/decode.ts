@@ -23,6 +23,9 @@ import type { Operand } from "./operands.js";
 import { repTranslators } from "./rep.js";
 import { rflagsTranslators } from "./rflags.js";
 import { shiftRotateTranslators } from "./shift-rotate.js";
+import { sseTranslators } from "./sse.js";
+import { x87Translators } from "./x87.js";
+import { xsaveTranslators } from "./xsave.js";
 import { stackTranslators } from "./stack.js";
 import { systemTranslators } from "./system.js";
 import { SREG_FS, SREG_GS } from "./vp-layout.js";
@@ -33,7 +36,7 @@ const MAX_BLOCK = 64;
 const translators = new Map<Mnemonic, Translator>();
 const families = [
   arithTranslators, bitTranslators, bmiTranslators, branchTranslators, condTranslators, movTranslators, muldivTranslators, repTranslators,
-  rflagsTranslators, shiftRotateTranslators, stackTranslators, systemTranslators,
+  rflagsTranslators, shiftRotateTranslators, stackTranslators, systemTranslators, sseTranslators, x87Translators, xsaveTranslators,
 ];
 for (const list of families) {
   for (const [m, t] of list) {
@@ -118,6 +121,8 @@ function operand(ins: Instruction, i: number): Operand {
       if (s >= 0) return { kind: "sreg", index: s };
       if (reg >= Register.CR0 && reg <= Register.CR15) return { kind: "cr", n: reg - Register.CR0 };
       if (reg >= Register.DR0 && reg <= Register.DR15) return { kind: "dr", n: reg - Register.DR0 };
+      if (reg >= Register.XMM0 && reg <= Register.XMM15) return { kind: "xmm", n: reg - Register.XMM0 };
+      if (reg >= Register.ST0 && reg <= Register.ST7) return { kind: "st", i: reg - Register.ST0 };
       return { kind: "other" };
     }
     case OpKind.NearBranch64: {

@@ -32,9 +32,13 @@ export interface CrOperand { readonly kind: "cr"; readonly n: number }
 export interface DrOperand { readonly kind: "dr"; readonly n: number }
 /** String-instruction operands ([rsi], [rdi]): the family reads the registers itself. */
 export interface StringOperand { readonly kind: "string"; readonly size: number }
+/** An SSE register XMM0–XMM15 (its words start at XMM + 4n). */
+export interface XmmOperand { readonly kind: "xmm"; readonly n: number }
+/** An x87 stack register ST(i), relative to TOP. */
+export interface StOperand { readonly kind: "st"; readonly i: number }
 /** Anything the interpreter does not implement (vector registers, x87, …): the instruction is #UD. */
 export interface OtherOperand { readonly kind: "other" }
-export type Operand = RegOperand | MemOperand | ImmOperand | BranchOperand | SregOperand | CrOperand | DrOperand | StringOperand | OtherOperand;
+export type Operand = RegOperand | MemOperand | ImmOperand | BranchOperand | SregOperand | CrOperand | DrOperand | StringOperand | XmmOperand | StOperand | OtherOperand;
 
 /** Word index of GPR n's low half. */
 export function gprSlot(n: number): number {

@@ -13,6 +13,8 @@ import * as mmuModule from "./mmu.js";
 import * as operandsModule from "./operands.js";
 import type { Operand } from "./operands.js";
 import * as segmentsModule from "./segments.js";
+import { SSE_CPUID } from "./sse.js";
+import { XSAVE_CPUID } from "./xsave.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
@@ -445,7 +447,7 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
       // Family 6, model 1, stepping 1. EDX: PSE TSC MSR PAE CX8 PGE CMOV. ECX: CX16 MOVBE POPCNT hypervisor.
       const edx = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15);
       const ecx = (1 << 13) | (1 << 22) | (1 << 23) | (1 << 31);
-      return [0x611, ((vp & 0xff) << 24) | (8 << 8), ecx | 0, edx];
+      return [0x611, ((vp & 0xff) << 24) | (8 << 8), (ecx | SSE_CPUID.leaf1Ecx | XSAVE_CPUID.leaf1Ecx) | 0, (edx | SSE_CPUID.leaf1Edx | XSAVE_CPUID.leaf1Edx) | 0];
     }
     case 7:
       // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX bit 16: 5-level paging.

@@ -49,8 +49,44 @@ export const DR6_FIXED = 0xffff0ff0 | 0;
 /** DR7: the bits a write keeps (L0–G3, LE GE, GD, R/W and LEN fields) and bit 10, read as 1. */
 export const DR7_WRITABLE = 0xffff23ff | 0;
 export const DR7_FIXED = 0x400;
-/** Words per VP; VP n's registers start at word n * VP_WORDS. */
-export const VP_WORDS = 96;
+// ------------------------------------------------------------------ x87, SSE and XSAVE state
+//
+// Words 96 on. The FXSAVE image is derived from these words (and written back into them); no
+// other copy of the state exists, so the server thread can read and write it between runs.
+
+/** XMM0–XMM15: four words each, least significant word first (XMMn word k = bits 32k..32k+31). */
+export const XMM = 96;
+/** MXCSR (reset 0x1f80). */
+export const MXCSR = 160;
+/** x87 control word (reset 0x037f after FNINIT; 0x0040 after RESET as the SDM gives, we use 0x037f like QEMU's reset). */
+export const FCW = 161;
+/** x87 status word with TOP in bits 11–13 as the guest reads it. */
+export const FSW = 162;
+/**
+ * x87 tag word, full form (two bits per physical register R0–R7: 00 valid, 01 zero, 10 special,
+ * 11 empty). 0xffff = all empty. FXSAVE stores the abridged byte derived from it.
+ */
+export const FTW = 163;
+/** Last x87 opcode (11 bits). */
+export const FOP = 164;
+/** Last x87 instruction pointer and data pointer (64-bit each: lo, hi). */
+export const FIP = 165;
+export const FDP = 167;
+/** XCR0 (lo, hi); reset 1 (x87 only). */
+export const XCR0 = 169;
+/**
+ * x87 physical registers R0–R7, three words each: significand low word, significand high word
+ * (bit 31 = the explicit integer bit), then sign << 15 | biased exponent (15 bits) in the low 16
+ * bits. ST(i) is physical register (TOP + i) & 7.
+ */
+export const FPR = 172;
+export const FPR_WORDS = 3;
+/** Reset values of the FP state. */
+export const MXCSR_RESET = 0x1f80;
+export const FCW_RESET = 0x037f;
+
+/** Words per VP; VP n's registers start at word n * VP_WORDS (even, so f64 views of XMM stay aligned). */
+export const VP_WORDS = 200;
 
 /** Index of segment register `sreg` (SREG_*) field `field` (SEG_*) inside one VP's words. */
 export function segWord(sreg: number, field: number): number {

@@ -1,0 +1,9 @@
+// FXSAVE/FXRSTOR, XSAVE/XRSTOR and XGETBV/XSETBV for the x87 and SSE components.
+
+import type { Mnemonic } from "iced-x86";
+import type { Translator } from "./insn.js";
+
+/** CPUID bits this family implements (OR-ed into leaf 1 by cpuidLeaf). */
+export const XSAVE_CPUID = { leaf1Ecx: 0, leaf1Edx: 0 };
+
+export const xsaveTranslators: [Mnemonic, Translator][] = [];
