@@ -14,7 +14,7 @@ import * as operandsModule from "./operands.js";
 import type { Operand } from "./operands.js";
 import * as segmentsModule from "./segments.js";
 import { SSE_CPUID } from "./sse.js";
-import { XSAVE_CPUID } from "./xsave.js";
+import { XSAVE_CPUID, xsaveCpuidLeaf } from "./xsave.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
@@ -452,6 +452,8 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
     case 7:
       // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX bit 16: 5-level paging.
       return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), 1 << 16, 0] : [0, 0, 0, 0];
+    case 0xd:
+      return xsaveCpuidLeaf(sub);
     case 0x80000000:
       return [0x80000008 | 0, 0, 0, 0];
     case 0x80000001:
@@ -471,7 +473,9 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
 
 const cpuidOp: OpFn = (c) => {
   const r = c.r;
-  const [a, b, cx, d] = cpuidLeaf(r[RAX], r[RCX], c.vp);
+  const [a, b, cx0, d] = cpuidLeaf(r[RAX], r[RCX], c.vp);
+  // Leaf 1 ECX bit 27 (OSXSAVE) mirrors CR4.OSXSAVE.
+  const cx = r[RAX] === 1 && (r[CR4] & 0x40000) !== 0 && (XSAVE_CPUID.leaf1Ecx & (1 << 26)) !== 0 ? cx0 | (1 << 27) : cx0;
   r[RAX] = a; r[RAX + 1] = 0;
   r[RBX] = b; r[RBX + 1] = 0;
   r[RCX] = cx; r[RCX + 1] = 0;
