@@ -38,3 +38,5 @@ node make-manifest.js \
   --pick _start,kernel_main,main_loop,tick,counter,counter_vp1,vp_count,vectors,stacks,text_start,text_end,page_tables,l0_hi \
   > "$out/demo-aarch64.json"
 echo "built $out/demo-aarch64.bin ($(stat -c %s "$out/demo-aarch64.bin") bytes) and $out/demo-aarch64.json"
+
+bash c/build.sh
