@@ -4,7 +4,9 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { connect, type Session, type SoftwareBreakpointAddress } from "../src/client";
+import { existsSync } from "node:fs";
 import { createEmuMachine, loadGuestImage } from "../src/emu";
+import { BreakpointSize, BreakpointType } from "../src/core/types";
 import { measureFloor, percentile } from "./floor";
 import { benchGdbBridge } from "./gdb-bridge";
 import { benchDump } from "./dump";
@@ -321,6 +323,75 @@ async function benchMips(): Promise<void> {
   }
 }
 
+/**
+ * Compiled C from the corpus (guests/c, -O2): `emu_mips_c` with no debugger, `emu_mips_c_4hw`
+ * with four execute slots armed where the program never goes, `emu_mips_c_1000sw` with 1,000
+ * software breakpoints there. The program's pass count (corpus_passes) is raised so it computes
+ * for the whole run; the three settings alternate in rounds after a warm-up, each figure is the
+ * median of its rounds. VMM_DEBUG_BENCH_C_MANIFEST names another manifest.
+ */
+async function benchMipsC(): Promise<void> {
+  const path = process.env.VMM_DEBUG_BENCH_C_MANIFEST ?? join(__dirname, "..", "guests", "build", "c-crc32-O2.json");
+  if (!existsSync(path)) {
+    process.stderr.write(`emu_mips_c skipped: ${path} is not built (npm run guests)\n`);
+    return;
+  }
+  const prog = loadGuestImage(path);
+  const passes = prog.symbols.corpus_passes;
+  const stackTop = prog.symbols.crt0_stack_top;
+  if (passes === undefined || stackTop === undefined) throw new Error(`${path}: no corpus_passes or crt0_stack_top symbol`);
+  const vm = await createEmuMachine({ id: "mips-c", image: prog, vpCount: 1, startRunning: false });
+  try {
+    const count = new Uint8Array(4);
+    new DataView(count.buffer).setInt32(0, 0x7fffffff, true);
+    await vm.writeMemory({ kind: "gpa", gpa: passes.gpa }, count);
+    const mips = async (ms: number) => {
+      const before = vm.instructionsRetired();
+      const t0 = process.hrtime.bigint();
+      await vm.resume();
+      await new Promise((r) => setTimeout(r, ms));
+      await vm.halt();
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (vm.runState() !== "stopped") throw new Error(`the C guest stopped running (${vm.runState()})`);
+      return (vm.instructionsRetired() - before) / seconds / 1e6;
+    };
+    await mips(1500); // boot, decode and warm the JIT
+    // Where the program never executes: its stack (below crt0_stack_top).
+    const idle = (i: number) => stackTop.gpa - 0x8000n + BigInt(8 * i);
+    const hw = {
+      singleStep: false,
+      breakpoints: [0, 1, 2, 3].map((i) => ({ address: idle(i), type: BreakpointType.Execute, size: BreakpointSize.Byte })),
+    };
+    const none = { singleStep: false, breakpoints: [null, null, null, null] };
+    const sw = vm.softwareBreakpoints;
+    const rounds = 3;
+    const plain: number[] = [];
+    const hw4: number[] = [];
+    const sw1000: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      plain.push(await mips(1500));
+      await vm.setDebugState(0, hw);
+      hw4.push(await mips(1500));
+      await vm.setDebugState(0, none);
+      for (let i = 0; i < 1000; i++) {
+        const a = idle(16 + i);
+        await sw.insert(i % 2 === 0 ? { kind: "gpa", gpa: a } : { kind: "gva", gva: a }, false);
+      }
+      sw1000.push(await mips(1500));
+      await sw.clear();
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const base = median(plain);
+    emit("emu_mips_c", base, "MIPS", { vps: 1, guest: prog.name, rounds: plain.map((x) => Number(x.toFixed(1))), target_min: 100 });
+    const h = median(hw4);
+    emit("emu_mips_c_4hw", h, "MIPS", { vps: 1, guest: prog.name, vs_unarmed: Number((h / base).toFixed(3)), target_min_ratio: 0.9 });
+    const s1 = median(sw1000);
+    emit("emu_mips_c_1000sw", s1, "MIPS", { vps: 1, guest: prog.name, vs_unarmed: Number((s1 / base).toFixed(3)), target_min_ratio: 0.9 });
+  } finally {
+    await vm.close();
+  }
+}
+
 async function main(): Promise<void> {
   if (ONLY?.some((s) => !(SECTIONS as readonly string[]).includes(s))) {
     throw new Error(`VMM_DEBUG_BENCH_ONLY names unknown sections (known: ${SECTIONS.join(", ")})`);
@@ -347,6 +418,7 @@ async function main(): Promise<void> {
     await peer?.stop();
   }
   if (want("mips") || want("sw_breakpoints")) await benchMips();
+  if (want("mips")) await benchMipsC();
   if (want("load")) await benchLoad(emit);
   if (want("fairness")) await benchFairness(emit);
   // qemu also measures gdb through the bridge to its QEMU VM (gdb_bridge_qemu_stepi_per_s);

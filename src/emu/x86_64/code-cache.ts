@@ -18,6 +18,10 @@ export class Block {
   swGen = -1;
   /** Per instruction, the id of the software breakpoint that stops this VP before it (0: none); null when none does. */
   swHits: Uint32Array | null = null;
+  /** The execute-slot generation `execHits` was computed at (see vp.ts execHitsOf). */
+  execGen = -1;
+  /** Per instruction, the execute slot + 1 armed there (0: none); null when none is. */
+  execHits: Uint8Array | null = null;
   constructor(
     /** The page holding the first byte of the block. */
     readonly page: CodePage,
