@@ -134,6 +134,9 @@ export function vpStateToWire(state: DebuggerVpState): wire.DebuggerVpState {
           ds: seg(s.ds),
           fs: seg(s.fs),
           gs: seg(s.gs),
+          fp: s.fp
+            ? create(wire.X86FpStateSchema, { ...s.fp, xmm: s.fp.xmm.map((b) => b.slice()), st: s.fp.st.map((b) => b.slice()) })
+            : undefined,
         }),
       },
     });
@@ -186,6 +189,22 @@ export function vpStateFromWire(state: wire.DebuggerVpState | undefined): Debugg
           ds: seg(s.ds),
           fs: seg(s.fs),
           gs: seg(s.gs),
+          ...(s.fp
+            ? {
+                fp: {
+                  xmm: s.fp.xmm.map((b) => b.slice()),
+                  mxcsr: s.fp.mxcsr,
+                  st: s.fp.st.map((b) => b.slice()),
+                  fcw: s.fp.fcw,
+                  fsw: s.fp.fsw,
+                  ftw: s.fp.ftw,
+                  fop: s.fp.fop,
+                  fip: s.fp.fip,
+                  fdp: s.fp.fdp,
+                  ...(s.fp.xcr0 !== undefined ? { xcr0: s.fp.xcr0 } : {}),
+                },
+              }
+            : {}),
         },
       };
     }

@@ -50,8 +50,10 @@ export type {
   WalkLevel,
   WatchEventsOptions,
   Watchpoint,
+  X86FpState,
   X86VpState,
 } from "./types";
+export { x87FromNumber, x87Parts, x87ToNumber, xmmFromBigint, xmmToBigint } from "./fp";
 // nice-grpc definitions of the services (protobuf-es descriptors adapted), for raw calls.
 export { createServiceDefinition, DebugServiceDefinition, HealthServiceDefinition, VmServiceDefinition } from "../wire";
 export type { NiceMessageType, NiceMethodDefinition, NiceServiceDefinition } from "../wire";

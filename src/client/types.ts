@@ -30,6 +30,38 @@ export interface X86VpState {
   ds: SegmentRegister;
   fs: SegmentRegister;
   gs: SegmentRegister;
+  /**
+   * The x87/SSE registers. getVpState always fills it; setVpState without it leaves the VP's FP
+   * state unchanged, with it writes the whole FP state.
+   */
+  fp?: X86FpState;
+}
+
+/** x87, SSE and MXCSR registers of an x86-64 VP (proto X86FpState). */
+export interface X86FpState {
+  /** XMM0–XMM15: exactly 16 values of 16 bytes, little-endian. */
+  xmm: Uint8Array[];
+  /** MXCSR (bits 31:16 reserved, refused). */
+  mxcsr: number;
+  /**
+   * ST(0)–ST(7) in stack order: exactly 8 values of 10 bytes, the 80-bit value little-endian
+   * (significand with its integer bit at bit 63, then sign << 15 | exponent). See x87ToNumber/x87FromNumber.
+   */
+  st: Uint8Array[];
+  /** x87 control word. */
+  fcw: number;
+  /** x87 status word, TOP in bits 13:11 (ST(i) is physical register (TOP + i) & 7). */
+  fsw: number;
+  /** Full tag word by physical register R0–R7, two bits each: 0 valid, 1 zero, 2 special, 3 empty. */
+  ftw: number;
+  /** Last x87 opcode (11 bits); 0 on QEMU. */
+  fop: number;
+  /** Last x87 instruction address; 0 on QEMU. */
+  fip: bigint;
+  /** Last x87 operand address; 0 on QEMU. */
+  fdp: bigint;
+  /** XCR0, read-only; undefined when the backend cannot read it (QEMU). Send it unset or unchanged. */
+  xcr0?: bigint;
 }
 
 /** aarch64 registers; `x` is X0–X30 (exactly 31). */

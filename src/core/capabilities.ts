@@ -26,7 +26,8 @@ export interface Capabilities {
   /**
    * The VP-state fields SetVpState can change, by their proto names: scalars ("rip",
    * "kernel_gs_base", "sctlr_el1"), arrays whole ("gp", "x"), segment parts as "cs.selector",
-   * "cs.base", "cs.limit", "cs.attributes". A field not listed must be sent with its current value.
+   * "cs.base", "cs.limit", "cs.attributes", FP fields as "fp.xmm", "fp.st", "fp.ftw". A field not
+   * listed must be sent with its current value (or, for fp, the whole of fp left unset).
    */
   setVpStateFields: string[];
   memoryReadsWhileRunning: MemoryReadsWhileRunning;
@@ -39,8 +40,11 @@ export const X86_SEGMENT_FIELDS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
 export const SEGMENT_PARTS = ["base", "limit", "selector", "attributes"] as const;
 const AARCH64_FIELDS = ["x", "sp_el0", "sp_el1", "pc", "cpsr", "sctlr_el1", "tcr_el1", "ttbr0_el1", "ttbr1_el1"];
 
+/** X86FpState's writable fields as `setVpStateFields` names them (xcr0 is read-only everywhere). */
+export const X86_FP_FIELDS = ["fp.xmm", "fp.mxcsr", "fp.st", "fp.fcw", "fp.fsw", "fp.ftw", "fp.fop", "fp.fip", "fp.fdp"] as const;
+
 /** Every field of an architecture's VP state, in proto order, named as `setVpStateFields` names them. */
 export function vpStateFieldNames(arch: Arch): string[] {
   if (arch === "aarch64") return [...AARCH64_FIELDS];
-  return [...X86_SCALAR_FIELDS, ...X86_SEGMENT_FIELDS.flatMap((seg) => SEGMENT_PARTS.map((part) => `${seg}.${part}`))];
+  return [...X86_SCALAR_FIELDS, ...X86_SEGMENT_FIELDS.flatMap((seg) => SEGMENT_PARTS.map((part) => `${seg}.${part}`)), ...X86_FP_FIELDS];
 }

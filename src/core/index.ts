@@ -15,8 +15,10 @@ export type {
   SoftwareBreakpointAddress,
   StepResult,
   StepTrace,
+  X86FpState,
   X86VpState,
 } from "./types";
+export * as x86Fp from "./x86-fp";
 export { BreakpointSize, BreakpointType, REGISTER_COUNT, SLOT_COUNT, breakpointLength, emptyDebugState } from "./types";
 export { Code, ERROR_DOMAIN, VmmError, checkStepCount, checkVp, errors, hex } from "./errors";
 export type { Reason } from "./errors";

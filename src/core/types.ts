@@ -27,6 +27,34 @@ export interface X86VpState {
   ds: SegmentRegister;
   fs: SegmentRegister;
   gs: SegmentRegister;
+  /**
+   * Beyond OpenVMM: the x87/SSE state (proto `X86FpState fp = 17`). Backends always fill it on
+   * read; a state given to setVpState without it leaves the VP's FP state unchanged.
+   */
+  fp?: X86FpState;
+}
+
+/**
+ * The x87 and SSE registers of an x86-64 VP (proto `X86FpState`). Validated shape (convert.ts,
+ * validateVpState): 16 × 16-byte `xmm`, 8 × 10-byte `st`, 16-bit words, MXCSR bits 31:16 clear.
+ */
+export interface X86FpState {
+  /** XMM0–XMM15, 16 bytes each, little-endian. */
+  xmm: Uint8Array[];
+  mxcsr: number;
+  /** ST(0)–ST(7) in stack order, 10 bytes each (significand LE, then sign<<15|exponent LE). ST(i) = R((TOP+i) & 7). */
+  st: Uint8Array[];
+  fcw: number;
+  /** With TOP in bits 13:11. */
+  fsw: number;
+  /** Full tag word, two bits per physical register R0–R7 (0 valid, 1 zero, 2 special, 3 empty). */
+  ftw: number;
+  /** Last x87 opcode (11 bits). */
+  fop: number;
+  fip: bigint;
+  fdp: bigint;
+  /** Read-only (XSETBV); undefined when the backend cannot read it. On write: undefined or the current value. */
+  xcr0?: bigint;
 }
 
 /** aarch64 VP registers (`debug_rpc::Aarch64VpState`). */

@@ -4,6 +4,7 @@
 import { Code, VmmError, hex } from "./errors";
 import type { Aarch64VpState, DebuggerVpState, X86VpState } from "./types";
 import { isCanonicalX86 } from "./x86/page-walk";
+import { MXCSR_RESERVED } from "./x86-fp";
 
 const bit = (n: number) => 1n << BigInt(n);
 
@@ -93,6 +94,9 @@ function validateX86(s: X86VpState, field: string): void {
     if (!isCanonicalX86(rip, fiveLevel)) refuse("rip", rip, `RIP is not canonical for ${fiveLevel ? 5 : 4}-level paging (64-bit mode)`);
   } else if (rip > 0xffff_ffffn) {
     refuse("rip", rip, "outside 64-bit mode (EFER.LMA = 0 or CS.L = 0) RIP has 32 bits");
+  }
+  if (s.fp && (s.fp.mxcsr & MXCSR_RESERVED) !== 0) {
+    refuse("fp.mxcsr", BigInt(s.fp.mxcsr >>> 0), "MXCSR bits 31:16 are reserved (0): LDMXCSR and FXRSTOR fault on them");
   }
 }
 

@@ -1,6 +1,6 @@
 // Converts between a VP's shared register words and the domain's X86VpState (bigint), and
 // numbers the words for batched-step register deltas.
-import { Code, VmmError, hex, x86PagingMode, type SegmentRegister, type X86VpState } from "../core";
+import { Code, VmmError, hex, x86PagingMode, x86Fp, type SegmentRegister, type X86FpState, type X86VpState } from "../core";
 import { CR0_SUPPORTED, CR4_SUPPORTED, EFER_SUPPORTED } from "./x86_64/cpu-model";
 import * as L from "./x86_64/vp-layout";
 
@@ -93,11 +93,96 @@ export function readX86VpState(regs: Uint32Array, vp: number): X86VpState {
     ds: seg(L.SREG_DS),
     fs: seg(L.SREG_FS),
     gs: seg(L.SREG_GS),
+    fp: readX86FpState(regs, vp),
   };
 }
 
-/** Writes every field; RFLAGS bit 1 is forced on and CR8 keeps its 4 defined bits. */
+/** Physical x87 register R(i) as its 10 bytes (significand little-endian, then sign|exponent). */
+function readPhysical(regs: Uint32Array, b: number, i: number): Uint8Array {
+  const w = b + L.FPR + i * L.FPR_WORDS;
+  const out = new Uint8Array(x86Fp.ST_BYTES);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, regs[w], true);
+  dv.setUint32(4, regs[w + 1], true);
+  dv.setUint16(8, regs[w + 2] & 0xffff, true);
+  return out;
+}
+
+function writePhysical(regs: Uint32Array, b: number, i: number, value: Uint8Array): void {
+  const w = b + L.FPR + i * L.FPR_WORDS;
+  const dv = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  regs[w] = dv.getUint32(0, true);
+  regs[w + 1] = dv.getUint32(4, true);
+  regs[w + 2] = dv.getUint16(8, true);
+}
+
+/** The VP's x87/SSE words as X86FpState: ST(i) from R((TOP + i) & 7), the tag word as stored (full form). */
+export function readX86FpState(regs: Uint32Array, vp: number): X86FpState {
+  const b = vp * L.VP_WORDS;
+  const fsw = regs[b + L.FSW] & 0xffff;
+  const physical = Array.from({ length: x86Fp.ST_COUNT }, (_, i) => readPhysical(regs, b, i));
+  return {
+    xmm: Array.from({ length: x86Fp.XMM_COUNT }, (_, n) => {
+      const out = new Uint8Array(x86Fp.XMM_BYTES);
+      const dv = new DataView(out.buffer);
+      for (let k = 0; k < 4; k++) dv.setUint32(4 * k, regs[b + L.XMM + 4 * n + k], true);
+      return out;
+    }),
+    mxcsr: regs[b + L.MXCSR] >>> 0,
+    st: x86Fp.physicalToStack(physical, fsw),
+    fcw: regs[b + L.FCW] & 0xffff,
+    fsw,
+    ftw: regs[b + L.FTW] & 0xffff,
+    fop: regs[b + L.FOP] & x86Fp.FOP_MASK,
+    fip: get64(regs, b + L.FIP),
+    fdp: get64(regs, b + L.FDP),
+    xcr0: get64(regs, b + L.XCR0),
+  };
+}
+
+/**
+ * Refuses (FAILED_PRECONDITION / UNSUPPORTED_REGISTER) an XCR0 other than the VP's: it is
+ * read-only to the debugger (the guest's XSETBV sets it, with its own checks).
+ */
+function checkXcr0(regs: Uint32Array, vp: number, fp: X86FpState): void {
+  if (fp.xcr0 === undefined) return;
+  const current = get64(regs, vp * L.VP_WORDS + L.XCR0);
+  if (fp.xcr0 === current) return;
+  throw new VmmError(
+    Code.FailedPrecondition,
+    "UNSUPPORTED_REGISTER",
+    `fp.xcr0 is read-only (the guest sets it with XSETBV): VP ${vp} has ${hex(current)}, the state sent ${hex(fp.xcr0)}; nothing was written (leave xcr0 unset or send the current value)`,
+    { vp: String(vp), field: "fp.xcr0", value: hex(fp.xcr0) },
+  );
+}
+
+/**
+ * Writes an FP state (already validated): ST(i) into R((TOP + i) & 7) with the new FSW's TOP,
+ * the tag word keeping its empty registers and recomputing the others' tags from their contents.
+ */
+function writeX86FpState(regs: Uint32Array, vp: number, fp: X86FpState): void {
+  const b = vp * L.VP_WORDS;
+  fp.xmm.forEach((bytes, n) => {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let k = 0; k < 4; k++) regs[b + L.XMM + 4 * n + k] = dv.getUint32(4 * k, true);
+  });
+  regs[b + L.MXCSR] = fp.mxcsr >>> 0;
+  const physical = x86Fp.stackToPhysical(fp.st, fp.fsw);
+  physical.forEach((value, i) => writePhysical(regs, b, i, value));
+  regs[b + L.FCW] = fp.fcw & 0xffff;
+  regs[b + L.FSW] = fp.fsw & 0xffff;
+  regs[b + L.FTW] = x86Fp.normalizeTagWord(fp.ftw, physical);
+  regs[b + L.FOP] = fp.fop & x86Fp.FOP_MASK;
+  set64(regs, b + L.FIP, fp.fip);
+  set64(regs, b + L.FDP, fp.fdp);
+}
+
+/**
+ * Writes every field; RFLAGS bit 1 is forced on and CR8 keeps its 4 defined bits. Without `fp`
+ * the FP state stays as it is; an XCR0 other than the VP's is refused before anything is written.
+ */
 export function writeX86VpState(regs: Uint32Array, vp: number, s: X86VpState): void {
+  if (s.fp) checkXcr0(regs, vp, s.fp);
   const b = vp * L.VP_WORDS;
   s.gp.forEach((v, n) => set64(regs, b + L.GP + 2 * n, v));
   set64(regs, b + L.RIP, s.rip);
@@ -116,6 +201,7 @@ export function writeX86VpState(regs: Uint32Array, vp: number, s: X86VpState): v
     regs[b + L.segWord(sreg, L.SEG_SELECTOR)] = seg.selector & 0xffff;
     regs[b + L.segWord(sreg, L.SEG_ATTRIBUTES)] = seg.attributes & 0xffff;
   });
+  if (s.fp) writeX86FpState(regs, vp, s.fp);
 }
 
 /** The registers a GVA translation depends on. */

@@ -31,7 +31,9 @@ import {
   type UnreadablePiece,
   type VmmCore,
   type WalkDecision,
+  type X86FpState,
   type X86VpState,
+  x86Fp,
 } from "../core";
 import * as wire from "../../gen/vmm/debug/v1/types_pb";
 import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
@@ -164,6 +166,35 @@ function x86FromWire(s: wire.X86VpState, field: string): X86VpState {
     ds: segmentFromWire(s.ds, `${field}.ds`),
     fs: segmentFromWire(s.fs, `${field}.fs`),
     gs: segmentFromWire(s.gs, `${field}.gs`),
+    ...(s.fp ? { fp: fpFromWire(s.fp, `${field}.fp`) } : {}),
+  };
+}
+
+/** X86FpState with its exact counts and byte lengths and 16-bit words (MXCSR's reserved bits are validateVpState's). */
+function fpFromWire(s: wire.X86FpState, field: string): X86FpState {
+  checkLength(s.xmm, x86Fp.XMM_COUNT, `${field}.xmm`, "XMM0-XMM15");
+  s.xmm.forEach((b, i) => checkLength([...b], x86Fp.XMM_BYTES, `${field}.xmm[${i}]`, `the bytes of XMM${i}, little-endian`));
+  checkLength(s.st, x86Fp.ST_COUNT, `${field}.st`, "ST(0)-ST(7)");
+  s.st.forEach((b, i) => checkLength([...b], x86Fp.ST_BYTES, `${field}.st[${i}]`, `the 80-bit value of ST(${i}): significand then sign and exponent, little-endian`));
+  for (const [name, value, max, why] of [
+    ["fcw", s.fcw, 0xffff, "the x87 control word is 16 bits"],
+    ["fsw", s.fsw, 0xffff, "the x87 status word is 16 bits"],
+    ["ftw", s.ftw, 0xffff, "the full x87 tag word is 16 bits"],
+    ["fop", s.fop, x86Fp.FOP_MASK, "the x87 opcode is 11 bits"],
+  ] as const) {
+    if (value > max) throw outOfRange(`${field}.${name}`, hex(BigInt(value)), hex(BigInt(max)), why);
+  }
+  return {
+    xmm: s.xmm.map((b) => b.slice()),
+    mxcsr: s.mxcsr,
+    st: s.st.map((b) => b.slice()),
+    fcw: s.fcw,
+    fsw: s.fsw,
+    ftw: s.ftw,
+    fop: s.fop,
+    fip: s.fip,
+    fdp: s.fdp,
+    ...(s.xcr0 !== undefined ? { xcr0: s.xcr0 } : {}),
   };
 }
 
@@ -240,6 +271,7 @@ export function vpStateToWire(state: DebuggerVpState): wire.DebuggerVpState {
       ds: segmentToWire(s.ds),
       fs: segmentToWire(s.fs),
       gs: segmentToWire(s.gs),
+      fp: s.fp ? fpToWire(s.fp) : undefined,
     });
     return create(wire.DebuggerVpStateSchema, { arch: { case: "x8664", value: x86 } });
   }
@@ -256,6 +288,21 @@ export function vpStateToWire(state: DebuggerVpState): wire.DebuggerVpState {
     ttbr1El1: s.ttbr1El1,
   });
   return create(wire.DebuggerVpStateSchema, { arch: { case: "aarch64", value: a64 } });
+}
+
+function fpToWire(fp: X86FpState): wire.X86FpState {
+  return create(wire.X86FpStateSchema, {
+    xmm: fp.xmm.map((b) => b.slice()),
+    mxcsr: fp.mxcsr,
+    st: fp.st.map((b) => b.slice()),
+    fcw: fp.fcw,
+    fsw: fp.fsw,
+    ftw: fp.ftw,
+    fop: fp.fop,
+    fip: fp.fip,
+    fdp: fp.fdp,
+    xcr0: fp.xcr0,
+  });
 }
 
 function segmentToWire(s: SegmentRegister): wire.SegmentRegister {

@@ -9,6 +9,7 @@ import { expectRpcError, startHarness, sym, u64, waitFor, type Harness } from ".
 
 const VM = "demo";
 const X86_FIELDS = ["gp", "rip", "rflags", "cr0", "cr2", "cr3", "cr4", "cr8", "efer", "kernel_gs_base"];
+const FP_FIELDS = ["fp.xmm", "fp.mxcsr", "fp.st", "fp.fcw", "fp.fsw", "fp.ftw", "fp.fop", "fp.fip", "fp.fdp"];
 const SEGMENT_FIELDS = ["es", "cs", "ss", "ds", "fs", "gs"].flatMap((s) => ["base", "limit", "selector", "attributes"].map((p) => `${s}.${p}`));
 
 const EMU: Capabilities = {
@@ -16,7 +17,7 @@ const EMU: Capabilities = {
   watchpointTypes: ["write", "readWrite"],
   watchpointSizes: [1, 2, 4, 8],
   softwareBreakpoints: { gva: true, perVp: true, gpa: true },
-  setVpStateFields: [...X86_FIELDS, ...SEGMENT_FIELDS],
+  setVpStateFields: [...X86_FIELDS, ...SEGMENT_FIELDS, ...FP_FIELDS],
   memoryReadsWhileRunning: "noPause",
   batchedStepping: { maxCount: 1_000_000, traces: ["none", "pc", "registers"] },
 };

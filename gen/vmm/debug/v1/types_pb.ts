@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/debug/v1/types.proto.
  */
 export const file_vmm_debug_v1_types: GenFile = /*@__PURE__*/
-  fileDesc("Chh2bW0vZGVidWcvdjEvdHlwZXMucHJvdG8SDHZtbS5kZWJ1Zy52MSJUCg9TZWdtZW50UmVnaXN0ZXISDAoEYmFzZRgBIAEoBBINCgVsaW1pdBgCIAEoDRIQCghzZWxlY3RvchgDIAEoDRISCgphdHRyaWJ1dGVzGAQgASgNIp4DCgpYODZWcFN0YXRlEgoKAmdwGAEgAygEEgsKA3JpcBgCIAEoBBIOCgZyZmxhZ3MYAyABKAQSCwoDY3IwGAQgASgEEgsKA2NyMhgFIAEoBBILCgNjcjMYBiABKAQSCwoDY3I0GAcgASgEEgsKA2NyOBgIIAEoBBIMCgRlZmVyGAkgASgEEhYKDmtlcm5lbF9nc19iYXNlGAogASgEEikKAmVzGAsgASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJjcxgMIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCc3MYDSABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyEikKAmRzGA4gASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJmcxgPIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCZ3MYECABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyIp8BCg5BYXJjaDY0VnBTdGF0ZRIJCgF4GAEgAygEEg4KBnNwX2VsMBgCIAEoBBIOCgZzcF9lbDEYAyABKAQSCgoCcGMYBCABKAQSDAoEY3BzchgFIAEoBBIRCglzY3Rscl9lbDEYBiABKAQSDwoHdGNyX2VsMRgHIAEoBBIRCgl0dGJyMF9lbDEYCCABKAQSEQoJdHRicjFfZWwxGAkgASgEInYKD0RlYnVnZ2VyVnBTdGF0ZRIqCgZ4ODZfNjQYASABKAsyGC52bW0uZGVidWcudjEuWDg2VnBTdGF0ZUgAEi8KB2FhcmNoNjQYAiABKAsyHC52bW0uZGVidWcudjEuQWFyY2g2NFZwU3RhdGVIAEIGCgRhcmNoInQKDEd1ZXN0QWRkcmVzcxItCgNndmEYASABKAsyHi52bW0uZGVidWcudjEuR3Vlc3RBZGRyZXNzLkd2YUgAEg0KA2dwYRgCIAEoBEgAGh4KA0d2YRIKCgJ2cBgBIAEoDRILCgNndmEYAiABKARCBgoEa2luZCKaAQoZU29mdHdhcmVCcmVha3BvaW50QWRkcmVzcxI6CgNndmEYASABKAsyKy52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50QWRkcmVzcy5HdmFIABINCgNncGEYAiABKARIABoqCgNHdmESDwoCdnAYASABKA1IAIgBARILCgNndmEYAiABKARCBQoDX3ZwQgYKBGtpbmQifQoSSGFyZHdhcmVCcmVha3BvaW50Eg8KB2FkZHJlc3MYASABKAQSKgoEdHlwZRgCIAEoDjIcLnZtbS5kZWJ1Zy52MS5CcmVha3BvaW50VHlwZRIqCgRzaXplGAMgASgOMhwudm1tLmRlYnVnLnYxLkJyZWFrcG9pbnRTaXplIkYKDkJyZWFrcG9pbnRTbG90EjQKCmJyZWFrcG9pbnQYASABKAsyIC52bW0uZGVidWcudjEuSGFyZHdhcmVCcmVha3BvaW50IlQKCkRlYnVnU3RhdGUSEwoLc2luZ2xlX3N0ZXAYASABKAgSMQoLYnJlYWtwb2ludHMYAiADKAsyHC52bW0uZGVidWcudjEuQnJlYWtwb2ludFNsb3QiigYKD0RlYnVnU3RvcFJlYXNvbhI0CgVicmVhaxgBIAEoCzIjLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uQnJlYWtIABI7Cglwb3dlcl9vZmYYAiABKAsyJi52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLlBvd2VyT2ZmSAASNAoFcmVzZXQYAyABKAsyIy52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLlJlc2V0SAASQQoMdHJpcGxlX2ZhdWx0GAQgASgLMikudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5UcmlwbGVGYXVsdEgAEj8KC3NpbmdsZV9zdGVwGAUgASgLMigudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5TaW5nbGVTdGVwSAASQwoNaHdfYnJlYWtwb2ludBgGIAEoCzIqLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uSHdCcmVha3BvaW50SAASOgoId2F0Y2hkb2cYByABKAsyJi52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLldhdGNoZG9nSAASTwoTc29mdHdhcmVfYnJlYWtwb2ludBgQIAEoCzIwLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uU29mdHdhcmVCcmVha3BvaW50SAAaBwoFQnJlYWsaCgoIUG93ZXJPZmYaBwoFUmVzZXQaGQoLVHJpcGxlRmF1bHQSCgoCdnAYASABKA0aGAoKU2luZ2xlU3RlcBIKCgJ2cBgBIAEoDRpQCgxId0JyZWFrcG9pbnQSCgoCdnAYASABKA0SNAoKYnJlYWtwb2ludBgCIAEoCzIgLnZtbS5kZWJ1Zy52MS5IYXJkd2FyZUJyZWFrcG9pbnQaCgoIV2F0Y2hkb2caPQoSU29mdHdhcmVCcmVha3BvaW50EgoKAnZwGAEgASgNEg8KB2FkZHJlc3MYAiABKAQSCgoCaWQYAyABKARCCAoGcmVhc29uIjIKDVJlZ2lzdGVyRGVsdGESEQoJcmVnaXN0ZXJzGAEgAygNEg4KBnZhbHVlcxgCIAMoBGIGcHJvdG8z", [file_vmm_debug_v1_breakpoint]);
+  fileDesc("Chh2bW0vZGVidWcvdjEvdHlwZXMucHJvdG8SDHZtbS5kZWJ1Zy52MSJUCg9TZWdtZW50UmVnaXN0ZXISDAoEYmFzZRgBIAEoBBINCgVsaW1pdBgCIAEoDRIQCghzZWxlY3RvchgDIAEoDRISCgphdHRyaWJ1dGVzGAQgASgNIsQDCgpYODZWcFN0YXRlEgoKAmdwGAEgAygEEgsKA3JpcBgCIAEoBBIOCgZyZmxhZ3MYAyABKAQSCwoDY3IwGAQgASgEEgsKA2NyMhgFIAEoBBILCgNjcjMYBiABKAQSCwoDY3I0GAcgASgEEgsKA2NyOBgIIAEoBBIMCgRlZmVyGAkgASgEEhYKDmtlcm5lbF9nc19iYXNlGAogASgEEikKAmVzGAsgASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJjcxgMIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCc3MYDSABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyEikKAmRzGA4gASgLMh0udm1tLmRlYnVnLnYxLlNlZ21lbnRSZWdpc3RlchIpCgJmcxgPIAEoCzIdLnZtbS5kZWJ1Zy52MS5TZWdtZW50UmVnaXN0ZXISKQoCZ3MYECABKAsyHS52bW0uZGVidWcudjEuU2VnbWVudFJlZ2lzdGVyEiQKAmZwGBEgASgLMhgudm1tLmRlYnVnLnYxLlg4NkZwU3RhdGUingEKClg4NkZwU3RhdGUSCwoDeG1tGAEgAygMEg0KBW14Y3NyGAIgASgNEgoKAnN0GAMgAygMEgsKA2ZjdxgEIAEoDRILCgNmc3cYBSABKA0SCwoDZnR3GAYgASgNEgsKA2ZvcBgHIAEoDRILCgNmaXAYCCABKAQSCwoDZmRwGAkgASgEEhEKBHhjcjAYCiABKARIAIgBAUIHCgVfeGNyMCKfAQoOQWFyY2g2NFZwU3RhdGUSCQoBeBgBIAMoBBIOCgZzcF9lbDAYAiABKAQSDgoGc3BfZWwxGAMgASgEEgoKAnBjGAQgASgEEgwKBGNwc3IYBSABKAQSEQoJc2N0bHJfZWwxGAYgASgEEg8KB3Rjcl9lbDEYByABKAQSEQoJdHRicjBfZWwxGAggASgEEhEKCXR0YnIxX2VsMRgJIAEoBCJ2Cg9EZWJ1Z2dlclZwU3RhdGUSKgoGeDg2XzY0GAEgASgLMhgudm1tLmRlYnVnLnYxLlg4NlZwU3RhdGVIABIvCgdhYXJjaDY0GAIgASgLMhwudm1tLmRlYnVnLnYxLkFhcmNoNjRWcFN0YXRlSABCBgoEYXJjaCJ0CgxHdWVzdEFkZHJlc3MSLQoDZ3ZhGAEgASgLMh4udm1tLmRlYnVnLnYxLkd1ZXN0QWRkcmVzcy5HdmFIABINCgNncGEYAiABKARIABoeCgNHdmESCgoCdnAYASABKA0SCwoDZ3ZhGAIgASgEQgYKBGtpbmQimgEKGVNvZnR3YXJlQnJlYWtwb2ludEFkZHJlc3MSOgoDZ3ZhGAEgASgLMisudm1tLmRlYnVnLnYxLlNvZnR3YXJlQnJlYWtwb2ludEFkZHJlc3MuR3ZhSAASDQoDZ3BhGAIgASgESAAaKgoDR3ZhEg8KAnZwGAEgASgNSACIAQESCwoDZ3ZhGAIgASgEQgUKA192cEIGCgRraW5kIn0KEkhhcmR3YXJlQnJlYWtwb2ludBIPCgdhZGRyZXNzGAEgASgEEioKBHR5cGUYAiABKA4yHC52bW0uZGVidWcudjEuQnJlYWtwb2ludFR5cGUSKgoEc2l6ZRgDIAEoDjIcLnZtbS5kZWJ1Zy52MS5CcmVha3BvaW50U2l6ZSJGCg5CcmVha3BvaW50U2xvdBI0CgpicmVha3BvaW50GAEgASgLMiAudm1tLmRlYnVnLnYxLkhhcmR3YXJlQnJlYWtwb2ludCJUCgpEZWJ1Z1N0YXRlEhMKC3NpbmdsZV9zdGVwGAEgASgIEjEKC2JyZWFrcG9pbnRzGAIgAygLMhwudm1tLmRlYnVnLnYxLkJyZWFrcG9pbnRTbG90IooGCg9EZWJ1Z1N0b3BSZWFzb24SNAoFYnJlYWsYASABKAsyIy52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLkJyZWFrSAASOwoJcG93ZXJfb2ZmGAIgASgLMiYudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5Qb3dlck9mZkgAEjQKBXJlc2V0GAMgASgLMiMudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5SZXNldEgAEkEKDHRyaXBsZV9mYXVsdBgEIAEoCzIpLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uVHJpcGxlRmF1bHRIABI/CgtzaW5nbGVfc3RlcBgFIAEoCzIoLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24uU2luZ2xlU3RlcEgAEkMKDWh3X2JyZWFrcG9pbnQYBiABKAsyKi52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLkh3QnJlYWtwb2ludEgAEjoKCHdhdGNoZG9nGAcgASgLMiYudm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbi5XYXRjaGRvZ0gAEk8KE3NvZnR3YXJlX2JyZWFrcG9pbnQYECABKAsyMC52bW0uZGVidWcudjEuRGVidWdTdG9wUmVhc29uLlNvZnR3YXJlQnJlYWtwb2ludEgAGgcKBUJyZWFrGgoKCFBvd2VyT2ZmGgcKBVJlc2V0GhkKC1RyaXBsZUZhdWx0EgoKAnZwGAEgASgNGhgKClNpbmdsZVN0ZXASCgoCdnAYASABKA0aUAoMSHdCcmVha3BvaW50EgoKAnZwGAEgASgNEjQKCmJyZWFrcG9pbnQYAiABKAsyIC52bW0uZGVidWcudjEuSGFyZHdhcmVCcmVha3BvaW50GgoKCFdhdGNoZG9nGj0KElNvZnR3YXJlQnJlYWtwb2ludBIKCgJ2cBgBIAEoDRIPCgdhZGRyZXNzGAIgASgEEgoKAmlkGAMgASgEQggKBnJlYXNvbiIyCg1SZWdpc3RlckRlbHRhEhEKCXJlZ2lzdGVycxgBIAMoDRIOCgZ2YWx1ZXMYAiADKARiBnByb3RvMw", [file_vmm_debug_v1_breakpoint]);
 
 /**
  * An x86 segment register as the VP holds it (hidden part included).
@@ -179,6 +179,16 @@ export type X86VpState = Message<"vmm.debug.v1.X86VpState"> & {
    * @generated from field: vmm.debug.v1.SegmentRegister gs = 16;
    */
   gs?: SegmentRegister | undefined;
+
+  /**
+   * Beyond OpenVMM's X86VpState (which has no FP state): the x87, SSE and MXCSR registers.
+   * GetVpState always sets it. SetVpState without it leaves the VP's FP state as it is (so
+   * clients that predate it keep working); with it, it writes the whole FP state, checked first
+   * (a refused state changes nothing).
+   *
+   * @generated from field: vmm.debug.v1.X86FpState fp = 17;
+   */
+  fp?: X86FpState | undefined;
 };
 
 /**
@@ -187,6 +197,106 @@ export type X86VpState = Message<"vmm.debug.v1.X86VpState"> & {
  */
 export const X86VpStateSchema: GenMessage<X86VpState> = /*@__PURE__*/
   messageDesc(file_vmm_debug_v1_types, 1);
+
+/**
+ * The x87 and SSE state of one x86-64 virtual processor (what FXSAVE stores, in debugger form).
+ *
+ * @generated from message vmm.debug.v1.X86FpState
+ */
+export type X86FpState = Message<"vmm.debug.v1.X86FpState"> & {
+  /**
+   * XMM0-XMM15: exactly 16 values of exactly 16 bytes each, little-endian (byte 0 holds bits
+   * 7:0 of the register). Any other count or length is refused (INVALID_ARRAY_LENGTH).
+   *
+   * @generated from field: repeated bytes xmm = 1;
+   */
+  xmm: Uint8Array[];
+
+  /**
+   * MXCSR. Bits 31:16 are reserved: a value with any of them set is refused (VP_STATE_INVALID),
+   * as LDMXCSR would fault. Reset value 0x1F80.
+   *
+   * @generated from field: uint32 mxcsr = 2;
+   */
+  mxcsr: number;
+
+  /**
+   * The x87 register stack in stack order, ST(0) first (as gdb's st0-st7): exactly 8 values of
+   * exactly 10 bytes each, the 80-bit extended value little-endian (bytes 0-7 the significand
+   * with its explicit integer bit at bit 63, bytes 8-9 sign << 15 | biased exponent). ST(i) is
+   * physical register R((TOP + i) mod 8), TOP being fsw bits 13:11; SetVpState places the
+   * values with the TOP of the fsw it writes.
+   *
+   * @generated from field: repeated bytes st = 3;
+   */
+  st: Uint8Array[];
+
+  /**
+   * x87 control word (FCW, 16 bits; 0x037F after FNINIT). Larger values are refused.
+   *
+   * @generated from field: uint32 fcw = 4;
+   */
+  fcw: number;
+
+  /**
+   * x87 status word (FSW, 16 bits) with TOP in bits 13:11. Larger values are refused.
+   *
+   * @generated from field: uint32 fsw = 5;
+   */
+  fsw: number;
+
+  /**
+   * x87 tag word in its full 16-bit form (as FSTENV stores it and gdb's ftag shows it), by
+   * physical register: bits 2i+1:2i tag R(i) as 0 valid, 1 zero, 2 special, 3 empty; 0xFFFF is
+   * an empty stack. SetVpState keeps which registers are empty and derives the tag of every
+   * other one from its contents (as FXRSTOR does from the abridged tag). Larger values are
+   * refused.
+   *
+   * @generated from field: uint32 ftw = 6;
+   */
+  ftw: number;
+
+  /**
+   * Opcode of the last x87 instruction (11 bits, FOP). Larger values are refused. The QEMU
+   * backend reads it as 0 and cannot write it (its gdbstub does not carry it).
+   *
+   * @generated from field: uint32 fop = 7;
+   */
+  fop: number;
+
+  /**
+   * Address of the last x87 instruction (FIP, 64 bits as FXSAVE64 stores it). The QEMU backend
+   * reads it as 0 and cannot write it.
+   *
+   * @generated from field: uint64 fip = 8;
+   */
+  fip: bigint;
+
+  /**
+   * Address of the last x87 memory operand (FDP, 64 bits as FXSAVE64 stores it). The QEMU
+   * backend reads it as 0 and cannot write it.
+   *
+   * @generated from field: uint64 fdp = 9;
+   */
+  fdp: bigint;
+
+  /**
+   * XCR0, the enabled XSAVE components (bit 0 x87, bit 1 SSE; reset value 1). Read-only: only
+   * the guest's XSETBV changes it, and SetVpState refuses a value that differs from the VP's
+   * (FAILED_PRECONDITION / UNSUPPORTED_REGISTER); leave it unset to keep it. Unset when the
+   * backend cannot read it (QEMU).
+   *
+   * @generated from field: optional uint64 xcr0 = 10;
+   */
+  xcr0?: bigint | undefined;
+};
+
+/**
+ * Describes the message vmm.debug.v1.X86FpState.
+ * Use `create(X86FpStateSchema)` to create a new message.
+ */
+export const X86FpStateSchema: GenMessage<X86FpState> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_types, 2);
 
 /**
  * The register state of one aarch64 virtual processor.
@@ -263,7 +373,7 @@ export type Aarch64VpState = Message<"vmm.debug.v1.Aarch64VpState"> & {
  * Use `create(Aarch64VpStateSchema)` to create a new message.
  */
 export const Aarch64VpStateSchema: GenMessage<Aarch64VpState> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 2);
+  messageDesc(file_vmm_debug_v1_types, 3);
 
 /**
  * A VP's registers for one architecture (OpenVMM's `DebuggerVpState`). Exactly one must be
@@ -301,7 +411,7 @@ export type DebuggerVpState = Message<"vmm.debug.v1.DebuggerVpState"> & {
  * Use `create(DebuggerVpStateSchema)` to create a new message.
  */
 export const DebuggerVpStateSchema: GenMessage<DebuggerVpState> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 3);
+  messageDesc(file_vmm_debug_v1_types, 4);
 
 /**
  * A guest address: virtual (translated through one VP's page tables) or physical.
@@ -338,7 +448,7 @@ export type GuestAddress = Message<"vmm.debug.v1.GuestAddress"> & {
  * Use `create(GuestAddressSchema)` to create a new message.
  */
 export const GuestAddressSchema: GenMessage<GuestAddress> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 4);
+  messageDesc(file_vmm_debug_v1_types, 5);
 
 /**
  * A guest virtual address as seen by one VP.
@@ -366,7 +476,7 @@ export type GuestAddress_Gva = Message<"vmm.debug.v1.GuestAddress.Gva"> & {
  * Use `create(GuestAddress_GvaSchema)` to create a new message.
  */
 export const GuestAddress_GvaSchema: GenMessage<GuestAddress_Gva> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 4, 0);
+  messageDesc(file_vmm_debug_v1_types, 5, 0);
 
 /**
  * Where a software breakpoint stands: the virtual address of an instruction (as every VP or one
@@ -406,7 +516,7 @@ export type SoftwareBreakpointAddress = Message<"vmm.debug.v1.SoftwareBreakpoint
  * Use `create(SoftwareBreakpointAddressSchema)` to create a new message.
  */
 export const SoftwareBreakpointAddressSchema: GenMessage<SoftwareBreakpointAddress> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 5);
+  messageDesc(file_vmm_debug_v1_types, 6);
 
 /**
  * A guest virtual address, matched against the linear address of each instruction fetch.
@@ -435,7 +545,7 @@ export type SoftwareBreakpointAddress_Gva = Message<"vmm.debug.v1.SoftwareBreakp
  * Use `create(SoftwareBreakpointAddress_GvaSchema)` to create a new message.
  */
 export const SoftwareBreakpointAddress_GvaSchema: GenMessage<SoftwareBreakpointAddress_Gva> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 5, 0);
+  messageDesc(file_vmm_debug_v1_types, 6, 0);
 
 /**
  * One hardware breakpoint or watchpoint (OpenVMM's `HardwareBreakpoint`).
@@ -470,7 +580,7 @@ export type HardwareBreakpoint = Message<"vmm.debug.v1.HardwareBreakpoint"> & {
  * Use `create(HardwareBreakpointSchema)` to create a new message.
  */
 export const HardwareBreakpointSchema: GenMessage<HardwareBreakpoint> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 6);
+  messageDesc(file_vmm_debug_v1_types, 7);
 
 /**
  * One of the four hardware slots (DR0-DR3). An unset `breakpoint` means the slot is disabled.
@@ -491,7 +601,7 @@ export type BreakpointSlot = Message<"vmm.debug.v1.BreakpointSlot"> & {
  * Use `create(BreakpointSlotSchema)` to create a new message.
  */
 export const BreakpointSlotSchema: GenMessage<BreakpointSlot> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 7);
+  messageDesc(file_vmm_debug_v1_types, 8);
 
 /**
  * A VP's debug configuration (OpenVMM's `DebugState`).
@@ -519,7 +629,7 @@ export type DebugState = Message<"vmm.debug.v1.DebugState"> & {
  * Use `create(DebugStateSchema)` to create a new message.
  */
 export const DebugStateSchema: GenMessage<DebugState> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 8);
+  messageDesc(file_vmm_debug_v1_types, 9);
 
 /**
  * Why the VM stopped (OpenVMM's `DebugStopReason`).
@@ -605,7 +715,7 @@ export type DebugStopReason = Message<"vmm.debug.v1.DebugStopReason"> & {
  * Use `create(DebugStopReasonSchema)` to create a new message.
  */
 export const DebugStopReasonSchema: GenMessage<DebugStopReason> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9);
+  messageDesc(file_vmm_debug_v1_types, 10);
 
 /**
  * A Break request stopped the VM.
@@ -620,7 +730,7 @@ export type DebugStopReason_Break = Message<"vmm.debug.v1.DebugStopReason.Break"
  * Use `create(DebugStopReason_BreakSchema)` to create a new message.
  */
 export const DebugStopReason_BreakSchema: GenMessage<DebugStopReason_Break> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 0);
+  messageDesc(file_vmm_debug_v1_types, 10, 0);
 
 /**
  * The guest powered the VM off.
@@ -635,7 +745,7 @@ export type DebugStopReason_PowerOff = Message<"vmm.debug.v1.DebugStopReason.Pow
  * Use `create(DebugStopReason_PowerOffSchema)` to create a new message.
  */
 export const DebugStopReason_PowerOffSchema: GenMessage<DebugStopReason_PowerOff> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 1);
+  messageDesc(file_vmm_debug_v1_types, 10, 1);
 
 /**
  * The guest reset the VM.
@@ -650,7 +760,7 @@ export type DebugStopReason_Reset = Message<"vmm.debug.v1.DebugStopReason.Reset"
  * Use `create(DebugStopReason_ResetSchema)` to create a new message.
  */
 export const DebugStopReason_ResetSchema: GenMessage<DebugStopReason_Reset> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 2);
+  messageDesc(file_vmm_debug_v1_types, 10, 2);
 
 /**
  * A VP triple-faulted.
@@ -671,7 +781,7 @@ export type DebugStopReason_TripleFault = Message<"vmm.debug.v1.DebugStopReason.
  * Use `create(DebugStopReason_TripleFaultSchema)` to create a new message.
  */
 export const DebugStopReason_TripleFaultSchema: GenMessage<DebugStopReason_TripleFault> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 3);
+  messageDesc(file_vmm_debug_v1_types, 10, 3);
 
 /**
  * A VP completed a single step.
@@ -692,7 +802,7 @@ export type DebugStopReason_SingleStep = Message<"vmm.debug.v1.DebugStopReason.S
  * Use `create(DebugStopReason_SingleStepSchema)` to create a new message.
  */
 export const DebugStopReason_SingleStepSchema: GenMessage<DebugStopReason_SingleStep> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 4);
+  messageDesc(file_vmm_debug_v1_types, 10, 4);
 
 /**
  * A hardware breakpoint or watchpoint fired.
@@ -720,7 +830,7 @@ export type DebugStopReason_HwBreakpoint = Message<"vmm.debug.v1.DebugStopReason
  * Use `create(DebugStopReason_HwBreakpointSchema)` to create a new message.
  */
 export const DebugStopReason_HwBreakpointSchema: GenMessage<DebugStopReason_HwBreakpoint> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 5);
+  messageDesc(file_vmm_debug_v1_types, 10, 5);
 
 /**
  * The guest watchdog expired.
@@ -735,7 +845,7 @@ export type DebugStopReason_Watchdog = Message<"vmm.debug.v1.DebugStopReason.Wat
  * Use `create(DebugStopReason_WatchdogSchema)` to create a new message.
  */
 export const DebugStopReason_WatchdogSchema: GenMessage<DebugStopReason_Watchdog> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 6);
+  messageDesc(file_vmm_debug_v1_types, 10, 6);
 
 /**
  * A software breakpoint (InsertSoftwareBreakpoint) fired: the VP stopped before the
@@ -773,7 +883,7 @@ export type DebugStopReason_SoftwareBreakpoint = Message<"vmm.debug.v1.DebugStop
  * Use `create(DebugStopReason_SoftwareBreakpointSchema)` to create a new message.
  */
 export const DebugStopReason_SoftwareBreakpointSchema: GenMessage<DebugStopReason_SoftwareBreakpoint> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 9, 7);
+  messageDesc(file_vmm_debug_v1_types, 10, 7);
 
 /**
  * The registers one instruction changed (a Step's register trace): `registers[i]` now holds
@@ -807,5 +917,5 @@ export type RegisterDelta = Message<"vmm.debug.v1.RegisterDelta"> & {
  * Use `create(RegisterDeltaSchema)` to create a new message.
  */
 export const RegisterDeltaSchema: GenMessage<RegisterDelta> = /*@__PURE__*/
-  messageDesc(file_vmm_debug_v1_types, 10);
+  messageDesc(file_vmm_debug_v1_types, 11);
 

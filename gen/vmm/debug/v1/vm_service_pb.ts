@@ -207,7 +207,8 @@ export type Capabilities = Message<"vmm.debug.v1.Capabilities"> & {
   /**
    * The VP-state fields SetVpState can change, by their proto field names: scalars ("rip",
    * "kernel_gs_base", "cpsr"), arrays as a whole ("gp", "x"), segment parts as "<segment>.<part>"
-   * ("cs.selector", "cs.base", "cs.limit", "cs.attributes"). A field not listed must be sent with
+   * ("cs.selector", "cs.base", "cs.limit", "cs.attributes"), X86FpState fields as "fp.<field>"
+   * ("fp.xmm", "fp.st", "fp.ftw"; "fp.xcr0" never). A field not listed must be sent with
    * its current value (else FAILED_PRECONDITION / UNSUPPORTED_REGISTER, nothing written). A listed
    * field may still take only values the backend can run: the embedded machine runs 64-bit long
    * mode at CPL 0 only; on QEMU a new segment selector loads that segment's base, limit and
