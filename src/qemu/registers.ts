@@ -9,15 +9,17 @@ import {
   type SegmentRegister,
   VmmError,
   type X86PagingRegs,
+  type X86FpState,
   type X86VpState,
   flattenVpState,
+  x86Fp,
   hex,
   vpStateFieldNames,
 } from "../core";
 import { type StopReply, type ThreadId, leHexToBigint, sameThread } from "../rsp";
 import type { QmpClient } from "./qmp-client";
 import type { RspClient } from "./rsp-client";
-import { SEGMENT_NAMES, type SegmentName, parseInfoRegistersSegments } from "./x86-segments";
+import { SEGMENT_NAMES, type SegmentName, parseInfoRegistersAbridgedTag, parseInfoRegistersSegments } from "./x86-segments";
 
 /** gdb names of the x86 general-purpose registers in x86 encoding order (the order of X86VpState.gp). */
 export const X86_GP_NAMES = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
@@ -50,11 +52,40 @@ function need(regs: ReadonlyMap<string, bigint>, name: string): bigint {
  */
 export function qemuWritableFields(arch: Arch): string[] {
   if (arch === "aarch64") return ["x", "sp_el0", "sp_el1", "pc", "cpsr"];
-  return vpStateFieldNames("x86_64").filter((f) => !f.includes(".") || f.endsWith(".selector") || f === "fs.base" || f === "gs.base");
+  return vpStateFieldNames("x86_64").filter(
+    (f) => !f.includes(".") || f.endsWith(".selector") || f === "fs.base" || f === "gs.base" || (QEMU_FP_WRITABLE as readonly string[]).includes(f),
+  );
 }
 
-/** X86VpState from the `g`/`p` registers plus the segment descriptors from `info registers`. */
-export function x86StateFromQemu(regs: ReadonlyMap<string, bigint>, segs: Record<SegmentName, SegmentRegister>): X86VpState {
+/**
+ * The FP fields QEMU 7.2's gdbstub writes. It reads ftag, fiseg, fioff, foseg, fooff and fop as 0
+ * and ignores writes to them (the tags come from the monitor's abridged FTW); XCR0 it lacks.
+ */
+const QEMU_FP_WRITABLE = ["fp.xmm", "fp.mxcsr", "fp.st", "fp.fcw", "fp.fsw"] as const;
+
+/**
+ * The FP state from the `g` registers and the monitor's abridged tag. QEMU's st0–st7 are the
+ * physical registers R0–R7 (not ST(i): measured, TOP = 6 after two loads puts them in st6 and
+ * st7), so they are rotated by TOP here; fop, fip and fdp read 0; xcr0 is left unset.
+ */
+export function x86FpFromQemu(regs: ReadonlyMap<string, bigint>, abridgedTag: number): X86FpState {
+  const physical = Array.from({ length: x86Fp.ST_COUNT }, (_, i) => x86Fp.bigintToBytes(need(regs, `st${i}`), x86Fp.ST_BYTES));
+  const fsw = Number(need(regs, "fstat") & 0xffffn);
+  return {
+    xmm: Array.from({ length: x86Fp.XMM_COUNT }, (_, n) => x86Fp.bigintToBytes(need(regs, `xmm${n}`), x86Fp.XMM_BYTES)),
+    mxcsr: Number(need(regs, "mxcsr") & 0xffff_ffffn),
+    st: x86Fp.physicalToStack(physical, fsw),
+    fcw: Number(need(regs, "fctrl") & 0xffffn),
+    fsw,
+    ftw: x86Fp.fullTagWord(physical, (i) => ((abridgedTag >> i) & 1) === 0),
+    fop: 0,
+    fip: 0n,
+    fdp: 0n,
+  };
+}
+
+/** X86VpState from the `g`/`p` registers plus the segment descriptors (and x87 tags, for `fp`) from `info registers`. */
+export function x86StateFromQemu(regs: ReadonlyMap<string, bigint>, segs: Record<SegmentName, SegmentRegister>, abridgedTag?: number): X86VpState {
   const state = {
     gp: X86_GP_NAMES.map((n) => need(regs, n)),
     es: segs.es,
@@ -67,7 +98,29 @@ export function x86StateFromQemu(regs: ReadonlyMap<string, bigint>, segs: Record
   } as Partial<X86VpState>;
   for (const [field, name] of X86_SCALARS) (state as Record<string, unknown>)[field] = need(regs, name);
   state.rflags = (state.rflags ?? 0n) | 2n;
+  if (abridgedTag !== undefined) state.fp = x86FpFromQemu(regs, abridgedTag);
   return state as X86VpState;
+}
+
+/**
+ * The gdbstub writes that turn FP state `have` into `want` (physical st registers by the new
+ * TOP), and the fields QEMU cannot set that would change: which registers are empty (the tag
+ * word's classes follow the contents, as on the embedded machine), fop, fip, fdp, and xcr0 (which
+ * QEMU does not report: any value is refused).
+ */
+function fpWrites(want: X86FpState, have: X86FpState, writes: [string, bigint, string][], refused: string[]): void {
+  if (want.fsw !== have.fsw) writes.push(["fstat", BigInt(want.fsw), "fp.fsw"]);
+  if (want.fcw !== have.fcw) writes.push(["fctrl", BigInt(want.fcw), "fp.fcw"]);
+  if (want.mxcsr !== have.mxcsr) writes.push(["mxcsr", BigInt(want.mxcsr), "fp.mxcsr"]);
+  want.xmm.forEach((b, n) => !x86Fp.sameBytes(b, have.xmm[n]) && writes.push([`xmm${n}`, x86Fp.bytesToBigint(b), `fp.xmm[${n}]`]));
+  const wantPhysical = x86Fp.stackToPhysical(want.st, want.fsw);
+  const havePhysical = x86Fp.stackToPhysical(have.st, have.fsw);
+  wantPhysical.forEach((b, i) => !x86Fp.sameBytes(b, havePhysical[i]) && writes.push([`st${i}`, x86Fp.bytesToBigint(b), `fp.st (R${i})`]));
+  if (x86Fp.abridgedTag(want.ftw) !== x86Fp.abridgedTag(have.ftw)) refused.push("fp.ftw (which registers are empty)");
+  if (want.fop !== have.fop) refused.push("fp.fop");
+  if (want.fip !== have.fip) refused.push("fp.fip");
+  if (want.fdp !== have.fdp) refused.push("fp.fdp");
+  if (want.xcr0 !== undefined) refused.push("fp.xcr0 (QEMU does not report it: leave it unset)");
 }
 
 /** aarch64 system registers as QEMU 7.2 names them in org.qemu.gdb.arm.sys.regs. */
@@ -222,7 +275,7 @@ export class QemuRegisters {
         text = await qmp.execute<string>("human-monitor-command", { "command-line": "info registers", "cpu-index": vp });
         if (this.stopped()) this.stoppedCache.set(vp, { ...this.stoppedCache.get(vp), segments: text });
       }
-      return { arch: "x86_64", state: x86StateFromQemu(regs, parseInfoRegistersSegments(text)) };
+      return { arch: "x86_64", state: x86StateFromQemu(regs, parseInfoRegistersSegments(text), parseInfoRegistersAbridgedTag(text)) };
     }
     return { arch: "aarch64", state: aarch64StateFromQemu(regs, await this.readAarch64SystemRegisters()) };
   }
@@ -254,6 +307,7 @@ export class QemuRegisters {
         // A new selector reloads the hidden part from the GDT: checked after the write.
         if (hiddenDiffers && !selectorChanges) refused.push(`${seg}.base/limit/attributes`);
       }
+      if (want.fp && have.fp) fpWrites(want.fp, have.fp, writes, refused);
     } else if (target.arch === "aarch64" && current.arch === "aarch64") {
       const want = target.state;
       const have = current.state;

@@ -34,3 +34,14 @@ export function parseInfoRegistersSegments(text: string): Record<SegmentName, Se
   }
   return out as Record<SegmentName, SegmentRegister>;
 }
+
+/**
+ * The abridged x87 tag (bit i set: physical register R(i) is not empty) from the `FTW=` field of
+ * `info registers` (`FCW=037f FSW=3000 [ST=6] FTW=c0 MXCSR=00001f80`). QEMU's gdbstub reads ftag
+ * as 0, so the monitor is the only source of the tags.
+ */
+export function parseInfoRegistersAbridgedTag(text: string): number {
+  const m = /\bFTW=([0-9a-f]{2})\b/i.exec(text);
+  if (!m) throw new Error(`QEMU's "info registers" output has no FTW field`);
+  return parseInt(m[1], 16);
+}

@@ -17,7 +17,7 @@ const expected = (arch: "x86_64" | "aarch64"): Capabilities => ({
   softwareBreakpoints: { gva: true, perVp: true, gpa: false },
   setVpStateFields:
     arch === "x86_64"
-      ? [...X86_FIELDS, "es.selector", "cs.selector", "ss.selector", "ds.selector", "fs.base", "fs.selector", "gs.base", "gs.selector"]
+      ? [...X86_FIELDS, "es.selector", "cs.selector", "ss.selector", "ds.selector", "fs.base", "fs.selector", "gs.base", "gs.selector", "fp.xmm", "fp.mxcsr", "fp.st", "fp.fcw", "fp.fsw"]
       : ["x", "sp_el0", "sp_el1", "pc", "cpsr"],
   memoryReadsWhileRunning: "noPauseGpaRam",
   batchedStepping: { maxCount: 1_000_000, traces: ["none", "pc", "registers"] },
