@@ -31,4 +31,11 @@ export interface GuestBus {
    * code cached for those pages can be dropped. Interpreters call it on every guest store.
    */
   noteGuestWrite(gpa: number, length: number): void;
+  /**
+   * A read of `size` (1, 2, 4) bytes at a guest physical address that is not RAM and not the
+   * VP's own xAPIC page (memory-mapped devices); undefined (or no method) reads all ones.
+   */
+  mmioRead?(gpa: number, size: number, vp: number): number | undefined;
+  /** A write of `size` bytes at a guest physical address that is not RAM (dropped when unclaimed). */
+  mmioWrite?(gpa: number, size: number, value: number, vp: number): void;
 }

@@ -41,6 +41,7 @@ import {
   walkX86,
   walkX86Detailed,
 } from "../core";
+import type { ConsoleSource } from "./devices";
 import { bootMachine, type GuestImage } from "./image";
 import { GuestMemory, type RegionSpec } from "./memory";
 import {
@@ -58,6 +59,9 @@ import {
   CTL_STEP_VP,
   CTL_STOP_REQUEST,
   CTL_WORDS,
+  STATS_EXIT_STATUS,
+  STATS_RETIRED,
+  STATS_WORDS,
   STEP_EXIT,
   type FromWorker,
   type HaltReason,
@@ -86,8 +90,12 @@ export interface EmuMachineOptions {
   memory?: RegionSpec[];
   /** Instructions per VP turn in the round-robin run loop. Default 1000. */
   quantum?: number;
-  /** Receives each line the guest writes to the debug console. */
-  onConsole?: (line: string) => void;
+  /**
+   * Receives each line the guest writes to the debug console (port 0xE9) or the COM1 UART
+   * (0x3F8; each device has its own line buffer). `source` says which; the machine's own notes
+   * ("[emu] ...") come without one.
+   */
+  onConsole?: (line: string, source?: ConsoleSource) => void;
   /** Start running at once (default true), or wait stopped for a debugger's first Resume. */
   startRunning?: boolean;
 }
@@ -150,7 +158,7 @@ export class EmuMachine implements VmmCore {
     this.memoryRegions = this.memory.regions.map((r) => ({ gpa: BigInt(r.gpa), size: BigInt(r.size), name: r.name }));
     this.regs = new Uint32Array(new SharedArrayBuffer(vpCount * VP_WORDS * 4));
     this.ctl = new Int32Array(new SharedArrayBuffer(CTL_WORDS * 4));
-    const statsBuffer = new SharedArrayBuffer(8);
+    const statsBuffer = new SharedArrayBuffer(8 * STATS_WORDS);
     this.stats = new Float64Array(statsBuffer);
     this.debugStates = Array.from({ length: vpCount }, emptyDebugState);
     bootMachine(this.memory, this.regs, options.image, vpCount);
@@ -214,7 +222,16 @@ export class EmuMachine implements VmmCore {
 
   /** Guest instructions retired by all VPs, as of the last stop. */
   instructionsRetired(): number {
-    return this.stats[0];
+    return this.stats[STATS_RETIRED];
+  }
+
+  /**
+   * The status the guest powered off with through isa-debug-exit (port 0xF4: (value << 1) | 1,
+   * as QEMU exits), or undefined when it gave none since the last reset.
+   */
+  exitStatus(): number | undefined {
+    const v = this.stats[STATS_EXIT_STATUS];
+    return Number.isNaN(v) ? undefined : v;
   }
 
   async resume(): Promise<void> {
@@ -497,7 +514,7 @@ export class EmuMachine implements VmmCore {
     switch (msg.type) {
       case "console":
         try {
-          this.options.onConsole?.(msg.line);
+          this.options.onConsole?.(msg.line, msg.source);
         } catch {
           // The console consumer's failure is its own: the line is dropped, the VM runs on.
         }

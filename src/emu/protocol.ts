@@ -2,6 +2,7 @@
 import type { StepTrace } from "../core";
 import type { SwBreakpointSpec, X86Exit, X86VpDebug } from "./x86_64";
 import type { RamRegion } from "./bus";
+import type { ConsoleSource } from "./devices";
 
 /** Int32 words of the shared control block. */
 export const CTL_STOP_REQUEST = 0; // server sets 1 to ask the run loop to stop
@@ -24,6 +25,11 @@ export const CTL_WORDS = CTL_RING + CTL_RING_SIZE;
 /** How a step-channel batch ended (CTL_STEP_EXIT). */
 export const STEP_EXIT = ["budget", "halted", "singleStep", "hwBreakpoint", "swBreakpoint", "tripleFault", "reset", "powerOff", "requested"] as const;
 
+/** Float64 slots of the shared stats buffer. */
+export const STATS_RETIRED = 0; // total retired instructions, published at every stop
+export const STATS_EXIT_STATUS = 1; // the exit status of the last isa-debug-exit power-off (NaN: none)
+export const STATS_WORDS = 2;
+
 /** Why the run loop stopped, before it is mapped to a debugger-facing DebugStopReason. */
 export type HaltReason =
   | { kind: "requested" }
@@ -43,7 +49,7 @@ export interface WorkerInit {
   vpCount: number;
   /** Instructions each VP runs per turn (deterministic interleaving). */
   quantum: number;
-  /** Shared Float64 slot: total retired instructions, published at every stop. */
+  /** Shared Float64 slots (STATS_*): retired instructions, the power-off exit status. */
   stats: SharedArrayBuffer;
   image: { bytes: Uint8Array; loadGpa: string; entry: string; arch: "x86_64" };
 }
@@ -64,7 +70,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: "stopped"; halt: HaltReason }
-  | { type: "console"; line: string }
+  /** A console line; `source` says which device (the 0xE9 debug console or the COM1 UART). */
+  | { type: "console"; line: string; source?: ConsoleSource }
   | { type: "crashed"; message: string }
   | {
       type: "stepped";

@@ -18,6 +18,7 @@ import {
   CTL_STEP_SLOT,
   CTL_STEP_VP,
   CTL_STOP_REQUEST,
+  STATS_EXIT_STATUS,
   STEP_EXIT,
   type FromWorker,
   type HaltReason,
@@ -26,6 +27,7 @@ import {
   type WorkerInit,
 } from "./protocol";
 import { SwBreakpointSet, X86Vp, type X86StepOutcome } from "./x86_64";
+import { resetPlatform } from "./x86_64/msr";
 import { VP_WORDS } from "./x86_64/vp-layout";
 import { X86_REGISTER_WORDS } from "./x86-vp-state";
 
@@ -50,14 +52,22 @@ const image: GuestImage = {
 
 const vps: X86Vp[] = [];
 const retiredTotal = () => vps.reduce((sum, vp) => sum + vp.retired, 0);
-const devices = new PortDevices({ consoleLine: (line) => post({ type: "console", line }) }, retiredTotal);
+const devices = new PortDevices({ consoleLine: (line, source) => post({ type: "console", line, source }) }, retiredTotal);
 
 const bus: GuestBus = {
   regions: memory.regions,
   regionAt: (gpa) => memory.regionAt(gpa),
-  portOut: (p, size, value): MachineRequest => devices.portOut(p, size, value),
+  portOut: (p, size, value): MachineRequest => {
+    const req = devices.portOut(p, size, value);
+    // The exit status is published before the VP stops, so every stop path (run, step, the
+    // step channel) finds it: STATS_EXIT_STATUS, NaN when the guest gave none.
+    if (req === "powerOff") stats[STATS_EXIT_STATUS] = devices.exitStatus ?? Number.NaN;
+    return req;
+  },
   portIn: (p, size) => devices.portIn(p, size),
   noteGuestWrite: () => {},
+  mmioRead: (gpa, size) => devices.mmioRead(gpa, size),
+  mmioWrite: (gpa, size, value) => devices.mmioWrite(gpa, size, value),
 };
 /** The machine's software breakpoints, checked by every VP at instruction fetch. */
 const swBreakpoints = new SwBreakpointSet();
@@ -88,6 +98,8 @@ function processInvalidations(): void {
 function resetMachine(): void {
   bootMachine(memory, regs, image, vps.length);
   devices.reset();
+  resetPlatform(bus);
+  stats[STATS_EXIT_STATUS] = Number.NaN;
   for (const vp of vps) {
     vp.invalidateAllCode();
     vp.flushTlb();
@@ -272,3 +284,4 @@ port.on("message", (msg: ToWorker) => {
 });
 
 stats[0] = 0;
+stats[STATS_EXIT_STATUS] = Number.NaN;

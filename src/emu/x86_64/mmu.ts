@@ -43,21 +43,35 @@ export function viewOf(region: RamRegion): DataView {
   return v;
 }
 
+// ---------------------------------------------------------------- memory-mapped I/O
+
+type MmioRead = (c: Cpu, gpa: number, size: number) => number;
+type MmioWrite = (c: Cpu, gpa: number, size: number, value: number) => void;
+/** Accesses to guest physical addresses that are not RAM (the xAPIC page, bus devices); see apic.ts. */
+let mmioRead: MmioRead = (_c, _gpa, size) => (size === 4 ? -1 : size === 2 ? 0xffff : 0xff);
+let mmioWrite: MmioWrite = () => {};
+
+/** Installs the handlers for non-RAM physical accesses (apic.ts does, when it loads). */
+export function setMmioHandlers(read: MmioRead, write: MmioWrite): void {
+  mmioRead = read;
+  mmioWrite = write;
+}
+
 // ---------------------------------------------------------------- physical memory
 
-/** Read `size` (1, 2, 4) bytes at a guest physical address inside one page; all ones when not RAM. */
+/** Read `size` (1, 2, 4) bytes at a guest physical address inside one page (MMIO when not RAM). */
 export function physRead(c: Cpu, gpa: number, size: number): number {
   const region = c.bus.regionAt(gpa);
-  if (region === undefined) return size === 4 ? -1 : size === 2 ? 0xffff : 0xff;
+  if (region === undefined) return mmioRead(c, gpa, size);
   const v = viewOf(region);
   const o = gpa - region.gpa;
   return size === 4 ? v.getInt32(o, true) : size === 2 ? v.getUint16(o, true) : v.getUint8(o);
 }
 
-/** Write `size` (1, 2, 4) bytes at a guest physical address inside one page; dropped when not RAM. */
+/** Write `size` (1, 2, 4) bytes at a guest physical address inside one page (MMIO when not RAM). */
 export function physWrite(c: Cpu, gpa: number, size: number, value: number): void {
   const region = c.bus.regionAt(gpa);
-  if (region === undefined) return;
+  if (region === undefined) return mmioWrite(c, gpa, size, value);
   const v = viewOf(region);
   const o = gpa - region.gpa;
   if (size === 4) v.setInt32(o, value, true);

@@ -10,6 +10,8 @@ import * as flagsModule from "./flags.js";
 import * as insnModule from "./insn.js";
 import type { Insn, Translator } from "./insn.js";
 import * as mmuModule from "./mmu.js";
+import "./apic.js"; // the xAPIC page: installs the MMIO handlers
+import * as msrModule from "./msr.js";
 import * as operandsModule from "./operands.js";
 import type { Operand } from "./operands.js";
 import * as segmentsModule from "./segments.js";
@@ -19,11 +21,12 @@ import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { EXIT_HALT, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
-const { CR0_SUPPORTED, CR4_SUPPORTED, EFER_SUPPORTED } = cpuModelModule;
+const { CR0_SUPPORTED, CR4_SUPPORTED } = cpuModelModule;
 const { VEC_BP, VEC_DB, gp, trap, ud } = faultModule;
 const { FIXED1, POPF_MASK, RF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
+const { platformTranslators, rdmsrOp, tscValue, wrmsrOp } = msrModule;
 const { reader, regWriter, writer } = operandsModule;
 const { Descriptor, loadCs, loadDataSegment, loadSs, readCodeSegment, readStackSegment } = segmentsModule;
 const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
@@ -42,14 +45,8 @@ const CR0_CD = 0x40000000;
 const CR0_PG = 0x80000000 | 0;
 const CR4_PAE = 0x20;
 const CR4_LA57 = 0x1000;
-const EFER_LME = 0x100;
-const EFER_LMA = 0x400;
-const EFER_NXE = 0x800;
 
-export const MSR_EFER = 0xc0000080;
-export const MSR_FS_BASE = 0xc0000100;
-export const MSR_GS_BASE = 0xc0000101;
-export const MSR_KERNEL_GS_BASE = 0xc0000102;
+export { MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE } from "./msr.js";
 
 export const nopOp: OpFn = () => {};
 
@@ -373,50 +370,6 @@ const invlpgOp: OpFn = (c) => c.flushTlb();
 
 // ------------------------------------------------------------------ MSRs, CPUID, TSC
 
-const rdmsrOp: OpFn = (c) => {
-  const r = c.r;
-  const idx = r[RCX] >>> 0;
-  let lo: number;
-  let hi: number;
-  switch (idx) {
-    case MSR_EFER: lo = r[EFER]; hi = r[EFER + 1]; break;
-    case MSR_FS_BASE: lo = r[segWord(SREG_FS, SEG_BASE)]; hi = r[segWord(SREG_FS, SEG_BASE) + 1]; break;
-    case MSR_GS_BASE: lo = r[segWord(SREG_GS, SEG_BASE)]; hi = r[segWord(SREG_GS, SEG_BASE) + 1]; break;
-    case MSR_KERNEL_GS_BASE: lo = r[KERNEL_GS_BASE]; hi = r[KERNEL_GS_BASE + 1]; break;
-    default: return gp(c, 0);
-  }
-  r[RAX] = lo;
-  r[RAX + 1] = 0;
-  r[RDX] = hi;
-  r[RDX + 1] = 0;
-};
-
-const wrmsrOp: OpFn = (c) => {
-  const r = c.r;
-  const idx = r[RCX] >>> 0;
-  const lo = r[RAX];
-  const hi = r[RDX];
-  let w: number;
-  switch (idx) {
-    case MSR_EFER: {
-      // LME must stay on (long mode only); LMA is read-only.
-      if (hi !== 0 || (lo & ~EFER_SUPPORTED) !== 0 || (lo & EFER_LME) === 0) gp(c, 0);
-      const old = r[EFER];
-      r[EFER] = (lo & ~EFER_LMA) | (old & EFER_LMA);
-      r[EFER + 1] = 0;
-      if ((old ^ lo) & EFER_NXE) c.flushTlb();
-      return;
-    }
-    case MSR_FS_BASE: w = segWord(SREG_FS, SEG_BASE); break;
-    case MSR_GS_BASE: w = segWord(SREG_GS, SEG_BASE); break;
-    case MSR_KERNEL_GS_BASE: w = KERNEL_GS_BASE; break;
-    default: return gp(c, 0);
-  }
-  if (!canonical(c, hi)) gp(c, 0);
-  r[w] = lo;
-  r[w + 1] = hi;
-};
-
 const swapgsOp: OpFn = (c) => {
   const r = c.r;
   const w = segWord(SREG_GS, SEG_BASE);
@@ -482,11 +435,14 @@ const cpuidOp: OpFn = (c) => {
   r[RDX] = d; r[RDX + 1] = 0;
 };
 
-/** RDTSC reads the retired-instruction count (the count at block start plus the position in it). */
+/**
+ * RDTSC reads the retired-instruction count (the count at block start plus the position in it)
+ * plus the offset a WRMSR to IA32_TSC set.
+ */
 function translateRdtsc(d: Insn): OpFn {
   const k = d.index;
   return (c) => {
-    const t = c.retired + k;
+    const t = tscValue(c, k);
     const r = c.r;
     r[RAX] = t % 4294967296 | 0;
     r[RAX + 1] = 0;
@@ -594,4 +550,5 @@ export const systemTranslators: [Mnemonic, Translator][] = [
   [Mnemonic.Cpuid, () => cpuidOp],
   [Mnemonic.Rdtsc, translateRdtsc],
   [Mnemonic.Clts, () => ctsOp],
+  ...platformTranslators,
 ];

@@ -107,7 +107,7 @@ describe("CPUID, MSRs, SWAPGS", () => {
   it("raises #GP for an MSR it does not implement", () => {
     const m = new TestMachine();
     m.installIdt();
-    m.runCode("b9 1b 00 00 00 0f 32 f4"); // mov ecx, 0x1b; rdmsr; hlt
+    m.runCode("b9 78 56 34 12 0f 32 f4"); // mov ecx, 0x12345678; rdmsr; hlt
     expect(m.vectors()).toEqual([13]);
   });
 
