@@ -395,7 +395,7 @@ const BRAND = "vmm-debug emulated x86-64 processor".padEnd(48, "\0");
 export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, number, number, number] {
   switch (leaf >>> 0) {
     case 0:
-      return [7, text4(VENDOR.slice(0, 4)), text4(VENDOR.slice(8, 12)), text4(VENDOR.slice(4, 8))];
+      return [0xd, text4(VENDOR.slice(0, 4)), text4(VENDOR.slice(8, 12)), text4(VENDOR.slice(4, 8))];
     case 1: {
       // Family 6, model 1, stepping 1. EDX: PSE TSC MSR PAE CX8 PGE CMOV. ECX: CX16 MOVBE POPCNT hypervisor.
       const edx = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 15);
