@@ -23,14 +23,20 @@ const handlerCs = new Descriptor();
  * fault: returns false and leaves the registers as they were before the failed delivery.
  * IST stack switching is not implemented (there is no TR to find the TSS): handlers run on the
  * current stack.
+ *
+ * RF in the pushed RFLAGS follows the SDM (vol. 3, 18.3.1.1): 1 for every fault-class exception
+ * (c.ftrap false) except a #DB raised by an instruction breakpoint (`instructionBreakpoint`),
+ * otherwise RFLAGS.RF as it is (traps, software interrupts: 0 once the instruction completed;
+ * 1 when the run loop set it for a trap between REP iterations).
  */
-export function deliverException(c: Cpu): boolean {
+export function deliverException(c: Cpu, instructionBreakpoint = false): boolean {
   let vector = c.fvec;
   let err = c.ferr;
   const hit = c.dataHit;
+  let pushRf = !c.ftrap && !instructionBreakpoint ? RF : 0;
   for (;;) {
     try {
-      enter(c, vector, err);
+      enter(c, vector, err, pushRf);
       c.dataHit = hit;
       return true;
     } catch (e) {
@@ -39,11 +45,12 @@ export function deliverException(c: Cpu): boolean {
       if (vector === VEC_DF) return false;
       vector = VEC_DF;
       err = 0;
+      pushRf = RF;
     }
   }
 }
 
-function enter(c: Cpu, vector: number, err: number): void {
+function enter(c: Cpu, vector: number, err: number, pushRf: number): void {
   const r = c.r;
   // The gate: 16 bytes at IDTR.base + 16 * vector.
   const idtErr = vector * 8 + 2;
@@ -79,7 +86,7 @@ function enter(c: Cpu, vector: number, err: number): void {
     const s2 = (frameLo >>> 0) + 8 * i;
     probeWrite(c, s2 | 0, s2 > 0xffffffff ? (frameHi + 1) | 0 : frameHi, 8);
   }
-  const words = [r[segWord(SREG_SS, SEG_SELECTOR)] & 0xffff, 0, oldLo, oldHi, r[RFLAGS] | FIXED1, 0,
+  const words = [r[segWord(SREG_SS, SEG_SELECTOR)] & 0xffff, 0, oldLo, oldHi, r[RFLAGS] | FIXED1 | pushRf, 0,
     r[segWord(SREG_CS, SEG_SELECTOR)] & 0xffff, 0, r[RIP], r[RIP + 1]];
   if (hasErr) words.push(err, 0);
   for (let i = 0; i < n; i++) {

@@ -10,12 +10,14 @@ import type { CodePage } from "./code-cache.js";
 import * as cpuModule from "./cpu.js";
 import type { Cpu } from "./cpu.js";
 import * as faultModule from "./fault.js";
+import * as guestDebugModule from "./guest-debug.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { chunkMask, codePageFor, noteCodeStore, sharedCode } = codeCacheModule;
 const { TLB_EMPTY, TLB_MASK } = cpuModule;
 const { VEC_PF, gp, fault } = faultModule;
+const { guestPageWatched, guestWatchCheck } = guestDebugModule;
 const { CR0, CR2, CR3, CR4, EFER } = vpLayoutModule;
 
 export const ACC_READ = 0;
@@ -169,7 +171,10 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
   return page;
 }
 
-/** Whether an armed data slot covers a byte of page (pageLo, hi) for accesses of kind `write`. */
+/**
+ * Whether an armed data slot (the debugger's, or the guest's DR0–DR3) covers a byte of page
+ * (pageLo, hi) for accesses of kind `write`.
+ */
 function pageWatched(c: Cpu, pageLo: number, hi: number, write: boolean): boolean {
   if (!c.watching) return false;
   for (let k = 0; k < 4; k++) {
@@ -177,7 +182,7 @@ function pageWatched(c: Cpu, pageLo: number, hi: number, write: boolean): boolea
     if (t === 0 || (t === 2 && !write)) continue;
     if (c.watchHi[k] === hi && (c.watchLo[k] & -4096) === pageLo) return true;
   }
-  return false;
+  return guestPageWatched(c, pageLo, hi, write);
 }
 
 /**
@@ -238,7 +243,10 @@ export function fetchPage(c: Cpu, lo: number, hi: number): CodePage {
 
 // ---------------------------------------------------------------- data watch
 
-/** Record data-slot hits for an access of `size` bytes at (lo, hi) that stays inside one page. */
+/**
+ * Record data-slot hits for an access of `size` bytes at (lo, hi) that stays inside one page:
+ * the debugger's slots in c.dataHit bits 0–3, the guest's DR0–DR3 in bits 4–7.
+ */
 function watchCheck(c: Cpu, lo: number, hi: number, size: number, write: boolean): void {
   const off = lo & 0xfff;
   for (let k = 0; k < 4; k++) {
@@ -249,6 +257,7 @@ function watchCheck(c: Cpu, lo: number, hi: number, size: number, write: boolean
     const wo = wlo & 0xfff;
     if (off < wo + c.watchLen[k] && wo < off + size) c.dataHit |= 1 << k;
   }
+  guestWatchCheck(c, lo, hi, size, write);
 }
 
 // ---------------------------------------------------------------- slow paths

@@ -7,6 +7,7 @@ import * as cpuModelModule from "./cpu-model.js";
 import type { Cpu, OpFn } from "./cpu.js";
 import * as faultModule from "./fault.js";
 import * as flagsModule from "./flags.js";
+import * as guestDebugModule from "./guest-debug.js";
 import * as insnModule from "./insn.js";
 import type { Insn, Translator } from "./insn.js";
 import * as mmuModule from "./mmu.js";
@@ -22,14 +23,15 @@ import * as vpLayoutModule from "./vp-layout.js";
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { EXIT_HALT, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
 const { CR0_SUPPORTED, CR4_SUPPORTED } = cpuModelModule;
-const { VEC_BP, VEC_DB, gp, trap, ud } = faultModule;
+const { VEC_BP, VEC_DB, fault, gp, trap, ud } = faultModule;
+const { CR4_DE, DR6_BD, DR7_GD, drHi, drLo, marks, setDr, setDr6, syncGuestWatch } = guestDebugModule;
 const { FIXED1, POPF_MASK, RF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
 const { platformTranslators, rdmsrOp, tscValue, wrmsrOp } = msrModule;
 const { reader, regWriter, writer } = operandsModule;
 const { Descriptor, loadCs, loadDataSegment, loadSs, readCodeSegment, readStackSegment } = segmentsModule;
-const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
+const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
 
 const RAX = GP;
 const RCX = GP + 2;
@@ -58,45 +60,52 @@ function canonical(c: Cpu, hi: number): boolean {
 // ------------------------------------------------------------------ control and debug registers
 
 /**
- * MOV to or from CR0/2/3/4/8, and DR0–DR7. DR6 and DR7 keep what the guest writes (DR6: its
- * status bits, set by #DB delivery too); DR0–DR3 read as 0 and ignore writes (the guest's own
- * address breakpoints are not implemented). A write of nonzero bits 63:32 to DR6/DR7 is #GP.
+ * MOV to or from CR0/2/3/4/8, and the guest's DR0–DR7 (guest-debug.ts). MOV DR checks, in
+ * order: DR4/DR5 are #UD with CR4.DE set and otherwise DR6/DR7; DR7.GD raises #DB (a fault)
+ * with DR6.BD set and GD cleared before the move. DR0–DR3 keep 64-bit addresses (see
+ * guest-debug.ts for the bits kept), DR6 its status bits, DR7 its writable bits; bits 63:32 set
+ * in a DR6/DR7 write are #GP. A write ends the block (the run loop looks at DR7 between blocks).
  */
 export function movControl(d: Insn): OpFn {
   const [dst, src] = d.ops;
   if (dst.kind === "dr" || src.kind === "dr") {
     const n = dst.kind === "dr" ? dst.n : src.kind === "dr" ? src.n : -1;
-    if (n > 7 || n === 4 || n === 5) throw new UnsupportedForm();
+    if (n > 7 || n < 0) throw new UnsupportedForm();
     if (dst.kind === "dr") {
       if (src.kind !== "reg") throw new UnsupportedForm();
       const s = src.slot;
-      if (n === 6) {
-        return (c) => {
-          if (c.r[s + 1] !== 0) gp(c, 0);
-          c.r[GUEST_DR6] = c.r[s] & DR6_STATUS;
-        };
-      }
-      if (n === 7) {
-        return (c) => {
-          if (c.r[s + 1] !== 0) gp(c, 0);
-          c.r[GUEST_DR7] = c.r[s] & DR7_WRITABLE;
-        };
-      }
-      return nopOp;
+      d.end = END_STOP;
+      return (c) => {
+        const r = c.r;
+        const k = drAccess(c, n);
+        const lo = r[s];
+        const hi = r[s + 1];
+        if (k === 6) {
+          if (hi !== 0) gp(c, 0);
+          r[GUEST_DR6] = lo & DR6_STATUS;
+          return;
+        }
+        if (k === 7) {
+          if (hi !== 0) gp(c, 0);
+          r[GUEST_DR7] = lo & DR7_WRITABLE;
+        } else {
+          setDr(r, k, lo, hi);
+        }
+        syncGuestWatch(c);
+      };
     }
     if (dst.kind !== "reg") throw new UnsupportedForm();
     const s = dst.slot;
-    if (n === 6 || n === 7) {
-      const word = n === 6 ? GUEST_DR6 : GUEST_DR7;
-      const fixed = n === 6 ? DR6_FIXED : DR7_FIXED;
-      return (c) => {
-        c.r[s] = c.r[word] | fixed;
-        c.r[s + 1] = 0;
-      };
-    }
     return (c) => {
-      c.r[s] = 0;
-      c.r[s + 1] = 0;
+      const r = c.r;
+      const k = drAccess(c, n);
+      if (k === 6 || k === 7) {
+        r[s] = k === 6 ? r[GUEST_DR6] | DR6_FIXED : r[GUEST_DR7] | DR7_FIXED;
+        r[s + 1] = 0;
+      } else {
+        r[s] = drLo(r, k);
+        r[s + 1] = drHi(r, k);
+      }
     };
   }
   if (src.kind === "cr") {
@@ -126,6 +135,25 @@ function crWord(n: number): number {
     case 8: return CR8;
     default: throw new UnsupportedForm();
   }
+}
+
+/**
+ * The checks of a MOV to or from DRn (SDM, MOV—Move to/from Debug Registers): DR4/DR5 #UD when
+ * CR4.DE is set, else they name DR6/DR7; then DR7.GD: #DB (fault) with DR6.BD, GD cleared so the
+ * handler may use the registers. Returns the register the move uses.
+ */
+function drAccess(c: Cpu, n: number): number {
+  const r = c.r;
+  if (n === 4 || n === 5) {
+    if ((r[CR4] & CR4_DE) !== 0) ud(c);
+    n += 2;
+  }
+  if ((r[GUEST_DR7] & DR7_GD) !== 0) {
+    r[GUEST_DR7] &= ~DR7_GD;
+    setDr6(r, DR6_BD);
+    fault(c, VEC_DB);
+  }
+  return n;
 }
 
 function writeCr(c: Cpu, n: number, lo: number, hi: number): void {
@@ -175,6 +203,13 @@ export function movSegment(d: Insn): OpFn {
     if (dst.index === SREG_CS || (src.kind !== "reg" && src.kind !== "mem")) throw new UnsupportedForm();
     const rd = reader({ ...src, size: 2 });
     const sreg = dst.index;
+    if (sreg === SREG_SS) {
+      // MOV SS: debug traps it raises wait until after the next instruction (vp.ts).
+      return (c) => {
+        loadDataSegment(c, SREG_SS, rd(c));
+        marks.movSs = true;
+      };
+    }
     return (c) => loadDataSegment(c, sreg, rd(c));
   }
   if (src.kind !== "sreg" || (dst.kind !== "reg" && dst.kind !== "mem")) throw new UnsupportedForm();
@@ -502,7 +537,11 @@ function translateInt(d: Insn): OpFn {
   d.end = END_STOP;
   switch (d.code) {
     case Code.Int3: return (c) => trap(c, VEC_BP);
-    case Code.Int1: return (c) => trap(c, VEC_DB);
+    // ICEBP: a trap-class #DB that leaves DR6 as it is (the run loop tells it from INT 1 by the mark).
+    case Code.Int1: return (c) => {
+      marks.icebp = true;
+      trap(c, VEC_DB);
+    };
     case Code.Int_imm8: {
       const op = d.ops[0];
       const v = op.kind === "imm" ? op.lo & 0xff : 0;

@@ -49,6 +49,13 @@ export const DR6_FIXED = 0xffff0ff0 | 0;
 /** DR7: the bits a write keeps (L0–G3, LE GE, GD, R/W and LEN fields) and bit 10, read as 1. */
 export const DR7_WRITABLE = 0xffff23ff | 0;
 export const DR7_FIXED = 0x400;
+/**
+ * The guest's DR0–DR3 (see guest-debug.ts): words GUEST_DR_LO + n hold the low words; the three
+ * words from GUEST_DR_HI hold bits 55:32 of DR0–DR2 in their low 24 bits and those of DR3 spread
+ * over their top bytes (bits 63:56 read back as copies of bit 55). 0 is the reset state.
+ */
+export const GUEST_DR_LO = 89;
+export const GUEST_DR_HI = 93;
 // ------------------------------------------------------------------ x87, SSE and XSAVE state
 //
 // Words 96 on. The FXSAVE image is derived from these words (and written back into them); no

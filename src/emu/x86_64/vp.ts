@@ -21,6 +21,7 @@ import * as decodeModule from "./decode.js";
 import * as exceptionsModule from "./exceptions.js";
 import * as faultModule from "./fault.js";
 import * as flagsModule from "./flags.js";
+import * as guestDebugModule from "./guest-debug.js";
 import * as mmuModule from "./mmu.js";
 import { SwBreakpointSet } from "./sw-breakpoints.js";
 import * as vpLayoutModule from "./vp-layout.js";
@@ -33,7 +34,8 @@ const { deliverException } = exceptionsModule;
 const { BLOCK_ABORT, GUEST_FAULT, NO_ERROR_CODE, VEC_DB } = faultModule;
 const { RF, TF } = flagsModule;
 const { fetchPage } = mmuModule;
-const { DR6_BS, GUEST_DR6, HALTED, RFLAGS, RIP } = vpLayoutModule;
+const { DR6_BS, GUEST_DR7, HALTED, RFLAGS, RIP } = vpLayoutModule;
+const { DR7_ENABLES, guestDataArmed, guestExecHits, marks, setDr6, syncGuestWatch } = guestDebugModule;
 
 /** A debug slot (DR0–DR3 semantics): `type` is the DR7 R/W field (0 execute, 2 write, 3 read or write). */
 export interface X86Breakpoint {
@@ -203,6 +205,16 @@ export class X86Vp {
   private repHi = 0;
   /** The budget left when a loop returned SWITCH. */
   private left = 0;
+  /**
+   * The guest's own #DB state between instructions (guest-debug.ts): `guestHeld`, trap bits
+   * (DR6 B0–B3, BS) a MOV SS raised, wait for the end of the next instruction (`guestShadow`:
+   * that instruction runs now); `guestDeferred`, a guest trap a debugger data stop went before,
+   * is delivered first when the VP goes on (`guestDeferredMid`: it followed a REP iteration).
+   */
+  private guestHeld = 0;
+  private guestShadow = false;
+  private guestDeferred = 0;
+  private guestDeferredMid = false;
 
   /** `sw`: the software breakpoints of the machine (shared by its VPs). */
   constructor(
@@ -244,7 +256,7 @@ export class X86Vp {
         c.watchLen[i] = s.length;
       }
     }
-    c.watching = watching;
+    c.watching = watching || guestDataArmed(c.r);
     // Single-step and data slots see REP iterations one by one; execute slots need not.
     c.repStep = watching || debug.singleStep;
     // Execute slots alone keep the fast loop: it stops before a block's armed instruction.
@@ -270,7 +282,7 @@ export class X86Vp {
     // The fast loop hands over to the per-instruction one while the guest's TF is set, and back.
     for (;;) {
       let x: X86Exit;
-      if (this.debugArmed || (c.r[RFLAGS] & TF) !== 0 || this.repPending) {
+      if (this.debugArmed || (c.r[RFLAGS] & TF) !== 0 || this.repPending || this.guestDebugging()) {
         x = this.runDebug(left);
       } else {
         const suppress = this.suppressValid;
@@ -307,6 +319,11 @@ export class X86Vp {
     const r = c.r;
     let left = max;
     while (left > 0) {
+      // The guest's DR7 enables a breakpoint: continue one instruction at a time.
+      if ((r[GUEST_DR7] & DR7_ENABLES) !== 0) {
+        this.left = left;
+        return SWITCH;
+      }
       const f = r[RFLAGS];
       let rf = false;
       if ((f & (TF | RF)) !== 0) {
@@ -444,11 +461,14 @@ export class X86Vp {
     const r = c.r;
     let left = max;
     let first = true;
+    // The guest's data slots as the register file has them (it may have been written from outside).
+    if (c.watching !== (c.watchType.some((t) => t !== 0) || guestDataArmed(r))) syncGuestWatch(c);
     while (left > 0) {
-      if (!this.debugArmed && (r[RFLAGS] & TF) === 0 && !this.continuingRep()) {
+      if (!this.debugArmed && (r[RFLAGS] & TF) === 0 && !this.continuingRep() && !this.guestDebugging()) {
         // Nothing needs single instructions any more: back to the fast loop (which honours suppressValid).
         if (!first) this.suppressValid = false;
         this.repPending = false;
+        this.guestShadow = false;
         this.left = left;
         return SWITCH;
       }
@@ -457,7 +477,8 @@ export class X86Vp {
       const suppressed = (first && this.suppressValid && lo === this.suppressLo && hi === this.suppressHi) || this.continuingRep();
       first = false;
       this.suppressValid = false;
-      if (!suppressed) {
+      // A guest #DB left pending by the debugger's last stop comes before its breakpoints here.
+      if (!suppressed && this.guestDeferred === 0) {
         // RF (set by IRETQ, e.g. returning into a REP from a #DB handler) suppresses execute breakpoints once.
         const slot = (r[RFLAGS] & RF) === 0 ? this.execSlotAt(lo, hi) : -1;
         if (slot >= 0) return this.execHit(slot, lo, hi);
@@ -516,7 +537,7 @@ export class X86Vp {
       if (done !== 0) {
         if ((done & (STEP_STOP_CHECK - 1)) === 0 && stopRequested()) return { executed: done, exit: BUDGET, requested: true };
       }
-      if (done !== 0 && !this.continuingRep()) {
+      if (done !== 0 && !this.continuingRep() && this.guestDeferred === 0) {
         if (checkExec && (r[RFLAGS] & RF) === 0) {
           const lo = r[RIP];
           const hi = r[RIP + 1];
@@ -552,15 +573,41 @@ export class X86Vp {
     return HW_BREAKPOINT[slot];
   }
 
+  /** The guest's debug state needs the per-instruction loop: DR7 enables a breakpoint, or a #DB waits. */
+  private guestDebugging(): boolean {
+    return (this.c.r[GUEST_DR7] & DR7_ENABLES) !== 0 || this.guestHeld !== 0 || this.guestDeferred !== 0;
+  }
+
   /**
    * Executes one instruction (or delivers the exception it or its fetch raised), checking data
    * slots. Returns null when the VP may go on, else the exit: triple fault, reset, power-off, a
    * data slot hit (after the access), or HLT.
+   *
+   * The guest's own debug conditions (SDM vol. 3, 18.3): a #DB a debugger stop went before is
+   * delivered first (as this step); an enabled execute breakpoint at RIP raises a fault-class #DB
+   * before the instruction unless RFLAGS.RF is set (not between the iterations of a REP); after
+   * the instruction (or REP iteration) TF and the guest's data breakpoints raise one trap-class
+   * #DB (DR6 BS and B0–B3). Traps raised by a MOV SS wait until the end of the next
+   * instruction; an exception that instruction raises drops them, except a software interrupt
+   * (INT n, INT3, not ICEBP), after whose delivery they are delivered at the handler.
    */
   private stepInstruction(): X86Exit | null {
     const c = this.c;
     const r = c.r;
+    const continuing = this.continuingRep();
     this.repPending = false;
+    if (this.guestDeferred !== 0) {
+      const bits = this.guestDeferred;
+      this.guestDeferred = 0;
+      return this.guestTrap(bits, this.guestDeferredMid);
+    }
+    const armed = (r[GUEST_DR7] & DR7_ENABLES) !== 0;
+    if (armed && !continuing && (r[RFLAGS] & RF) === 0) {
+      const bits = guestExecHits(r, r[RIP], r[RIP + 1]);
+      if (bits !== 0) return this.guestBreakpoint(bits);
+    }
+    const shadow = this.guestShadow;
+    this.guestShadow = false;
     for (;;) {
       c.dataHit = 0;
       c.repMore = false;
@@ -569,6 +616,7 @@ export class X86Vp {
         blk = lookup(c, false);
       } catch (e) {
         if (e !== GUEST_FAULT) throw e;
+        this.guestHeld = 0;
         return this.deliver();
       }
       // TF as the instruction starts decides the trap after it (a POPF setting TF traps after the next one).
@@ -576,12 +624,18 @@ export class X86Vp {
       const tf = (flags & TF) !== 0;
       // RF lasts until an instruction completes (an IRETQ may set it again for the next one).
       if ((flags & RF) !== 0) r[RFLAGS] = flags & ~RF;
+      marks.movSs = false;
+      marks.icebp = false;
+      // Guest breakpoints see REP iterations one by one, like TF.
+      const repStep = c.repStep;
+      if (armed) c.repStep = true;
       c.cur = blk;
       try {
         blk.ops[0](c);
       } catch (e) {
         c.cur = null;
         c.repMore = false;
+        c.repStep = repStep;
         if (e === BLOCK_ABORT) {
           r[RFLAGS] |= flags & RF;
           continue; // the code changed before it ran: decode again
@@ -595,13 +649,22 @@ export class X86Vp {
           c.dataHit = 0;
           r[RFLAGS] |= flags & RF;
         }
-        const hit = c.dataHit;
+        const hit = c.dataHit & 0xf;
+        const held = this.guestHeld;
+        this.guestHeld = 0;
+        const softwareInterrupt = c.ftrap && !marks.icebp;
+        marks.icebp = false;
         const x = this.deliver();
         if (x !== null) return x;
         if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
+        if (held !== 0 && softwareInterrupt) {
+          const y = this.guestTrap(held, false);
+          if (y !== null) return y;
+        }
         return hit !== 0 ? HW_BREAKPOINT[lowestSlot(hit)] : null;
       }
       c.cur = null;
+      c.repStep = repStep;
       const more = c.repMore;
       if (more) {
         // A REP iteration with more to go: RIP stays at the instruction.
@@ -614,26 +677,45 @@ export class X86Vp {
         if (!(blk.ops.length === 1 && blk.lastSetsRip)) setRipAt(c, blk, 1);
       }
       if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
-      if (tf) {
-        const x = this.singleStepTrap(more);
+      let bits = (tf ? DR6_BS : 0) | ((c.dataHit >>> 4) & 0xf);
+      if (marks.movSs && !shadow) {
+        // MOV SS: its traps wait for the end of the next instruction.
+        marks.movSs = false;
+        this.guestHeld |= bits;
+        this.guestShadow = true;
+        bits = 0;
+      } else {
+        bits |= this.guestHeld;
+        this.guestHeld = 0;
+      }
+      const hit = c.dataHit & 0xf;
+      if (bits !== 0) {
+        if (hit !== 0) {
+          // The debugger's data slot stops first; the guest's #DB is delivered when the VP goes on.
+          this.guestDeferred = bits;
+          this.guestDeferredMid = more;
+          return HW_BREAKPOINT[lowestSlot(hit)];
+        }
+        const x = this.guestTrap(bits, more);
         if (x !== null) return x;
       }
-      if (c.dataHit !== 0) return HW_BREAKPOINT[lowestSlot(c.dataHit)];
+      if (hit !== 0) return HW_BREAKPOINT[lowestSlot(hit)];
       return c.exit === EXIT_HALT ? HALT : null;
     }
   }
 
   /**
-   * The guest's single-step trap after an instruction (or a REP iteration, `midRep`) completed
-   * with TF set: DR6.BS, then #DB through the IDT with RIP where execution goes on. The frame's
-   * RFLAGS has RF set between REP iterations (the SDM's rule for events inside a REP), so the
-   * handler's IRETQ resumes the REP without firing an execute breakpoint there again. A HLT
-   * that traps does not stay halted: the handler runs and returns after it.
+   * The guest's trap-class #DB after an instruction (or a REP iteration, `midRep`): DR6 B0–B3
+   * become the data breakpoints in `bits`, BS is added when `bits` has it (single-step), then
+   * #DB through the IDT with RIP where execution goes on. The frame's RFLAGS has RF set between
+   * REP iterations (the SDM's rule for events inside a REP), so the handler's IRETQ resumes the
+   * REP without firing an execute breakpoint there again. A HLT that traps does not stay
+   * halted: the handler runs and returns after it.
    */
-  private singleStepTrap(midRep: boolean): X86Exit | null {
+  private guestTrap(bits: number, midRep: boolean): X86Exit | null {
     const c = this.c;
     const r = c.r;
-    r[GUEST_DR6] |= DR6_BS;
+    setDr6(r, bits);
     if (c.exit === EXIT_HALT) {
       c.exit = EXIT_NONE;
       r[HALTED] = 0;
@@ -645,5 +727,21 @@ export class X86Vp {
     const x = this.deliver();
     if (x !== null) return x;
     return c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF ? exitOf(c.exit) : null;
+  }
+
+  /**
+   * The guest's execute breakpoints `bits` (DR6 B0–B3) at RIP: a fault-class #DB before the
+   * instruction; its frame keeps RF as it is (0), so the handler sets RF in the frame (or
+   * disarms the slot) for the instruction to run. Traps a MOV SS held are dropped.
+   */
+  private guestBreakpoint(bits: number): X86Exit | null {
+    const c = this.c;
+    setDr6(c.r, bits);
+    this.guestHeld = 0;
+    this.guestShadow = false;
+    c.fvec = VEC_DB;
+    c.ferr = NO_ERROR_CODE;
+    c.ftrap = false;
+    return deliverException(c, true) ? null : TRIPLE_FAULT;
   }
 }

@@ -325,14 +325,14 @@ describe("guest TF, RF, DR6 and DR7", () => {
     expect(Number(m.reg("rbx")) & TF).toBe(0);
   });
 
-  it("DR6 and DR7 keep what the guest writes; bits 63:32 set are #GP", () => {
+  it("DR6, DR7 and DR0 keep what the guest writes; bits 63:32 set in DR6 are #GP", () => {
     const m = new TestMachine();
     m.installIdt();
     m.setReg("rax", 0x4001n);
     m.setReg("rbx", 0x000f0303n);
     // mov dr6, rax; mov dr7, rbx; mov rcx, dr6; mov rdx, dr7; mov dr0, rax; mov rsi, dr0; hlt
     expect(m.runCode("0f 23 f0 0f 23 fb 0f 21 f1 0f 21 fa 0f 23 c0 0f 21 c6 f4")).toEqual({ kind: "halted" });
-    expect([m.reg("rcx"), m.reg("rdx"), m.reg("rsi")]).toEqual([0xffff4ff1n, 0x000f0703n, 0n]);
+    expect([m.reg("rcx"), m.reg("rdx"), m.reg("rsi")]).toEqual([0xffff4ff1n, 0x000f0703n, 0x4001n]);
     m.setReg("rax", 1n << 32n);
     m.runCode("0f 23 f0 f4"); // mov dr6, rax
     expect(m.vectors()).toEqual([13]);
