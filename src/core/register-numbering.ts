@@ -35,7 +35,8 @@ function unflattenSegment(r: readonly bigint[], at: number): SegmentRegister {
 
 /**
  * `state` after one instruction that changed `delta` (register numbers as flattenVpState gives
- * them); undefined when the delta names a register the architecture does not have.
+ * them); undefined when the delta names a register the architecture does not have. The numbering
+ * has no x86 FP registers, so the result leaves `fp` unset: the instruction may have changed it.
  */
 export function applyRegisterDelta(state: DebuggerVpState, delta: RegisterDelta): DebuggerVpState | undefined {
   if (delta.registers.length !== delta.values.length) return undefined;
@@ -48,7 +49,8 @@ export function applyRegisterDelta(state: DebuggerVpState, delta: RegisterDelta)
   if (state.arch === "x86_64") {
     const [es, cs, ss, ds, fs, gs] = SEGMENTS.map((_, k) => unflattenSegment(r, 25 + 4 * k));
     const [rip, rflags, cr0, cr2, cr3, cr4, cr8, efer, kernelGsBase] = r.slice(16, 25);
-    return { arch: "x86_64", state: { ...state.state, gp: r.slice(0, 16), rip, rflags, cr0, cr2, cr3, cr4, cr8, efer, kernelGsBase, es, cs, ss, ds, fs, gs } };
+    const { fp: _unknown, ...rest } = state.state;
+    return { arch: "x86_64", state: { ...rest, gp: r.slice(0, 16), rip, rflags, cr0, cr2, cr3, cr4, cr8, efer, kernelGsBase, es, cs, ss, ds, fs, gs } };
   }
   const [spEl0, spEl1, pc, cpsr, sctlrEl1, tcrEl1, ttbr0El1, ttbr1El1] = r.slice(31);
   return { arch: "aarch64", state: { ...state.state, x: r.slice(0, 31), spEl0, spEl1, pc, cpsr, sctlrEl1, tcrEl1, ttbr0El1, ttbr1El1 } };

@@ -226,6 +226,10 @@ class GdbConnection {
       case "p": {
         const n = parseHexInt(packet.slice(1));
         if (n >= this.registers.count) throw new Refused(EINVAL, `no register ${n}`);
+        // A state carried through a step knows every register but the FP ones: those are read.
+        const known = this.known.registersOf(this.gVp);
+        const value = known && this.registers.format(known, n);
+        if (value && !/^x+$/.test(value)) return value;
         return this.registers.format(await this.regs(this.gVp), n);
       }
       case "P": {
@@ -353,7 +357,8 @@ class GdbConnection {
   /** A VP's registers, read once per stop (the state is never modified: writes build a copy). */
   private async regs(vp: number): Promise<DebuggerVpState> {
     const known = this.known.registersOf(vp);
-    if (known) return known;
+    // A state carried through a step by its register trace has no FP state (the trace has none).
+    if (known && !(known.arch === "x86_64" && !known.state.fp)) return known;
     const s = await this.live.getVpState(vp);
     if (s.arch !== this.registers.arch) throw new Refused(EIO, `VP ${vp} answered ${s.arch} state for an ${this.registers.arch} VM`);
     this.known.keepRegisters(vp, s);

@@ -65,13 +65,15 @@ describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
       const g = (await gdb.request("g"))!;
       // rax…r15 (16×8) rip (8) eflags + 6 selectors (7×4): 156 bytes before st0.
       const st0 = 2 * (16 * 8 + 8 + 7 * 4);
-      expect(g.slice(st0, st0 + 20)).toBe("x".repeat(20)); // x87: unavailable
+      expect(g.slice(st0, st0 + 20)).toBe(bytesToHex(before.fp!.st[0])); // x87 from the VP state's fp
       expect(leHexToBigint(g.slice(0, 16))).toBe(before.gp[0]);
 
       expect(await gdb.request("G" + g.slice(0, -2))).toBe("E16"); // one byte short
-      const badX87 = g.slice(0, st0) + "01" + "0".repeat(18) + g.slice(st0 + 20);
-      expect(await gdb.request("G" + badX87.replace(/^.{16}/, "ffffffffffffffff"))).toBe("E16"); // rax would change, st0 cannot
-      expect(await gdb.request("P18=01000000000000000000")).toBe("E16"); // st0
+      // st0-st7 (8×10), fctrl…fop (8×4), xmm0-15 (16×16), then mxcsr (register 0x38).
+      const mxcsr = st0 + 2 * (8 * 10 + 8 * 4 + 16 * 16);
+      const badMxcsr = g.slice(0, mxcsr) + "00000100" + g.slice(mxcsr + 8); // bit 16: reserved
+      expect(await gdb.request("G" + badMxcsr.replace(/^.{16}/, "ffffffffffffffff"))).toBe("E16"); // rax would change, mxcsr cannot
+      expect(await gdb.request("P38=00000100")).toBe("E16"); // mxcsr
       expect(await gdb.request("P99=00")).toBe("E16");
       expect(await x86(h.client, "demo", 1)).toEqual(before);
 
@@ -80,7 +82,7 @@ describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
       expect(await gdb.request("p1")).toBe(bytesToHex(u64Bytes(rbx)));
       const rcx = 0xabcn;
       const g2 = g.slice(0, 32) + bytesToHex(u64Bytes(rcx)) + g.slice(48); // rcx is gdb register 2
-      expect(await gdb.request("G" + g2)).toBe("OK"); // a G that round-trips a g (x87 as x…)
+      expect(await gdb.request("G" + g2)).toBe("OK"); // a G that round-trips a g
       const after = await x86(h.client, "demo", 1);
       expect({ rbx: after.gp[3], rcx: after.gp[1], rip: after.rip }).toEqual({ rbx: before.gp[3], rcx, rip: before.rip });
       expect(after.gp[0]).toBe(before.gp[0]);
@@ -226,8 +228,10 @@ describe("gdb bridge packets (embedded x86-64 demo guest, 2 VPs)", () => {
         "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags cs ss ds es fs gs".split(" "),
       );
       expect(desc.byName.get("st0")?.regnum).toBe(24);
-      expect(desc.byName.get("fs_base")).toMatchObject({ regnum: 40, bitsize: 64, feature: "org.gnu.gdb.i386.segments" });
-      expect(desc.byName.get("gs_base")?.regnum).toBe(41);
+      expect(desc.byName.get("xmm0")).toMatchObject({ regnum: 40, bitsize: 128, feature: "org.gnu.gdb.i386.sse" });
+      expect(desc.byName.get("mxcsr")).toMatchObject({ regnum: 56, bitsize: 32, feature: "org.gnu.gdb.i386.sse" });
+      expect(desc.byName.get("fs_base")).toMatchObject({ regnum: 57, bitsize: 64, feature: "org.gnu.gdb.i386.segments" });
+      expect(desc.byName.get("gs_base")?.regnum).toBe(58);
     } finally {
       gdb.close();
     }

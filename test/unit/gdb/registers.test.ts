@@ -56,7 +56,7 @@ async function describe_(xml: string) {
 }
 
 describe("x86-64 register file", () => {
-  it("numbers registers in gdb's amd64 order and formats them little-endian, x87 as unavailable", () => {
+  it("numbers registers in gdb's amd64 order and formats them little-endian, x87 as unavailable without fp", () => {
     const f = X86_REGISTER_FILE;
     expect(f.name(0)).toBe("rax");
     expect(f.name(2)).toBe("rcx");
@@ -76,7 +76,67 @@ describe("x86-64 register file", () => {
     const rax = f.withRegister(s, 0, bigintToLeHex(0xdeadn, 8));
     expect("state" in rax && rax.state.arch === "x86_64" && rax.state.state.gp[0]).toBe(0xdeadn);
     expect((s.state as X86VpState).gp[0]).toBe(0n); // the input is not changed
-    expect(f.withRegister(s, regnum(f, "st0"), "01" + "00".repeat(9))).toEqual({ refused: "st0 cannot be written through vmm-debug" });
+    expect(f.withRegister(s, regnum(f, "st0"), "01" + "00".repeat(9))).toEqual({ refused: "st0: the FP state is not known" });
+  });
+
+  describe("x87 and SSE registers from the state's fp", () => {
+    const f = X86_REGISTER_FILE;
+    const bytes = (v: bigint, n: number) => Uint8Array.from({ length: n }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
+    function withFp(): DebuggerVpState {
+      const s = x86();
+      (s.state as X86VpState).fp = {
+        xmm: Array.from({ length: 16 }, (_, n) => bytes(0x0f0e0d0c_0b0a0908_07060504_03020100n + BigInt(n), 16)),
+        mxcsr: 0x1f80,
+        // TOP = 6: ST(0) = R6 = 1.0, ST(1) = R7 = 2.0, the rest empty (zeros).
+        st: [0x3fff_8000_0000_0000_0000n, 0x4000_8000_0000_0000_0000n, 0n, 0n, 0n, 0n, 0n, 0n].map((v) => bytes(v, 10)),
+        fcw: 0x037f,
+        fsw: 6 << 11,
+        ftw: 0x0fff,
+        fop: 0x1e8,
+        fip: 0x1234_5678_9abc_def0n,
+        fdp: 0xffff_ffff_8020_0010n,
+        xcr0: 1n,
+      };
+      return s;
+    }
+
+    it("shows st0-st7 (stack order), the x87 words, xmm0-15 and mxcsr; fiseg/foseg are the pointers' high halves", () => {
+      const s = withFp();
+      expect(f.format(s, regnum(f, "st0"))).toBe(bigintToLeHex(0x3fff_8000_0000_0000_0000n, 10));
+      expect(f.format(s, regnum(f, "st1"))).toBe(bigintToLeHex(0x4000_8000_0000_0000_0000n, 10));
+      expect(f.format(s, regnum(f, "xmm3"))).toBe(bigintToLeHex(0x0f0e0d0c_0b0a0908_07060504_03020103n, 16));
+      const word = (name: string) => BigInt("0x" + (f.format(s, regnum(f, name)).match(/../g) ?? []).reverse().join(""));
+      expect(["fctrl", "fstat", "ftag", "fop", "mxcsr"].map(word)).toEqual([0x037fn, 0x3000n, 0x0fffn, 0x1e8n, 0x1f80n]);
+      expect(["fiseg", "fioff", "foseg", "fooff"].map(word)).toEqual([0x1234_5678n, 0x9abc_def0n, 0xffff_ffffn, 0x8020_0010n]);
+    });
+
+    it("writes them into a copy of fp; fstat's TOP moves the stack over the same physical registers", () => {
+      const s = withFp();
+      const fp = () => ((r: ReturnType<typeof f.withRegister>) => ("state" in r && r.state.arch === "x86_64" ? r.state.state.fp! : undefined));
+      const xmm = fp()(f.withRegister(s, regnum(f, "xmm15"), bigintToLeHex(0xabcn, 16)));
+      expect(xmm?.xmm[15]).toEqual(bytes(0xabcn, 16));
+      expect((s.state as X86VpState).fp!.xmm[15]).toEqual(bytes(0x0f0e0d0c_0b0a0908_07060504_03020100n + 15n, 16));
+      const st1 = fp()(f.withRegister(s, regnum(f, "st1"), bigintToLeHex(0x4000_c000_0000_0000_0000n, 10)));
+      expect(st1?.st[1]).toEqual(bytes(0x4000_c000_0000_0000_0000n, 10));
+      // TOP 6 -> 7: ST(0) becomes R7 (2.0), ST(7) R6 (1.0).
+      const top7 = fp()(f.withRegister(s, regnum(f, "fstat"), bigintToLeHex(7n << 11n, 4)));
+      expect(top7?.fsw).toBe(7 << 11);
+      expect(top7?.st[0]).toEqual(bytes(0x4000_8000_0000_0000_0000n, 10));
+      expect(top7?.st[7]).toEqual(bytes(0x3fff_8000_0000_0000_0000n, 10));
+      const fiseg = fp()(f.withRegister(s, regnum(f, "fiseg"), bigintToLeHex(0xffff_ffffn, 4)));
+      expect(fiseg?.fip).toBe(0xffff_ffff_9abc_def0n);
+      expect(f.withRegister(s, regnum(f, "mxcsr"), bigintToLeHex(0x1_0000n, 4))).toEqual({ refused: "mxcsr: MXCSR bits 31:16 are reserved" });
+      expect(f.withRegister(s, regnum(f, "fctrl"), bigintToLeHex(0x1_0000n, 4))).toEqual({ refused: "fctrl: fctrl is 16 bits" });
+      expect(f.withAll(s, f.formatAll(s))).toEqual({ state: s });
+    });
+
+    it("declares gdb's SSE feature with vec128 and i386_mxcsr", async () => {
+      const d = await describe_(f.targetXml);
+      expect(d.byName.get("xmm0")).toMatchObject({ bitsize: 128, feature: "org.gnu.gdb.i386.sse" });
+      expect(d.byName.get("mxcsr")).toMatchObject({ bitsize: 32, feature: "org.gnu.gdb.i386.sse" });
+      expect(f.targetXml).toMatch(/<union id="vec128">/);
+      expect(f.targetXml).toMatch(/<flags id="i386_mxcsr" size="4">/);
+    });
   });
 
   it("serves a target.xml src/rsp loads as i386:x86-64 with the control registers", async () => {
