@@ -125,7 +125,10 @@ export function guestPageWatched(c: Cpu, pageLo: number, hi: number, write: bool
  */
 export function syncGuestWatch(c: Cpu): void {
   const w = c.watchType;
-  c.watching = w[0] !== 0 || w[1] !== 0 || w[2] !== 0 || w[3] !== 0 || guestDataArmed(c.r);
+  const want = w[0] !== 0 || w[1] !== 0 || w[2] !== 0 || w[3] !== 0 || guestDataArmed(c.r);
+  // Nothing watched before or after: the TLB has nothing to lose.
+  if (!want && !c.watching) return;
+  c.watching = want;
   c.flushTlb();
 }
 

@@ -138,12 +138,13 @@ function crWord(n: number): number {
 }
 
 /**
- * The checks of a MOV to or from DRn (SDM, MOV—Move to/from Debug Registers): DR4/DR5 #UD when
- * CR4.DE is set, else they name DR6/DR7; then DR7.GD: #DB (fault) with DR6.BD, GD cleared so the
- * handler may use the registers. Returns the register the move uses.
+ * The checks of a MOV to or from DRn (SDM, MOV—Move to/from Debug Registers): #GP(0) outside
+ * CPL 0; DR4/DR5 #UD when CR4.DE is set, else they name DR6/DR7; then DR7.GD: #DB (fault) with
+ * DR6.BD, GD cleared so the handler may use the registers. Returns the register the move uses.
  */
 function drAccess(c: Cpu, n: number): number {
   const r = c.r;
+  if ((r[segWord(SREG_CS, SEG_SELECTOR)] & 3) !== 0) gp(c, 0);
   if (n === 4 || n === 5) {
     if ((r[CR4] & CR4_DE) !== 0) ud(c);
     n += 2;
