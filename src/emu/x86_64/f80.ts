@@ -658,3 +658,9 @@ export function toInt32Saturating(a: F80): number {
   const mag = Number(a.m >> BigInt(63 - unb));
   return a.s ? -mag : mag;
 }
+
+/** Round a value to `prec` significand bits (QEMU's floatx80_round_pack_canonical of an exact value). */
+export function roundToPrecision(env: FpEnv, prec: Precision, a: F80): F80 {
+  if (a.e === 0x7fff || a.m === 0n || isInvalidEncoding(a)) return a;
+  return packExact(env, prec, a.s, a.m, effExp(a));
+}

@@ -38,7 +38,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const {
   F80_DEFAULT_NAN, F80_ZERO, FE_IE, add, chs, abs, compare, div, f80, fromF32, fromF64, fromInt, isInf, isInvalidEncoding,
-  isNan, isSnan, isZero, modrem, toInt32Saturating, mul, roundToInt, scalbn, sqrt, sub, toF32, toF64, toInt, silence, CMP_UNORDERED, FE_DE, FE_ZE,
+  isNan, isSnan, isZero, modrem, toInt32Saturating, roundToPrecision, mul, roundToInt, scalbn, sqrt, sub, toF32, toF64, toInt, silence, CMP_UNORDERED, FE_DE, FE_ZE,
 } = f80Module;
 const { fault } = faultModule;
 const { CF, PF, ZF } = flagsModule;
@@ -231,7 +231,20 @@ function writeM80(c: Cpu, lo: number, hi: number, v: F80): void {
   wr16(c, a2, c.ahi, (v.s << 15) | v.e);
 }
 
-function intLoader(m: MemOperand): LoadFn {
+/**
+ * An integer operand. `roundToPc`: the arithmetic and compare forms (FIADD, FICOM, …) convert it
+ * at the precision control as QEMU does (an m32int loses bits at PC = 24), the inexact flag of
+ * that conversion not reported; FILD converts exactly.
+ */
+function intLoader(m: MemOperand, roundToPc = false): LoadFn {
+  if (roundToPc) {
+    const exact = intLoader(m);
+    const scratch: FpEnv = { rc: 0, pc: 64, flags: 0 };
+    return (c, e) => {
+      scratch.rc = e.rc;
+      return roundToPrecision(scratch, e.pc, exact(c, e));
+    };
+  }
   const ea = m.ea;
   switch (m.size) {
     case 2:
@@ -390,7 +403,7 @@ function arith(f: BinFn, popAfter: boolean, intOperand: boolean): Translator {
     const ops = d.ops;
     if (ops.length === 1) {
       const m = memOf(ops[0]);
-      const load = intOperand ? intLoader(m) : floatLoader(m);
+      const load = intOperand ? intLoader(m, true) : floatLoader(m);
       return (c) => {
         waitingGate(c);
         const e = fpEnv(c);
@@ -630,7 +643,7 @@ function fcom(quiet: boolean, pops: number, intOperand: boolean): Translator {
     let load: LoadFn | null = null;
     let si = 1;
     if (ops.length === 1 && ops[0].kind === "mem") {
-      load = intOperand ? intLoader(ops[0]) : floatLoader(ops[0]);
+      load = intOperand ? intLoader(ops[0], true) : floatLoader(ops[0]);
     } else if (ops.length === 2 && ops[1].kind === "st") {
       si = ops[1].i;
     } else if (ops.length === 1 && ops[0].kind === "st") {

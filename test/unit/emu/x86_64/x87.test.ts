@@ -16,8 +16,8 @@ const OPS = readFileSync(join(HOST_DIR, "ops.txt"), "utf8").trim().split("\n").m
   return { name, hex, kind };
 });
 
-// fninit; fldcw [rdi+32]; fldt [rdi+16]; fldt [rdi]; <op>; fnstsw [rdi+64]; fstpt [rdi+80]; fstpt [rdi+96]; pushfq; pop [rdi+112]; hlt
-const PRE = "dbe3 d96f20 db6f10 db2f";
+// push qword [rdi+120]; popfq; fninit; fldcw [rdi+32]; fldt [rdi+16]; fldt [rdi]; <op>; fnstsw [rdi+64]; fstpt [rdi+80]; fstpt [rdi+96]; pushfq; pop [rdi+112]; hlt
+const PRE = "ff7778 9d dbe3 d96f20 db6f10 db2f";
 const POST = "dd7f40 db7f50 db7f60 9c 8f4770 f4";
 
 interface Rec {
@@ -56,6 +56,7 @@ class Runner {
     m.ram.set(hexBytes(r.b), BLK + 16);
     m.ram.set(hexBytes(r.cw), BLK + 32);
     m.ram.set(hexBytes(r.mem), BLK + 48);
+    m.write64(BLK + 120, 0x202n | (BigInt(`0x${r.mem}`) & 0x45n)); // RFLAGS before, as the recorder sets it
     m.setReg("rdi", BigInt(BLK));
     m.rflags = 2;
     m.rip = BigInt(CODE);

@@ -1,6 +1,6 @@
 /* x87 recorder: runs each operation of ops.txt on seeded inputs and prints the state after it.
  * Generated into recorder.c by gen.mjs. Block (rdi): a m80 @0, b m80 @16, cw @32, memory
- * operand/result @48, FSW @64, ST0 @80, ST1 @96, RFLAGS @112.
+ * operand/result @48, FSW @64, ST0 @80, ST1 @96, RFLAGS @112, RFLAGS before @120.
  * Output per case: op cw a b  sw st0 st1 mem rflags (hex). Usage: recorder [cases-per-op] */
 #include <stdint.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 static unsigned char blk[128] __attribute__((aligned(16)));
 
 #define RUN(bytes) __asm__ volatile( \
-  "fninit\n fldcw 32(%%rdi)\n fldt 16(%%rdi)\n fldt (%%rdi)\n .byte " bytes "\n" \
+  "pushq 120(%%rdi)\n popfq\n fninit\n fldcw 32(%%rdi)\n fldt 16(%%rdi)\n fldt (%%rdi)\n .byte " bytes "\n" \
   "fnstsw 64(%%rdi)\n fstpt 80(%%rdi)\n fstpt 96(%%rdi)\n pushfq\n popq 112(%%rdi)\n" \
   :: "D"(blk) : "memory", "cc")
 
@@ -52,6 +52,32 @@ static void run(int op) {
     case 33: RUN("0xdf,0x47,0x30"); break; /* fild16 */
     case 34: RUN("0xdb,0x47,0x30"); break; /* fild32 */
     case 35: RUN("0xdf,0x6f,0x30"); break; /* fild64 */
+    case 36: RUN("0xdc,0x47,0x30"); break; /* fadd64 */
+    case 37: RUN("0xd8,0x67,0x30"); break; /* fsub32 */
+    case 38: RUN("0xdc,0x7f,0x30"); break; /* fdivr64 */
+    case 39: RUN("0xd8,0x4f,0x30"); break; /* fmul32 */
+    case 40: RUN("0xda,0x47,0x30"); break; /* fiadd32 */
+    case 41: RUN("0xde,0x4f,0x30"); break; /* fimul16 */
+    case 42: RUN("0xde,0x67,0x30"); break; /* fisub16 */
+    case 43: RUN("0xda,0x7f,0x30"); break; /* fidivr32 */
+    case 44: RUN("0xdc,0x57,0x30"); break; /* fcom64 */
+    case 45: RUN("0xd8,0x5f,0x30"); break; /* fcomp32 */
+    case 46: RUN("0xda,0x57,0x30"); break; /* ficom32 */
+    case 47: RUN("0xda,0xe9"); break; /* fucompp */
+    case 48: RUN("0xde,0xe1"); break; /* fsubrp */
+    case 49: RUN("0xde,0xf9"); break; /* fdivp */
+    case 50: RUN("0xde,0xc9"); break; /* fmulp */
+    case 51: RUN("0xd9,0xc9"); break; /* fxch */
+    case 52: RUN("0xd9,0xeb"); break; /* fldpi */
+    case 53: RUN("0xd9,0xea"); break; /* fldl2e */
+    case 54: RUN("0xd9,0xe9"); break; /* fldl2t */
+    case 55: RUN("0xd9,0xec"); break; /* fldlg2 */
+    case 56: RUN("0xd9,0xed"); break; /* fldln2 */
+    case 57: RUN("0xdb,0x6f,0x30"); break; /* fld80 */
+    case 58: RUN("0xdb,0x7f,0x30"); break; /* fstp80 */
+    case 59: RUN("0xda,0xd1"); break; /* fcmovbe */
+    case 60: RUN("0xdb,0xd9"); break; /* fcmovnu */
+    case 61: RUN("0xd9,0xf6"); break; /* fdecstp */
   }
 }
 
@@ -95,7 +121,7 @@ static void hex(const unsigned char *p, int n) {
 
 int main(int argc, char **argv) {
   int per = argc > 1 ? atoi(argv[1]) : 200;
-  for (int op = 0; op < 36; op++) {
+  for (int op = 0; op < 62; op++) {
     for (int k = 0; k < per; k++) {
       memset(blk, 0, sizeof blk);
       gen80(blk);
@@ -107,6 +133,8 @@ int main(int argc, char **argv) {
       uint64_t mv = rnd();
       if ((r >> 16) & 1) mv = (int64_t)(int32_t)mv >> ((r >> 20) & 31);
       memcpy(blk + 48, &mv, 8);
+      uint64_t fl = 0x202 | (mv & 0x45); /* CF, PF, ZF for FCMOVcc from the memory operand's low byte */
+      memcpy(blk + 120, &fl, 8);
       printf("%d %04x ", op, cw);
       hex(blk, 10); printf(" "); hex(blk + 16, 10); printf(" "); hex(blk + 48, 8); printf(" ");
       run(op);
