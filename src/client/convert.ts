@@ -135,7 +135,7 @@ export function vpStateToWire(state: DebuggerVpState): wire.DebuggerVpState {
           fs: seg(s.fs),
           gs: seg(s.gs),
           fp: s.fp
-            ? create(wire.X86FpStateSchema, { ...s.fp, xmm: s.fp.xmm.map((b) => b.slice()), st: s.fp.st.map((b) => b.slice()) })
+            ? create(wire.X86FpStateSchema, { ...s.fp, xmm: s.fp.xmm.map((b) => Uint8Array.from(b)), st: s.fp.st.map((b) => Uint8Array.from(b)) })
             : undefined,
         }),
       },
@@ -192,9 +192,9 @@ export function vpStateFromWire(state: wire.DebuggerVpState | undefined): Debugg
           ...(s.fp
             ? {
                 fp: {
-                  xmm: s.fp.xmm.map((b) => b.slice()),
+                  xmm: s.fp.xmm.map((b) => Uint8Array.from(b)),
                   mxcsr: s.fp.mxcsr,
-                  st: s.fp.st.map((b) => b.slice()),
+                  st: s.fp.st.map((b) => Uint8Array.from(b)),
                   fcw: s.fp.fcw,
                   fsw: s.fp.fsw,
                   ftw: s.fp.ftw,
@@ -236,7 +236,7 @@ export function stopReasonFromWire(reason: wire.DebugStopReason | undefined): De
     case "break":
       return { kind: "break" };
     case "powerOff":
-      return { kind: "powerOff" };
+      return r.value.exitStatus === undefined ? { kind: "powerOff" } : { kind: "powerOff", exitStatus: r.value.exitStatus };
     case "reset":
       return { kind: "reset" };
     case "tripleFault":
@@ -266,6 +266,7 @@ export function vmInfoFromWire(vm: vmWire.VmInfo | undefined): VmInfo {
     backend: vm.backend,
   };
   if (vm.capabilities) info.capabilities = capabilitiesFromWire(vm.capabilities);
+  if (vm.exitStatus !== undefined) info.exitStatus = vm.exitStatus;
   if (vm.attached) {
     info.attached = {
       holder: vm.attached.holder,

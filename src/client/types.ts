@@ -111,7 +111,11 @@ export interface DebugState {
 /** Why the VM stopped. */
 export type DebugStopReason =
   | { kind: "break" }
-  | { kind: "powerOff" }
+  /**
+   * The guest powered the VM off; `exitStatus` when it did so through an exit device (the
+   * embedded machine's isa-debug-exit at port 0xF4: a write of v gives (v << 1) | 1).
+   */
+  | { kind: "powerOff"; exitStatus?: number }
   | { kind: "reset" }
   | { kind: "tripleFault"; vp: number }
   | { kind: "singleStep"; vp: number }
@@ -170,6 +174,8 @@ export interface VmInfo {
   attached?: Attachment;
   /** What the VM's backend can do; absent from a server that predates them. */
   capabilities?: Capabilities;
+  /** The exit status of the guest's power-off through an exit device, while it stays powered off. */
+  exitStatus?: number;
 }
 
 /**

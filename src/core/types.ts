@@ -112,7 +112,8 @@ export interface DebugState {
 /** `debug_rpc::DebugStopReason`. */
 export type DebugStopReason =
   | { kind: "break" }
-  | { kind: "powerOff" }
+  /** `exitStatus`: the status the guest gave through an exit device (isa-debug-exit: (v << 1) | 1). */
+  | { kind: "powerOff"; exitStatus?: number }
   | { kind: "reset" }
   | { kind: "tripleFault"; vp: number }
   | { kind: "singleStep"; vp: number }

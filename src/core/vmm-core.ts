@@ -82,6 +82,11 @@ export interface VmmCore {
    */
   capabilities(): Capabilities;
   runState(): RunState;
+  /**
+   * The status of the guest's power-off through an exit device (isa-debug-exit), or undefined
+   * (no such power-off, or a backend without one).
+   */
+  exitStatus?(): number | undefined;
   /** Let every VP run. No-op when already running; rejects when powered off or gone. */
   resume(): Promise<void>;
   /**

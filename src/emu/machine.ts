@@ -579,7 +579,7 @@ export class EmuMachine implements VmmCore {
     return toStopReason(halt, this.debugStates, (vp, id) => {
       this.swTable.recordHit(id);
       return { kind: "softwareBreakpoint", vp, address: readX86Register(this.regs, vp, RIP_REGISTER), id };
-    });
+    }, this.exitStatus());
   }
 
   private onWorkerGone(detail: string): void {
@@ -699,6 +699,7 @@ function toStopReason(
   halt: HaltReason,
   debug: readonly DebugState[],
   softwareBreakpoint: (vp: number, id: number) => DebugStopReason,
+  exitStatus: number | undefined,
 ): DebugStopReason {
   switch (halt.kind) {
     case "requested":
@@ -722,7 +723,7 @@ function toStopReason(
         case "reset":
           return { kind: "reset" };
         case "powerOff":
-          return { kind: "powerOff" };
+          return exitStatus === undefined ? { kind: "powerOff" } : { kind: "powerOff", exitStatus };
         case "budget":
         case "halted":
           throw new VmmError(Code.Internal, "INTERNAL", `run loop stopped on a ${exit.kind} exit`);

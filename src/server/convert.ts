@@ -185,9 +185,9 @@ function fpFromWire(s: wire.X86FpState, field: string): X86FpState {
     if (value > max) throw outOfRange(`${field}.${name}`, hex(BigInt(value)), hex(BigInt(max)), why);
   }
   return {
-    xmm: s.xmm.map((b) => b.slice()),
+    xmm: s.xmm.map((b) => Uint8Array.from(b)),
     mxcsr: s.mxcsr,
-    st: s.st.map((b) => b.slice()),
+    st: s.st.map((b) => Uint8Array.from(b)),
     fcw: s.fcw,
     fsw: s.fsw,
     ftw: s.ftw,
@@ -292,9 +292,9 @@ export function vpStateToWire(state: DebuggerVpState): wire.DebuggerVpState {
 
 function fpToWire(fp: X86FpState): wire.X86FpState {
   return create(wire.X86FpStateSchema, {
-    xmm: fp.xmm.map((b) => b.slice()),
+    xmm: fp.xmm.map((b) => Uint8Array.from(b)),
     mxcsr: fp.mxcsr,
-    st: fp.st.map((b) => b.slice()),
+    st: fp.st.map((b) => Uint8Array.from(b)),
     fcw: fp.fcw,
     fsw: fp.fsw,
     ftw: fp.ftw,
@@ -319,7 +319,7 @@ export function stopReasonToWire(reason: DebugStopReason): wire.DebugStopReason 
     case "break":
       return r({ case: "break", value: create(wire.DebugStopReason_BreakSchema) });
     case "powerOff":
-      return r({ case: "powerOff", value: create(wire.DebugStopReason_PowerOffSchema) });
+      return r({ case: "powerOff", value: create(wire.DebugStopReason_PowerOffSchema, { exitStatus: reason.exitStatus }) });
     case "reset":
       return r({ case: "reset", value: create(wire.DebugStopReason_ResetSchema) });
     case "tripleFault":
@@ -379,6 +379,7 @@ export function vmInfoToWire(core: VmmCore, attachment: AttachmentInfo | undefin
     runState: runStateToWire(core.runState()),
     backend: core.backend,
     capabilities: capabilitiesToWire(core.capabilities()),
+    exitStatus: core.runState() === "poweredOff" ? core.exitStatus?.() : undefined,
     attached: attachment
       ? create(vmWire.AttachmentSchema, {
           holder: attachment.holder,
