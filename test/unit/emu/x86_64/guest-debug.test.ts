@@ -273,6 +273,38 @@ describe("TF single-step", () => {
   });
 });
 
+describe("TF and data breakpoints together", () => {
+  it("one #DB carries BS and Bn; the next trap has BS alone (B0–B3 replaced each time)", () => {
+    const m = machine();
+    m.setReg("rbx", BigInt(DATA));
+    m.setReg("rcx", 0x00d00408n); // G1, DR1: 4-byte write
+    // mov dr1, rbx; mov dr7, rcx; pushfq; or qword ptr [rsp], 0x100; popfq; mov [rbx], eax
+    // pushfq; and qword ptr [rsp], ~0x100; popfq; hlt
+    m.runCode("0f 23 cb 0f 23 f9 9c 48 81 0c 24 00 01 00 00 9d 89 03 9c 48 81 24 24 ff fe ff ff 9d f4");
+    expect(ripsOf(m)).toEqual([18, 19, 27, 28]);
+    expect(dr6Of(m)).toEqual([dr6(BS | 0x2), dr6(BS), dr6(BS), dr6(BS)]);
+  });
+});
+
+describe("batched steps (the Step RPC)", () => {
+  it("step onto a guest execute breakpoint: the next step delivers its #DB and lands on the handler", () => {
+    const m = machine(0x4);
+    m.setReg("rdx", 0n);
+    m.setReg("rbx", BigInt(CODE + EXEC_BP));
+    m.setReg("rcx", 0x420n);
+    load(m, EXEC);
+    expect(m.vp.stepBatch(4, null, null, () => false).executed).toBe(4);
+    expect(m.rip).toBe(BigInt(CODE + EXEC_BP));
+    const out = m.vp.stepBatch(1, null, null, () => false);
+    expect(out.executed).toBe(1);
+    expect(m.rip).toBe(BigInt(DB_HANDLER));
+    expect(m.word(GUEST_DR6)).toBe(0x4);
+    expect(m.vp.run(1000)).toEqual({ kind: "halted" });
+    expect(ripsOf(m)).toEqual([EXEC_BP]);
+    expect(m.reg("rax")).toBe(1n);
+  });
+});
+
 describe("ICEBP, INT 1 and INT3", () => {
   it("ICEBP raises a trap-class #DB that leaves DR6 as it is", () => {
     for (const preset of [0, BS | 0x2]) {
