@@ -254,6 +254,33 @@ describe("x87 state handling", () => {
     expect(w(m, FSW) & 0x80ff).toBe(0);
   });
 
+  it("with CR0.NE = 0 the pending exception raises nothing (the legacy FERR# path is not modelled)", () => {
+    const m = machine();
+    m.regs[CR0] &= ~0x20;
+    m.setReg("rdi", BigInt(BLK));
+    m.load(BLK, "7b03");
+    m.runCode("dbe3 d92f d9e8 d9ee def9 9b d9e8 f4");
+    expect(m.vectors()).toEqual([]);
+    expect(w(m, FSW) & 0x8084).toBe(0x8084);
+  });
+
+  it("FLDENV of the 14-byte (16-bit) form and FXAM/FTST condition codes", () => {
+    const m = machine();
+    m.setReg("rdi", BigInt(BLK));
+    // fninit; fld1; fchs; fxam; fnstsw [rdi+0x20]; ftst; fnstsw [rdi+0x22]; fldz; fxam; fnstsw [rdi+0x24]
+    m.runCode("dbe3 d9e8 d9e0 d9e5 dd7f20 d9e4 dd7f22 d9ee d9e5 dd7f24 f4");
+    expect(m.view.getUint16(BLK + 0x20, true) & 0x4700).toBe(0x0600); // normal (C2), negative (C1)
+    expect(m.view.getUint16(BLK + 0x22, true) & 0x4500).toBe(0x0100); // -1 < 0: C0
+    expect(m.view.getUint16(BLK + 0x24, true) & 0x4700).toBe(0x4000); // +0: C3
+    // 16-bit environment: FCW 0x0c7f, FSW TOP = 3, tags: R3 valid, rest empty.
+    m.load(BLK + 0x40, "7f0c 0018 3fff 0000 0000 0000 0000");
+    m.runCode("66d96740 f4"); // fldenv [rdi+0x40] (m14)
+    expect(w(m, FCW)).toBe(0x0c7f);
+    expect((w(m, FSW) >> 11) & 7).toBe(3);
+    expect(w(m, FTW) >> 6 & 3).not.toBe(3);
+    expect(w(m, FTW) & 0x3f).toBe(0x3f);
+  });
+
   it("#NM with CR0.TS or CR0.EM; FWAIT only with TS and MP", () => {
     const m = machine();
     const cr0 = Number(m.cr0);
