@@ -1,6 +1,6 @@
 // Human and JSON output of the debugger commands: tables, xxd-style hexdumps, gdb-style
 // registers, stops.
-import type { Aarch64VpState, DebugStopReason, DebuggerVpState, UnreadableRange, X86VpState } from "../client";
+import { x87ToNumber, xmmToBigint, type Aarch64VpState, type DebugStopReason, type DebuggerVpState, type UnreadableRange, type X86FpState, type X86VpState } from "../client";
 import { type SymbolTable, hex, symbolize } from "./address";
 
 /** JSON with every bigint as a "0x…" string and byte arrays as hex strings. */
@@ -129,8 +129,82 @@ export function pcOf(state: DebuggerVpState): bigint {
   return state.arch === "x86_64" ? state.state.rip : state.state.pc;
 }
 
-/** Like gdb's `info registers`: name, hex, and the natural value (decimal, flags, symbol). */
-export function formatRegisters(state: DebuggerVpState, symbols: SymbolTable | undefined): string {
+const MXCSR_FLAGS: [number, string][] = [
+  [0, "IE"],
+  [1, "DE"],
+  [2, "ZE"],
+  [3, "OE"],
+  [4, "UE"],
+  [5, "PE"],
+  [6, "DAZ"],
+  [7, "IM"],
+  [8, "DM"],
+  [9, "ZM"],
+  [10, "OM"],
+  [11, "UM"],
+  [12, "PM"],
+  [15, "FZ"],
+];
+
+const U32 = 0xffff_ffffn;
+
+function leBigint(b: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  return v;
+}
+
+/**
+ * The x87 and SSE registers by gdb's names and order (st0–st7 in stack order, the raw 80-bit
+ * value; fiseg/foseg the high halves of FIP/FDP as gdb shows them in 64-bit mode), then xmm0–15
+ * and mxcsr; xcr0 last when the backend reports it.
+ */
+export function fpRegisterList(fp: X86FpState): [string, bigint][] {
+  return [
+    ...fp.st.map((b, i): [string, bigint] => [`st${i}`, leBigint(b)]),
+    ["fctrl", BigInt(fp.fcw)],
+    ["fstat", BigInt(fp.fsw)],
+    ["ftag", BigInt(fp.ftw)],
+    ["fiseg", (fp.fip >> 32n) & U32],
+    ["fioff", fp.fip & U32],
+    ["foseg", (fp.fdp >> 32n) & U32],
+    ["fooff", fp.fdp & U32],
+    ["fop", BigInt(fp.fop)],
+    ...fp.xmm.map((b, i): [string, bigint] => [`xmm${i}`, xmmToBigint(b)]),
+    ["mxcsr", BigInt(fp.mxcsr)],
+    ...(fp.xcr0 !== undefined ? [["xcr0", fp.xcr0] as [string, bigint]] : []),
+  ];
+}
+
+/** The x87/SSE lines of `regs --fp`: st as gdb shows it (value, raw), xmm as 128-bit hex with its two doubles, mxcsr's flags. */
+function formatFpRegisters(fp: X86FpState): string[] {
+  const top = (fp.fsw >> 11) & 7;
+  return fpRegisterList(fp).map(([name, value]) => {
+    const st = /^st(\d)$/.exec(name);
+    if (st) {
+      const i = Number(st[1]);
+      const tag = (fp.ftw >> (2 * ((top + i) & 7))) & 3;
+      const raw = `(raw 0x${value.toString(16).padStart(20, "0")})`;
+      return `${name.padEnd(15)}${(tag === 3 ? "<empty>" : String(x87ToNumber(fp.st[i]))).padEnd(19)}${raw}`;
+    }
+    if (name.startsWith("xmm")) {
+      const b = fp.xmm[Number(name.slice(3))];
+      const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      return `${name.padEnd(15)}0x${value.toString(16).padStart(32, "0")}  v2_double {${dv.getFloat64(0, true)}, ${dv.getFloat64(8, true)}}`;
+    }
+    let natural: string;
+    if (name === "mxcsr") natural = `[ ${MXCSR_FLAGS.filter(([bit]) => (value >> BigInt(bit)) & 1n).map(([, n]) => `${n} `).join("")}]`;
+    else if (name === "fstat") natural = `TOP=${top}`;
+    else natural = value.toString();
+    return `${name.padEnd(15)}${hex(value).padEnd(19)}${natural}`;
+  });
+}
+
+/**
+ * Like gdb's `info registers`: name, hex, and the natural value (decimal, flags, symbol); with
+ * `fp`, the x87 and SSE registers after them (x86 only).
+ */
+export function formatRegisters(state: DebuggerVpState, symbols: SymbolTable | undefined, fp = false): string {
   const lines = registerList(state).map(([name, value]) => {
     let natural: string;
     if (name === "eflags") natural = `[ ${EFLAGS.filter(([bit]) => (value >> BigInt(bit)) & 1n).map(([, n]) => `${n} `).join("")}]`;
@@ -143,6 +217,7 @@ export function formatRegisters(state: DebuggerVpState, symbols: SymbolTable | u
     else natural = hex(value);
     return `${name.padEnd(15)}${hex(value).padEnd(19)}${natural}`;
   });
+  if (fp && state.arch === "x86_64" && state.state.fp) lines.push(...formatFpRegisters(state.state.fp));
   return lines.join("\n") + "\n";
 }
 
@@ -167,8 +242,10 @@ function signed(v: bigint): bigint {
 }
 
 /** Registers as JSON: every register by its gdb name as "0x…", plus the raw state. */
-export function registersJson(vm: string, vp: number, state: DebuggerVpState): object {
-  return { vm, vp, arch: state.arch, pc: pcOf(state), registers: Object.fromEntries(registerList(state)), state: state.state };
+export function registersJson(vm: string, vp: number, state: DebuggerVpState, fp = false): object {
+  const list = registerList(state);
+  if (fp && state.arch === "x86_64" && state.state.fp) list.push(...fpRegisterList(state.state.fp));
+  return { vm, vp, arch: state.arch, pc: pcOf(state), registers: Object.fromEntries(list), state: state.state };
 }
 
 /** A stop in words: "software breakpoint 1 on VP 0". */

@@ -131,8 +131,9 @@ ${exitTableText()}
     program
       .command("regs")
       .description("a VP's registers, like gdb's info registers (a running VM without a session is stopped for the read and resumed)")
-      .option("--vp <n>", "VP index (default 0)"),
-  ).action(action((ctx, opts: { vp?: string }) => regsCommand(ctx, opts)));
+      .option("--vp <n>", "VP index (default 0)")
+      .option("--fp", "also the x87 and SSE registers (x86-64): st0-st7, fctrl, fstat, ftag, fop, xmm0-xmm15, mxcsr"),
+  ).action(action((ctx, opts: { vp?: string; fp?: boolean }) => regsCommand(ctx, opts)));
 
   const mem = program.command("mem").description("read or write guest memory").usage("read|write ...");
   mem.helpCommand(false);

@@ -110,7 +110,7 @@ export function resetFpState(): X86FpState {
 
 /** A deep copy (the byte arrays are copied too). */
 export function cloneFpState(fp: X86FpState): X86FpState {
-  return { ...fp, xmm: fp.xmm.map((b) => b.slice()), st: fp.st.map((b) => b.slice()) };
+  return { ...fp, xmm: fp.xmm.map((b) => Uint8Array.from(b)), st: fp.st.map((b) => Uint8Array.from(b)) };
 }
 
 /** Same bytes. */

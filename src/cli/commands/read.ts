@@ -54,12 +54,15 @@ export function vpOption(text: string | undefined, info: VmInfo): number {
   return vp;
 }
 
-export async function regsCommand(ctx: Context, opts: { vp?: string }): Promise<void> {
+export async function regsCommand(ctx: Context, opts: { vp?: string; fp?: boolean }): Promise<void> {
   await withStoppedVm(ctx, "regs", async (access, info) => {
     const vp = vpOption(opts.vp, info);
+    if (opts.fp && info.arch !== "x86_64") {
+      throw new CliError(`--fp shows the x87 and SSE registers of x86-64 VPs; VM "${info.id}" is ${info.arch}`, EXIT.usage, "ARCH_MISMATCH");
+    }
     const state = await access.getVpState(vp);
-    if (ctx.json) printJson(registersJson(info.id, vp, state));
-    else process.stdout.write(formatRegisters(state, ctx.symbols));
+    if (ctx.json) printJson(registersJson(info.id, vp, state, opts.fp === true));
+    else process.stdout.write(formatRegisters(state, ctx.symbols, opts.fp === true));
   });
 }
 
