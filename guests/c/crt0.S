@@ -119,14 +119,12 @@ entry64:
     mov     %eax, %ss
     mov     %eax, %fs
     mov     %eax, %gs
-    push    $2
-    popfq
+    mov     $0x7000, %esp                   /* a scratch stack below the image for the PUSH below */
     xor     %eax, %eax
     xor     %ebx, %ebx
     xor     %ecx, %ecx
     xor     %edx, %edx
     xor     %ebp, %ebp
-    xor     %esp, %esp
     xor     %r8d, %r8d
     xor     %r9d, %r9d
     xor     %r10d, %r10d
@@ -137,6 +135,9 @@ entry64:
     xor     %r15d, %r15d
     xor     %edi, %edi
     mov     $1, %esi
+    push    $2                              /* RFLAGS = 0x2 (after the XORs), as the embedded machine boots */
+    popfq
+    mov     $0, %esp                        /* RSP = 0 (MOV leaves RFLAGS alone) */
     jmp     _start
 
     .balign 8

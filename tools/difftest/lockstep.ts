@@ -1,0 +1,447 @@
+// Lockstep: both machines from the same instruction, one instruction at a time (in batches of
+// traced steps), comparing RIP, the general registers, RFLAGS (defined bits) and, where both
+// cores expose them, XMM0-15 and MXCSR.
+import { BreakpointSize, BreakpointType, flattenVpState, type DebugState, type DebugStopReason, type DebuggerVpState, type StepResult, type X86FpState } from "../../src/core";
+import type { Backend } from "./backends";
+import { hex, symbolize, type CorpusGuest } from "./corpus";
+import { flagNames, type DecodedInsn, type ImageDecoder } from "./disasm";
+import { GP_NAMES, type KnownDifferences } from "./known";
+
+const RIP = 16;
+const RFLAGS = 17;
+/** The status flags (CF PF AF ZF SF OF): unknown after a free run, defined again as instructions write them. */
+const STATUS_FLAGS = 0x8d5;
+const VECTOR_NAMES: Record<number, string> = { 0: "#DE", 1: "#DB", 3: "#BP", 6: "#UD", 7: "#NM", 8: "#DF", 13: "#GP", 14: "#PF", 16: "#MF", 17: "#AC", 19: "#XM" };
+
+export interface LockstepOptions {
+  /** Instructions compared from the entry (the first segment). */
+  steps: number;
+  /** Instructions per traced batch. */
+  batch: number;
+  /** After the first segment: windows of this many instructions at each instruction family (0: none). */
+  window: number;
+  /** Bound for one batch or one run to a window (ms). */
+  timeoutMs: number;
+  log?: (line: string) => void;
+}
+
+export interface Divergence {
+  guest: string;
+  step: number;
+  pc: string;
+  instruction: string;
+  what: string;
+  report: string;
+}
+
+export interface LockstepResult {
+  guest: string;
+  stepsCompared: number;
+  windows: { family: string; at: string; steps: number }[];
+  familiesNotReached: string[];
+  familiesCovered: string[];
+  end: "steps" | "powerOff" | "divergence" | "stopped";
+  divergence?: Divergence;
+  /** Instructions per second inside each backend's step calls. */
+  emuStepsPerSec: number;
+  qemuStepsPerSec: number;
+  /** Masked (undefined / known) flag differences seen, per mnemonic. */
+  maskedFlagDiffs: Record<string, number>;
+  /** Batch-end comparisons that included XMM/MXCSR. */
+  fpComparisons: number;
+  notes: string[];
+}
+
+class Divergent extends Error {
+  constructor(readonly divergence: Divergence) {
+    super(divergence.what);
+  }
+}
+
+function fmtState(flat: readonly bigint[]): string {
+  const parts = [`rip=${hex(flat[RIP])}`, `rflags=${hex(flat[RFLAGS])}`];
+  for (let i = 0; i < 16; i++) parts.push(`${GP_NAMES[i]}=${hex(flat[i])}`);
+  const lines: string[] = [];
+  for (let i = 0; i < parts.length; i += 6) lines.push(parts.slice(i, i + 6).join(" "));
+  return lines.join("\n      ");
+}
+
+function fpDiff(a: X86FpState | undefined, b: X86FpState | undefined): string[] {
+  if (!a || !b) return [];
+  const out: string[] = [];
+  const xmmHex = (x: Uint8Array) => Buffer.from(x).reverse().toString("hex");
+  for (let i = 0; i < 16; i++) {
+    if (Buffer.compare(Buffer.from(a.xmm[i]), Buffer.from(b.xmm[i])) !== 0) out.push(`xmm${i} emu=0x${xmmHex(a.xmm[i])} qemu=0x${xmmHex(b.xmm[i])}`);
+  }
+  if (a.mxcsr !== b.mxcsr) out.push(`mxcsr emu=${hex(a.mxcsr)} qemu=${hex(b.mxcsr)}`);
+  return out;
+}
+
+export class Lockstep {
+  private flatE: bigint[] = [];
+  private flatQ: bigint[] = [];
+  private undefMask = 0;
+  private stepsCompared = 0;
+  private history: bigint[] = [];
+  private emuMs = 0;
+  private qemuMs = 0;
+  private emuSteps = 0;
+  private qemuSteps = 0;
+  private readonly maskedFlagDiffs: Record<string, number> = {};
+  private fpComparisons = 0;
+  private readonly syncAddresses: bigint[];
+  private readonly vectors?: bigint;
+
+  constructor(
+    private readonly guest: CorpusGuest,
+    private readonly emu: Backend,
+    private readonly qemu: Backend,
+    private readonly dec: ImageDecoder,
+    private readonly known: KnownDifferences,
+    private readonly options: LockstepOptions,
+  ) {
+    const sync = known.syncMnemonics();
+    this.syncAddresses = dec
+      .scan()
+      .filter((d) => sync.has(d.mnemonic))
+      .map((d) => d.address)
+      .slice(0, 4);
+    this.vectors = guest.functions.find((f) => f.name === "crt0_vectors")?.address;
+  }
+
+  private log(line: string): void {
+    this.options.log?.(line);
+  }
+
+  /** Runs QEMU through its firmware and the Multiboot entry to the image's entry, where the embedded machine starts. */
+  async arriveAtEntry(): Promise<void> {
+    const entry = this.guest.image.entry;
+    this.phase = "running QEMU to the entry";
+    await this.qemu.core.setDebugState(0, this.debugState([entry]));
+    const stopped = this.qemu.nextStop(this.options.timeoutMs);
+    await this.qemu.core.resume();
+    const stop = await stopped;
+    if (stop === "timeout" || stop.kind !== "hwBreakpoint") throw new Error(`QEMU did not reach the entry ${hex(entry)}: ${JSON.stringify(stop)}`);
+    await Promise.all([this.emu.core.setDebugState(0, this.debugState([])), this.qemu.core.setDebugState(0, this.debugState([]))]);
+    await this.loadStates("at the entry", 0);
+  }
+
+  private debugState(addresses: bigint[]): DebugState {
+    const breakpoints: DebugState["breakpoints"] = [null, null, null, null];
+    addresses.slice(0, 4).forEach((address, i) => (breakpoints[i] = { address, type: BreakpointType.Execute, size: BreakpointSize.Byte }));
+    return { singleStep: false, breakpoints };
+  }
+
+  /** Reads both states and compares them (status flags masked by `mask`). */
+  private async loadStates(where: string, mask: number): Promise<{ e: DebuggerVpState; q: DebuggerVpState }> {
+    const [e, q] = await Promise.all([this.emu.core.getVpState(0), this.qemu.core.getVpState(0)]);
+    this.flatE = flattenVpState(e);
+    this.flatQ = flattenVpState(q);
+    this.undefMask = mask;
+    this.compareFlat(where, undefined);
+    this.compareFp(e, q, where);
+    return { e, q };
+  }
+
+  private compareFp(e: DebuggerVpState, q: DebuggerVpState, where: string): void {
+    if (e.arch !== "x86_64" || q.arch !== "x86_64" || !e.state.fp || !q.state.fp) return;
+    this.fpComparisons++;
+    const diffs = fpDiff(e.state.fp, q.state.fp);
+    if (diffs.length) {
+      const recent = this.history.slice(-Math.min(this.history.length, this.options.batch));
+      const fpInsns = recent.map((pc) => this.dec.at(pc)).filter((d): d is DecodedInsn => !!d && /xmm|mxcsr/i.test(d.text));
+      throw new Divergent({
+        guest: this.guest.name,
+        step: this.stepsCompared,
+        pc: hex(this.flatE[RIP]),
+        instruction: fpInsns.length ? fpInsns[fpInsns.length - 1].text : "",
+        what: `XMM/MXCSR differ ${where}`,
+        report: [
+          `XMM/MXCSR differ ${where} (step ${this.stepsCompared}; compared at batch ends, so the instruction is one of the last ${recent.length})`,
+          ...diffs.map((d) => "  " + d),
+          `  SSE instructions among them (last ${Math.min(12, fpInsns.length)}):`,
+          ...fpInsns.slice(-12).map((d) => `    ${hex(d.address)} <${symbolize(this.guest, d.address)}>  ${d.text}`),
+        ].join("\n"),
+      });
+    }
+  }
+
+  /** Compares RIP, gp and RFLAGS of the two flat states; throws Divergent. */
+  private compareFlat(where: string, insn: DecodedInsn | undefined): void {
+    const diffs: string[] = [];
+    for (let i = 0; i < 16; i++) if (this.flatE[i] !== this.flatQ[i]) diffs.push(`${GP_NAMES[i]} emu=${hex(this.flatE[i])} qemu=${hex(this.flatQ[i])}`);
+    if (this.flatE[RIP] !== this.flatQ[RIP]) diffs.push(`rip emu=${hex(this.flatE[RIP])} <${symbolize(this.guest, this.flatE[RIP])}> qemu=${hex(this.flatQ[RIP])} <${symbolize(this.guest, this.flatQ[RIP])}>`);
+    const fx = Number((this.flatE[RFLAGS] ^ this.flatQ[RFLAGS]) & 0xffffffffn);
+    const masked = fx & this.undefMask;
+    const real = fx & ~this.undefMask;
+    if (masked && insn) this.maskedFlagDiffs[insn.mnemonic] = (this.maskedFlagDiffs[insn.mnemonic] ?? 0) + 1;
+    if (real) diffs.push(`rflags emu=${hex(this.flatE[RFLAGS])} qemu=${hex(this.flatQ[RFLAGS])} differ in ${flagNames(real)} (not compared now: ${flagNames(this.undefMask)})`);
+    if (diffs.length === 0) return;
+    const pc = this.history.length ? this.history[this.history.length - 1] : this.flatE[RIP];
+    const lines = [`${where}: ${diffs.length} difference(s) after step ${this.stepsCompared}`, ...diffs.map((d) => "  " + d)];
+    if (this.vectors !== undefined) {
+      for (const [who, flat] of [["the embedded machine", this.flatE], ["QEMU", this.flatQ]] as const) {
+        const off = flat[RIP] - this.vectors;
+        if (off >= 0n && off < 32n * 16n && off % 16n === 0n) {
+          const v = Number(off / 16n);
+          lines.push(`  ${who} delivered exception vector ${v} ${VECTOR_NAMES[v] ?? ""} at ${hex(pc)} <${symbolize(this.guest, pc)}>: ${this.dec.text(pc)}`);
+        }
+      }
+    }
+    lines.push(`  emu : ${fmtState(this.flatE)}`, `  qemu: ${fmtState(this.flatQ)}`, "  last instructions (the last one is where they part):");
+    for (const a of this.history.slice(-8)) lines.push(`    ${hex(a)} <${symbolize(this.guest, a)}>  ${this.dec.text(a)}`);
+    throw new Divergent({ guest: this.guest.name, step: this.stepsCompared, pc: hex(pc), instruction: this.dec.text(pc), what: diffs.join("; "), report: lines.join("\n") });
+  }
+
+  private async timed(b: Backend, count: number): Promise<StepResult> {
+    const t0 = performance.now();
+    const r = await b.core.step(0, count, "registers");
+    const ms = performance.now() - t0;
+    if (b.name === "emu") {
+      this.emuMs += ms;
+      this.emuSteps += r.executed;
+    } else {
+      this.qemuMs += ms;
+      this.qemuSteps += r.executed;
+    }
+    return r;
+  }
+
+  /** Applies instruction i of both results and compares. */
+  private applyOne(re: StepResult, rq: StepResult, i: number): DecodedInsn | undefined {
+    const pcBefore = this.flatE[RIP];
+    const insn = this.dec.at(pcBefore);
+    this.history.push(pcBefore);
+    this.allPcsSeen.add(pcBefore);
+    if (this.history.length > 64) this.history.splice(0, this.history.length - 32);
+    for (const [flat, r] of [[this.flatE, re], [this.flatQ, rq]] as const) {
+      const d = r.deltas![i];
+      for (let k = 0; k < d.registers.length; k++) flat[d.registers[k]] = d.values[k];
+    }
+    this.stepsCompared++;
+    if (insn) {
+      const ignored = this.known.ignoredFlags(insn);
+      this.undefMask = (this.undefMask & ~insn.definedFlags) | ignored.bits;
+    }
+    this.compareFlat("lockstep", insn);
+    return insn;
+  }
+
+  private syncAfter(insn: DecodedInsn | undefined): number[] {
+    return insn ? this.known.syncRegisters(insn) : [];
+  }
+
+  /**
+   * `count` instructions in lockstep from where both stand. Returns how the segment ended.
+   * Throws Divergent at the first difference.
+   */
+  async segment(count: number): Promise<"steps" | "powerOff" | "stopped"> {
+    const armSync = this.syncAddresses.length > 0;
+    if (armSync) {
+      await Promise.all([this.emu.core.setDebugState(0, this.debugState(this.syncAddresses)), this.qemu.core.setDebugState(0, this.debugState(this.syncAddresses))]);
+    }
+    let remaining = count;
+    this.phase = `stepping a segment of ${count}`;
+    try {
+      while (remaining > 0) {
+        if (this.syncAddresses.includes(this.flatE[RIP])) {
+          // Standing on an instruction whose result is synced (a batch stops before it): step it alone.
+          const [e1, q1] = await Promise.all([this.timed(this.emu, 1), this.timed(this.qemu, 1)]);
+          if (e1.executed !== 1 || q1.executed !== 1) return "stopped";
+          const insn = this.applyOne(e1, q1, 0);
+          await this.sync(this.syncAfter(insn));
+          remaining -= 1;
+          continue;
+        }
+        const n = Math.min(remaining, this.options.batch);
+        const [pe, pq] = await Promise.allSettled([this.timed(this.emu, n), this.timed(this.qemu, n)]);
+        if (pe.status === "rejected") throw pe.reason;
+        if (pq.status === "rejected") {
+          // QEMU exits when the guest powers off; a batch that steps the power-off may then lose
+          // its gdbstub before it reports the stop. The embedded machine tells where it ended.
+          if (pe.value.stop?.kind === "powerOff" && this.qemu.core.runState() !== "running") {
+            this.stepsCompared += pe.value.executed;
+            this.notes.push(`QEMU's gdbstub closed while a batch stepped the power-off (${(pq.reason as Error).message.split("\n")[0]}); the embedded machine powered off after ${pe.value.executed} more steps, not compared`);
+            return "powerOff";
+          }
+          throw pq.reason;
+        }
+        const re = pe.value, rq = pq.value;
+        const k = Math.min(re.executed, rq.executed);
+        for (let i = 0; i < k; i++) {
+          const insn = this.applyOne(re, rq, i);
+          if (this.syncAfter(insn).length) throw new Error(`internal: ${insn!.text} ran inside a batch (its breakpoint was not armed)`);
+        }
+        remaining -= k;
+        const se = stopKind(re.stop), sq = stopKind(rq.stop);
+        if (re.executed !== rq.executed || se !== sq) {
+          this.compareFlat(`the machines stopped differently (emu ${se} after ${re.executed}, qemu ${sq} after ${rq.executed} of ${n})`, undefined);
+          throw new Divergent({
+            guest: this.guest.name,
+            step: this.stepsCompared,
+            pc: hex(this.flatE[RIP]),
+            instruction: this.dec.text(this.flatE[RIP]),
+            what: `stopped differently: emu ${se} after ${re.executed}, qemu ${sq} after ${rq.executed}`,
+            report: `the machines stopped differently: emu ${se} after ${re.executed} steps, qemu ${sq} after ${rq.executed} (batch of ${n}) at ${hex(this.flatE[RIP])} <${symbolize(this.guest, this.flatE[RIP])}>  ${this.dec.text(this.flatE[RIP])}`,
+          });
+        }
+        if (se === "powerOff") return "powerOff";
+        if (re.halted || rq.halted) return "stopped";
+        if (se === "hwBreakpoint" && !this.syncAddresses.includes(this.flatE[RIP])) return "stopped";
+        if (se !== "none" && se !== "hwBreakpoint") return "stopped";
+        // Batch end: the real states (catches anything the traces miss) and XMM/MXCSR.
+        const [e, q] = await Promise.all([this.emu.core.getVpState(0), this.qemu.core.getVpState(0)]);
+        const fe = flattenVpState(e), fq = flattenVpState(q);
+        for (let i = 0; i <= RFLAGS; i++) {
+          this.flatE[i] = fe[i];
+          this.flatQ[i] = fq[i];
+        }
+        this.compareFlat("batch end (full state)", undefined);
+        this.compareFp(e, q, `after step ${this.stepsCompared}`);
+      }
+      return "steps";
+    } finally {
+      if (armSync && this.emu.core.runState() === "stopped" && this.qemu.core.runState() === "stopped") {
+        await Promise.all([this.emu.core.setDebugState(0, this.debugState([])), this.qemu.core.setDebugState(0, this.debugState([]))]);
+      }
+    }
+  }
+
+  /** The QEMU VP takes the embedded machine's values of `gps`. */
+  private async sync(gps: number[]): Promise<void> {
+    if (!gps.length) return;
+    const q = await this.qemu.core.getVpState(0);
+    if (q.arch !== "x86_64") return;
+    const gp = [...q.state.gp];
+    for (const g of gps) {
+      gp[g] = this.flatE[g];
+      this.flatQ[g] = this.flatE[g];
+    }
+    await this.qemu.core.setVpState(0, { arch: "x86_64", state: { ...q.state, gp, fp: undefined } });
+    this.log(`    synced ${gps.map((g) => GP_NAMES[g]).join(",")} after ${this.dec.text(this.history[this.history.length - 1])}`);
+  }
+
+  /**
+   * Runs both machines freely to the first of `addresses` (execute breakpoints); both must stop
+   * at the same one with the same registers (status flags not compared: undefined ones may
+   * differ after a free run). Returns the address, or the stop that ended the run instead.
+   */
+  async runTo(addresses: bigint[]): Promise<bigint | "powerOff" | "timeout"> {
+    this.phase = `running to ${addresses.map((a) => hex(a)).join(" ")}`;
+    const ds = this.debugState(addresses);
+    await Promise.all([this.emu.core.setDebugState(0, ds), this.qemu.core.setDebugState(0, ds)]);
+    const pe = this.emu.nextStop(this.options.timeoutMs), pq = this.qemu.nextStop(this.options.timeoutMs);
+    await Promise.all([this.emu.core.resume(), this.qemu.core.resume()]);
+    const [se, sq] = await Promise.all([pe, pq]);
+    if (se === "timeout" || sq === "timeout") {
+      for (const b of [this.emu, this.qemu]) if (b.core.runState() === "running") await b.core.halt();
+      return "timeout";
+    }
+    if (se.kind === "powerOff" && sq.kind === "powerOff") return "powerOff";
+    if (se.kind !== "hwBreakpoint" || sq.kind !== "hwBreakpoint" || se.breakpoint.address !== sq.breakpoint.address) {
+      const where = (s: DebugStopReason) => (s.kind === "hwBreakpoint" ? `breakpoint ${hex(s.breakpoint.address)} <${symbolize(this.guest, s.breakpoint.address)}>` : s.kind);
+      throw new Divergent({
+        guest: this.guest.name,
+        step: this.stepsCompared,
+        pc: "",
+        instruction: "",
+        what: `running to the next window: emu stopped at ${where(se)}, qemu at ${where(sq)}`,
+        report: `running freely to the next window the machines stopped differently: emu at ${where(se)}, qemu at ${where(sq)} (console so far — emu: ${JSON.stringify(this.emu.console.slice(-2))}, qemu: ${JSON.stringify(this.qemu.console.slice(-2))})`,
+      });
+    }
+    await Promise.all([this.emu.core.setDebugState(0, this.debugState([])), this.qemu.core.setDebugState(0, this.debugState([]))]);
+    this.history.push(se.breakpoint.address);
+    await this.loadStates(`arriving at ${hex(se.breakpoint.address)} <${symbolize(this.guest, se.breakpoint.address)}>`, STATUS_FLAGS);
+    this.history.pop();
+    return se.breakpoint.address;
+  }
+
+  /** Every family of the image's instructions with up to two addresses to break at. */
+  familyCandidates(): Map<string, bigint[]> {
+    const byFamily = new Map<string, bigint[]>();
+    const boot = new Set(["crt0_start64", "_start", "entry64", "crt0_exception", "crt0_vectors", "crt0_power_off", "crt0_park", "crt0_puts", "crt0_put_hex", "crt0_build_idt"]);
+    for (const d of this.dec.scan()) {
+      const fn = symbolize(this.guest, d.address).replace(/\+.*/, "");
+      if (boot.has(fn)) continue;
+      const list = byFamily.get(d.family) ?? [];
+      if (list.length < 2 && !list.some((a) => symbolize(this.guest, a).replace(/\+.*/, "") === fn)) list.push(d.address);
+      byFamily.set(d.family, list);
+    }
+    return byFamily;
+  }
+
+  async run(): Promise<LockstepResult> {
+    const o = this.options;
+    const windows: LockstepResult["windows"] = [];
+    const covered = new Set<string>();
+    let end: LockstepResult["end"] = "steps";
+    let divergence: Divergence | undefined;
+    const candidates = this.familyCandidates();
+    try {
+      await this.arriveAtEntry();
+      end = await this.segment(o.steps);
+      for (const pc of this.allPcsSeen) covered.add(this.dec.at(pc)?.family ?? "");
+      this.log(`    ${this.stepsCompared} steps from the entry agree (${end})`);
+      while (end === "steps" && o.window > 0) {
+        const pending = [...candidates.entries()].filter(([f]) => !covered.has(f));
+        if (pending.length === 0) break;
+        const targets = pending.flatMap(([, a]) => a).slice(0, 4);
+        const at = await this.runTo(targets);
+        if (at === "powerOff") {
+          end = "powerOff";
+          break;
+        }
+        if (at === "timeout") {
+          end = "stopped";
+          break;
+        }
+        const family = this.dec.at(at)?.family ?? "?";
+        const before = this.stepsCompared;
+        this.allPcsSeen.clear();
+        const e = await this.segment(o.window);
+        covered.add(family);
+        for (const pc of this.allPcsSeen) covered.add(this.dec.at(pc)?.family ?? "");
+        windows.push({ family, at: `${hex(at)} <${symbolize(this.guest, at)}>`, steps: this.stepsCompared - before });
+        this.log(`    window ${family} at ${hex(at)} <${symbolize(this.guest, at)}>: ${this.stepsCompared - before} steps agree`);
+        if (e !== "steps") {
+          end = e;
+          break;
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof Divergent)) {
+        (e as Error).message = `${(e as Error).message} (lockstep ${this.phase}, after ${this.stepsCompared} steps)`;
+        throw e;
+      }
+      divergence = e.divergence;
+      end = "divergence";
+    }
+    covered.delete("");
+    const familiesNotReached = [...candidates.keys()].filter((f) => !covered.has(f)).sort();
+    return {
+      guest: this.guest.name,
+      stepsCompared: this.stepsCompared,
+      windows,
+      familiesCovered: [...covered].sort(),
+      familiesNotReached: end === "divergence" ? [] : familiesNotReached,
+      end,
+      divergence,
+      emuStepsPerSec: this.emuMs > 0 ? Math.round((this.emuSteps * 1000) / this.emuMs) : 0,
+      qemuStepsPerSec: this.qemuMs > 0 ? Math.round((this.qemuSteps * 1000) / this.qemuMs) : 0,
+      maskedFlagDiffs: this.maskedFlagDiffs,
+      fpComparisons: this.fpComparisons,
+      notes: this.notes,
+    };
+  }
+
+  /** Every PC stepped (for family coverage); cleared per window. */
+  private readonly allPcsSeen = new Set<bigint>();
+  /** Things worth knowing about the run that are not divergences. */
+  readonly notes: string[] = [];
+  /** What the harness was doing (for errors). */
+  private phase = "starting";
+}
+
+function stopKind(s: DebugStopReason | undefined): string {
+  return s ? s.kind : "none";
+}
