@@ -5,8 +5,9 @@
 // Everything here is the guest's: the debugger's four slots live in vp.ts (execute) and in the
 // Cpu's watch* arrays (data), and its hits are c.dataHit bits 0–3. Guest data-breakpoint hits
 // are c.dataHit bits 4–7 (DR0–DR3), recorded by the memory slow paths (mmu.ts) while
-// c.watching is set; the per-instruction loop (vp.ts stepInstruction) turns them, TF and the
-// guest's execute breakpoints into #DB.
+// c.watching is set, and by port I/O (system.ts) for I/O breakpoints; the per-instruction loop
+// (vp.ts stepInstruction) turns them, TF and the guest's execute breakpoints into #DB. While
+// DR7 enables any slot the VP runs one instruction at a time (the fast loop hands over).
 //
 // DR0–DR3 live in the register file (vp-layout.ts GUEST_DR_LO, GUEST_DR_HI): the low words
 // whole, bits 55:32 of each in 24 bits, bits 63:56 reading back as copies of bit 55 — exact
@@ -16,7 +17,7 @@ import type { Cpu } from "./cpu.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
-const { GUEST_DR6, GUEST_DR7, GUEST_DR_HI, GUEST_DR_LO } = vpLayoutModule;
+const { CR4, GUEST_DR6, GUEST_DR7, GUEST_DR_HI, GUEST_DR_LO } = vpLayoutModule;
 
 /** DR7.GD (general detect) and DR6.BD (a MOV DR hit it). */
 export const DR7_GD = 0x2000;
@@ -102,6 +103,25 @@ export function guestWatchCheck(c: Cpu, lo: number, hi: number, size: number, wr
     if (drHi(r, n) !== hi || (wlo & -4096) !== (lo & -4096)) continue;
     const wo = wlo & 0xfff;
     if (off < wo + len && wo < off + size) c.dataHit |= 1 << (4 + n);
+  }
+}
+
+/**
+ * Guest I/O breakpoints (R/W 10, defined only while CR4.DE is set): an IN/OUT/INS/OUTS of `size`
+ * bytes at `port` matching DRn's port rounded down to LEN sets c.dataHit bit 4 + n (a trap after
+ * the instruction or REP iteration, like a data breakpoint).
+ */
+export function guestIoCheck(c: Cpu, port: number, size: number): void {
+  const r = c.r;
+  const dr7 = r[GUEST_DR7];
+  if ((dr7 & DR7_ENABLES) === 0 || (r[CR4] & CR4_DE) === 0) return;
+  for (let n = 0; n < 4; n++) {
+    if (((dr7 >>> (2 * n)) & 3) === 0 || rwOf(dr7, n) !== 2) continue;
+    const lo = r[GUEST_DR_LO + n];
+    if ((lo & ~0xffff) !== 0 || drHi(r, n) !== 0) continue;
+    const len = LEN_BYTES[(dr7 >>> (18 + 4 * n)) & 3];
+    const base = lo & -len;
+    if (port < base + len && base < port + size) c.dataHit |= 1 << (4 + n);
   }
 }
 

@@ -24,7 +24,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 const { EXIT_HALT, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
 const { CR0_SUPPORTED, CR4_SUPPORTED } = cpuModelModule;
 const { VEC_BP, VEC_DB, fault, gp, trap, ud } = faultModule;
-const { CR4_DE, DR6_BD, DR7_GD, drHi, drLo, marks, setDr, setDr6, syncGuestWatch } = guestDebugModule;
+const { CR4_DE, DR6_BD, DR7_ENABLES, DR7_GD, drHi, drLo, guestIoCheck, marks, setDr, setDr6, syncGuestWatch } = guestDebugModule;
 const { FIXED1, POPF_MASK, RF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
@@ -439,15 +439,15 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
       return [0x611, ((vp & 0xff) << 24) | (8 << 8), (ecx | SSE_CPUID.leaf1Ecx | XSAVE_CPUID.leaf1Ecx) | 0, (edx | SSE_CPUID.leaf1Edx | XSAVE_CPUID.leaf1Edx) | 0];
     }
     case 7:
-      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX bit 16: 5-level paging.
-      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), 1 << 16, 0] : [0, 0, 0, 0];
+      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX: 5-level paging (16), RDPID (22).
+      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
     case 0xd:
       return xsaveCpuidLeaf(sub);
     case 0x80000000:
       return [0x80000008 | 0, 0, 0, 0];
     case 0x80000001:
-      // ECX: LAHF/SAHF, ABM (LZCNT). EDX: NX, 1 GiB pages, long mode.
-      return [0, 0, (1 << 0) | (1 << 5), (1 << 20) | (1 << 26) | (1 << 29)];
+      // ECX: LAHF/SAHF, ABM (LZCNT). EDX: NX, 1 GiB pages, RDTSCP, long mode.
+      return [0, 0, (1 << 0) | (1 << 5), (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)];
     case 0x80000002: case 0x80000003: case 0x80000004: {
       const base = ((leaf >>> 0) - 0x80000002) * 16;
       return [0, 1, 2, 3].map((i) => text4(BRAND.slice(base + 4 * i, base + 4 * i + 4))) as [number, number, number, number];
@@ -495,12 +495,14 @@ const hltOp: OpFn = (c) => {
 };
 
 export function portIn(c: Cpu, port: number, size: number): number {
+  if ((c.r[GUEST_DR7] & DR7_ENABLES) !== 0) guestIoCheck(c, port, size);
   const v = c.bus.portIn(port, size, c.vp);
   return size === 4 ? v | 0 : v & (size === 2 ? 0xffff : 0xff);
 }
 
 export function portOut(c: Cpu, port: number, size: number, value: number): void {
   const v = size === 4 ? value >>> 0 : value & (size === 2 ? 0xffff : 0xff);
+  if ((c.r[GUEST_DR7] & DR7_ENABLES) !== 0) guestIoCheck(c, port, size);
   const req = c.bus.portOut(port, size, v, c.vp);
   if (req === "reset") c.exit = EXIT_RESET;
   else if (req === "powerOff" && c.exit !== EXIT_RESET) c.exit = EXIT_POWER_OFF;

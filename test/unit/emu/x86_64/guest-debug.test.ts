@@ -1,6 +1,6 @@
 // The guest's own debug registers (Intel SDM vol. 3, ch. 18), as kvm-unit-tests' x86/debug.c
 // checks them: DR0–DR3, DR4/DR5 aliasing under CR4.DE, DR7.GD, execute breakpoints (fault, RF),
-// data breakpoints (trap, LEN, REP iterations), DR6 B0–B3/BS/BD, TF with the POPF delay and the
+// data and I/O breakpoints (trap, LEN, REP iterations), DR6 B0–B3/BS/BD, TF with the POPF delay and the
 // MOV SS shadow, ICEBP, and the debugger's slots winning and staying invisible to the guest.
 //
 // The guest programs were assembled with GNU as (Intel syntax); each comment gives the source.
@@ -270,6 +270,25 @@ describe("TF single-step", () => {
     expect(ripsOf(m)).toEqual([20, 23, 29, 30, 31]);
     expect(dr6Of(m)).toEqual([dr6(BD), dr6(BS), dr6(BS), dr6(BS), dr6(BS)]);
     expect((dbs(m)[0].rflags & RF) !== 0).toBe(true);
+  });
+});
+
+describe("I/O breakpoints (R/W 10)", () => {
+  // mov dr0, rbx; mov dr7, rcx; out 0x80, al; in al, 0x81; hlt
+  const IO = "0f 23 c3 0f 23 f9 e6 80 e4 81 f4";
+  const cases: [what: string, de: boolean, dr7: number, rips: number[]][] = [
+    ["1 byte, CR4.DE set: OUT 0x80 traps, IN 0x81 does not", true, 0x00020002, [8]],
+    ["2 bytes, CR4.DE set: both trap, after the instruction", true, 0x00060002, [8, 10]],
+    ["CR4.DE clear: undefined by the SDM, nothing here", false, 0x00060002, []],
+  ];
+  it.each(cases)("%s", (_what, de, dr7, rips) => {
+    const m = machine();
+    if (de) m.regs[CR4] |= 0x8;
+    m.setReg("rbx", 0x80n);
+    m.setReg("rcx", BigInt(dr7));
+    m.runCode(IO);
+    expect(ripsOf(m)).toEqual(rips);
+    expect(dr6Of(m)).toEqual(rips.map(() => dr6(0x1)));
   });
 });
 
