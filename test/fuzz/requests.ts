@@ -1,13 +1,13 @@
 // What the fuzzer sends: a valid request for every DebugService and VmService RPC (and every
 // Session stream operation), mutated at the field and byte level. Request i of a run is generated
 // from its own sub-seed, so it can be generated again (with the live session ids) for a replay.
-import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { clone, create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import * as ds from "../../gen/vmm/debug/v1/debug_service_pb";
 import { DebugService } from "../../gen/vmm/debug/v1/debug_service_pb";
 import * as vs from "../../gen/vmm/debug/v1/vm_service_pb";
 import { BreakpointSize, BreakpointType } from "../../gen/vmm/debug/v1/breakpoint_pb";
 import { createOperationTable } from "../../src/server/operations";
-import type { DebuggerVpState } from "../../gen/vmm/debug/v1/types_pb";
+import { DebuggerVpStateSchema, type DebuggerVpState } from "../../gen/vmm/debug/v1/types_pb";
 import { Random, subSeed } from "./random";
 import { mutateBytes, mutateFields, parseWire, serializeWire, type MutationContext } from "./wire-mutator";
 
@@ -105,7 +105,7 @@ function operations(): Partial<Record<string, { schema: DescMessage; weight: num
       weight: 5,
       build: (r, c, vm, sessionId) => {
         const vp = r.below(c.vpCount);
-        return { vm, sessionId, vp, state: c.vpStates[vp] };
+        return { vm, sessionId, vp, state: withFpVariant(r, c.vpStates[vp]) };
       },
     },
     readMemory: {
@@ -286,3 +286,25 @@ export function generateRequest(seed: number, index: number, targets: readonly T
 
 /** Past the server's message limit (5 MiB) with room to spare; bigger only costs time. */
 const MAX_REQUEST_BYTES = 6 * 1024 * 1024 + 64;
+
+/**
+ * SetVpState's x86 FP state (X86VpState.fp) in its forms: as read (most often), left unset (a
+ * client that predates it: the FP state must stay), or with new XMM, x87 and MXCSR values
+ * (MXCSR sometimes with reserved bits, which must be refused).
+ */
+function withFpVariant(r: Random, state: DebuggerVpState): DebuggerVpState {
+  if (state.arch.case !== "x8664" || !state.arch.value.fp || r.chance(0.5)) return state;
+  const copy = clone(DebuggerVpStateSchema, state);
+  if (copy.arch.case !== "x8664" || !copy.arch.value.fp) return copy;
+  if (r.chance(0.5)) {
+    copy.arch.value.fp = undefined;
+    return copy;
+  }
+  const fp = copy.arch.value.fp;
+  fp.xmm[r.below(fp.xmm.length)] = r.bytes(16);
+  fp.st[r.below(fp.st.length)] = r.bytes(10);
+  fp.mxcsr = r.chance(0.2) ? 0x1f80 | (1 << r.between(16, 31)) : r.below(0x10000);
+  fp.fcw = r.below(0x10000);
+  fp.ftw = r.below(0x10000);
+  return copy;
+}
