@@ -20,7 +20,7 @@ import { Mnemonic } from "iced-x86";
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { EFER_SUPPORTED } = cpuModelModule;
 const { VEC_NP, fault, gp } = faultModule;
-const { END_STOP } = insnModule;
+const { END_STOP, UnsupportedForm } = insnModule;
 const { rd32, wr32 } = mmuModule;
 const { reader, writer } = operandsModule;
 const { CR0, CR4, EFER, GDTR, GP, KERNEL_GS_BASE, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
@@ -398,7 +398,37 @@ function translateLmsw(d: Insn): OpFn {
   };
 }
 
+// ------------------------------------------------------------------ RDTSCP, RDPID
+
+/** RDTSCP: EDX:EAX the TSC (as RDTSC, at this instruction's position in its block), ECX TSC_AUX. */
+function translateRdtscp(d: Insn): OpFn {
+  const k = d.index;
+  return (c) => {
+    const t = tscValue(c, k);
+    const r = c.r;
+    r[RAX] = t % 4294967296 | 0;
+    r[RAX + 1] = 0;
+    r[RDX] = Math.floor(t / 4294967296) | 0;
+    r[RDX + 1] = 0;
+    r[RCX] = vpPlatform(c).tscAux;
+    r[RCX + 1] = 0;
+  };
+}
+
+/** RDPID r64: TSC_AUX, zero-extended. */
+function translateRdpid(d: Insn): OpFn {
+  const op = d.ops[0];
+  if (op.kind !== "reg") throw new UnsupportedForm();
+  const s = op.slot;
+  return (c) => {
+    c.r[s] = vpPlatform(c).tscAux;
+    c.r[s + 1] = 0;
+  };
+}
+
 export const platformTranslators: [Mnemonic, Translator][] = [
+  [Mnemonic.Rdtscp, translateRdtscp],
+  [Mnemonic.Rdpid, translateRdpid],
   [Mnemonic.Ltr, translateLtr],
   [Mnemonic.Str, translateStr],
   [Mnemonic.Smsw, translateSmsw],

@@ -439,15 +439,15 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
       return [0x611, ((vp & 0xff) << 24) | (8 << 8), (ecx | SSE_CPUID.leaf1Ecx | XSAVE_CPUID.leaf1Ecx) | 0, (edx | SSE_CPUID.leaf1Edx | XSAVE_CPUID.leaf1Edx) | 0];
     }
     case 7:
-      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX bit 16: 5-level paging.
-      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), 1 << 16, 0] : [0, 0, 0, 0];
+      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX: 5-level paging (16), RDPID (22).
+      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
     case 0xd:
       return xsaveCpuidLeaf(sub);
     case 0x80000000:
       return [0x80000008 | 0, 0, 0, 0];
     case 0x80000001:
-      // ECX: LAHF/SAHF, ABM (LZCNT). EDX: NX, 1 GiB pages, long mode.
-      return [0, 0, (1 << 0) | (1 << 5), (1 << 20) | (1 << 26) | (1 << 29)];
+      // ECX: LAHF/SAHF, ABM (LZCNT). EDX: NX, 1 GiB pages, RDTSCP, long mode.
+      return [0, 0, (1 << 0) | (1 << 5), (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)];
     case 0x80000002: case 0x80000003: case 0x80000004: {
       const base = ((leaf >>> 0) - 0x80000002) * 16;
       return [0, 1, 2, 3].map((i) => text4(BRAND.slice(base + 4 * i, base + 4 * i + 4))) as [number, number, number, number];

@@ -120,6 +120,14 @@ describe("MSRs", () => {
     expect(m.reg("rax")).toBeLessThan(16n);
   });
 
+  it("RDTSCP returns TSC_AUX in ECX and RDPID in a register", () => {
+    const m = new TestMachine();
+    // mov ecx, 0xc0000103; mov eax, 0x2a; xor edx, edx; wrmsr; rdtscp; mov r8, rcx; rdpid rbx; hlt
+    m.runCode("b9 03 01 00 c0 b8 2a 00 00 00 31 d2 0f 30 0f 01 f9 49 89 c8 f3 0f c7 fb f4");
+    expect([m.reg("r8"), m.reg("rbx")]).toEqual([0x2an, 0x2an]);
+    expect(m.reg("rax")).toBeGreaterThan(0n);
+  });
+
   it("the AMD perf MSRs read 0 and take writes; an unknown MSR is #GP", () => {
     const m = new TestMachine();
     m.runCode("b9 04 00 01 c0 31 c0 31 d2 0f 30 b8 05 00 00 00 0f 32 f4");
