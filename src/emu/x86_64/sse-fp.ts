@@ -619,12 +619,12 @@ export function toInt(x: number, bits: number, rc: number): number | null {
 /** A double's value for an integer conversion: NaN stays NaN, DAZ applies, no DE. */
 export function num64(hi: number, lo: number): number {
   if (isNan64(hi, lo)) return NaN;
-  if (isDen64(hi, lo) && (MX & DAZ) !== 0) return 0;
+  if (isDen64(hi, lo) && (MX & DAZ) !== 0) return hi < 0 ? -0 : 0;
   return f64Of(hi, lo);
 }
 export function num32(w: number): number {
   if (isNan32(w)) return NaN;
-  if (isDen32(w) && (MX & DAZ) !== 0) return 0;
+  if (isDen32(w) && (MX & DAZ) !== 0) return w < 0 ? -0 : 0;
   return f32Of(w);
 }
 

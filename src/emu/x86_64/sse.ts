@@ -1059,6 +1059,185 @@ function comis(double: boolean, signalling: boolean): Translator {
   };
 }
 
+/** DPPS / DPPD imm: products selected by imm[7:4] (else +0), summed pairwise, stored where imm[3:0] says. */
+function dpps(imm: number): Kernel {
+  return () => {
+    let fl = 0;
+    const t = [0, 0, 0, 0];
+    for (let i = 0; i < 4; i++) {
+      if ((imm >> (4 + i)) & 1) {
+        fl |= bin32(2, I32[i], I32[4 + i]);
+        t[i] = fp.OUT32;
+      }
+    }
+    fl |= bin32(0, t[0], t[1]);
+    const s0 = fp.OUT32;
+    fl |= bin32(0, t[2], t[3]);
+    fl |= bin32(0, s0, fp.OUT32);
+    const v = fp.OUT32;
+    for (let i = 0; i < 4; i++) I32[8 + i] = (imm >> i) & 1 ? v : 0;
+    return fl;
+  };
+}
+function dppd(imm: number): Kernel {
+  return () => {
+    let fl = 0;
+    const t = [0, 0, 0, 0];
+    for (let i = 0; i < 2; i++) {
+      if ((imm >> (4 + i)) & 1) {
+        fl |= bin64(2, I32[2 * i + 1], I32[2 * i], I32[5 + 2 * i], I32[4 + 2 * i]);
+        t[2 * i] = fp.OUT_LO;
+        t[2 * i + 1] = fp.OUT_HI;
+      }
+    }
+    fl |= bin64(0, t[1], t[0], t[3], t[2]);
+    for (let i = 0; i < 2; i++) {
+      const on = (imm >> i) & 1;
+      I32[8 + 2 * i] = on ? fp.OUT_LO : 0;
+      I32[9 + 2 * i] = on ? fp.OUT_HI : 0;
+    }
+    return fl;
+  };
+}
+const mpsadbw = (imm: number): Kernel => () => {
+  const b2 = (imm & 3) * 4;
+  const b1 = ((imm >> 2) & 1) * 4;
+  for (let i = 0; i < 8; i++) {
+    let s = 0;
+    for (let k = 0; k < 4; k++) s += Math.abs(U8[b1 + i + k] - U8[16 + b2 + k]);
+    U16[16 + i] = s;
+  }
+  return 0;
+};
+
+/**
+ * RCPPS/RCPSS/RSQRTPS/RSQRTSS: hardware returns a 12-bit approximation (its tables differ between
+ * Intel and AMD); this gives the correctly rounded 1/x and 1/sqrt(x), as QEMU does, and no flags.
+ */
+function approx(rsqrt: boolean, scalar: boolean): Kernel {
+  const n = scalar ? 1 : 4;
+  return () => {
+    for (let i = 0; i < 4; i++) I32[8 + i] = I32[i];
+    for (let i = 0; i < n; i++) {
+      const x = F32[4 + i];
+      const w = I32[4 + i];
+      if ((w & 0x7f800000) === 0x7f800000 && (w & 0x7fffff) !== 0) I32[8 + i] = w | 0x400000;
+      else F32[8 + i] = rsqrt ? (x < 0 ? NaN : 1 / Math.sqrt(x)) : 1 / x;
+      if (rsqrt && x < 0) I32[8 + i] = fp.DEF_NAN32;
+    }
+    return 0;
+  };
+}
+
+// ------------------------------------------------------------------ PCMPESTRI/M, PCMPISTRI/M (SSE4.2)
+
+/**
+ * The string compare of A (xmm1) and B (xmm2/m128) under imm8; lengths la, lb (already saturated
+ * to n). Returns IntRes2; sets RFLAGS CF ZF SF OF (AF PF cleared).
+ */
+function strCompare(c: Cpu, imm: number, la: number, lb: number): number {
+  const words = (imm & 1) !== 0;
+  const signed = (imm & 2) !== 0;
+  const n = words ? 8 : 16;
+  const el = (base: number, i: number) => (words ? (signed ? I16[base / 2 + i] : U16[base / 2 + i]) : signed ? I8[base + i] : U8[base + i]);
+  const agg = (imm >> 2) & 3;
+  let res1 = 0;
+  for (let j = 0; j < n; j++) {
+    let bit = 0;
+    if (agg === 0) {
+      if (j < lb) for (let i = 0; i < la; i++) if (el(0, i) === el(16, j)) bit = 1;
+    } else if (agg === 1) {
+      if (j < lb) {
+        const bj = el(16, j);
+        for (let i = 0; i + 1 < n; i += 2) {
+          const lo = i < la ? bj >= el(0, i) : false;
+          const hi = i + 1 < la ? bj <= el(0, i + 1) : false;
+          if (lo && hi) bit = 1;
+        }
+      }
+    } else if (agg === 2) {
+      const va = j < la, vb = j < lb;
+      bit = va && vb ? (el(0, j) === el(16, j) ? 1 : 0) : !va && !vb ? 1 : 0;
+    } else {
+      bit = 1;
+      for (let i = 0, k = j; i < n - j; i++, k++) {
+        const va = i < la, vb = k < lb;
+        const b = !va ? true : !vb ? false : el(0, i) === el(16, k);
+        if (!b) {
+          bit = 0;
+          break;
+        }
+      }
+    }
+    res1 |= bit << j;
+  }
+  const all = words ? 0xff : 0xffff;
+  const pol = (imm >> 4) & 3;
+  let res2 = res1;
+  if (pol === 1) res2 = ~res1 & all;
+  else if (pol === 3) res2 = (res1 ^ ((1 << lb) - 1)) & all;
+  const r = c.r;
+  r[RFLAGS] = (r[RFLAGS] & ~ARITH) | (res2 !== 0 ? CF : 0) | (lb < n ? ZF : 0) | (la < n ? flagsModule.SF : 0) | (res2 & 1 ? flagsModule.OF : 0);
+  return res2;
+}
+
+function implicitLength(base: number, words: boolean): number {
+  const n = words ? 8 : 16;
+  for (let i = 0; i < n; i++) if ((words ? U16[base / 2 + i] : U8[base + i]) === 0) return i;
+  return n;
+}
+
+function explicitLength(c: Cpu, slot: number, wide: boolean, n: number): number {
+  const r = c.r;
+  let v: number;
+  if (wide) {
+    const hi = r[slot + 1], lo = r[slot];
+    // |value| saturated to n: anything beyond 32 bits is ≥ n.
+    if (hi === 0) v = lo >>> 0;
+    else if (hi === -1) v = 4294967296 - (lo >>> 0);
+    else v = n;
+  } else v = Math.abs(r[slot] | 0);
+  return v > n ? n : v;
+}
+
+function pcmpstr(explicit: boolean, index: boolean, wide: boolean): Translator {
+  return (d) => {
+    const A0 = xmmSlot(d.ops[0]);
+    const ld = loader(d.ops[1], B, false);
+    const imm = imm8(d, 2);
+    const words = (imm & 1) !== 0;
+    const n = words ? 8 : 16;
+    return (c) => {
+      sseGate(c);
+      ld(c);
+      const r = c.r;
+      for (let k = 0; k < 4; k++) I32[A + k] = r[A0 + k];
+      const la = explicit ? explicitLength(c, 0, wide, n) : implicitLength(0, words);
+      const lb = explicit ? explicitLength(c, 4, wide, n) : implicitLength(16, words);
+      const res = strCompare(c, imm, la, lb);
+      if (index) {
+        let i = n;
+        if (res !== 0) i = imm & 0x40 ? 31 - Math.clz32(res) : 31 - Math.clz32(res & -res);
+        r[2] = i; // ECX, zero-extended
+        r[3] = 0;
+      } else {
+        if (imm & 0x40) {
+          for (let i = 0; i < n; i++) {
+            if (words) U16[16 + i] = (res >> i) & 1 ? 0xffff : 0;
+            else U8[32 + i] = (res >> i) & 1 ? 0xff : 0;
+          }
+        } else {
+          I32[R] = res;
+          I32[R + 1] = 0;
+          I32[R + 2] = 0;
+          I32[R + 3] = 0;
+        }
+        for (let k = 0; k < 4; k++) r[XMM + k] = I32[R + k];
+      }
+    };
+  };
+}
+
 // ------------------------------------------------------------------ conversions
 
 /** CVTSI2SS / CVTSI2SD xmm, r/m32/64. */
@@ -1363,6 +1542,13 @@ const table: [Mnemonic, Translator][] = [
   [M.Cvtdq2ps, fpT(cvtdq2ps)], [M.Cvtdq2pd, fpT(cvtdq2pd, 8)],
   [M.Cvtps2dq, fpT(cvtps2dq(false))], [M.Cvttps2dq, fpT(cvtps2dq(true))],
   [M.Cvtpd2dq, fpT(cvtpd2dq(false))], [M.Cvttpd2dq, fpT(cvtpd2dq(true))],
+  [M.Dpps, fpImmT((imm) => dpps(imm))], [M.Dppd, fpImmT((imm) => dppd(imm))], [M.Mpsadbw, withImm(mpsadbw)],
+  [M.Rcpps, simple(approx(false, false))], [M.Rsqrtps, simple(approx(true, false))],
+  [M.Rcpss, (d) => xop(d, approx(false, true), ALIGN, d.ops[1].kind === "mem" ? 4 : -1)],
+  [M.Rsqrtss, (d) => xop(d, approx(true, true), ALIGN, d.ops[1].kind === "mem" ? 4 : -1)],
+  [M.Pcmpestri, pcmpstr(true, true, false)], [M.Pcmpestri64, pcmpstr(true, true, true)],
+  [M.Pcmpestrm, pcmpstr(true, false, false)], [M.Pcmpestrm64, pcmpstr(true, false, true)],
+  [M.Pcmpistri, pcmpstr(false, true, false)], [M.Pcmpistrm, pcmpstr(false, false, false)],
   [M.Roundss, fpImmT((imm) => roundK(false, true, imm), 4)], [M.Roundsd, fpImmT((imm) => roundK(true, true, imm), 8)],
   [M.Roundps, fpImmT((imm) => roundK(false, false, imm))], [M.Roundpd, fpImmT((imm) => roundK(true, false, imm))],
 ];

@@ -294,6 +294,55 @@ describe("MXCSR", () => {
     expect(s.mxcsr & 1).toBe(1);
   });
 
+  it("packed: an unmasked post-computation exception in one lane faults with OE and PE, the destination unchanged", () => {
+    const s = new Sse();
+    s.mxcsr = 0x1f80 & ~0x400; // OM clear
+    const a = (f32bits(3e38) << 32n) | f32bits(1.5);
+    s.setXmm(0, a);
+    s.setXmm(1, (f32bits(10) << 32n) | f32bits(2));
+    expect(s.run("0f 59 c1")).toEqual([19]); // mulps: lane 1 overflows
+    expect(s.xmm(0)).toBe(a);
+    expect(s.mxcsr & 0x3f).toBe(0x28);
+  });
+
+  it("packed: an unmasked pre-computation exception (IE) is reported without the lanes' precision flag", () => {
+    const s = new Sse();
+    s.mxcsr = 0x1f80 & ~0x80; // IM clear
+    s.setXmm(0, (f32bits(0) << 32n) | f32bits(1));
+    s.setXmm(1, (f32bits(0) << 32n) | f32bits(3));
+    expect(s.run("0f 5e c1")).toEqual([19]); // divps: lane 0 inexact, lane 1 0/0
+    expect(s.mxcsr & 0x3f).toBe(0x1);
+  });
+
+  it("CVTSI2SS of a 64-bit integer rounds by MXCSR.RC and sets PE", () => {
+    const s = new Sse();
+    s.m.setReg("rax", (1n << 60n) + 1n);
+    s.run("f3 48 0f 2a c0"); // cvtsi2ss xmm0, rax
+    expect(s.xmm(0) & 0xffffffffn).toBe(f32bits(2 ** 60));
+    expect(s.mxcsr & 0x3f).toBe(0x20);
+    s.mxcsr = 0x1f80 | (2 << 13); // round up
+    s.run("f3 48 0f 2a c0");
+    expect(s.xmm(0) & 0xffffffffn).toBe(f32bits(2 ** 60) + 1n);
+  });
+
+  it("MOVSD and CMPSD with XMM operands are SSE2; without them they stay string instructions", () => {
+    const s = new Sse();
+    s.setXmm(0, (5n << 64n) | 1n);
+    s.setXmm(1, (7n << 64n) | 2n);
+    s.run("f2 0f 10 c1"); // movsd xmm0, xmm1
+    expect(s.xmm(0)).toBe((5n << 64n) | 2n);
+    s.setXmm(0, f64bits(1));
+    s.setXmm(1, f64bits(2));
+    s.run("f2 0f c2 c1 01"); // cmpltsd xmm0, xmm1
+    expect(s.xmm(0)).toBe(M64);
+    s.m.setReg("rsi", BigInt(WINDOW));
+    s.m.setReg("rdi", BigInt(WINDOW + 64));
+    s.m.view.setUint32(WINDOW, 0xdeadbeef, true);
+    s.run("a5"); // movsd (string): [rdi] ← [rsi], 4 bytes
+    expect(s.m.view.getUint32(WINDOW + 64, true)).toBe(0xdeadbeef);
+    expect(s.m.reg("rsi")).toBe(BigInt(WINDOW + 4));
+  });
+
   it("CVTTSD2SI / CVTSD2SI: the integer indefinite and IE on overflow and NaN, PE when inexact", () => {
     const s = new Sse();
     s.setXmm(0, f64bits(1e20));
@@ -335,7 +384,8 @@ interface HostCase {
   x: string[];
   out: { mx: number; fl: number; g: string[]; x: string[]; w: Record<string, number> };
 }
-const HOST: HostCase[] = JSON.parse(readFileSync(join(__dirname, "sse-host", "corpus.json"), "utf8"));
+// SSE_HOST_CORPUS=<file> runs another corpus recorded by gen.mjs (e.g. a larger one) instead.
+const HOST: HostCase[] = JSON.parse(readFileSync(process.env.SSE_HOST_CORPUS ?? join(__dirname, "sse-host", "corpus.json"), "utf8"));
 const XI = [0, 1, 2, 3, 8, 9];
 const GN = ["rax", "rcx", "rdx"] as const;
 

@@ -48,6 +48,10 @@ function int32() {
 }
 function xmm(kind) {
   let v = 0n;
+  if (kind === "str") {
+    for (let i = 0; i < 16; i++) v |= BigInt(rnd(8) === 0 ? 0 : pick([0x61, 0x62, 0x63, 0x80, 0xff, 0x7f, 0x01, 0x61, 0x62])) << BigInt(8 * i);
+    return v;
+  }
   if (kind === "pd") for (let i = 0; i < 2; i++) v |= f64() << BigInt(64 * i);
   else if (kind === "ps") for (let i = 0; i < 4; i++) v |= f32() << BigInt(32 * i);
   else for (let i = 0; i < 4; i++) v |= int32() << BigInt(32 * i);
@@ -73,7 +77,11 @@ const INT2 = ("paddb paddw paddd paddq psubb psubw psubd psubq paddsb paddsw pad
 const FP = ["add", "sub", "mul", "div", "sqrt", "min", "max"];
 
 function instruction() {
-  switch (rnd(24)) {
+  switch (rnd(25)) {
+    case 24: {
+      const op = pick(["pcmpestri", "pcmpestrm", "pcmpistri", "pcmpistrm"]);
+      return [`${op} ${X()}, ${rnd(3) ? X() : `xmmword ptr [rbx+${rnd(240)}]`}, ${rnd(128)}`, "str"];
+    }
     case 0: case 1: case 2: case 3: {
       const op = pick(INT2);
       if (op === "lddqu") return [`lddqu ${X()}, ${m128()}`, "int"];
@@ -82,7 +90,7 @@ function instruction() {
       return [`${op} ${X()}, ${xm()}`, "int"];
     }
     case 4: {
-      const op = pick(["pshufd", "pshuflw", "pshufhw", "shufps", "shufpd", "palignr", "pblendw", "blendps", "blendpd"]);
+      const op = pick(["pshufd", "pshuflw", "pshufhw", "shufps", "shufpd", "palignr", "pblendw", "blendps", "blendpd", "mpsadbw"]);
       return [`${op} ${X()}, ${xm()}, ${imm()}`, "int"];
     }
     case 5: {
@@ -165,7 +173,11 @@ function instruction() {
       const [op, kind, src] = pick([["roundss", "ps", m32], ["roundsd", "pd", m64], ["roundps", "ps", m128], ["roundpd", "pd", m128]]);
       return [`${op} ${X()}, ${rnd(2) ? X() : src()}, ${rnd(16)}`, kind];
     }
-    case 21: return [`insertps ${X()}, ${rnd(2) ? X() : m32()}, ${imm()}`, "ps"];
+    case 21: {
+      if (rnd(2)) return [`insertps ${X()}, ${rnd(2) ? X() : m32()}, ${imm()}`, "ps"];
+      const pd = rnd(2) === 1;
+      return [`dpp${pd ? "d" : "s"} ${X()}, ${xm()}, ${imm()}`, pd ? "pd" : "ps"];
+    }
     case 22: return [rnd(2) ? `stmxcsr ${m32()}` : `movnti ${rnd(2) ? m64() : m32()}, ${rnd(2) ? "rcx" : "ecx"}`.replace(/m.*qword ptr(.*), ecx/, "movnti qword ptr$1, rcx").replace(/dword ptr(.*), rcx/, "dword ptr$1, ecx"), "int"];
     default: return [`${pick(["movntdq", "movntps", "movntpd"])} ${m128()}, ${X()}`, "int"];
   }
@@ -186,6 +198,7 @@ for (let i = 0; i < COUNT; i++) {
   for (let k = 0; k < x.length; k++) if (kind === "shift" && rnd(2)) x[k] = BigInt(rnd(70));
   const mx = 0x1f80 | (rnd(3) === 0 ? rnd(4) << 13 : 0) | (rnd(5) === 0 ? 0x40 : 0) | (rnd(5) === 0 ? 0x8000 : 0) | (rnd(8) === 0 ? rnd(64) : 0);
   const g = [0, 1, 2].map(() => (rnd(2) ? (r32() << 32n) | r32() : pick([0n, 1n, 0xffffffffffffffffn, 0x8000000000000000n, 0x7fffffffn, 0x80000000n, r32()])));
+  if (kind === "str") for (const k of [0, 2]) if (rnd(4)) g[k] = BigInt.asUintN(64, BigInt(rnd(41) - 20)) | (rnd(2) ? 0n : BigInt(rnd(2)) << 32n);
   cases.push({ asm, code: assemble(asm), mx, fl: 0x202 | (rnd(256) & 0xd5), g, x });
 }
 const XI = [0, 1, 2, 3, 8, 9];
