@@ -152,9 +152,13 @@ export function syncGuestWatch(c: Cpu): void {
   c.flushTlb();
 }
 
-/** A #DB raised by a debug condition: DR6 B0–B3 become `bits & 0xf`, BS/BD are added, the rest stays. */
+/**
+ * A #DB raised by a debug condition: DR6 B0–B3 become `bits & 0xf`, BS/BD are added, the rest
+ * stays; DR7.GD is cleared as the handler is entered (SDM 18.2.4), so it may use the registers.
+ */
 export function setDr6(r: Int32Array, bits: number): void {
   r[GUEST_DR6] = (r[GUEST_DR6] & ~DR6_BN) | bits;
+  r[GUEST_DR7] &= ~DR7_GD;
 }
 
 /**

@@ -150,7 +150,6 @@ function drAccess(c: Cpu, n: number): number {
     n += 2;
   }
   if ((r[GUEST_DR7] & DR7_GD) !== 0) {
-    r[GUEST_DR7] &= ~DR7_GD;
     setDr6(r, DR6_BD);
     fault(c, VEC_DB);
   }

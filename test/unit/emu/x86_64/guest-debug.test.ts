@@ -133,6 +133,15 @@ describe("DR0–DR7 as MOV DR sees them", () => {
     m.runCode("41 0f 21 c0 f4"); // mov r8, dr0 (GD is clear now)
     expect(m.reg("r8")).toBe(0x55n);
   });
+  it("any #DB from a debug condition clears DR7.GD as its handler is entered", () => {
+    const m = machine(0x2);
+    m.setReg("rdx", 0x2000n | 0x4n); // GD, L1
+    m.setReg("rbx", BigInt(CODE + 6));
+    // mov dr1, rbx; mov dr7, rdx; bp: nop; hlt   (the handler reads DR6 with GD clear: no BD)
+    m.runCode("0f 23 cb 0f 23 fa 90 f4");
+    expect(dbs(m)).toEqual([{ rip: 6, dr6: dr6(0x2), rflags: 0x2, rcx: 0 }]);
+    expect(m.word(GUEST_DR7)).toBe(0x4);
+  });
 });
 
 describe("execute breakpoints", () => {
