@@ -6,6 +6,7 @@
 
 import type { GuestBus } from "../bus.js";
 import type { Cpu, OpFn } from "./cpu.js";
+import type { Insn } from "./insn.js";
 import * as faultModule from "./fault.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
@@ -22,6 +23,12 @@ export class Block {
   execGen = -1;
   /** Per instruction, the execute slot + 1 armed there (0: none); null when none is. */
   execHits: Uint8Array | null = null;
+  /** The decoded instructions (for the JIT's inline forms), or null. */
+  insns: readonly Insn[] | null = null;
+  /** Whole-block runs so far (jit.ts compiles the block at a threshold). */
+  heat = 0;
+  /** The compiled block (jit.ts), or null. */
+  jit: ((c: Cpu, m: number) => number) | null = null;
   constructor(
     /** The page holding the first byte of the block. */
     readonly page: CodePage,

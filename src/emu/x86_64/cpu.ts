@@ -44,6 +44,11 @@ export class Cpu {
   ferr = -1;
   ftrap = false;
 
+  /** Set by a compiled block (jit.ts) that throws: the index of the instruction that threw. */
+  jk = 0;
+  /** With jk: the whole runs of the block done before (a block that loops to itself). */
+  jn = 0;
+
   /** EXIT_* requested by the last block (HLT, a device asking for reset or power off). */
   exit = EXIT_NONE;
   /** Instructions retired since construction. */

@@ -221,6 +221,7 @@ export function decodeBlock(c: Cpu, page: CodePage, lo: number, hi: number, max:
   const decoder = new Decoder(64, pageBytes(c, page.ppn, off, 4096), DecoderOptions.None);
   const ins = new Instruction();
   const ops: OpFn[] = [];
+  const insns: Insn[] = [];
   const offs: number[] = [0];
   let lastSetsRip = false;
   let lastEnd = END_NONE;
@@ -239,6 +240,7 @@ export function decodeBlock(c: Cpu, page: CodePage, lo: number, hi: number, max:
       const op = ins.code === Code.INVALID ? udOp : translate(d);
       if (op === udOp) d.end = END_STOP;
       ops.push(op);
+      insns.push(d);
       offs.push(offs[offs.length - 1] + d.length);
       lastEnd = d.end;
       if (d.end !== END_NONE) {
@@ -253,6 +255,7 @@ export function decodeBlock(c: Cpu, page: CodePage, lo: number, hi: number, max:
   if (crossing) return decodeCrossing(c, page, lo, hi);
   const end = offs[offs.length - 1];
   const blk = new Block(page, lo, hi, ops, Int32Array.from(offs), lastSetsRip, limit < MAX_BLOCK && ops.length === limit && lastEnd === END_NONE, -1);
+  blk.insns = insns;
   addBlock(c, page, off, blk, chunkMask(off, Math.min(off + end, 4096)));
   return blk;
 }

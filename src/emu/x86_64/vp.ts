@@ -21,6 +21,7 @@ import * as decodeModule from "./decode.js";
 import * as exceptionsModule from "./exceptions.js";
 import * as faultModule from "./fault.js";
 import * as flagsModule from "./flags.js";
+import * as jitModule from "./jit.js";
 import * as guestDebugModule from "./guest-debug.js";
 import * as mmuModule from "./mmu.js";
 import { SwBreakpointSet } from "./sw-breakpoints.js";
@@ -33,6 +34,7 @@ const { decodeBlock } = decodeModule;
 const { deliverException } = exceptionsModule;
 const { BLOCK_ABORT, GUEST_FAULT, NO_ERROR_CODE, VEC_DB } = faultModule;
 const { RF, TF } = flagsModule;
+const { compileBlock, jitOptions } = jitModule;
 const { fetchPage } = mmuModule;
 const { DR6_BS, GUEST_DR7, HALTED, RFLAGS, RIP } = vpLayoutModule;
 const { DR7_ENABLES, guestDataArmed, guestExecHits, marks, setDr6, syncGuestWatch } = guestDebugModule;
@@ -384,9 +386,28 @@ export class X86Vp {
       suppress = false;
       c.cur = blk;
       let i = 0;
+      // A hot block runs compiled (jit.ts) when it runs whole, several times over when it loops
+      // to itself (`more`: the instructions of the runs before the last); c.jk, c.jn say where it threw.
+      let jitted = false;
+      let more = 0;
       try {
-        for (; i < n; i++) ops[i](c);
+        const jf = blk.jit;
+        if (jf !== null && n === len) {
+          jitted = true;
+          // Looping inside would pass a breakpoint at the block's start that this run suppressed.
+          const runs = blk.swHits === null && blk.execHits === null ? Math.floor(left / len) : 1;
+          more = (jf(c, runs) - 1) * len;
+          i = n;
+        } else {
+          if (n === len && ++blk.heat === jitOptions.threshold && jitOptions.enabled) compileBlock(blk);
+          for (; i < n; i++) ops[i](c);
+        }
       } catch (e) {
+        if (jitted) {
+          i = c.jk;
+          c.retired += c.jn * len;
+          left -= c.jn * len;
+        }
         c.cur = null;
         c.retired += i;
         left -= i;
@@ -408,8 +429,8 @@ export class X86Vp {
         continue;
       }
       c.cur = null;
-      c.retired += n;
-      left -= n;
+      c.retired += n + more;
+      left -= n + more;
       if (n < len || !blk.lastSetsRip) setRipAt(c, blk, n);
       if (c.exit !== EXIT_NONE) return exitOf(c.exit);
       if (swAt >= 0) return this.swHit(blk.swHits![swAt], c.r[RIP], c.r[RIP + 1]);
