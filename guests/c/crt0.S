@@ -164,12 +164,13 @@ crt0_start64:
     test    %rdi, %rdi
     jnz     crt0_park                       /* only VP 0 runs the program */
 
-    /* BSS first (the stack lives there), with no stack in use yet. */
+    /* BSS (16-byte aligned by the link map) in quadwords; the stack is not in it. */
     lea     __bss_start(%rip), %rdi
     lea     __bss_end(%rip), %rcx
     sub     %rdi, %rcx
+    shr     $3, %rcx
     xor     %eax, %eax
-    rep stosb
+    rep stosq
     lea     crt0_stack_top(%rip), %rsp
     xor     %ebp, %ebp
 
@@ -415,6 +416,7 @@ crt0_idt_descriptor:
     .balign 16
     .globl crt0_idt
 crt0_idt:   .skip 32 * 16
+    .section .stack, "aw", @nobits          /* after the BSS, not cleared */
     .balign 4096
 crt0_stack: .skip STACK_SIZE
     .globl crt0_stack_top

@@ -42,6 +42,18 @@ async function withBackends<T>(starts: (() => Promise<Backend>)[], fn: (b: Backe
   }
 }
 
+/** Both machines, or neither (a failed start closes the one that came up). */
+async function withStarted(starts: (() => Promise<Backend>)[]): Promise<[Backend, Backend]> {
+  const settled = await Promise.allSettled(starts.map((s) => s()));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) {
+    await Promise.allSettled(settled.filter((s): s is PromiseFulfilledResult<Backend> => s.status === "fulfilled").map((s) => s.value.close()));
+    throw failed.reason;
+  }
+  const [a, b] = settled.map((s) => (s as PromiseFulfilledResult<Backend>).value);
+  return [a, b];
+}
+
 export function compareCompletion(emu: CompletionRun, qemu: CompletionRun): string | undefined {
   if (emu.stop !== "powerOff" || qemu.stop !== "powerOff") return `ended differently: emu ${emu.stop}, qemu ${qemu.stop}`;
   const n = Math.max(emu.console.length, qemu.console.length);
@@ -73,9 +85,8 @@ export async function diffGuest(name: string, options: GuestOptions): Promise<Gu
       result.sameCompletion = result.completionDifference === undefined;
     }
     if (options.lockstep) {
-      result.lockstep = await withBackends([() => startEmu(guest), () => startQemu(guest)], ([emu, qemu]) =>
-        new Lockstep(guest, emu, qemu, dec, known, { ...options.lockstepOptions, log: options.log }).run(),
-      );
+      const start = () => withStarted([() => startEmu(guest), () => startQemu(guest)]);
+      result.lockstep = await new Lockstep(guest, start, dec, known, { ...options.lockstepOptions, log: options.log }).run();
     }
   } catch (e) {
     result.error = (e as Error).stack ?? String(e);

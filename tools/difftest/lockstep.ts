@@ -22,6 +22,8 @@ export interface LockstepOptions {
   window: number;
   /** Bound for one batch or one run to a window (ms). */
   timeoutMs: number;
+  /** Fresh machine pairs allowed for windows the guest ran past (default 3). */
+  maxRestarts: number;
   log?: (line: string) => void;
 }
 
@@ -50,6 +52,7 @@ export interface LockstepResult {
   /** Batch-end comparisons that included XMM/MXCSR. */
   fpComparisons: number;
   notes: string[];
+  restarts: number;
 }
 
 class Divergent extends Error {
@@ -90,12 +93,16 @@ export class Lockstep {
   private readonly maskedFlagDiffs: Record<string, number> = {};
   private fpComparisons = 0;
   private readonly syncAddresses: bigint[];
+  private emu!: Backend;
+  private qemu!: Backend;
+  /** Fresh machine pairs started after the guest powered off with families left to visit. */
+  private restarts = 0;
   private readonly vectors?: bigint;
 
   constructor(
     private readonly guest: CorpusGuest,
-    private readonly emu: Backend,
-    private readonly qemu: Backend,
+    /** Starts a fresh pair of machines (stopped at their first instruction). */
+    private readonly start: () => Promise<[Backend, Backend]>,
     private readonly dec: ImageDecoder,
     private readonly known: KnownDifferences,
     private readonly options: LockstepOptions,
@@ -219,6 +226,8 @@ export class Lockstep {
       for (let k = 0; k < d.registers.length; k++) flat[d.registers[k]] = d.values[k];
     }
     this.stepsCompared++;
+    // Registers a known difference syncs (CPUID's answer): QEMU takes the embedded machine's.
+    for (const g of this.syncAfter(insn)) this.flatQ[g] = this.flatE[g];
     if (insn) {
       const ignored = this.known.ignoredFlags(insn);
       this.undefMask = (this.undefMask & ~insn.definedFlags) | ignored.bits;
@@ -246,7 +255,8 @@ export class Lockstep {
       while (remaining > 0) {
         if (this.syncAddresses.includes(this.flatE[RIP])) {
           // Standing on an instruction whose result is synced (a batch stops before it): step it alone.
-          const [e1, q1] = await Promise.all([this.timed(this.emu, 1), this.timed(this.qemu, 1)]);
+          const e1 = await this.timed(this.emu, 1);
+          const q1 = await this.timed(this.qemu, 1);
           if (e1.executed !== 1 || q1.executed !== 1) return "stopped";
           const insn = this.applyOne(e1, q1, 0);
           await this.sync(this.syncAfter(insn));
@@ -254,7 +264,9 @@ export class Lockstep {
           continue;
         }
         const n = Math.min(remaining, this.options.batch);
-        const [pe, pq] = await Promise.allSettled([this.timed(this.emu, n), this.timed(this.qemu, n)]);
+        // One after the other, so that each backend's rate is its own.
+        const [pe] = await Promise.allSettled([this.timed(this.emu, n)]);
+        const [pq] = await Promise.allSettled([this.timed(this.qemu, n)]);
         if (pe.status === "rejected") throw pe.reason;
         if (pq.status === "rejected") {
           // QEMU exits when the guest powers off; a batch that steps the power-off may then lose
@@ -362,12 +374,23 @@ export class Lockstep {
     const boot = new Set(["crt0_start64", "_start", "entry64", "crt0_exception", "crt0_vectors", "crt0_power_off", "crt0_park", "crt0_puts", "crt0_put_hex", "crt0_build_idt"]);
     for (const d of this.dec.scan()) {
       const fn = symbolize(this.guest, d.address).replace(/\+.*/, "");
-      if (boot.has(fn)) continue;
+      if (boot.has(fn) || /nop/.test(d.family) || d.mnemonic === "nop") continue;
       const list = byFamily.get(d.family) ?? [];
       if (list.length < 2 && !list.some((a) => symbolize(this.guest, a).replace(/\+.*/, "") === fn)) list.push(d.address);
       byFamily.set(d.family, list);
     }
     return byFamily;
+  }
+
+  private async closeMachines(): Promise<void> {
+    const pair = [this.emu, this.qemu].filter((b) => b !== undefined);
+    await Promise.allSettled(pair.map((b) => b.close()));
+  }
+
+  private async freshMachines(): Promise<void> {
+    await this.closeMachines();
+    [this.emu, this.qemu] = await this.start();
+    this.history = [];
   }
 
   async run(): Promise<LockstepResult> {
@@ -377,19 +400,32 @@ export class Lockstep {
     let end: LockstepResult["end"] = "steps";
     let divergence: Divergence | undefined;
     const candidates = this.familyCandidates();
+    /** Addresses armed in a run that ended in power-off: not executed after that point. */
+    const missed = new Set<bigint>();
     try {
+      await this.freshMachines();
       await this.arriveAtEntry();
       end = await this.segment(o.steps);
       for (const pc of this.allPcsSeen) covered.add(this.dec.at(pc)?.family ?? "");
       this.log(`    ${this.stepsCompared} steps from the entry agree (${end})`);
-      while (end === "steps" && o.window > 0) {
+      while (o.window > 0 && (end === "steps" || end === "powerOff")) {
         const pending = [...candidates.entries()].filter(([f]) => !covered.has(f));
-        if (pending.length === 0) break;
-        const targets = pending.flatMap(([, a]) => a).slice(0, 4);
+        const targets = pending.flatMap(([, a]) => a).filter((a) => !missed.has(a)).slice(0, 4);
+        if (targets.length === 0) break;
+        if (end === "powerOff") {
+          // The guest ended with families left: start again and run freely to them.
+          if (this.restarts >= o.maxRestarts) break;
+          this.restarts++;
+          this.log(`    restarting both machines for ${targets.length} more window address(es)`);
+          await this.freshMachines();
+          await this.arriveAtEntry();
+          end = "steps";
+        }
         const at = await this.runTo(targets);
         if (at === "powerOff") {
+          for (const a of targets) missed.add(a);
           end = "powerOff";
-          break;
+          continue;
         }
         if (at === "timeout") {
           end = "stopped";
@@ -403,10 +439,11 @@ export class Lockstep {
         for (const pc of this.allPcsSeen) covered.add(this.dec.at(pc)?.family ?? "");
         windows.push({ family, at: `${hex(at)} <${symbolize(this.guest, at)}>`, steps: this.stepsCompared - before });
         this.log(`    window ${family} at ${hex(at)} <${symbolize(this.guest, at)}>: ${this.stepsCompared - before} steps agree`);
-        if (e !== "steps") {
+        if (e !== "steps" && e !== "powerOff") {
           end = e;
           break;
         }
+        end = e;
       }
     } catch (e) {
       if (!(e instanceof Divergent)) {
@@ -415,6 +452,8 @@ export class Lockstep {
       }
       divergence = e.divergence;
       end = "divergence";
+    } finally {
+      await this.closeMachines();
     }
     covered.delete("");
     const familiesNotReached = [...candidates.keys()].filter((f) => !covered.has(f)).sort();
@@ -431,6 +470,7 @@ export class Lockstep {
       maskedFlagDiffs: this.maskedFlagDiffs,
       fpComparisons: this.fpComparisons,
       notes: this.notes,
+      restarts: this.restarts,
     };
   }
 

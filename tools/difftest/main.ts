@@ -106,7 +106,7 @@ async function main(): Promise<number> {
       lockstep: args.lockstep,
       timeoutMs: args.timeoutMs,
       known,
-      lockstepOptions: { steps: args.steps, window: args.window, batch: args.batch, timeoutMs: args.timeoutMs },
+      lockstepOptions: { steps: args.steps, window: args.window, batch: args.batch, timeoutMs: args.timeoutMs, maxRestarts: 3 },
       log: args.verbose ? (line) => out(`  ${name}: ${line.trim()}`) : undefined,
     });
     results.push(r);
