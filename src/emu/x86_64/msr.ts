@@ -1,5 +1,5 @@
-// The MSR file of the embedded x86-64 machine (RDMSR/WRMSR), the task register (LTR/STR) and
-// SMSW/LMSW.
+// The MSR file of the embedded x86-64 machine (RDMSR/WRMSR), the task register (LTR/STR), LDTR
+// (LLDT/SLDT), SMSW/LMSW, RDTSCP and RDPID.
 //
 // Per-VP platform state that has no words in the register file (vp-layout.ts is full: the x87
 // registers end at word 195 and 196-199 are taken) lives in a VpPlatform object per (bus, VP),
@@ -98,6 +98,12 @@ export class VpPlatform {
   trBaseHi = 0;
   trLimit = 0xffff;
   trAttributes = 0x8b; // a busy 64-bit TSS, present, as after reset
+  /** LDTR: selector, base (lo, hi), limit, attributes; selector 0 and attributes 0 when unusable. */
+  ldtrSelector = 0;
+  ldtrBaseLo = 0;
+  ldtrBaseHi = 0;
+  ldtrLimit = 0;
+  ldtrAttributes = 0;
   /** The xAPIC's registers (see apic.ts). */
   readonly apic: ApicState;
 
@@ -322,10 +328,11 @@ export const wrmsrOp: OpFn = (c) => {
   writeMsr(c, r[RCX] >>> 0, r[RAX], r[RDX]);
 };
 
-// ------------------------------------------------------------------ LTR, STR
+// ------------------------------------------------------------------ LTR, STR, LLDT, SLDT
 
 const TSS_AVAILABLE = 0x9;
 const TSS_BUSY = 0xb;
+const LDT_TYPE = 0x2;
 
 /** LTR r/m16: loads TR from a 16-byte available 64-bit TSS descriptor in the GDT and marks it busy. */
 function translateLtr(d: Insn): OpFn {
@@ -361,6 +368,55 @@ function translateLtr(d: Insn): OpFn {
     p.trLimit = limit | 0;
     p.trAttributes = ((w1 >>> 8) & 0xff) | TSS_BUSY | (((w1 >>> 20) & 0xf) << 12);
   };
+}
+
+/**
+ * LLDT r/m16: a null selector leaves LDTR unusable; otherwise loads a 16-byte LDT descriptor
+ * (type 2) from the GDT. Segment loads still do not look in the LDT (TI=1 selectors are #GP).
+ */
+function translateLldt(d: Insn): OpFn {
+  const src = reader(d.ops[0]);
+  d.end = END_STOP;
+  return (c) => {
+    const r = c.r;
+    if ((r[segWord(SREG_CS, SEG_SELECTOR)] & 3) !== 0) gp(c, 0);
+    const sel = src(c) & 0xffff;
+    const p = vpPlatform(c);
+    if ((sel & 0xfffc) === 0) {
+      p.ldtrSelector = sel;
+      p.ldtrBaseLo = p.ldtrBaseHi = 0;
+      p.ldtrLimit = 0;
+      p.ldtrAttributes = 0;
+      return;
+    }
+    const err = sel & 0xfffc;
+    if ((sel & 4) !== 0) gp(c, err);
+    const idx = sel & 0xfff8;
+    if (idx + 15 > (r[GDTR + 2] & 0xffff)) gp(c, err);
+    const s = (r[GDTR] >>> 0) + idx;
+    const lo = s | 0;
+    const hi = s > 0xffffffff ? (r[GDTR + 1] + 1) | 0 : r[GDTR + 1];
+    const w0 = rd32(c, lo, hi);
+    const w1 = rd32(c, (lo + 4) | 0, hi);
+    const w2 = rd32(c, (lo + 8) | 0, hi);
+    const w3 = rd32(c, (lo + 12) | 0, hi);
+    if (((w1 >>> 8) & 0x1f) !== LDT_TYPE || ((w3 >>> 8) & 0x1f) !== 0) gp(c, err);
+    if ((w1 & 0x8000) === 0) fault(c, VEC_NP, err);
+    if (!canonical(c, w2)) gp(c, err);
+    let limit = (w0 & 0xffff) | (w1 & 0xf0000);
+    if (w1 & 0x800000) limit = ((limit << 12) | 0xfff) >>> 0;
+    p.ldtrSelector = sel;
+    p.ldtrBaseLo = ((w0 >>> 16) | ((w1 & 0xff) << 16) | (w1 & 0xff000000)) | 0;
+    p.ldtrBaseHi = w2;
+    p.ldtrLimit = limit | 0;
+    p.ldtrAttributes = ((w1 >>> 8) & 0xff) | (((w1 >>> 20) & 0xf) << 12);
+  };
+}
+
+/** SLDT r/m16 (a register destination gets the selector zero-extended). */
+function translateSldt(d: Insn): OpFn {
+  const wr = writer(d.ops[0]);
+  return (c) => wr(c, vpPlatform(c).ldtrSelector);
 }
 
 /** STR r/m16 (a register destination gets the selector zero-extended). */
@@ -430,6 +486,8 @@ export const platformTranslators: [Mnemonic, Translator][] = [
   [Mnemonic.Rdtscp, translateRdtscp],
   [Mnemonic.Rdpid, translateRdpid],
   [Mnemonic.Ltr, translateLtr],
+  [Mnemonic.Lldt, translateLldt],
+  [Mnemonic.Sldt, translateSldt],
   [Mnemonic.Str, translateStr],
   [Mnemonic.Smsw, translateSmsw],
   [Mnemonic.Lmsw, translateLmsw],

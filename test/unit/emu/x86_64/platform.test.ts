@@ -192,6 +192,21 @@ describe("LTR/STR and SMSW/LMSW", () => {
     expect(m.vectors()).toEqual([13]);
   });
 
+  it("LLDT takes a null selector or an LDT descriptor and SLDT reads the selector back", () => {
+    const m = new TestMachine();
+    m.installIdt();
+    m.write64(0x500 + 56, 0x0000_8200_1000_00ffn); // selector 0x38: LDT at 0x1000, limit 0xff
+    m.write64(0x500 + 64, 0n);
+    m.regs[GDTR + 2] = 71;
+    m.setReg("rcx", 0xffffn);
+    // xor eax, eax; lldt ax; sldt ecx; mov ax, 0x38; lldt ax; sldt edx; hlt
+    m.runCode("31 c0 0f 00 d0 0f 00 c1 66 b8 38 00 0f 00 d0 0f 00 c2 f4");
+    expect([m.reg("rcx"), m.reg("rdx")]).toEqual([0n, 0x38n]);
+    expect(m.vectors()).toEqual([]);
+    m.runCode("66 b8 08 00 0f 00 d0 f4"); // lldt of a code segment: #GP
+    expect(m.vectors()).toEqual([13]);
+  });
+
   it("SMSW stores CR0 and LMSW sets TS without clearing PE", () => {
     const m = new TestMachine();
     const cr0 = m.word(CR0);
