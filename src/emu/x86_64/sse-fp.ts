@@ -21,14 +21,16 @@ export const FTZ = 0x8000;
 export const PRE = IE | DE | ZE;
 
 /** MXCSR of the instruction being executed (set by the caller before calling into this file). */
-export let MX = 0x1f80;
+let MX = 0x1f80;
 export function setMx(v: number): void {
   MX = v;
+  RES[5] = v;
 }
-/** Results: f64 in OUT_HI/OUT_LO, f32 in OUT32. */
-export let OUT_HI = 0;
-export let OUT_LO = 0;
-export let OUT32 = 0;
+/**
+ * Results, in one array so other modules read them without a module-binding getter: f64 result
+ * low and high words (0, 1), f32 result (2), compare flags (3), conversion flags (4), MXCSR (5).
+ */
+export const RES = new Int32Array(8);
 
 const SB = new ArrayBuffer(16);
 const W = new Int32Array(SB);
@@ -40,11 +42,11 @@ export function f64Of(hi: number, lo: number): number {
   W[1] = hi;
   return D[0];
 }
-/** Set OUT_HI/OUT_LO from a (non-NaN) number. */
+/** Set RES[1]/RES[0] from a (non-NaN) number. */
 function out64(x: number): void {
   D[0] = x;
-  OUT_LO = W[0];
-  OUT_HI = W[1];
+  RES[0] = W[0];
+  RES[1] = W[1];
 }
 export function f32Of(w: number): number {
   W[2] = w;
@@ -52,7 +54,7 @@ export function f32Of(w: number): number {
 }
 function out32(x: number): void {
   S[2] = x;
-  OUT32 = W[2];
+  RES[2] = W[2];
 }
 
 export function isNan64(hi: number, lo: number): boolean {
@@ -159,10 +161,10 @@ export function roundPack(neg: boolean, m: bigint, e: number, sticky: boolean, f
 
 function packBits(neg: boolean, bits: bigint, f: number): void {
   if (f) {
-    OUT_HI = (Number(bits >> 32n) | (neg ? 0x80000000 : 0)) | 0;
-    OUT_LO = Number(bits & 0xffffffffn) | 0;
+    RES[1] = (Number(bits >> 32n) | (neg ? 0x80000000 : 0)) | 0;
+    RES[0] = Number(bits & 0xffffffffn) | 0;
   } else {
-    OUT32 = (Number(bits) | (neg ? 0x80000000 : 0)) | 0;
+    RES[2] = (Number(bits) | (neg ? 0x80000000 : 0)) | 0;
   }
 }
 
@@ -273,17 +275,17 @@ function fastOp(op: number, a: number, b: number): number | null {
 function nan64(ah: number, al: number, bh: number, bl: number): number {
   const fl = isSnan64(ah, al) || isSnan64(bh, bl) ? IE : 0;
   if (isNan64(ah, al)) {
-    OUT_HI = ah | 0x80000;
-    OUT_LO = al;
+    RES[1] = ah | 0x80000;
+    RES[0] = al;
   } else {
-    OUT_HI = bh | 0x80000;
-    OUT_LO = bl;
+    RES[1] = bh | 0x80000;
+    RES[0] = bl;
   }
   return fl;
 }
 function nan32(a: number, b: number): number {
   const fl = isSnan32(a) || isSnan32(b) ? IE : 0;
-  OUT32 = (isNan32(a) ? a : b) | 0x400000;
+  RES[2] = (isNan32(a) ? a : b) | 0x400000;
   return fl;
 }
 
@@ -389,9 +391,9 @@ function roundFrom(x: number, f: number): number {
 
 function defaultNan(f: number): number {
   if (f) {
-    OUT_HI = DEF_NAN_HI;
-    OUT_LO = 0;
-  } else OUT32 = DEF_NAN32;
+    RES[1] = DEF_NAN_HI;
+    RES[0] = 0;
+  } else RES[2] = DEF_NAN32;
   return IE;
 }
 
@@ -412,7 +414,7 @@ function in32(w: number): number {
   return f32Of(w);
 }
 
-/** Double a op b (op 0 add 1 sub 2 mul 3 div 4 sqrt of b, 5 min 6 max): OUT_HI/OUT_LO, returns flags. */
+/** Double a op b (op 0 add 1 sub 2 mul 3 div 4 sqrt of b, 5 min 6 max): RES[1]/RES[0], returns flags. */
 export function bin64(op: number, ah: number, al: number, bh: number, bl: number): number {
   if (op === 4) {
     if (isNan64(bh, bl)) return nan64(bh, bl, bh, bl);
@@ -422,8 +424,8 @@ export function bin64(op: number, ah: number, al: number, bh: number, bl: number
   }
   if (op >= 5) {
     if (isNan64(ah, al) || isNan64(bh, bl)) {
-      OUT_HI = bh;
-      OUT_LO = bl;
+      RES[1] = bh;
+      RES[0] = bl;
       return IE;
     }
     DEN = 0;
@@ -432,11 +434,11 @@ export function bin64(op: number, ah: number, al: number, bh: number, bl: number
     const takeA = op === 5 ? a < b : a > b;
     // The result is the operand itself (a denormal that DAZ flushed comes back as zero).
     if (takeA) {
-      OUT_HI = a === 0 ? ah & 0x80000000 : ah;
-      OUT_LO = a === 0 ? 0 : al;
+      RES[1] = a === 0 ? ah & 0x80000000 : ah;
+      RES[0] = a === 0 ? 0 : al;
     } else {
-      OUT_HI = b === 0 ? bh & 0x80000000 : bh;
-      OUT_LO = b === 0 ? 0 : bl;
+      RES[1] = b === 0 ? bh & 0x80000000 : bh;
+      RES[0] = b === 0 ? 0 : bl;
     }
     return DEN;
   }
@@ -448,7 +450,7 @@ export function bin64(op: number, ah: number, al: number, bh: number, bl: number
   return den | arith(op, a, b, 1);
 }
 
-/** Single a op b (ops as bin64): OUT32, returns flags. */
+/** Single a op b (ops as bin64): RES[2], returns flags. */
 export function bin32(op: number, a: number, b: number): number {
   if (op === 4) {
     if (isNan32(b)) return nan32(b, b);
@@ -458,13 +460,13 @@ export function bin32(op: number, a: number, b: number): number {
   }
   if (op >= 5) {
     if (isNan32(a) || isNan32(b)) {
-      OUT32 = b;
+      RES[2] = b;
       return IE;
     }
     DEN = 0;
     const x = in32(a);
     const y = in32(b);
-    OUT32 = (op === 5 ? x < y : x > y) ? (x === 0 ? a & 0x80000000 : a) : y === 0 ? b & 0x80000000 : b;
+    RES[2] = (op === 5 ? x < y : x > y) ? (x === 0 ? a & 0x80000000 : a) : y === 0 ? b & 0x80000000 : b;
     return DEN;
   }
   if (isNan32(a) || isNan32(b)) return nan32(a, b);
@@ -478,32 +480,31 @@ export function bin32(op: number, a: number, b: number): number {
 // ------------------------------------------------------------------ compares
 
 /**
- * Compare: returns 0 less, 1 equal, 2 greater, 3 unordered; CMP_FLAGS gets IE/DE (IE for a
+ * Compare: returns 0 less, 1 equal, 2 greater, 3 unordered; RES[3] gets IE/DE (IE for a
  * signalling NaN, or any NaN when `signalling`).
  */
-export let CMP_FLAGS = 0;
 export function cmp64(ah: number, al: number, bh: number, bl: number, signalling: boolean): number {
   const na = isNan64(ah, al), nb = isNan64(bh, bl);
   if (na || nb) {
-    CMP_FLAGS = signalling || isSnan64(ah, al) || isSnan64(bh, bl) ? IE : 0;
+    RES[3] = signalling || isSnan64(ah, al) || isSnan64(bh, bl) ? IE : 0;
     return 3;
   }
   DEN = 0;
   const a = in64(ah, al);
   const b = in64(bh, bl);
-  CMP_FLAGS = DEN;
+  RES[3] = DEN;
   return a < b ? 0 : a === b ? 1 : 2;
 }
 export function cmp32(a: number, b: number, signalling: boolean): number {
   const na = isNan32(a), nb = isNan32(b);
   if (na || nb) {
-    CMP_FLAGS = signalling || isSnan32(a) || isSnan32(b) ? IE : 0;
+    RES[3] = signalling || isSnan32(a) || isSnan32(b) ? IE : 0;
     return 3;
   }
   DEN = 0;
   const x = in32(a);
   const y = in32(b);
-  CMP_FLAGS = DEN;
+  RES[3] = DEN;
   return x < y ? 0 : x === y ? 1 : 2;
 }
 
@@ -527,10 +528,10 @@ export function predSignals(pred: number): boolean {
 
 // ------------------------------------------------------------------ conversions
 
-/** Double → single (CVTSD2SS): OUT32, flags. */
+/** Double → single (CVTSD2SS): RES[2], flags. */
 export function cvt64to32(hi: number, lo: number): number {
   if (isNan64(hi, lo)) {
-    OUT32 = (hi & 0x80000000) | 0x7fc00000 | ((hi & 0x7ffff) << 3) | (lo >>> 29);
+    RES[2] = (hi & 0x80000000) | 0x7fc00000 | ((hi & 0x7ffff) << 3) | (lo >>> 29);
     return isSnan64(hi, lo) ? IE : 0;
   }
   DEN = 0;
@@ -542,12 +543,12 @@ export function cvt64to32(hi: number, lo: number): number {
   return DEN | roundFrom(x, 0);
 }
 
-/** Single → double (CVTSS2SD): OUT_HI/OUT_LO, flags. */
+/** Single → double (CVTSS2SD): RES[1]/RES[0], flags. */
 export function cvt32to64(w: number): number {
   if (isNan32(w)) {
     const m = w & 0x7fffff;
-    OUT_HI = (w & 0x80000000) | 0x7ff80000 | (m >>> 3);
-    OUT_LO = m << 29;
+    RES[1] = (w & 0x80000000) | 0x7ff80000 | (m >>> 3);
+    RES[0] = m << 29;
     return isSnan32(w) ? IE : 0;
   }
   DEN = 0;
@@ -586,13 +587,12 @@ export function cvtInt(v: number | bigint, f: number): number {
 /**
  * Float (a non-NaN JS number after DAZ, or NaN) → integer of `bits` (32/64) with rounding mode rc
  * (0–3; 3 = truncate). Returns the value as a number (64-bit: exact up to 2^63) or null for
- * the integer indefinite (IE); CVT_FLAGS gets PE/IE.
+ * the integer indefinite (IE); RES[4] gets PE/IE.
  */
-export let CVT_FLAGS = 0;
 export function toInt(x: number, bits: number, rc: number): number | null {
-  CVT_FLAGS = 0;
+  RES[4] = 0;
   if (Number.isNaN(x) || !Number.isFinite(x)) {
-    CVT_FLAGS = IE;
+    RES[4] = IE;
     return null;
   }
   let t = Math.trunc(x);
@@ -609,10 +609,10 @@ export function toInt(x: number, bits: number, rc: number): number | null {
   }
   const lim = bits === 32 ? 2 ** 31 : 2 ** 63;
   if (t >= lim || t < -lim) {
-    CVT_FLAGS = IE;
+    RES[4] = IE;
     return null;
   }
-  if (frac !== 0) CVT_FLAGS = PE;
+  if (frac !== 0) RES[4] = PE;
   return t === 0 ? 0 : t;
 }
 
@@ -633,8 +633,8 @@ export function num32(w: number): number {
 /** Round to an integral value in format f with mode rc (0–3); flags IE (SNaN) and PE (unless suppressed). */
 export function roundIntegral64(hi: number, lo: number, rc: number, noPe: boolean): number {
   if (isNan64(hi, lo)) {
-    OUT_HI = hi | 0x80000;
-    OUT_LO = lo;
+    RES[1] = hi | 0x80000;
+    RES[0] = lo;
     return isSnan64(hi, lo) ? IE : 0;
   }
   const x = num64(hi, lo);
@@ -644,7 +644,7 @@ export function roundIntegral64(hi: number, lo: number, rc: number, noPe: boolea
 }
 export function roundIntegral32(w: number, rc: number, noPe: boolean): number {
   if (isNan32(w)) {
-    OUT32 = w | 0x400000;
+    RES[2] = w | 0x400000;
     return isSnan32(w) ? IE : 0;
   }
   const x = num32(w);

@@ -29,14 +29,14 @@ import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { fault, gp } = faultModule;
-const { ARITH, CF, PF, ZF } = flagsModule;
+const { ARITH, CF, OF, PF, SF, ZF } = flagsModule;
 const { sseGate, VEC_XM, CR4_OSXMMEXCPT } = fpGateModule;
 const { UnsupportedForm } = insnModule;
 const { rd16, rd32, rd64, rd8, wr16, wr32, wr64, wr8, probeWrite } = mmuModule;
 const { CR4, MXCSR, RFLAGS, XMM } = vpLayoutModule;
 const {
   bin32, bin64, cmp32, cmp64, cmpPredicate, predSignals, cvt32to64, cvt64to32, cvtInt, num32, num64, roundIntegral32,
-  roundIntegral64, setMx, toInt, PRE,
+  roundIntegral64, setMx, toInt, PRE, RES, DEF_NAN32,
 } = fp;
 
 /** CPUID bits this family implements (OR-ed into leaf 1 by cpuidLeaf). */
@@ -252,16 +252,75 @@ const sat8u = (v: number) => (v > 255 ? 255 : v < 0 ? 0 : v);
 const sat16s = (v: number) => (v > 32767 ? 32767 : v < -32768 ? -32768 : v);
 const sat16u = (v: number) => (v > 65535 ? 65535 : v < 0 ? 0 : v);
 
-const logic = (f: (a: number, b: number) => number): Kernel => lanes32(f);
-const AND = logic((a, b) => a & b);
-const ANDN = logic((a, b) => ~a & b);
-const OR = logic((a, b) => a | b);
-const XOR = logic((a, b) => a ^ b);
+const AND = 0;
+const ANDN = 1;
+const OR = 2;
+const XOR = 3;
 
-/** XOR/SUB of a register with itself is a zeroing idiom: the result does not depend on the source. */
-function logicT(k: Kernel): Translator {
-  return (d) => xop(d, k);
+/** Word-wise ops (logic, PADDD, PSUBD): straight on the register words, without the scratch copy of A. */
+function wordT(kind: number): Translator {
+  return (d) => {
+    const D = xmmSlot(d.ops[0]);
+    const src = d.ops[1];
+    const S = src.kind === "xmm" ? XMM + 4 * src.n : -1;
+    const ld = S < 0 ? loader(src, B, true) : null;
+    return (c) => {
+      sseGate(c);
+      const r = c.r;
+      let b0: number, b1: number, b2: number, b3: number;
+      if (ld === null) {
+        b0 = r[S];
+        b1 = r[S + 1];
+        b2 = r[S + 2];
+        b3 = r[S + 3];
+      } else {
+        ld(c);
+        b0 = I32[B];
+        b1 = I32[B + 1];
+        b2 = I32[B + 2];
+        b3 = I32[B + 3];
+      }
+      switch (kind) {
+        case 0:
+          r[D] &= b0;
+          r[D + 1] &= b1;
+          r[D + 2] &= b2;
+          r[D + 3] &= b3;
+          break;
+        case 1:
+          r[D] = ~r[D] & b0;
+          r[D + 1] = ~r[D + 1] & b1;
+          r[D + 2] = ~r[D + 2] & b2;
+          r[D + 3] = ~r[D + 3] & b3;
+          break;
+        case 2:
+          r[D] |= b0;
+          r[D + 1] |= b1;
+          r[D + 2] |= b2;
+          r[D + 3] |= b3;
+          break;
+        case 3:
+          r[D] ^= b0;
+          r[D + 1] ^= b1;
+          r[D + 2] ^= b2;
+          r[D + 3] ^= b3;
+          break;
+        case 4:
+          r[D] += b0;
+          r[D + 1] += b1;
+          r[D + 2] += b2;
+          r[D + 3] += b3;
+          break;
+        default:
+          r[D] -= b0;
+          r[D + 1] -= b1;
+          r[D + 2] -= b2;
+          r[D + 3] -= b3;
+      }
+    };
+  };
 }
+const logicT = (k: number): Translator => wordT(k);
 
 const add64 = (al: number, ah: number, bl: number, bh: number): number => {
   const s = (al >>> 0) + (bl >>> 0);
@@ -630,6 +689,17 @@ const copyB: Kernel = () => {
 function move128(align: boolean): Translator {
   return (d) => {
     const [dst, src] = d.ops;
+    if (dst.kind === "xmm" && src.kind === "xmm") {
+      const D = XMM + 4 * dst.n, S = XMM + 4 * src.n;
+      return (c) => {
+        sseGate(c);
+        const r = c.r;
+        r[D] = r[S];
+        r[D + 1] = r[S + 1];
+        r[D + 2] = r[S + 2];
+        r[D + 3] = r[S + 3];
+      };
+    }
     if (dst.kind === "xmm") return xop(d, copyB, (align ? ALIGN : 0) | NO_A);
     if (dst.kind !== "mem" || src.kind !== "xmm") throw new UnsupportedForm();
     const ea = dst.ea;
@@ -942,7 +1012,7 @@ function fps(op: number, scalar: boolean): Kernel {
     let fl = 0;
     for (let i = 0; i < n; i++) {
       fl |= bin32(op, I32[i], I32[4 + i]);
-      I32[8 + i] = fp.OUT32;
+      I32[8 + i] = RES[2];
     }
     for (let i = n; i < 4; i++) I32[8 + i] = I32[i];
     return fl;
@@ -954,8 +1024,8 @@ function fpd(op: number, scalar: boolean): Kernel {
     let fl = 0;
     for (let i = 0; i < n; i++) {
       fl |= bin64(op, I32[2 * i + 1], I32[2 * i], I32[5 + 2 * i], I32[4 + 2 * i]);
-      I32[8 + 2 * i] = fp.OUT_LO;
-      I32[9 + 2 * i] = fp.OUT_HI;
+      I32[8 + 2 * i] = RES[0];
+      I32[9 + 2 * i] = RES[1];
     }
     if (scalar) {
       I32[10] = I32[2];
@@ -971,7 +1041,7 @@ function hps(op: number): Kernel {
     const t: number[] = [];
     for (const [x, y] of [[0, 1], [2, 3], [4, 5], [6, 7]]) {
       fl |= bin32(op, I32[x], I32[y]);
-      t.push(fp.OUT32);
+      t.push(RES[2]);
     }
     for (let i = 0; i < 4; i++) I32[8 + i] = t[i];
     return fl;
@@ -980,12 +1050,12 @@ function hps(op: number): Kernel {
 function hpd(op: number): Kernel {
   return () => {
     let fl = bin64(op, I32[1], I32[0], I32[3], I32[2]);
-    const l0 = fp.OUT_LO, h0 = fp.OUT_HI;
+    const l0 = RES[0], h0 = RES[1];
     fl |= bin64(op, I32[5], I32[4], I32[7], I32[6]);
     I32[8] = l0;
     I32[9] = h0;
-    I32[10] = fp.OUT_LO;
-    I32[11] = fp.OUT_HI;
+    I32[10] = RES[0];
+    I32[11] = RES[1];
     return fl;
   };
 }
@@ -993,7 +1063,7 @@ const addsubps: Kernel = () => {
   let fl = 0;
   for (let i = 0; i < 4; i++) {
     fl |= bin32(i & 1 ? 0 : 1, I32[i], I32[4 + i]);
-    I32[8 + i] = fp.OUT32;
+    I32[8 + i] = RES[2];
   }
   return fl;
 };
@@ -1001,8 +1071,8 @@ const addsubpd: Kernel = () => {
   let fl = 0;
   for (let i = 0; i < 2; i++) {
     fl |= bin64(i ? 0 : 1, I32[2 * i + 1], I32[2 * i], I32[5 + 2 * i], I32[4 + 2 * i]);
-    I32[8 + 2 * i] = fp.OUT_LO;
-    I32[9 + 2 * i] = fp.OUT_HI;
+    I32[8 + 2 * i] = RES[0];
+    I32[9 + 2 * i] = RES[1];
   }
   return fl;
 };
@@ -1014,7 +1084,7 @@ function cmpps(scalar: boolean, imm: number): Kernel {
     let fl = 0;
     for (let i = 0; i < n; i++) {
       const rel = cmp32(I32[i], I32[4 + i], sig);
-      fl |= fp.CMP_FLAGS;
+      fl |= RES[3];
       I32[8 + i] = cmpPredicate(imm, rel) ? -1 : 0;
     }
     for (let i = n; i < 4; i++) I32[8 + i] = I32[i];
@@ -1028,7 +1098,7 @@ function cmppd(scalar: boolean, imm: number): Kernel {
     let fl = 0;
     for (let i = 0; i < n; i++) {
       const rel = cmp64(I32[2 * i + 1], I32[2 * i], I32[5 + 2 * i], I32[4 + 2 * i], sig);
-      fl |= fp.CMP_FLAGS;
+      fl |= RES[3];
       const v = cmpPredicate(imm, rel) ? -1 : 0;
       I32[8 + 2 * i] = v;
       I32[9 + 2 * i] = v;
@@ -1052,7 +1122,7 @@ function comis(double: boolean, signalling: boolean): Translator {
       const r = c.r;
       setMx(r[MXCSR]);
       const rel = double ? cmp64(r[D + 1], r[D], I32[B + 1], I32[B], signalling) : cmp32(r[D], I32[B], signalling);
-      if (fp.CMP_FLAGS !== 0) raise(c, fp.CMP_FLAGS);
+      if (RES[3] !== 0) raise(c, RES[3]);
       const f = rel === 3 ? ZF | PF | CF : rel === 0 ? CF : rel === 1 ? ZF : 0;
       r[RFLAGS] = (r[RFLAGS] & ~ARITH) | f;
     };
@@ -1067,14 +1137,14 @@ function dpps(imm: number): Kernel {
     for (let i = 0; i < 4; i++) {
       if ((imm >> (4 + i)) & 1) {
         fl |= bin32(2, I32[i], I32[4 + i]);
-        t[i] = fp.OUT32;
+        t[i] = RES[2];
       }
     }
     fl |= bin32(0, t[0], t[1]);
-    const s0 = fp.OUT32;
+    const s0 = RES[2];
     fl |= bin32(0, t[2], t[3]);
-    fl |= bin32(0, s0, fp.OUT32);
-    const v = fp.OUT32;
+    fl |= bin32(0, s0, RES[2]);
+    const v = RES[2];
     for (let i = 0; i < 4; i++) I32[8 + i] = (imm >> i) & 1 ? v : 0;
     return fl;
   };
@@ -1086,15 +1156,15 @@ function dppd(imm: number): Kernel {
     for (let i = 0; i < 2; i++) {
       if ((imm >> (4 + i)) & 1) {
         fl |= bin64(2, I32[2 * i + 1], I32[2 * i], I32[5 + 2 * i], I32[4 + 2 * i]);
-        t[2 * i] = fp.OUT_LO;
-        t[2 * i + 1] = fp.OUT_HI;
+        t[2 * i] = RES[0];
+        t[2 * i + 1] = RES[1];
       }
     }
     fl |= bin64(0, t[1], t[0], t[3], t[2]);
     for (let i = 0; i < 2; i++) {
       const on = (imm >> i) & 1;
-      I32[8 + 2 * i] = on ? fp.OUT_LO : 0;
-      I32[9 + 2 * i] = on ? fp.OUT_HI : 0;
+      I32[8 + 2 * i] = on ? RES[0] : 0;
+      I32[9 + 2 * i] = on ? RES[1] : 0;
     }
     return fl;
   };
@@ -1123,7 +1193,7 @@ function approx(rsqrt: boolean, scalar: boolean): Kernel {
       const w = I32[4 + i];
       if ((w & 0x7f800000) === 0x7f800000 && (w & 0x7fffff) !== 0) I32[8 + i] = w | 0x400000;
       else F32[8 + i] = rsqrt ? (x < 0 ? NaN : 1 / Math.sqrt(x)) : 1 / x;
-      if (rsqrt && x < 0) I32[8 + i] = fp.DEF_NAN32;
+      if (rsqrt && x < 0) I32[8 + i] = DEF_NAN32;
     }
     return 0;
   };
@@ -1177,7 +1247,7 @@ function strCompare(c: Cpu, imm: number, la: number, lb: number): number {
   if (pol === 1) res2 = ~res1 & all;
   else if (pol === 3) res2 = (res1 ^ ((1 << lb) - 1)) & all;
   const r = c.r;
-  r[RFLAGS] = (r[RFLAGS] & ~ARITH) | (res2 !== 0 ? CF : 0) | (lb < n ? ZF : 0) | (la < n ? flagsModule.SF : 0) | (res2 & 1 ? flagsModule.OF : 0);
+  r[RFLAGS] = (r[RFLAGS] & ~ARITH) | (res2 !== 0 ? CF : 0) | (lb < n ? ZF : 0) | (la < n ? SF : 0) | (res2 & 1 ? OF : 0);
   return res2;
 }
 
@@ -1272,9 +1342,9 @@ function cvtsi2(double: boolean): Translator {
       const fl = cvtInt(v, double ? 1 : 0);
       if (fl !== 0) raise(c, fl);
       if (double) {
-        r[D] = fp.OUT_LO;
-        r[D + 1] = fp.OUT_HI;
-      } else r[D] = fp.OUT32;
+        r[D] = RES[0];
+        r[D + 1] = RES[1];
+      } else r[D] = RES[2];
     };
   };
 }
@@ -1295,7 +1365,7 @@ function cvt2si(double: boolean, truncate: boolean): Translator {
       setMx(mx);
       const x = double ? num64(I32[B + 1], I32[B]) : num32(I32[B]);
       const t = toInt(x, bits, truncate ? 3 : (mx >>> 13) & 3);
-      if (fp.CVT_FLAGS !== 0) raise(c, fp.CVT_FLAGS);
+      if (RES[4] !== 0) raise(c, RES[4]);
       if (t === null) {
         r[s] = bits === 32 ? 0x80000000 | 0 : 0;
         r[s + 1] = bits === 32 ? 0 : 0x80000000 | 0;
@@ -1313,7 +1383,7 @@ function cvt2si(double: boolean, truncate: boolean): Translator {
 
 const cvtsd2ss: Kernel = () => {
   const fl = cvt64to32(I32[5], I32[4]);
-  I32[8] = fp.OUT32;
+  I32[8] = RES[2];
   I32[9] = I32[1];
   I32[10] = I32[2];
   I32[11] = I32[3];
@@ -1321,56 +1391,56 @@ const cvtsd2ss: Kernel = () => {
 };
 const cvtss2sd: Kernel = () => {
   const fl = cvt32to64(I32[4]);
-  I32[8] = fp.OUT_LO;
-  I32[9] = fp.OUT_HI;
+  I32[8] = RES[0];
+  I32[9] = RES[1];
   I32[10] = I32[2];
   I32[11] = I32[3];
   return fl;
 };
 const cvtpd2ps: Kernel = () => {
   let fl = cvt64to32(I32[5], I32[4]);
-  I32[8] = fp.OUT32;
+  I32[8] = RES[2];
   fl |= cvt64to32(I32[7], I32[6]);
-  I32[9] = fp.OUT32;
+  I32[9] = RES[2];
   I32[10] = 0;
   I32[11] = 0;
   return fl;
 };
 const cvtps2pd: Kernel = () => {
   let fl = cvt32to64(I32[4]);
-  const lo = fp.OUT_LO, hi = fp.OUT_HI;
+  const lo = RES[0], hi = RES[1];
   fl |= cvt32to64(I32[5]);
   I32[8] = lo;
   I32[9] = hi;
-  I32[10] = fp.OUT_LO;
-  I32[11] = fp.OUT_HI;
+  I32[10] = RES[0];
+  I32[11] = RES[1];
   return fl;
 };
 const cvtdq2ps: Kernel = () => {
   let fl = 0;
   for (let i = 0; i < 4; i++) {
     fl |= cvtInt(I32[4 + i], 0);
-    I32[8 + i] = fp.OUT32;
+    I32[8 + i] = RES[2];
   }
   return fl;
 };
 const cvtdq2pd: Kernel = () => {
   const a = I32[4], b = I32[5];
   cvtInt(a, 1);
-  I32[8] = fp.OUT_LO;
-  I32[9] = fp.OUT_HI;
+  I32[8] = RES[0];
+  I32[9] = RES[1];
   cvtInt(b, 1);
-  I32[10] = fp.OUT_LO;
-  I32[11] = fp.OUT_HI;
+  I32[10] = RES[0];
+  I32[11] = RES[1];
   return 0;
 };
 function cvtps2dq(truncate: boolean): Kernel {
   return () => {
     let fl = 0;
-    const rc = truncate ? 3 : (fp.MX >>> 13) & 3;
+    const rc = truncate ? 3 : (RES[5] >>> 13) & 3;
     for (let i = 0; i < 4; i++) {
       const t = toInt(num32(I32[4 + i]), 32, rc);
-      fl |= fp.CVT_FLAGS;
+      fl |= RES[4];
       I32[8 + i] = t === null ? 0x80000000 | 0 : t;
     }
     return fl;
@@ -1379,10 +1449,10 @@ function cvtps2dq(truncate: boolean): Kernel {
 function cvtpd2dq(truncate: boolean): Kernel {
   return () => {
     let fl = 0;
-    const rc = truncate ? 3 : (fp.MX >>> 13) & 3;
+    const rc = truncate ? 3 : (RES[5] >>> 13) & 3;
     for (let i = 0; i < 2; i++) {
       const t = toInt(num64(I32[5 + 2 * i], I32[4 + 2 * i]), 32, rc);
-      fl |= fp.CVT_FLAGS;
+      fl |= RES[4];
       I32[8 + i] = t === null ? 0x80000000 | 0 : t;
     }
     I32[10] = 0;
@@ -1396,17 +1466,17 @@ function roundK(double: boolean, scalar: boolean, imm: number): Kernel {
   const n = scalar ? 1 : double ? 2 : 4;
   const noPe = (imm & 8) !== 0;
   return () => {
-    const rc = imm & 4 ? (fp.MX >>> 13) & 3 : imm & 3;
+    const rc = imm & 4 ? (RES[5] >>> 13) & 3 : imm & 3;
     let fl = 0;
     for (let i = 0; i < 4; i++) I32[8 + i] = I32[i];
     for (let i = 0; i < n; i++) {
       if (double) {
         fl |= roundIntegral64(I32[5 + 2 * i], I32[4 + 2 * i], rc, noPe);
-        I32[8 + 2 * i] = fp.OUT_LO;
-        I32[9 + 2 * i] = fp.OUT_HI;
+        I32[8 + 2 * i] = RES[0];
+        I32[9 + 2 * i] = RES[1];
       } else {
         fl |= roundIntegral32(I32[4 + i], rc, noPe);
-        I32[8 + i] = fp.OUT32;
+        I32[8 + i] = RES[2];
       }
     }
     return fl;
@@ -1461,9 +1531,9 @@ const table: [Mnemonic, Translator][] = [
   [M.Ptest, ptest],
   // integer arithmetic
   [M.Paddb, simple(lanes8((a, b) => a + b))], [M.Paddw, simple(lanes16((a, b) => a + b))],
-  [M.Paddd, simple(lanes32((a, b) => (a + b) | 0))], [M.Paddq, simple(lanes64(add64))],
+  [M.Paddd, wordT(4)], [M.Paddq, simple(lanes64(add64))],
   [M.Psubb, simple(lanes8((a, b) => a - b))], [M.Psubw, simple(lanes16((a, b) => a - b))],
-  [M.Psubd, simple(lanes32((a, b) => (a - b) | 0))], [M.Psubq, simple(lanes64(sub64))],
+  [M.Psubd, wordT(5)], [M.Psubq, simple(lanes64(sub64))],
   [M.Paddsb, simple(lanes8s((a, b) => sat8s(a + b)))], [M.Paddsw, simple(lanes16s((a, b) => sat16s(a + b)))],
   [M.Paddusb, simple(lanes8((a, b) => sat8u(a + b)))], [M.Paddusw, simple(lanes16((a, b) => sat16u(a + b)))],
   [M.Psubsb, simple(lanes8s((a, b) => sat8s(a - b)))], [M.Psubsw, simple(lanes16s((a, b) => sat16s(a - b)))],
