@@ -181,3 +181,72 @@ for (const transport of ["unary", "stream"] as const) {
     });
   });
 }
+
+describe("the guest runs on the FP state SetVpState writes (embedded machine)", () => {
+  let h: Harness;
+  let session: Session;
+  let saved: DebuggerVpState;
+  let savedCode: Uint8Array;
+  let rip: bigint;
+  const CR4_OSFXSR = 1n << 9n;
+
+  beforeAll(async () => {
+    h = await startHarness({ vpCount: 1 });
+    session = await h.client.attach(VM);
+    await session.break();
+    saved = await session.getVpState(0);
+    rip = (saved.state as X86VpState).rip;
+    savedCode = await session.readMemory({ gva: rip, vp: 0 }, 16);
+  });
+  afterAll(async () => {
+    await session?.writeMemory({ gva: rip, vp: 0 }, savedCode).catch(() => undefined);
+    await session?.setVpState(0, saved).catch(() => undefined);
+    await session?.detach().catch(() => undefined);
+    await h?.close();
+  });
+
+  /** Plants `code` at the saved RIP from `state`, runs `steps` instructions, answers the registers after. */
+  async function run(state: X86VpState, code: number[], steps: number): Promise<X86VpState> {
+    await session.writeMemory({ gva: rip, vp: 0 }, Uint8Array.from(code));
+    await session.setVpState(0, { arch: "x86_64", state: { ...state, rip } });
+    const r = await session.step(0, { count: steps });
+    if ("stop" in r && r.stop) throw new Error(`stopped early: ${JSON.stringify(r.stop)}`);
+    return (await session.getVpState(0)).state as X86VpState;
+  }
+
+  it("MOVQ RAX, XMM3 reads the XMM3 written; CVTSD2SI rounds by the MXCSR written", async () => {
+    const state: X86VpState = { ...(saved.state as X86VpState), gp: [...(saved.state as X86VpState).gp], cr4: (saved.state as X86VpState).cr4 | CR4_OSFXSR };
+    const fp = copyFp(fpOf(saved));
+    fp.xmm[3] = xmmFromBigint((0xa5n << 120n) | 0x1122_3344_5566_7788n);
+    fp.xmm[0] = xmmFromBigint(0x4004_0000_0000_0000n); // 2.5
+    state.fp = fp;
+    const movq = await run(state, [0x66, 0x48, 0x0f, 0x7e, 0xd8], 1); // movq rax, xmm3
+    expect(movq.gp[0]).toBe(0x1122_3344_5566_7788n);
+    expect(movq.rip).toBe(rip + 5n);
+    const cvt = [0xf2, 0x48, 0x0f, 0x2d, 0xc0]; // cvtsd2si rax, xmm0
+    expect((await run({ ...state, fp: { ...fp, mxcsr: 0x1f80 } }, cvt, 1)).gp[0]).toBe(2n); // nearest even
+    expect((await run({ ...state, fp: { ...fp, mxcsr: 0x5f80 } }, cvt, 1)).gp[0]).toBe(3n); // toward +inf
+    const after = fpOf(await session.getVpState(0));
+    expect(after.mxcsr & 0x3f).toBe(0x20); // PE: 2.5 is not an integer
+  });
+
+  it("FLD1; FLDPI leave ST(0) = pi, ST(1) = 1 (TOP 6); a written ST(1) is what FXCH brings to ST(0); FNINIT empties the stack", async () => {
+    const state: X86VpState = { ...(saved.state as X86VpState), gp: [...(saved.state as X86VpState).gp] };
+    delete state.fp;
+    // fld1; fldpi; fxch; fninit
+    const code = [0xd9, 0xe8, 0xd9, 0xeb, 0xd9, 0xc9, 0xdb, 0xe3];
+    const loaded = await run(state, code, 2);
+    const fp = loaded.fp!;
+    expect((fp.fsw >> 11) & 7).toBe(6);
+    expect(fp.st.slice(0, 2).map(x87ToNumber)).toEqual([Math.PI, 1]);
+    expect(fp.ftw).toBe(0x0fff);
+    const written: X86VpState = { ...loaded, fp: { ...copyFp(fp), st: [fp.st[0], x87FromNumber(2.5), ...fp.st.slice(2)] } };
+    await session.setVpState(0, { arch: "x86_64", state: written });
+    const r = await session.step(0, { count: 1 }); // fxch
+    expect("stop" in r && r.stop).toBeFalsy();
+    expect(fpOf(await session.getVpState(0)).st.slice(0, 2).map(x87ToNumber)).toEqual([2.5, Math.PI]);
+    await session.step(0, { count: 1 }); // fninit
+    const reset = fpOf(await session.getVpState(0));
+    expect({ fsw: reset.fsw, ftw: reset.ftw, fcw: reset.fcw }).toEqual({ fsw: 0, ftw: 0xffff, fcw: 0x037f });
+  });
+});
