@@ -19,6 +19,8 @@ import * as vpLayoutModule from "./vp-layout.js";
 const { AF, ARITH, CF, OF, PARITY, PF, SF, ZF } = flagsModule;
 const { RFLAGS, RIP } = vpLayoutModule;
 
+const TRACE = process.env.VMM_DEBUG_JIT_TRACE !== undefined;
+
 /** What an inline form does. */
 interface Form {
   /** Status flags it writes (all of them whenever it runs). */
@@ -266,7 +268,7 @@ export function emitBlock(blk: Block): { source: string; consts: unknown[] } {
       continue;
     }
     pro.push(`o${i} = o[${i}]`);
-    lines.push(`k = ${i}; o${i}(c);`);
+    lines.push(`k = ${i}; o${i}(c);${TRACE && insns !== null ? ` // ${Mnemonic[insns[i].mnemonic]} ${insns[i].ops.map((o) => o.kind + ("size" in o ? o.size : "")).join(",")}` : ""}`);
     // The instruction may have stored over this block's code: stop before the next one.
     if (i < n - 1) lines.push(`if (B.valid === false) { k = ${i + 1}; throw A; }`);
   }
