@@ -80,8 +80,11 @@ for (const transport of ["unary", "stream"] as const) {
         fop: 0,
         xcr0: 1n,
       });
-      // The unary RPC (no session) answers the same.
+      // The unary RPC (no session) and GetVpStates answer the same.
       expect(fpOf(await h.client.getVpState(VM, 1))).toEqual(fp);
+      const all = await session.getVpStates();
+      expect(all.map((e) => e.vp)).toEqual([0, 1]);
+      expect(fpOf(all[1].state)).toEqual(fp);
     });
 
     it("writes every FP field and reads it back; the tag word keeps the empty registers and recomputes the rest", async () => {
