@@ -2,7 +2,7 @@
 
 import {
   CR0, CR2, CR3, CR4, CR8, EFER, GP, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT,
-  SEG_SELECTOR, SREG_CS, VP_WORDS, segWord, XMM, MXCSR, MXCSR_RESET, FCW, FCW_RESET, FTW, XCR0,
+  SEG_SELECTOR, SREG_CS, VP_WORDS, segWord, XMM, MXCSR, MXCSR_RESET, GUEST_DR6, GUEST_DR_LO, GUEST_DR_HI, FPR, FPR_WORDS, FCW, FCW_RESET, FTW, XCR0,
 } from "./vp-layout.js";
 
 /** CR0 = PE | MP | ET | NE | WP | PG. */
@@ -64,13 +64,16 @@ export function x86BootState(regs: Uint32Array, vpIndex: number, entryLo: number
   w(IDTR + 1, 0);
   w(IDTR + 2, 0);
   w(HALTED, 0);
+  // The guest's DR6, DR7 and DR0–DR3.
+  for (let i = GUEST_DR6; i <= GUEST_DR_LO + 3; i++) w(i, 0);
+  for (let i = 0; i < 4; i++) w(GUEST_DR_HI + i, 0);
   resetFpState(regs, vpIndex);
 }
 
 /** x87/SSE/XSAVE state at reset (and INIT): MXCSR 0x1f80, FCW 0x037f, all x87 registers empty, XCR0 = 1. */
 export function resetFpState(regs: Uint32Array, vpIndex: number): void {
   const b = vpIndex * VP_WORDS;
-  regs.fill(0, b + XMM, b + VP_WORDS);
+  regs.fill(0, b + XMM, b + FPR + 8 * FPR_WORDS);
   regs[b + MXCSR] = MXCSR_RESET;
   regs[b + FCW] = FCW_RESET;
   regs[b + FTW] = 0xffff;

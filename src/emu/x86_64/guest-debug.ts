@@ -9,9 +9,7 @@
 // (vp.ts stepInstruction) turns them, TF and the guest's execute breakpoints into #DB. While
 // DR7 enables any slot the VP runs one instruction at a time (the fast loop hands over).
 //
-// DR0–DR3 live in the register file (vp-layout.ts GUEST_DR_LO, GUEST_DR_HI): the low words
-// whole, bits 55:32 of each in 24 bits, bits 63:56 reading back as copies of bit 55 — exact
-// for every 4-level canonical address and every LA57 address whose bits 63:55 are equal.
+// DR0–DR3 live in the register file (vp-layout.ts GUEST_DR_LO, GUEST_DR_HI), all 64 bits.
 
 import type { Cpu } from "./cpu.js";
 import * as vpLayoutModule from "./vp-layout.js";
@@ -34,25 +32,15 @@ export function drLo(r: Int32Array, n: number): number {
   return r[GUEST_DR_LO + n];
 }
 
-/** DRn (n 0–3) high word: bits 55:32 as stored, 63:56 copies of bit 55. */
+/** DRn (n 0–3) high word. */
 export function drHi(r: Int32Array, n: number): number {
-  let h: number;
-  if (n < 3) h = r[GUEST_DR_HI + n] & 0xffffff;
-  else h = ((r[GUEST_DR_HI] >>> 24) | ((r[GUEST_DR_HI + 1] >>> 24) << 8) | ((r[GUEST_DR_HI + 2] >>> 24) << 16)) & 0xffffff;
-  return (h << 8) >> 8;
+  return r[GUEST_DR_HI + n];
 }
 
 /** Store DRn (n 0–3). */
 export function setDr(r: Int32Array, n: number, lo: number, hi: number): void {
   r[GUEST_DR_LO + n] = lo;
-  const h = hi & 0xffffff;
-  if (n < 3) {
-    r[GUEST_DR_HI + n] = (r[GUEST_DR_HI + n] & ~0xffffff) | h;
-    return;
-  }
-  for (let k = 0; k < 3; k++) {
-    r[GUEST_DR_HI + k] = (r[GUEST_DR_HI + k] & 0xffffff) | (((h >>> (8 * k)) & 0xff) << 24);
-  }
+  r[GUEST_DR_HI + n] = hi;
 }
 
 /** DR7 LENn → bytes (00 1, 01 2, 10 8, 11 4). */

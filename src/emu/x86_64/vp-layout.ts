@@ -50,12 +50,11 @@ export const DR6_FIXED = 0xffff0ff0 | 0;
 export const DR7_WRITABLE = 0xffff23ff | 0;
 export const DR7_FIXED = 0x400;
 /**
- * The guest's DR0–DR3 (see guest-debug.ts): words GUEST_DR_LO + n hold the low words; the three
- * words from GUEST_DR_HI hold bits 55:32 of DR0–DR2 in their low 24 bits and those of DR3 spread
- * over their top bytes (bits 63:56 read back as copies of bit 55). 0 is the reset state.
+ * The guest's DR0–DR3 (see guest-debug.ts): words GUEST_DR_LO + n hold the low words and
+ * GUEST_DR_HI + n the high words (after the FP state). 0 is the reset state. Words 93–95 are free.
  */
 export const GUEST_DR_LO = 89;
-export const GUEST_DR_HI = 93;
+export const GUEST_DR_HI = 196;
 // ------------------------------------------------------------------ x87, SSE and XSAVE state
 //
 // Words 96 on. The FXSAVE image is derived from these words (and written back into them); no

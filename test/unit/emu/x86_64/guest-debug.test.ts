@@ -93,7 +93,7 @@ describe("DR0–DR7 as MOV DR sees them", () => {
     m.setReg("rax", 0xffff8000_12345678n);
     m.setReg("rbx", 0x00007fff_fffff000n);
     m.setReg("rcx", 0xff80_0000_0000_0008n);
-    m.setReg("rdx", 0x1234n);
+    m.setReg("rdx", 0x00ff_0000_0000_1234n); // not canonical: MOV DR keeps all 64 bits
     m.setReg("rsi", 0x4002n); // → DR6 through DR4
     m.setReg("rdi", 0x000d0402n); // → DR7 through DR5 (G0, DR0 a 2-byte write slot)
     // mov dr0..dr3, rax rbx rcx rdx; mov r8..r11, dr0..dr3; mov dr4, rsi; mov r12, dr6; mov r13, dr4
@@ -103,7 +103,7 @@ describe("DR0–DR7 as MOV DR sees them", () => {
         " 0f 23 ef 41 0f 21 fe 41 0f 21 ef f4",
     );
     expect([m.reg("r8"), m.reg("r9"), m.reg("r10"), m.reg("r11")]).toEqual([
-      0xffff8000_12345678n, 0x00007fff_fffff000n, 0xff80_0000_0000_0008n, 0x1234n,
+      0xffff8000_12345678n, 0x00007fff_fffff000n, 0xff80_0000_0000_0008n, 0x00ff_0000_0000_1234n,
     ]);
     expect([m.reg("r12"), m.reg("r13")]).toEqual([0xffff4ff2n, 0xffff4ff2n]);
     expect([m.reg("r14"), m.reg("r15")]).toEqual([0x000d0402n, 0x000d0402n]);
