@@ -23,7 +23,7 @@ const { VEC_NP, fault, gp } = faultModule;
 const { END_STOP, UnsupportedForm } = insnModule;
 const { rd32, wr32 } = mmuModule;
 const { reader, writer } = operandsModule;
-const { CR0, CR4, EFER, GDTR, GP, KERNEL_GS_BASE, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
+const { CR0, EFER, GDTR, GP, KERNEL_GS_BASE, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
 
 const RAX = GP;
 const RCX = GP + 2;
@@ -67,7 +67,6 @@ const MISC_ENABLE_RO = 0x1880;
 const EFER_LME = 0x100;
 const EFER_LMA = 0x400;
 const EFER_NXE = 0x800;
-const CR4_LA57 = 0x1000;
 
 /** Platform state of one VP that is not in the register file. */
 export class VpPlatform {
@@ -157,8 +156,13 @@ export function resetPlatform(bus: GuestBus): void {
   platforms.delete(bus);
 }
 
-function canonical(c: Cpu, hi: number): boolean {
-  const top = c.r[CR4] & CR4_LA57 ? hi >> 24 : hi >> 15;
+/**
+ * The canonical check of an address loaded into an MSR or a descriptor-table base: against the
+ * widest linear address the processor supports (57 bits: CPUID advertises 5-level paging),
+ * whatever CR4.LA57 says, as on processors with LA57 (and KVM).
+ */
+export function canonicalBase(hi: number): boolean {
+  const top = hi >> 24;
   return top === 0 || top === -1;
 }
 
@@ -245,7 +249,7 @@ export function writeMsr(c: Cpu, idx: number, lo: number, hi: number): void {
       return;
     }
   }
-  if (!canonical(c, hi)) gp(c, 0);
+  if (!canonicalBase(hi)) gp(c, 0);
   r[w] = lo;
   r[w + 1] = hi;
 }
@@ -264,11 +268,11 @@ function writePlatformMsr(c: Cpu, idx: number, lo: number, hi: number): void {
     }
     case MSR_SYSENTER_CS: p.sysenterCs = lo; return;
     case MSR_SYSENTER_ESP:
-      if (!canonical(c, hi)) gp(c, 0);
+      if (!canonicalBase(hi)) gp(c, 0);
       p.sysenterEspLo = lo; p.sysenterEspHi = hi;
       return;
     case MSR_SYSENTER_EIP:
-      if (!canonical(c, hi)) gp(c, 0);
+      if (!canonicalBase(hi)) gp(c, 0);
       p.sysenterEipLo = lo; p.sysenterEipHi = hi;
       return;
     case MSR_MCG_STATUS:
@@ -290,11 +294,11 @@ function writePlatformMsr(c: Cpu, idx: number, lo: number, hi: number): void {
       return;
     case MSR_STAR: p.starLo = lo; p.starHi = hi; return;
     case MSR_LSTAR:
-      if (!canonical(c, hi)) gp(c, 0);
+      if (!canonicalBase(hi)) gp(c, 0);
       p.lstarLo = lo; p.lstarHi = hi;
       return;
     case MSR_CSTAR:
-      if (!canonical(c, hi)) gp(c, 0);
+      if (!canonicalBase(hi)) gp(c, 0);
       p.cstarLo = lo; p.cstarHi = hi;
       return;
     case MSR_SFMASK:
@@ -357,7 +361,7 @@ function translateLtr(d: Insn): OpFn {
     if (type !== TSS_AVAILABLE || ((w3 >>> 8) & 0x1f) !== 0) gp(c, err);
     if ((w1 & 0x8000) === 0) fault(c, VEC_NP, err);
     const baseLo = ((w0 >>> 16) | ((w1 & 0xff) << 16) | (w1 & 0xff000000)) | 0;
-    if (!canonical(c, w2)) gp(c, err);
+    if (!canonicalBase(w2)) gp(c, err);
     let limit = (w0 & 0xffff) | (w1 & 0xf0000);
     if (w1 & 0x800000) limit = ((limit << 12) | 0xfff) >>> 0;
     wr32(c, (lo + 4) | 0, hi, w1 | (TSS_BUSY << 8)); // busy
@@ -402,7 +406,7 @@ function translateLldt(d: Insn): OpFn {
     const w3 = rd32(c, (lo + 12) | 0, hi);
     if (((w1 >>> 8) & 0x1f) !== LDT_TYPE || ((w3 >>> 8) & 0x1f) !== 0) gp(c, err);
     if ((w1 & 0x8000) === 0) fault(c, VEC_NP, err);
-    if (!canonical(c, w2)) gp(c, err);
+    if (!canonicalBase(w2)) gp(c, err);
     let limit = (w0 & 0xffff) | (w1 & 0xf0000);
     if (w1 & 0x800000) limit = ((limit << 12) | 0xfff) >>> 0;
     p.ldtrSelector = sel;

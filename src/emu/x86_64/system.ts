@@ -28,7 +28,7 @@ const { CR4_DE, DR6_BD, DR7_ENABLES, DR7_GD, drHi, drLo, guestIoCheck, marks, se
 const { FIXED1, POPF_MASK, RF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
-const { platformTranslators, rdmsrOp, tscValue, wrmsrOp } = msrModule;
+const { canonicalBase, platformTranslators, rdmsrOp, tscValue, wrmsrOp } = msrModule;
 const { reader, regWriter, writer } = operandsModule;
 const { Descriptor, loadCs, loadDataSegment, loadSs, readCodeSegment, readStackSegment } = segmentsModule;
 const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
@@ -379,6 +379,7 @@ function translateLoadTable(d: Insn, word: number): OpFn {
     const limit = rd16(c, lo, hi);
     const bl = rd64(c, offset(lo, hi, 2, hiOut), hiOut[0]);
     const bh = c.mhi;
+    if (!canonicalBase(bh)) gp(c, 0); // a non-canonical base is #GP(0), checked at 57 bits
     const r = c.r;
     r[word] = bl;
     r[word + 1] = bh;

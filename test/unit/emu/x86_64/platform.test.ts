@@ -109,7 +109,7 @@ describe("MSRs", () => {
     expect([m.reg("rax"), m.reg("rdx")]).toEqual([0x56789abcn, 0x1234n]);
     const bad = new TestMachine();
     bad.installIdt();
-    bad.runCode("b9 82 00 00 c0 b8 00 10 00 00 ba 00 00 80 00 0f 30 f4"); // 0x0080_0000_0000_1000
+    bad.runCode("b9 82 00 00 c0 b8 00 10 00 00 ba aa aa aa aa 0f 30 f4"); // 0xaaaaaaaa_00001000
     expect(bad.vectors()).toEqual([13]);
   });
 
