@@ -151,6 +151,11 @@ export function vpPlatform(c: Cpu): VpPlatform {
   return p;
 }
 
+/** IA32_APIC_BASE.EN of the VP `c` runs: its xAPIC page answers (and CPUID.1:EDX.APIC is set). */
+export function apicEnabled(c: Cpu): boolean {
+  return (vpPlatform(c).apicBase & APIC_BASE_EN) !== 0;
+}
+
 /** Machine reset: every VP of `bus` goes back to its reset MSR, TR and APIC state. */
 export function resetPlatform(bus: GuestBus): void {
   platforms.delete(bus);

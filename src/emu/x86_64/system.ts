@@ -28,7 +28,7 @@ const { CR4_DE, DR6_BD, DR7_ENABLES, DR7_GD, drHi, drLo, guestIoCheck, marks, se
 const { FIXED1, POPF_MASK, RF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
-const { canonicalBase, platformTranslators, rdmsrOp, tscValue, wrmsrOp } = msrModule;
+const { apicEnabled, canonicalBase, platformTranslators, rdmsrOp, tscValue, wrmsrOp } = msrModule;
 const { reader, regWriter, writer } = operandsModule;
 const { Descriptor, loadCs, loadDataSegment, loadSs, readCodeSegment, readStackSegment } = segmentsModule;
 const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
@@ -465,10 +465,12 @@ const cpuidOp: OpFn = (c) => {
   const [a, b, cx0, d] = cpuidLeaf(r[RAX], r[RCX], c.vp);
   // Leaf 1 ECX bit 27 (OSXSAVE) mirrors CR4.OSXSAVE.
   const cx = r[RAX] === 1 && (r[CR4] & 0x40000) !== 0 && (XSAVE_CPUID.leaf1Ecx & (1 << 26)) !== 0 ? cx0 | (1 << 27) : cx0;
+  // Leaf 1 EDX bit 9 (APIC) mirrors IA32_APIC_BASE.EN (the xAPIC page, see apic.ts).
+  const dx = r[RAX] === 1 && apicEnabled(c) ? d | (1 << 9) : d;
   r[RAX] = a; r[RAX + 1] = 0;
   r[RBX] = b; r[RBX + 1] = 0;
   r[RCX] = cx; r[RCX + 1] = 0;
-  r[RDX] = d; r[RDX + 1] = 0;
+  r[RDX] = dx; r[RDX + 1] = 0;
 };
 
 /**

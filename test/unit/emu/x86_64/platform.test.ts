@@ -157,6 +157,14 @@ describe("xAPIC page at 0xFEE00000", () => {
     expect(m.reg("rdi")).toBe(2n); // vector 0x41 is bit 1 of IRR word 2
   });
 
+  it("clearing IA32_APIC_BASE.EN clears CPUID.1:EDX.APIC and unmaps the page (reads all ones)", () => {
+    const m = apicMachine();
+    // cpuid(1) -> r8; APIC_BASE &= ~EN; cpuid(1) -> r9; eax = [0xfee00030]
+    m.runCode("b8 01 00 00 00 0f a2 49 89 d0 b9 1b 00 00 00 0f 32 25 ff f7 ff ff 0f 30 b8 01 00 00 00 0f a2 49 89 d1 bb 00 00 e0 fe 8b 43 30 f4");
+    expect([(m.reg("r8") >> 9n) & 1n, (m.reg("r9") >> 9n) & 1n]).toEqual([1n, 0n]);
+    expect(m.reg("rax")).toBe(0xffffffffn);
+  });
+
   it("the timer counts retired instructions down to 0 in one-shot mode and reloads in periodic mode", () => {
     // divide by 1, LVT timer vector 0x20 (one-shot), initial 1000; a 300-iteration loop; read current;
     // a 1000-iteration loop; read current again.
