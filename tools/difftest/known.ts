@@ -7,7 +7,9 @@ export const KNOWN_DIFFERENCES_PATH = resolve(__dirname, "../../guests/c/known-d
 
 interface Rule {
   id: string;
-  kind: "undefined-flags" | "ignore-flags" | "sync-registers" | "console-ignore";
+  kind: "undefined-flags" | "ignore-flags" | "sync-registers" | "console-ignore" | "delivery-split" | "end-lockstep";
+  /** delivery-split: the guest's exception entry points (function symbols). */
+  handlers?: string[];
   mnemonics?: string[];
   operandBits?: number;
   flags?: string[];
@@ -65,6 +67,20 @@ export class KnownDifferences {
   /** Mnemonics whose instructions need a sync (the harness stops before them). */
   syncMnemonics(): Set<string> {
     return new Set(this.rules.filter((r) => r.kind === "sync-registers").flatMap((r) => r.mnemonics ?? []));
+  }
+
+  /**
+   * The delivery-split rule's id when `where` (a symbolized RIP, e.g. "db_entry" or
+   * "crt0_vectors+0x10") is one of its exception entry points, else undefined.
+   */
+  deliverySplit(where: string): string | undefined {
+    const fn = where.replace(/\+0x[0-9a-f]+$/, "");
+    return this.rules.find((r) => r.kind === "delivery-split" && (r.handlers ?? []).includes(fn))?.id;
+  }
+
+  /** The id when an end-lockstep rule with that id is listed (the harness knows its condition). */
+  endRule(id: string): string | undefined {
+    return this.rules.find((r) => r.kind === "end-lockstep" && r.id === id)?.id;
   }
 
   consoleIgnored(line: string): boolean {

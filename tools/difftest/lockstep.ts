@@ -42,7 +42,7 @@ export interface LockstepResult {
   windows: { family: string; at: string; steps: number }[];
   familiesNotReached: string[];
   familiesCovered: string[];
-  end: "steps" | "powerOff" | "divergence" | "stopped";
+  end: "steps" | "powerOff" | "divergence" | "stopped" | "known";
   divergence?: Divergence;
   /** Instructions per second inside each backend's step calls. */
   emuStepsPerSec: number;
@@ -53,7 +53,12 @@ export interface LockstepResult {
   fpComparisons: number;
   notes: string[];
   restarts: number;
+  /** Exception deliveries one machine stepped separately (known difference delivery-split). */
+  realigned: number;
 }
+
+/** Lockstep cannot go on past a known difference (the machines part for a listed reason). */
+class KnownEnd extends Error {}
 
 class Divergent extends Error {
   constructor(readonly divergence: Divergence) {
@@ -97,6 +102,8 @@ export class Lockstep {
   private qemu!: Backend;
   /** Fresh machine pairs started after the guest powered off with families left to visit. */
   private restarts = 0;
+  /** Steps where one machine took a step of its own for an exception delivery (delivery-split). */
+  private realigned = 0;
   private readonly vectors?: bigint;
 
   constructor(
@@ -214,26 +221,58 @@ export class Lockstep {
     return r;
   }
 
-  /** Applies instruction i of both results and compares. */
-  private applyOne(re: StepResult, rq: StepResult, i: number): DecodedInsn | undefined {
+  /**
+   * Applies the embedded machine's delta iE and QEMU's delta iQ and compares. When they differ
+   * because one machine delivered an exception in the step that led to it and the other takes a
+   * step of its own for the delivery (known difference `delivery-split`), the lagging machine's
+   * next delta is applied too and which one advanced is returned.
+   */
+  private applyOne(re: StepResult, rq: StepResult, iE: number, iQ: number = iE): { insn: DecodedInsn | undefined; advanced?: "emu" | "qemu" } {
     const pcBefore = this.flatE[RIP];
     const insn = this.dec.at(pcBefore);
     this.history.push(pcBefore);
     this.allPcsSeen.add(pcBefore);
     if (this.history.length > 64) this.history.splice(0, this.history.length - 32);
-    for (const [flat, r] of [[this.flatE, re], [this.flatQ, rq]] as const) {
+    const apply = (flat: bigint[], r: StepResult, i: number) => {
       const d = r.deltas![i];
       for (let k = 0; k < d.registers.length; k++) flat[d.registers[k]] = d.values[k];
-    }
+    };
+    apply(this.flatE, re, iE);
+    apply(this.flatQ, rq, iQ);
     this.stepsCompared++;
     // Registers a known difference syncs (CPUID's answer): QEMU takes the embedded machine's.
     for (const g of this.syncAfter(insn)) this.flatQ[g] = this.flatE[g];
+    const maskBefore = this.undefMask;
     if (insn) {
       const ignored = this.known.ignoredFlags(insn);
       this.undefMask = (this.undefMask & ~insn.definedFlags) | ignored.bits;
     }
-    this.compareFlat("lockstep", insn);
-    return insn;
+    try {
+      this.compareFlat("lockstep", insn);
+      return { insn };
+    } catch (e) {
+      if (!(e instanceof Divergent)) throw e;
+      for (const lagging of ["emu", "qemu"] as const) {
+        const [lagFlat, leadFlat, r, i] = lagging === "emu" ? [this.flatE, this.flatQ, re, iE] : [this.flatQ, this.flatE, rq, iQ];
+        const rule = this.known.deliverySplit(symbolize(this.guest, leadFlat[RIP]));
+        if (!rule || i + 1 >= r.executed) continue;
+        const copy = [...lagFlat];
+        apply(copy, r, i + 1);
+        if (copy.slice(0, RFLAGS).every((v, k) => v === leadFlat[k]) && Number((copy[RFLAGS] ^ leadFlat[RFLAGS]) & 0xffffffffn & ~BigInt(maskBefore | this.undefMask)) === 0) {
+          for (let k = 0; k < copy.length; k++) lagFlat[k] = copy[k];
+          this.realigned++;
+          this.log(`    ${rule}: ${lagging} took a step of its own to reach ${symbolize(this.guest, leadFlat[RIP])} after ${this.dec.text(pcBefore)}`);
+          return { insn, advanced: lagging };
+        }
+      }
+      // QEMU's gdbstub single-step does not honour RF for a guest's execute breakpoint: after an
+      // IRETQ that set RF it delivers the same #DB again (known difference qemu-step-ignores-rf).
+      const rfRule = this.known.endRule("qemu-step-ignores-rf");
+      if (rfRule && insn?.mnemonic === "iretq" && (this.flatE[RFLAGS] & 0x10000n) !== 0n && this.known.deliverySplit(symbolize(this.guest, this.flatQ[RIP]))) {
+        throw new KnownEnd(`${rfRule}: after ${insn.text} with RF set QEMU delivered the #DB again at ${symbolize(this.guest, this.flatE[RIP])}; the machines part here by a known difference`);
+      }
+      throw e;
+    }
   }
 
   private syncAfter(insn: DecodedInsn | undefined): number[] {
@@ -244,7 +283,18 @@ export class Lockstep {
    * `count` instructions in lockstep from where both stand. Returns how the segment ended.
    * Throws Divergent at the first difference.
    */
-  async segment(count: number): Promise<"steps" | "powerOff" | "stopped"> {
+  async segment(count: number): Promise<"steps" | "powerOff" | "stopped" | "known"> {
+    try {
+      return await this.segmentInner(count);
+    } catch (e) {
+      if (!(e instanceof KnownEnd)) throw e;
+      this.notes.push(e.message);
+      this.log(`    ${e.message}`);
+      return "known";
+    }
+  }
+
+  private async segmentInner(count: number): Promise<"steps" | "powerOff" | "stopped"> {
     const armSync = this.syncAddresses.length > 0;
     if (armSync) {
       await Promise.all([this.emu.core.setDebugState(0, this.debugState(this.syncAddresses)), this.qemu.core.setDebugState(0, this.debugState(this.syncAddresses))]);
@@ -258,7 +308,7 @@ export class Lockstep {
           const e1 = await this.timed(this.emu, 1);
           const q1 = await this.timed(this.qemu, 1);
           if (e1.executed !== 1 || q1.executed !== 1) return "stopped";
-          const insn = this.applyOne(e1, q1, 0);
+          const { insn } = this.applyOne(e1, q1, 0);
           await this.sync(this.syncAfter(insn));
           remaining -= 1;
           continue;
@@ -278,11 +328,30 @@ export class Lockstep {
           }
           throw pq.reason;
         }
-        const re = pe.value, rq = pq.value;
-        const k = Math.min(re.executed, rq.executed);
-        for (let i = 0; i < k; i++) {
-          const insn = this.applyOne(re, rq, i);
-          if (this.syncAfter(insn).length) throw new Error(`internal: ${insn!.text} ran inside a batch (its breakpoint was not armed)`);
+        let re = pe.value, rq = pq.value;
+        let iE = 0, iQ = 0, k = 0;
+        const pairUp = () => {
+          while (iE < re.executed && iQ < rq.executed) {
+            const { insn, advanced } = this.applyOne(re, rq, iE, iQ);
+            if (this.syncAfter(insn).length) throw new Error(`internal: ${insn!.text} ran inside a batch (its breakpoint was not armed)`);
+            iE++;
+            iQ++;
+            k++;
+            if (advanced === "emu") iE++;
+            else if (advanced === "qemu") iQ++;
+          }
+        };
+        pairUp();
+        // After a realignment one machine is a step behind: step it to catch up.
+        while ((iE < re.executed || iQ < rq.executed) && !re.stop && !rq.stop) {
+          if (iQ < rq.executed) {
+            re = await this.timed(this.emu, rq.executed - iQ);
+            iE = 0;
+          } else {
+            rq = await this.timed(this.qemu, re.executed - iE);
+            iQ = 0;
+          }
+          pairUp();
         }
         remaining -= k;
         const se = stopKind(re.stop), sq = stopKind(rq.stop);
@@ -408,12 +477,13 @@ export class Lockstep {
       end = await this.segment(o.steps);
       for (const pc of this.allPcsSeen) covered.add(this.dec.at(pc)?.family ?? "");
       this.log(`    ${this.stepsCompared} steps from the entry agree (${end})`);
-      while (o.window > 0 && (end === "steps" || end === "powerOff")) {
+      while (o.window > 0 && (end === "steps" || end === "powerOff" || end === "known")) {
         const pending = [...candidates.entries()].filter(([f]) => !covered.has(f));
         const targets = pending.flatMap(([, a]) => a).filter((a) => !missed.has(a)).slice(0, 4);
         if (targets.length === 0) break;
-        if (end === "powerOff") {
-          // The guest ended with families left: start again and run freely to them.
+        if (end === "powerOff" || end === "known") {
+          // The guest ended (or the machines parted by a known difference) with families left:
+          // start again and run freely to them.
           if (this.restarts >= o.maxRestarts) break;
           this.restarts++;
           this.log(`    restarting both machines for ${targets.length} more window address(es)`);
@@ -439,7 +509,7 @@ export class Lockstep {
         for (const pc of this.allPcsSeen) covered.add(this.dec.at(pc)?.family ?? "");
         windows.push({ family, at: `${hex(at)} <${symbolize(this.guest, at)}>`, steps: this.stepsCompared - before });
         this.log(`    window ${family} at ${hex(at)} <${symbolize(this.guest, at)}>: ${this.stepsCompared - before} steps agree`);
-        if (e !== "steps" && e !== "powerOff") {
+        if (e !== "steps" && e !== "powerOff" && e !== "known") {
           end = e;
           break;
         }
@@ -471,6 +541,7 @@ export class Lockstep {
       fpComparisons: this.fpComparisons,
       notes: this.notes,
       restarts: this.restarts,
+      realigned: this.realigned,
     };
   }
 
