@@ -12,7 +12,7 @@ export interface Backend {
   /** Console lines so far (the guest's port 0xE9 output, plus the backend's own notes). */
   console: string[];
   /** Resolves with the next stop (registered before anything runs). */
-  nextStop(timeoutMs: number): Promise<DebugStopReason | "timeout">;
+  nextStop(timeoutMs: number): Promise<DebugStopReason | "timeout" | "gone">;
   /** Resolves when a console line satisfies `pred` (or at the timeout, false). */
   waitConsole(pred: (line: string) => boolean, timeoutMs: number): Promise<boolean>;
   /** Guest instructions retired (emu only). */
@@ -51,16 +51,19 @@ function consoleWaiters(consoleLines: string[]) {
 }
 
 function stopQueue(core: VmmCore) {
-  const queue: DebugStopReason[] = [];
-  let waiter: ((r: DebugStopReason) => void) | undefined;
-  core.onStop((r) => {
+  const queue: (DebugStopReason | "gone")[] = [];
+  let waiter: ((r: DebugStopReason | "gone") => void) | undefined;
+  const deliver = (r: DebugStopReason | "gone") => {
     if (waiter) {
       const w = waiter;
       waiter = undefined;
       w(r);
     } else queue.push(r);
-  });
-  return (timeoutMs: number): Promise<DebugStopReason | "timeout"> => {
+  };
+  core.onStop(deliver);
+  // A backend lost for good (the worker or QEMU died) ends any wait at once.
+  core.onGone(() => deliver("gone"));
+  return (timeoutMs: number): Promise<DebugStopReason | "timeout" | "gone"> => {
     const q = queue.shift();
     if (q) return Promise.resolve(q);
     return new Promise((resolve) => {

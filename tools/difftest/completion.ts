@@ -38,7 +38,7 @@ export async function runToCompletion(guest: CorpusGuest, b: Backend, dec: Image
   if (stop === "timeout") {
     await b.core.halt();
   }
-  if (stop === "timeout" || stop.kind !== "powerOff") {
+  if (stop === "timeout" || stop === "gone" || stop.kind !== "powerOff") {
     try {
       const s = await b.core.getVpState(0);
       if (s.arch === "x86_64") rip = `${hex(s.state.rip)} <${symbolize(guest, s.state.rip)}>: ${dec.text(s.state.rip)}`;
@@ -50,7 +50,7 @@ export async function runToCompletion(guest: CorpusGuest, b: Backend, dec: Image
     await b.waitConsole(isFinalLine, 5000);
   }
   const lines = b.console.filter((l) => !known.consoleIgnored(l));
-  const run: CompletionRun = { backend: b.name, stop: stop === "timeout" ? "timeout" : stop.kind, console: lines, ms: Math.round(ms) };
+  const run: CompletionRun = { backend: b.name, stop: typeof stop === "string" ? stop : stop.kind, console: lines, ms: Math.round(ms) };
   if (rip) run.rip = rip;
   if (b.retired) run.retired = b.retired();
   for (const line of lines) {

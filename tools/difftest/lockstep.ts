@@ -135,7 +135,7 @@ export class Lockstep {
     const stopped = this.qemu.nextStop(this.options.timeoutMs);
     await this.qemu.core.resume();
     const stop = await stopped;
-    if (stop === "timeout" || stop.kind !== "hwBreakpoint") throw new Error(`QEMU did not reach the entry ${hex(entry)}: ${JSON.stringify(stop)}`);
+    if (typeof stop === "string" || stop.kind !== "hwBreakpoint") throw new Error(`QEMU did not reach the entry ${hex(entry)}: ${JSON.stringify(stop)}`);
     await Promise.all([this.emu.core.setDebugState(0, this.debugState([])), this.qemu.core.setDebugState(0, this.debugState([]))]);
     await this.loadStates("at the entry", 0);
   }
@@ -414,6 +414,7 @@ export class Lockstep {
     const pe = this.emu.nextStop(this.options.timeoutMs), pq = this.qemu.nextStop(this.options.timeoutMs);
     await Promise.all([this.emu.core.resume(), this.qemu.core.resume()]);
     const [se, sq] = await Promise.all([pe, pq]);
+    if (se === "gone" || sq === "gone") throw new Error(`a machine was lost while running to ${targetsText(addresses)}`);
     if (se === "timeout" || sq === "timeout") {
       for (const b of [this.emu, this.qemu]) if (b.core.runState() === "running") await b.core.halt();
       return "timeout";
@@ -551,6 +552,10 @@ export class Lockstep {
   readonly notes: string[] = [];
   /** What the harness was doing (for errors). */
   private phase = "starting";
+}
+
+function targetsText(addresses: bigint[]): string {
+  return addresses.map((a) => hex(a)).join(" ");
 }
 
 function stopKind(s: DebugStopReason | undefined): string {

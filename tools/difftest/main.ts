@@ -64,7 +64,7 @@ function summaryLine(r: GuestResult): string {
   if (r.error) return `${parts[0]} ERROR ${r.error.split("\n")[0]}`;
   if (r.emu && r.qemu) {
     if (r.sameCompletion) {
-      parts.push(`completion: same (checksum ${r.emu.checksum}, emu ${(r.emu.ms / 1000).toFixed(1)} s${r.emu.retired ? ` ${(r.emu.retired / 1e6).toFixed(1)} M insns` : ""}, qemu ${(r.qemu.ms / 1000).toFixed(1)} s)`);
+      parts.push(`completion: same (checksum ${r.emu.checksum}, emu ${(r.emu.ms / 1000).toFixed(1)} s${r.emu.retired ? ` ${(r.emu.retired / 1e6).toFixed(2)} M insns` : ""}, qemu ${(r.qemu.ms / 1000).toFixed(1)} s)`);
     } else {
       parts.push(`completion: DIFFERS — ${r.completionDifference}; ${describeRun(r.emu)}; ${describeRun(r.qemu)}`);
     }
