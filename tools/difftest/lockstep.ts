@@ -89,6 +89,8 @@ export class Lockstep {
   private flatE: bigint[] = [];
   private flatQ: bigint[] = [];
   private undefMask = 0;
+  /** Flags the last applied instruction left undefined (or a known rule ignores). */
+  private lastIgnored = 0;
   private stepsCompared = 0;
   private history: bigint[] = [];
   private emuMs = 0;
@@ -188,7 +190,8 @@ export class Lockstep {
     const fx = Number((this.flatE[RFLAGS] ^ this.flatQ[RFLAGS]) & 0xffffffffn);
     const masked = fx & this.undefMask;
     const real = fx & ~this.undefMask;
-    if (masked && insn) this.maskedFlagDiffs[insn.mnemonic] = (this.maskedFlagDiffs[insn.mnemonic] ?? 0) + 1;
+    // Counted against the instruction that left the flags undefined, not those that carry them on.
+    if (masked & this.lastIgnored && insn) this.maskedFlagDiffs[insn.mnemonic] = (this.maskedFlagDiffs[insn.mnemonic] ?? 0) + 1;
     if (real) diffs.push(`rflags emu=${hex(this.flatE[RFLAGS])} qemu=${hex(this.flatQ[RFLAGS])} differ in ${flagNames(real)} (not compared now: ${flagNames(this.undefMask)})`);
     if (diffs.length === 0) return;
     const pc = this.history.length ? this.history[this.history.length - 1] : this.flatE[RIP];
@@ -243,9 +246,11 @@ export class Lockstep {
     // Registers a known difference syncs (CPUID's answer): QEMU takes the embedded machine's.
     for (const g of this.syncAfter(insn)) this.flatQ[g] = this.flatE[g];
     const maskBefore = this.undefMask;
+    this.lastIgnored = 0;
     if (insn) {
       const ignored = this.known.ignoredFlags(insn);
       this.undefMask = (this.undefMask & ~insn.definedFlags) | ignored.bits;
+      this.lastIgnored = ignored.bits;
     }
     try {
       this.compareFlat("lockstep", insn);
