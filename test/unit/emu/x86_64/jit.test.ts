@@ -1,8 +1,14 @@
 // Compiled blocks (jit.ts) against the interpreter's op loop: the same guest state after random
 // instruction streams, precise faults in the middle of a compiled block, self-modifying code
 // that overwrites a compiled block while it runs, and breakpoints inside compiled blocks.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { GuestBus } from "../../../../src/emu/bus.js";
+import { bootMachine, loadGuestImage } from "../../../../src/emu/image.js";
+import { GuestMemory } from "../../../../src/emu/memory.js";
+import { X86Vp } from "../../../../src/emu/x86_64/index.js";
 import { jitOptions, jitStats } from "../../../../src/emu/x86_64/jit.js";
-import { RFLAGS } from "../../../../src/emu/x86_64/vp-layout.js";
+import { RFLAGS, VP_WORDS } from "../../../../src/emu/x86_64/vp-layout.js";
 import { CODE, HANDLERS, REG, STACK_TOP, TestMachine } from "./harness.js";
 
 const DATA = 0x180000;
@@ -308,4 +314,53 @@ describe("breakpoints inside compiled blocks", () => {
     expect(m.vectors()).toEqual([1]);
     expect(m.vp.retired - r0).toBeLessThanOrEqual(4);
   });
+});
+
+describe("the C corpus (guests/build) compiled and interpreted", () => {
+  const dir = join(__dirname, "..", "..", "..", "..", "guests", "build");
+  const programs = ["crc32", "sha256", "qsort", "strings", "bytecode", "recurse", "muldiv", "setjmp", "atomics", "debugregs", "float"];
+  const variants = ["O2", "v3", "Os"];
+
+  /** Boot a corpus image on one VP and run it to its power-off (the console and the exit it reports). */
+  function runImage(manifest: string, jit: boolean) {
+    jitOptions.enabled = jit;
+    const image = loadGuestImage(manifest);
+    const mem = GuestMemory.allocate([{ gpa: 0, size: 32 * 1024 * 1024, name: "ram" }]);
+    const regs = new Uint32Array(new SharedArrayBuffer(VP_WORDS * 4));
+    bootMachine(mem, regs, image, 1);
+    const passes = image.symbols.corpus_passes;
+    if (passes !== undefined) new DataView(mem.regions[0].bytes.buffer).setInt32(Number(passes.gpa), 1, true);
+    let out = "";
+    const bus: GuestBus = {
+      regions: mem.regions,
+      regionAt: (g: number) => mem.regions.find((r) => g >= r.gpa && g < r.gpa + r.size),
+      portOut: (port: number, _size: number, value: number) => {
+        if (port === 0xe9) out += String.fromCharCode(value & 0xff);
+        return port === 0x604 ? "powerOff" : "none";
+      },
+      portIn: (_port: number, size: number) => (size === 4 ? 0xffffffff : (1 << (8 * size)) - 1),
+      noteGuestWrite: () => {},
+    } as unknown as GuestBus;
+    const vp = new X86Vp(regs, 0, bus);
+    let exit = vp.run(200_000_000);
+    for (let i = 0; i < 100 && exit.kind === "budget"; i++) exit = vp.run(200_000_000);
+    jitOptions.enabled = true;
+    return { out, exit, retired: vp.retired, regs: Array.from(regs.subarray(0, 40)) };
+  }
+
+  for (const p of programs) {
+    for (const v of variants) {
+      const manifest = join(dir, `c-${p}-${v}.json`);
+      const exists = existsSync(manifest);
+      (exists ? it : it.skip)(`c-${p}-${v}: the same console output, exit, retired count and registers`, () => {
+        const interp = runImage(manifest, false);
+        const before = jitStats.compiled;
+        const compiled = runImage(manifest, true);
+        expect(interp.exit).toEqual({ kind: "powerOff" });
+        expect(interp.out).toContain("exit 0x");
+        expect(jitStats.compiled - before).toBeGreaterThan(0);
+        expect(compiled).toEqual(interp);
+      });
+    }
+  }
 });
