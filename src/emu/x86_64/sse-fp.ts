@@ -414,13 +414,18 @@ function in32(w: number): number {
   return f32Of(w);
 }
 
+/** An invalid operation outranks a denormal operand (sqrt of a negative denormal sets IE alone). */
+function withDen(den: number, fl: number): number {
+  return (fl & IE) !== 0 ? fl : den | fl;
+}
+
 /** Double a op b (op 0 add 1 sub 2 mul 3 div 4 sqrt of b, 5 min 6 max): RES[1]/RES[0], returns flags. */
 export function bin64(op: number, ah: number, al: number, bh: number, bl: number): number {
   if (op === 4) {
     if (isNan64(bh, bl)) return nan64(bh, bl, bh, bl);
     DEN = 0;
     const b = in64(bh, bl);
-    return DEN | arith(4, b, 0, 1);
+    return withDen(DEN, arith(4, b, 0, 1));
   }
   if (op >= 5) {
     if (isNan64(ah, al) || isNan64(bh, bl)) {
@@ -447,7 +452,7 @@ export function bin64(op: number, ah: number, al: number, bh: number, bl: number
   const a = in64(ah, al);
   const b = in64(bh, bl);
   const den = DEN;
-  return den | arith(op, a, b, 1);
+  return withDen(den, arith(op, a, b, 1));
 }
 
 /** Single a op b (ops as bin64): RES[2], returns flags. */
@@ -456,7 +461,7 @@ export function bin32(op: number, a: number, b: number): number {
     if (isNan32(b)) return nan32(b, b);
     DEN = 0;
     const x = in32(b);
-    return DEN | arith(4, x, 0, 0);
+    return withDen(DEN, arith(4, x, 0, 0));
   }
   if (op >= 5) {
     if (isNan32(a) || isNan32(b)) {
@@ -474,7 +479,7 @@ export function bin32(op: number, a: number, b: number): number {
   const x = in32(a);
   const y = in32(b);
   const den = DEN;
-  return den | arith(op, x, y, 0);
+  return withDen(den, arith(op, x, y, 0));
 }
 
 // ------------------------------------------------------------------ compares

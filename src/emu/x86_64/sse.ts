@@ -1,4 +1,4 @@
-// SSE, SSE2, SSE3, SSSE3 and SSE4.1 (and SSE4.2's PCMPGTQ and CRC32): the XMM registers, MXCSR
+// SSE, SSE2, SSE3, SSSE3, SSE4.1 and SSE4.2 (PCMPGTQ, PCMPxSTRx, CRC32): the XMM registers, MXCSR
 // and the instructions gcc and libgcc emit. Floating point is in sse-fp.ts.
 //
 // Every op works on a module scratch buffer: A (bytes 0–15, the destination's old value),
@@ -41,7 +41,7 @@ const {
 
 /** CPUID bits this family implements (OR-ed into leaf 1 by cpuidLeaf). */
 export const SSE_CPUID = {
-  leaf1Ecx: (1 << 0) | (1 << 9) | (1 << 19), // SSE3, SSSE3, SSE4.1
+  leaf1Ecx: (1 << 0) | (1 << 9) | (1 << 19) | (1 << 20), // SSE3, SSSE3, SSE4.1, SSE4.2
   leaf1Edx: (1 << 25) | (1 << 26), // SSE, SSE2
 };
 
@@ -1639,7 +1639,7 @@ for (const entry of repModule.repTranslators) {
   else if (m === Mnemonic.Cmpsd) entry[1] = (d) => (hasXmm(d) ? sseCmpsd(d) : t(d));
 }
 
-// CRC32 r32/r64, r/m8/16/32/64 (SSE4.2: runs, but SSE4.2 is not advertised: PCMPxSTRx are #UD).
+// CRC32 r32/r64, r/m8/16/32/64 (SSE4.2; on general registers, so no CR0/CR4 gate).
 const crc32: Translator = (d) => {
   const [dst, src] = d.ops;
   if (dst.kind !== "reg" || (src.kind !== "reg" && src.kind !== "mem")) throw new UnsupportedForm();

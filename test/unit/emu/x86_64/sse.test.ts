@@ -357,16 +357,55 @@ describe("MXCSR", () => {
   });
 });
 
+describe("SSE4.2 string compares", () => {
+  const ascii = (t: string) => [...t].reduce((v, ch, i) => v | (BigInt(ch.charCodeAt(0)) << BigInt(8 * i)), 0n);
+  it("PCMPISTRI equal-each against an empty string finds the terminating zero (the strlen idiom)", () => {
+    const s = new Sse();
+    s.m.setReg("rbx", BigInt(WINDOW));
+    s.m.ram.fill(0, WINDOW, WINDOW + 32);
+    s.m.ram.set([...Buffer.from("hello")], WINDOW + 3);
+    s.setXmm(0, 0n);
+    expect(s.run("66 0f 3a 63 43 03 08")).toEqual([]); // pcmpistri xmm0, [rbx+3], 8
+    expect(s.m.reg("rcx")).toBe(5n);
+    expect(s.m.rflags & (ZF | CF | SF | OF)).toBe(ZF | CF | SF);
+  });
+  it("PCMPESTRI with REX.W takes |RAX| and a saturated RDX", () => {
+    const s = new Sse();
+    s.setXmm(1, ascii("abc"));
+    s.setXmm(2, ascii("xxbxxxxxxxxxxxxx"));
+    s.m.setReg("rax", -3n & M64);
+    s.m.setReg("rdx", 1n << 32n);
+    s.m.setReg("rcx", M64);
+    expect(s.run("66 48 0f 3a 61 ca 00")).toEqual([]); // pcmpestri xmm1, xmm2, 0 (equal any)
+    expect(s.m.reg("rcx")).toBe(2n);
+    expect(s.m.rflags & (ZF | CF | SF | OF)).toBe(CF | SF);
+  });
+  it("CRC32 (CRC-32C) of \"123456789\" through the qword and byte forms is 0xE3069283", () => {
+    const s = new Sse();
+    s.m.setReg("rbx", BigInt(WINDOW));
+    s.m.ram.set([...Buffer.from("123456789")], WINDOW);
+    s.m.setReg("rax", 0xffffffffn);
+    expect(s.run("f2 48 0f 38 f1 03 f2 0f 38 f0 43 08")).toEqual([]); // crc32 rax, qword [rbx]; crc32 eax, byte [rbx+8]
+    expect(s.m.reg("rax") ^ 0xffffffffn).toBe(0xe3069283n);
+  });
+  it("PCMPISTRM writes the byte mask to XMM0", () => {
+    const s = new Sse();
+    s.setXmm(1, ascii("az")); // range a..z
+    s.setXmm(2, ascii("Hi, yo!"));
+    expect(s.run("66 0f 3a 62 ca 44")).toEqual([]); // pcmpistrm xmm1, xmm2, ranges | byte mask
+    expect(s.xmm(0)).toBe(0xffff0000ff00n); // i, y, o
+  });
+});
+
 // ------------------------------------------------------------------ CPUID
 
-describe("CPUID leaf 1 advertises SSE, SSE2, SSE3, SSSE3 and SSE4.1", () => {
+describe("CPUID leaf 1 advertises SSE, SSE2, SSE3, SSSE3, SSE4.1 and SSE4.2", () => {
   const [, , ecx, edx] = cpuidLeaf(1, 0, 0);
-  it.each([["SSE", edx, 25], ["SSE2", edx, 26], ["SSE3", ecx, 0], ["SSSE3", ecx, 9], ["SSE4.1", ecx, 19]] as const)("%s", (_n, reg, bit) => {
+  it.each([["SSE", edx, 25], ["SSE2", edx, 26], ["SSE3", ecx, 0], ["SSSE3", ecx, 9], ["SSE4.1", ecx, 19], ["SSE4.2", ecx, 20]] as const)("%s", (_n, reg, bit) => {
     expect((reg >>> bit) & 1).toBe(1);
   });
-  it("and not SSE4.2 (PCMPxSTRx are not implemented) nor AVX", () => {
-    expect((ecx >>> 20) & 1).toBe(0);
-    expect((ecx >>> 28) & 1).toBe(0);
+  it("and not AVX, FMA, F16C, AES or PCLMULQDQ", () => {
+    for (const bit of [28, 12, 29, 25, 1]) expect((ecx >>> bit) & 1).toBe(0);
   });
 });
 

@@ -8,10 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const COUNT = Number(process.env.COUNT ?? 1200);
-let seed = Number(process.env.SEED ?? 20261130);
+let seed = Number(process.env.SEED ?? 20261130) >>> 0;
+/** mulberry32: uniform in [0, n). */
 const rnd = (n) => {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return Math.floor((seed / 2147483648) * n);
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
 };
 const pick = (a) => a[rnd(a.length)];
 const hex = (v, digits) => v.toString(16).padStart(digits, "0");
@@ -85,7 +89,7 @@ function instruction() {
     case 0: case 1: case 2: case 3: {
       const op = pick(INT2);
       if (op === "lddqu") return [`lddqu ${X()}, ${m128()}`, "int"];
-      if (/^mov/.test(op) && rnd(4) === 0) return [`${op} ${m128()}, ${X()}`, "int"];
+      if (/^mov(dq[au]|[au]p[sd])$/.test(op) && rnd(4) === 0) return [`${op} ${m128()}, ${X()}`, "int"];
       if (/^ps[rl]/.test(op)) return [`${op} ${X()}, ${rnd(2) ? X() : m128()}`, "shift"];
       return [`${op} ${X()}, ${xm()}`, "int"];
     }
