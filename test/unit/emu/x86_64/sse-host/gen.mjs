@@ -1,6 +1,7 @@
 // Records the host corpus in ../sse-host/corpus.json for ../sse.test.ts: random SSE/SSE2/SSE3/
-// SSSE3/SSE4.1 instructions with random XMM, GPR and MXCSR inputs (all exceptions masked: an
-// unmasked one would kill the recorder), assembled with GNU as and run on this host by ./runner.
+// SSSE3/SSE4.1/SSE4.2 instructions with random XMM, GPR and MXCSR inputs (a quarter of the FP ones
+// with some exceptions unmasked: the runner records the #XM's signal frame), assembled with GNU as
+// and run on this host by ./runner.
 // Usage: gcc -O1 -o /tmp/sse-runner runner.c run.S && node gen.mjs /tmp/sse-runner > corpus.json
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -200,7 +201,8 @@ for (let i = 0; i < COUNT; i++) {
   const [asm, kind] = instruction();
   const x = XR.map(() => xmm(rnd(4) === 0 ? pick(["int", "ps", "pd"]) : kind === "shift" ? (rnd(2) ? "int" : "small") : kind));
   for (let k = 0; k < x.length; k++) if (kind === "shift" && rnd(2)) x[k] = BigInt(rnd(70));
-  const mx = 0x1f80 | (rnd(3) === 0 ? rnd(4) << 13 : 0) | (rnd(5) === 0 ? 0x40 : 0) | (rnd(5) === 0 ? 0x8000 : 0) | (rnd(8) === 0 ? rnd(64) : 0);
+  let mx = 0x1f80 | (rnd(3) === 0 ? rnd(4) << 13 : 0) | (rnd(5) === 0 ? 0x40 : 0) | (rnd(5) === 0 ? 0x8000 : 0) | (rnd(8) === 0 ? rnd(64) : 0);
+  if ((kind === "ps" || kind === "pd") && rnd(4) === 0) mx &= ~(rnd(64) << 7);
   const g = [0, 1, 2].map(() => (rnd(2) ? (r32() << 32n) | r32() : pick([0n, 1n, 0xffffffffffffffffn, 0x8000000000000000n, 0x7fffffffn, 0x80000000n, r32()])));
   if (kind === "str") for (const k of [0, 2]) if (rnd(4)) g[k] = BigInt.asUintN(64, BigInt(rnd(41) - 20)) | (rnd(2) ? 0n : BigInt(rnd(2)) << 32n);
   cases.push({ asm, code: assemble(asm), mx, fl: 0x202 | (rnd(256) & 0xd5), g, x });
@@ -216,9 +218,8 @@ const corpus = cases.map((c, i) => {
   const f = out[i].split(" ");
   const win = {};
   for (let b = 0; b < 256; b++) if (parseInt(f[34 + b], 16) !== ((b * 37 + 11) & 0xff)) win[b] = parseInt(f[34 + b], 16);
-  return {
-    asm: c.asm, code: c.code, mx: c.mx, fl: c.fl, g: c.g.map((v) => hex(v, 16)), x: c.x.map((v) => hex(v, 32)),
-    out: { mx: parseInt(f[17], 16), fl: parseInt(f[16], 16) & 0x8d5, g: [0, 1, 2].map((r) => hex(BigInt(`0x${f[r]}`), 16)), x: XI.map((r) => f[18 + r]), w: win },
-  };
+  const out = { mx: parseInt(f[17], 16), fl: parseInt(f[16], 16) & 0x8d5, g: [0, 1, 2].map((r) => hex(BigInt(`0x${f[r]}`), 16)), x: XI.map((r) => f[18 + r]), w: win };
+  if (f[290] === "fault") out.fault = true;
+  return { asm: c.asm, code: c.code, mx: c.mx, fl: c.fl, g: c.g.map((v) => hex(v, 16)), x: c.x.map((v) => hex(v, 32)), out };
 });
 console.log(`[\n${corpus.map((c) => JSON.stringify(c)).join(",\n")}\n]`);
