@@ -10,7 +10,7 @@ const USAGE = `usage: npm run difftest -- [guest…] [options]
   --steps N         instructions compared in lockstep from the entry (default 200000)
   --window N        then windows of N instructions at each instruction family (default 1000; 0: none)
   --batch N         instructions per traced step batch (default 1000)
-  --sample          CI's lockstep sample: --steps 3000 --window 300
+  --sample          CI's lockstep sample: --steps 2000 --window 200, at most 2 restarts per guest
   --no-lockstep     only run to completion
   --no-completion   only lockstep
   --timeout S       bound for each run to completion / run to a window, seconds (default 180)
@@ -28,10 +28,11 @@ interface Args {
   timeoutMs: number;
   verbose: boolean;
   jsonOnly: boolean;
+  maxRestarts: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { selectors: [], steps: 200_000, window: 1000, batch: 1000, completion: true, lockstep: true, timeoutMs: 180_000, verbose: false, jsonOnly: false };
+  const a: Args = { selectors: [], steps: 200_000, window: 1000, batch: 1000, completion: true, lockstep: true, timeoutMs: 180_000, verbose: false, jsonOnly: false, maxRestarts: 3 };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
     if (argv[i] === undefined || !Number.isInteger(v) || v < 0) throw new Error(`${name} needs a whole number, got ${argv[i] ?? "nothing"}`);
@@ -43,8 +44,9 @@ function parseArgs(argv: string[]): Args {
     else if (s === "--window") a.window = num(++i, s);
     else if (s === "--batch") a.batch = Math.max(1, num(++i, s));
     else if (s === "--sample") {
-      a.steps = 3000;
-      a.window = 300;
+      a.steps = 2000;
+      a.window = 200;
+      a.maxRestarts = 2;
     } else if (s === "--no-lockstep") a.lockstep = false;
     else if (s === "--no-completion") a.completion = false;
     else if (s === "--timeout") a.timeoutMs = num(++i, s) * 1000;
@@ -106,7 +108,7 @@ async function main(): Promise<number> {
       lockstep: args.lockstep,
       timeoutMs: args.timeoutMs,
       known,
-      lockstepOptions: { steps: args.steps, window: args.window, batch: args.batch, timeoutMs: args.timeoutMs, maxRestarts: 3 },
+      lockstepOptions: { steps: args.steps, window: args.window, batch: args.batch, timeoutMs: args.timeoutMs, maxRestarts: args.maxRestarts },
       log: args.verbose ? (line) => out(`  ${name}: ${line.trim()}`) : undefined,
     });
     results.push(r);
