@@ -4,7 +4,7 @@
 // ../shared/peer-suites/kvm-unit-tests; without it the tests skip with a message saying so.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { KUT_EMU_DIR, readExpectations, regressions, runKutTest } from "../../tools/kut/runner";
+import { KUT_EMU_DIR, parseKutOutput, readExpectations, regressions, runKutTest, type Expectation, type KutResult } from "../../tools/kut/runner";
 
 const SUBSET = ["setjmp", "idt_test", "hypercall"];
 const present = SUBSET.every((t) => existsSync(join(KUT_EMU_DIR, `kut-${t}.json`)));
@@ -35,4 +35,31 @@ maybe("kvm-unit-tests on the embedded machine, through the server", () => {
     expect(r.lines.filter((l) => l.startsWith("PASS: "))).toHaveLength(10);
     expect(r.status).toBe(1);
   }, 120_000);
+});
+
+describe("the kut runner's verdicts", () => {
+  const lines = ["PASS: a", "FAIL: b", "SKIP: c", "XFAIL: d", "SUMMARY: 4 tests, 1 unexpected failures, 1 skipped"];
+  const result = (status: number | undefined, over: Partial<KutResult> = {}): KutResult => ({
+    test: "t", status, end: status === undefined ? "timeout" : "exit", ...parseKutOutput(lines), lines, instructions: 0, ms: 0, ...over,
+  });
+  const expectation = (status: number | undefined, pass: number, failures: string[]): Expectation => ({
+    test: "t", status, pass, fail: failures.length, skip: 0, expectedFailures: failures, note: "",
+  });
+
+  it("counts PASS (and XFAIL), FAIL, SKIP and keeps the SUMMARY and the failures' names", () => {
+    expect(parseKutOutput(lines)).toEqual({ pass: 2, fail: 1, skip: 1, failures: ["b"], summary: "SUMMARY: 4 tests, 1 unexpected failures, 1 skipped" });
+  });
+
+  it("a known failure is no regression; a new failure, fewer passes or another status is", () => {
+    expect(regressions(result(3), expectation(3, 2, ["b"]))).toEqual([]);
+    expect(regressions(result(3), expectation(3, 2, []))).toEqual(["unexpected FAIL: b"]);
+    expect(regressions(result(3), expectation(3, 3, ["b"]))).toEqual(["2 passed (expected 3)"]);
+    expect(regressions(result(127), expectation(3, 2, ["b"]))).toEqual(["exit status 127 (expected 3)"]);
+  });
+
+  it("status 1 (all passed) only improves on a failing or hanging run", () => {
+    expect(regressions(result(1, { failures: [] }), expectation(undefined, 2, []))).toEqual([]);
+    expect(regressions(result(1, { failures: [] }), expectation(3, 2, ["b"]))).toEqual([]);
+    expect(regressions(result(undefined, { failures: [] }), expectation(1, 2, []))).toEqual(["exit status - (expected 1)"]);
+  });
 });

@@ -182,13 +182,14 @@ export function expectationLine(r: KutResult, note = ""): string {
 }
 
 /**
- * Regressions of a result against its expectation: a different exit status, fewer passes, or a
- * failure not named in the expectation. An improvement is no regression.
+ * Regressions of a result against its expectation: a different exit status (other than 1, all
+ * passed, which only improves on a failing, skipping or hanging run), fewer passes, or a failure
+ * not named in the expectation.
  */
 export function regressions(r: KutResult, e: Expectation | undefined): string[] {
   if (e === undefined) return [];
   const out: string[] = [];
-  if (r.status !== e.status && !(e.status !== undefined && e.status !== 1 && r.status === 1)) {
+  if (r.status !== e.status && r.status !== 1) {
     out.push(`exit status ${r.status ?? "-"} (expected ${e.status ?? "-"})`);
   }
   if (r.pass < e.pass) out.push(`${r.pass} passed (expected ${e.pass})`);
