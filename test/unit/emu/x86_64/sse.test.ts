@@ -500,6 +500,8 @@ describeQemu("the host corpus under qemu-x86_64 -cpu max", () => {
           x: XI.map((r) => f[18 + r]), w: f.slice(34).map((b) => parseInt(b, 16)), v: [],
         };
         if (c.out.fault) return; // QEMU 7.2 does not raise #XM (it writes the masked result)
+        // QEMU 7.2's MINxx/MAXxx under DAZ return a denormal operand unflushed (hardware: as zero).
+        if (/^(min|max)[sp][sd] /.test(c.asm) && (c.mx & 0x40) !== 0) return;
         const got = runCase(s, c);
         const dev = qemuDeviation(c);
         const mask = ~dev & 0xffff;
@@ -517,7 +519,8 @@ describeQemu("the host corpus under qemu-x86_64 -cpu max", () => {
 /**
  * MXCSR bits where QEMU 7.2 (Debian 12's) deviates from hardware, and so from this interpreter:
  * it never sets DE (denormal operand); hardware and this interpreter do (unless DAZ). It does not
- * raise #XM for an unmasked exception either: those cases are left out of the comparison.
+ * raise #XM for an unmasked exception either, and its MINxx/MAXxx under DAZ return a denormal
+ * operand as it is: those cases are left out of the comparison.
  */
 function qemuDeviation(_c: HostCase): number {
   return 0x2;

@@ -218,8 +218,8 @@ const corpus = cases.map((c, i) => {
   const f = out[i].split(" ");
   const win = {};
   for (let b = 0; b < 256; b++) if (parseInt(f[34 + b], 16) !== ((b * 37 + 11) & 0xff)) win[b] = parseInt(f[34 + b], 16);
-  const out = { mx: parseInt(f[17], 16), fl: parseInt(f[16], 16) & 0x8d5, g: [0, 1, 2].map((r) => hex(BigInt(`0x${f[r]}`), 16)), x: XI.map((r) => f[18 + r]), w: win };
-  if (f[290] === "fault") out.fault = true;
-  return { asm: c.asm, code: c.code, mx: c.mx, fl: c.fl, g: c.g.map((v) => hex(v, 16)), x: c.x.map((v) => hex(v, 32)), out };
+  const o = { mx: parseInt(f[17], 16), fl: parseInt(f[16], 16) & 0x8d5, g: [0, 1, 2].map((r) => hex(BigInt(`0x${f[r]}`), 16)), x: XI.map((r) => f[18 + r]), w: win };
+  if (f[290] === "fault") o.fault = true;
+  return { asm: c.asm, code: c.code, mx: c.mx, fl: c.fl, g: c.g.map((v) => hex(v, 16)), x: c.x.map((v) => hex(v, 32)), out: o };
 });
 console.log(`[\n${corpus.map((c) => JSON.stringify(c)).join(",\n")}\n]`);
