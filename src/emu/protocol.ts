@@ -26,7 +26,7 @@ export const CTL_WORDS = CTL_RING + CTL_RING_SIZE;
 export const STEP_EXIT = ["budget", "halted", "singleStep", "hwBreakpoint", "swBreakpoint", "tripleFault", "reset", "powerOff", "requested"] as const;
 
 /** Float64 slots of the shared stats buffer. */
-export const STATS_RETIRED = 0; // total retired instructions, published at every stop
+export const STATS_RETIRED = 0; // total retired instructions, published at every stop and every 16 turns while running
 export const STATS_EXIT_STATUS = 1; // the exit status of the last isa-debug-exit power-off (NaN: none)
 export const STATS_WORDS = 2;
 

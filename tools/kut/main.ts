@@ -1,4 +1,4 @@
-// npm run kut [-- [--update] [--budget SECONDS] [--verbose] [TEST...]]
+// npm run kut [-- [--update] [--instructions N] [--budget SECONDS] [--verbose] [TEST...]]
 //
 // Boots every kvm-unit-tests image (or the ones named) on the embedded machine through the
 // server, prints a table (test, embedded machine, QEMU TCG) and exits 1 when a test regresses
@@ -6,6 +6,7 @@
 
 import { writeFileSync } from "node:fs";
 import {
+  DEFAULT_INSTRUCTION_BUDGET,
   EXPECTED_EMU,
   KUT_EMU_DIR,
   describeResult,
@@ -22,17 +23,23 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2);
   let update = false;
   let verbose = false;
-  let budgetMs = 60_000;
+  let budgetMs = 300_000;
+  let instructionBudget = DEFAULT_INSTRUCTION_BUDGET;
   const only: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--update") update = true;
     else if (a === "--verbose") verbose = true;
     else if (a === "--budget") budgetMs = Number(args[++i]) * 1000;
+    else if (a === "--instructions") instructionBudget = Number(args[++i]);
     else if (a.startsWith("-")) {
-      process.stderr.write(`unknown option ${a}\nusage: npm run kut -- [--update] [--budget SECONDS] [--verbose] [TEST...]\n`);
+      process.stderr.write(`unknown option ${a}\nusage: npm run kut -- [--update] [--instructions N] [--budget SECONDS] [--verbose] [TEST...]\n`);
       return 2;
     } else only.push(a.replace(/^kut-/, ""));
+  }
+  if (!Number.isInteger(instructionBudget) || instructionBudget <= 0) {
+    process.stderr.write("--instructions needs a positive whole number\n");
+    return 2;
   }
   if (!Number.isFinite(budgetMs) || budgetMs <= 0) {
     process.stderr.write("--budget needs a positive number of seconds\n");
@@ -55,7 +62,7 @@ async function main(): Promise<number> {
   const rows: string[][] = [["test", "embedded machine", "QEMU TCG", "expected", "verdict"]];
   let regressed = 0;
   for (const test of tests) {
-    const r = await runKutTest(test, { budgetMs, log: verbose ? (l) => process.stderr.write(l + "\n") : undefined });
+    const r = await runKutTest(test, { budgetMs, instructionBudget, log: verbose ? (l) => process.stderr.write(l + "\n") : undefined });
     results.push(r);
     if (verbose) for (const l of r.lines) process.stderr.write(`  ${l}\n`);
     const e = expected.get(test);

@@ -1,7 +1,7 @@
 // kvm-unit-tests on the embedded machine, through the server: each image of
 // ../shared/peer-suites/kvm-unit-tests/emu/ boots on an EmuMachine served by a real vmm-debug
 // server on an ephemeral loopback port; a client attaches and resumes it and the run ends at the
-// guest's power-off (isa-debug-exit) or at a time budget (then the client breaks in). The UART
+// guest's power-off (isa-debug-exit) or at an instruction budget (then the client breaks in). The UART
 // lines give PASS/FAIL/SKIP/SUMMARY, GetVm gives the exit status.
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -79,17 +79,26 @@ export function parseKutOutput(lines: readonly string[]): Pick<KutResult, "pass"
 }
 
 export interface RunOptions {
-  /** Wall-time budget of one test in milliseconds (default 60 s). */
+  /**
+   * Instruction budget of one test (default 500 million): a test still running after that many
+   * retired instructions is stopped as "timeout". An instruction count, unlike wall time, gives the
+   * same cut on a fast and on a loaded machine (one VP runs deterministically; the TSC counts
+   * instructions), so a test that hangs ends with the same output everywhere.
+   */
+  instructionBudget?: number;
+  /** Wall-time bound of one test in milliseconds (default 300 s): only a safety net. */
   budgetMs?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
 
 const MIB = 1024 * 1024;
+export const DEFAULT_INSTRUCTION_BUDGET = 500_000_000;
 
 /** Boots `kut-<test>` on the embedded machine through a server and collects its result. */
 export async function runKutTest(test: string, options: RunOptions = {}, dir = KUT_EMU_DIR): Promise<KutResult> {
-  const budgetMs = options.budgetMs ?? 60_000;
+  const budgetMs = options.budgetMs ?? 300_000;
+  const instructionBudget = options.instructionBudget ?? DEFAULT_INSTRUCTION_BUDGET;
   const image = loadGuestImage(join(dir, `kut-${test}.json`));
   const lines: string[] = [];
   const vmId = `kut-${test}`;
@@ -113,7 +122,15 @@ export async function runKutTest(test: string, options: RunOptions = {}, dir = K
     const client = connect(`127.0.0.1:${port}`);
     try {
       const session = await client.attach(vmId);
-      const timer = setTimeout(() => void session.break().catch(() => undefined), budgetMs);
+      const stopIt = () => void session.break().catch(() => undefined);
+      const timer = setTimeout(stopIt, budgetMs);
+      // Polled: the cut lands within a few milliseconds of guest time after the budget.
+      const poll = setInterval(() => {
+        if (vm.instructionsRetired() >= instructionBudget) {
+          clearInterval(poll);
+          stopIt();
+        }
+      }, 10);
       let end: string;
       let stopStatus: number | undefined;
       try {
@@ -125,6 +142,7 @@ export async function runKutTest(test: string, options: RunOptions = {}, dir = K
         options.log?.(`${vmId}: resume failed after ${Date.now() - started} ms: ${(e as Error).message}`);
       } finally {
         clearTimeout(timer);
+        clearInterval(poll);
       }
       // The status as the server reports it: in the stop, and in GetVm while powered off.
       const info = await client.getVm(vmId);
