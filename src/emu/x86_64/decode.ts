@@ -23,7 +23,7 @@ import type { Operand } from "./operands.js";
 import { repTranslators } from "./rep.js";
 import { rflagsTranslators } from "./rflags.js";
 import { shiftRotateTranslators } from "./shift-rotate.js";
-import { sseTranslators } from "./sse.js";
+import { sseSharedTranslators, sseTranslators } from "./sse.js";
 import { x87Translators } from "./x87.js";
 import { xsaveTranslators } from "./xsave.js";
 import { stackTranslators } from "./stack.js";
@@ -43,6 +43,12 @@ for (const list of families) {
     if (translators.has(m)) throw new Error(`two translators for mnemonic ${Mnemonic[m]}`);
     translators.set(m, t);
   }
+}
+// MOVSD and CMPSD: the string instructions (rep.ts) or, with an XMM operand, SSE2's scalar forms.
+for (const [m, sse] of sseSharedTranslators) {
+  const string = translators.get(m);
+  if (string === undefined) throw new Error(`no string translator for ${Mnemonic[m]}`);
+  translators.set(m, (d) => (d.ops.some((o) => o.kind === "xmm") ? sse(d) : string(d)));
 }
 
 /** Raises #UD: instructions the interpreter does not implement, and invalid encodings. */

@@ -23,7 +23,6 @@ import * as insnModule from "./insn.js";
 import type { Insn, Translator } from "./insn.js";
 import * as mmuModule from "./mmu.js";
 import type { Operand } from "./operands.js";
-import * as repModule from "./rep.js";
 import * as fp from "./sse-fp.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
@@ -1628,16 +1627,14 @@ table.push([Mnemonic.Crc32, (d) => crc32(d)]);
 
 // ------------------------------------------------------------------ MOVSD / CMPSD shared with rep.ts
 
-const sseMovsd = movScalar(8);
-const sseCmpsd = fpImmT((imm) => cmppd(true, imm), 8);
-function hasXmm(d: Insn): boolean {
-  return d.ops.some((o) => o.kind === "xmm");
-}
-for (const entry of repModule.repTranslators) {
-  const [m, t] = entry;
-  if (m === Mnemonic.Movsd) entry[1] = (d) => (hasXmm(d) ? sseMovsd(d) : t(d));
-  else if (m === Mnemonic.Cmpsd) entry[1] = (d) => (hasXmm(d) ? sseCmpsd(d) : t(d));
-}
+/**
+ * iced names the SSE2 scalar MOVSD/CMPSD like the string instructions rep.ts owns: decode.ts
+ * sends the forms with an XMM operand here and the others to rep.ts.
+ */
+export const sseSharedTranslators: [Mnemonic, Translator][] = [
+  [Mnemonic.Movsd, movScalar(8)],
+  [Mnemonic.Cmpsd, fpImmT((imm) => cmppd(true, imm), 8)],
+];
 
 // CRC32 r32/r64, r/m8/16/32/64 (SSE4.2; on general registers, so no CR0/CR4 gate).
 const crc32: Translator = (d) => {
