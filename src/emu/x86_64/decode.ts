@@ -24,11 +24,11 @@ import { repTranslators } from "./rep.js";
 import { rflagsTranslators } from "./rflags.js";
 import { shiftRotateTranslators } from "./shift-rotate.js";
 import { sseSharedTranslators, sseTranslators } from "./sse.js";
-import { x87Translators } from "./x87.js";
-import { xsaveTranslators } from "./xsave.js";
 import { stackTranslators } from "./stack.js";
 import { systemTranslators } from "./system.js";
 import { SREG_FS, SREG_GS } from "./vp-layout.js";
+import { x87Translators } from "./x87.js";
+import { xsaveTranslators } from "./xsave.js";
 
 /** Instructions per block at most (blocks also end at branches, system instructions and page ends). */
 const MAX_BLOCK = 64;
