@@ -303,7 +303,7 @@ function withFpVariant(r: Random, state: DebuggerVpState): DebuggerVpState {
   const fp = copy.arch.value.fp;
   fp.xmm[r.below(fp.xmm.length)] = r.bytes(16);
   fp.st[r.below(fp.st.length)] = r.bytes(10);
-  fp.mxcsr = r.chance(0.2) ? 0x1f80 | (1 << r.between(16, 31)) : r.below(0x10000);
+  fp.mxcsr = r.chance(0.2) ? (0x1f80 | (1 << r.between(16, 31))) >>> 0 : r.below(0x10000);
   fp.fcw = r.below(0x10000);
   fp.ftw = r.below(0x10000);
   return copy;
