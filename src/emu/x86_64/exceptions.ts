@@ -50,6 +50,19 @@ export function deliverException(c: Cpu, instructionBreakpoint = false): boolean
   }
 }
 
+/**
+ * Deliver external interrupt `vector` (from the local APIC) at an instruction boundary: RIP is
+ * where execution goes on, and no error code is pushed. As deliverException, returns false on a
+ * triple fault with the registers unchanged. The caller checked RFLAGS.IF and the interrupt
+ * shadows.
+ */
+export function deliverExternalInterrupt(c: Cpu, vector: number): boolean {
+  c.fvec = vector;
+  c.ferr = NO_ERROR_CODE;
+  c.ftrap = true;
+  return deliverException(c);
+}
+
 function enter(c: Cpu, vector: number, err: number, pushRf: number): void {
   const r = c.r;
   // The gate: 16 bytes at IDTR.base + 16 * vector.
