@@ -16,6 +16,7 @@ import { ud } from "./fault.js";
 import { END_JUMP, END_NONE, END_STOP, UnsupportedForm } from "./insn.js";
 import type { Insn, Translator } from "./insn.js";
 import { fetchPage } from "./mmu.js";
+import { mmxTranslators } from "./mmx.js";
 import { movTranslators } from "./mov.js";
 import { muldivTranslators } from "./muldiv.js";
 import { buildEa, gprSlot } from "./operands.js";
@@ -49,6 +50,11 @@ for (const [m, sse] of sseSharedTranslators) {
   const string = translators.get(m);
   if (string === undefined) throw new Error(`no string translator for ${Mnemonic[m]}`);
   translators.set(m, (d) => (d.ops.some((o) => o.kind === "xmm") ? sse(d) : string(d)));
+}
+// MMX: the MMX-register forms of SSE mnemonics go to mmx.ts, the others stay with sse.ts.
+for (const [m, mmx] of mmxTranslators) {
+  const other = translators.get(m);
+  translators.set(m, other === undefined ? mmx : (d) => (d.ops.some((o) => o.kind === "mm") ? mmx(d) : other(d)));
 }
 
 /** Raises #UD: instructions the interpreter does not implement, and invalid encodings. */
@@ -116,6 +122,13 @@ function memoryOperand(ins: Instruction): Operand {
   return { kind: "mem", size: MemorySizeExt.size(ins.memorySize), ea: buildEa(parts, true), offset: buildEa(parts, false) };
 }
 
+/** MASKMOVQ / MASKMOVDQU's implicit [rdi] (DS or a segment override), as a memory operand. */
+function implicitRdi(ins: Instruction, addr32: boolean): Operand {
+  const sreg = sregOf(ins.memorySegment);
+  const parts = { base: 7, index: -1, scale: 1, dispLo: 0, dispHi: 0, addr32, seg: sreg === SREG_FS || sreg === SREG_GS ? sreg : -1 };
+  return { kind: "mem", size: MemorySizeExt.size(ins.memorySize), ea: buildEa(parts, true), offset: buildEa(parts, false) };
+}
+
 function operand(ins: Instruction, i: number): Operand {
   const kind = ins.opKind(i);
   switch (kind) {
@@ -128,6 +141,7 @@ function operand(ins: Instruction, i: number): Operand {
       if (reg >= Register.CR0 && reg <= Register.CR15) return { kind: "cr", n: reg - Register.CR0 };
       if (reg >= Register.DR0 && reg <= Register.DR15) return { kind: "dr", n: reg - Register.DR0 };
       if (reg >= Register.XMM0 && reg <= Register.XMM15) return { kind: "xmm", n: reg - Register.XMM0 };
+      if (reg >= Register.MM0 && reg <= Register.MM7) return { kind: "mm", n: reg - Register.MM0 };
       if (reg >= Register.ST0 && reg <= Register.ST7) return { kind: "st", i: reg - Register.ST0 };
       return { kind: "other" };
     }
@@ -145,6 +159,8 @@ function operand(ins: Instruction, i: number): Operand {
       return memoryOperand(ins);
     case OpKind.MemorySegRSI: case OpKind.MemorySegESI: case OpKind.MemoryESRDI: case OpKind.MemoryESEDI:
       return { kind: "string", size: MemorySizeExt.size(ins.memorySize) };
+    case OpKind.MemorySegRDI: case OpKind.MemorySegEDI:
+      return implicitRdi(ins, kind === OpKind.MemorySegEDI);
     default:
       return { kind: "other" };
   }

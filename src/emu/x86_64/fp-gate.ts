@@ -7,7 +7,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { fault } = faultModule;
-const { CR0, CR4 } = vpLayoutModule;
+const { CR0, CR4, FSW } = vpLayoutModule;
 
 /** Device not available (#NM). */
 export const VEC_NM = 7;
@@ -39,6 +39,27 @@ export function sseGate(c: Cpu): void {
   const r = c.r;
   if ((r[CR0] & CR0_EM) !== 0 || (r[CR4] & CR4_OSFXSR) === 0) fault(c, 6);
   if ((r[CR0] & CR0_TS) !== 0) fault(c, VEC_NM);
+}
+
+/** x87 status word ES (exception summary): an unmasked exception is pending. */
+const SW_ES = 0x80;
+
+/**
+ * MMX instructions (and EMMS): #UD when CR0.EM is set, #NM when CR0.TS is set, then #MF when an
+ * unmasked x87 exception is pending (with CR0.NE = 1; without it nothing is raised, as for x87).
+ * CR4.OSFXSR does not matter for the MMX-register forms.
+ */
+export function mmxGate(c: Cpu): void {
+  const r = c.r;
+  const cr0 = r[CR0];
+  if ((cr0 & (CR0_EM | CR0_TS)) !== 0) fault(c, (cr0 & CR0_EM) !== 0 ? 6 : VEC_NM);
+  if ((r[FSW] & SW_ES) !== 0 && (cr0 & CR0_NE) !== 0) fault(c, VEC_MF);
+}
+
+/** SSE instructions with an MMX register operand (MOVQ2DQ, CVTPI2PS, …): sseGate's checks, then a pending x87 exception as #MF. */
+export function sseMmxGate(c: Cpu): void {
+  sseGate(c);
+  if ((c.r[FSW] & SW_ES) !== 0 && (c.r[CR0] & CR0_NE) !== 0) fault(c, VEC_MF);
 }
 
 /** FXSAVE/FXRSTOR: #NM when CR0.EM or CR0.TS is set. */

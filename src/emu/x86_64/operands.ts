@@ -34,11 +34,13 @@ export interface DrOperand { readonly kind: "dr"; readonly n: number }
 export interface StringOperand { readonly kind: "string"; readonly size: number }
 /** An SSE register XMM0–XMM15 (its words start at XMM + 4n). */
 export interface XmmOperand { readonly kind: "xmm"; readonly n: number }
+/** An MMX register MM0–MM7: the significand of x87 physical register Rn (words FPR + 3n). */
+export interface MmOperand { readonly kind: "mm"; readonly n: number }
 /** An x87 stack register ST(i), relative to TOP. */
 export interface StOperand { readonly kind: "st"; readonly i: number }
 /** Anything the interpreter does not implement (vector registers, x87, …): the instruction is #UD. */
 export interface OtherOperand { readonly kind: "other" }
-export type Operand = RegOperand | MemOperand | ImmOperand | BranchOperand | SregOperand | CrOperand | DrOperand | StringOperand | XmmOperand | StOperand | OtherOperand;
+export type Operand = RegOperand | MemOperand | ImmOperand | BranchOperand | SregOperand | CrOperand | DrOperand | StringOperand | XmmOperand | MmOperand | StOperand | OtherOperand;
 
 /** Word index of GPR n's low half. */
 export function gprSlot(n: number): number {

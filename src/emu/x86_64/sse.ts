@@ -41,7 +41,7 @@ const {
 /** CPUID bits this family implements (OR-ed into leaf 1 by cpuidLeaf). */
 export const SSE_CPUID = {
   leaf1Ecx: (1 << 0) | (1 << 9) | (1 << 19) | (1 << 20), // SSE3, SSSE3, SSE4.1, SSE4.2
-  leaf1Edx: (1 << 25) | (1 << 26), // SSE, SSE2
+  leaf1Edx: (1 << 23) | (1 << 25) | (1 << 26), // MMX (mmx.ts), SSE, SSE2
 };
 
 // ------------------------------------------------------------------ scratch
@@ -60,7 +60,17 @@ const B = 4;
 const R = 8;
 
 /** A computation on the scratch (A, B → R); FP kernels return MXCSR flags, others 0. */
-type Kernel = () => number;
+export type Kernel = () => number;
+
+/** The scratch for mmx.ts, whose MMX forms run this module's kernels on the low 8 bytes of A, B and R. */
+export const simdScratch = { U8, I8, U16, I16, I32, A, B, R };
+
+/** Kernels of `op xmm, xmm/m128` translators, by translator (see laneKernel). */
+const KERNELS = new Map<Translator, Kernel>();
+function kernelT(k: Kernel, t: Translator): Translator {
+  KERNELS.set(t, k);
+  return t;
+}
 
 function hi8(lo: number, hi: number): number {
   return (lo >>> 0) + 8 > 0xffffffff ? (hi + 1) | 0 : hi;
@@ -128,7 +138,7 @@ function xmmSlot(op: Operand): number {
 }
 
 /** Add MXCSR flags; an unmasked exception faults (#XM, or #UD without CR4.OSXMMEXCPT). */
-function raise(c: Cpu, fl: number): void {
+export function raise(c: Cpu, fl: number): void {
   const r = c.r;
   const mx = r[MXCSR];
   const unmasked = fl & ~(mx >>> 7) & 0x3f;
@@ -193,7 +203,7 @@ function imm8(d: Insn, i: number): number {
   return o.lo & 0xff;
 }
 
-const simple = (k: Kernel, opts = ALIGN): Translator => (d) => xop(d, k, opts);
+const simple = (k: Kernel, opts = ALIGN): Translator => kernelT(k, (d) => xop(d, k, opts));
 const withImm = (mk: (imm: number) => Kernel, opts = ALIGN): Translator => (d) => xop(d, mk(imm8(d, 2)), opts);
 
 // ------------------------------------------------------------------ lane helpers
@@ -335,11 +345,11 @@ const sub64 = (al: number, ah: number, bl: number, bh: number): number => {
 // ------------------------------------------------------------------ shifts
 
 /** Shift count from the source's low 64 bits (B), saturated to 255. */
-function countB(): number {
+export function countB(): number {
   return I32[B + 1] !== 0 || I32[B] >>> 0 > 255 ? 255 : I32[B];
 }
 
-function shiftKernel(width: number, kind: number, countOf: () => number): Kernel {
+export function shiftKernel(width: number, kind: number, countOf: () => number): Kernel {
   // kind: 0 left logical, 1 right logical, 2 right arithmetic
   return () => {
     const n = countOf();
@@ -445,7 +455,7 @@ const pshufd = (imm: number): Kernel => () => {
   for (let i = 0; i < 4; i++) I32[8 + i] = I32[4 + ((imm >> (2 * i)) & 3)];
   return 0;
 };
-const pshuflw = (imm: number): Kernel => () => {
+export const pshuflw = (imm: number): Kernel => () => {
   for (let i = 0; i < 4; i++) U16[16 + i] = U16[8 + ((imm >> (2 * i)) & 3)];
   I32[10] = I32[6];
   I32[11] = I32[7];
@@ -480,7 +490,7 @@ const pshufb: Kernel = () => {
   }
   return 0;
 };
-const palignr = (imm: number): Kernel => () => {
+export const palignr = (imm: number): Kernel => () => {
   // (A:B) >> imm bytes: B is the low 16 bytes, A the high.
   for (let i = 0; i < 16; i++) {
     const j = i + imm;
@@ -1496,7 +1506,7 @@ const CRC_TABLE = (() => {
 
 /** An FP translator: FP kernel with the source size of scalar forms. */
 function fpT(k: Kernel, scalarBytes = 0): Translator {
-  return (d) => xop(d, k, ALIGN | FP, d.ops[1].kind === "mem" && scalarBytes > 0 ? scalarBytes : -1);
+  return kernelT(k, (d) => xop(d, k, ALIGN | FP, d.ops[1].kind === "mem" && scalarBytes > 0 ? scalarBytes : -1));
 }
 function fpImmT(mk: (imm: number) => Kernel, scalarBytes = 0): Translator {
   return (d) => xop(d, mk(imm8(d, 2)), ALIGN | FP, d.ops[1].kind === "mem" && scalarBytes > 0 ? scalarBytes : -1);
@@ -1623,6 +1633,18 @@ const table: [Mnemonic, Translator][] = [
 ];
 
 export const sseTranslators: [Mnemonic, Translator][] = table;
+
+/**
+ * The kernel of mnemonic `m`'s xmm form (one built by `simple` or `fpT`: no immediate). mmx.ts runs
+ * the lane-wise ones on the low 8 bytes for the MMX forms; a kernel that moves data across the
+ * 8-byte halves (packs, high unpacks, horizontal adds, PSHUFB) does not give the MMX result.
+ */
+export function laneKernel(m: Mnemonic): Kernel {
+  const entry = table.find(([mn]) => mn === m);
+  const k = entry === undefined ? undefined : KERNELS.get(entry[1]);
+  if (k === undefined) throw new Error(`no SSE kernel for ${Mnemonic[m]}`);
+  return k;
+}
 table.push([Mnemonic.Crc32, (d) => crc32(d)]);
 
 // ------------------------------------------------------------------ MOVSD / CMPSD shared with rep.ts
