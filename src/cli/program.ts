@@ -7,6 +7,7 @@ import { type OptionSpec, UsageError } from "./args";
 import { CLIENT_OPTION_SPEC, TOKEN_ENV } from "./client-options";
 import { SYMBOLS_ENV } from "./address";
 import { attachCommand, breakCommand, breakDeleteCommand, breakListCommand, continueCommand, detachCommand, interruptCommand, stepCommand, watchCommand } from "./commands/control";
+import { type ConsoleOptions, consoleCommand } from "./commands/console";
 import { dumpCommand } from "./commands/dump";
 import { disasmCommand, memReadCommand, memWriteCommand, regsCommand, translateCommand, vmCommand, vmsCommand } from "./commands/read";
 import { completionScript } from "./completion";
@@ -183,6 +184,16 @@ ${exitTableText()}
       .option("--quiet", "no progress")
       .option("--force", "replace FILE if it exists"),
   ).action(action((ctx, file: string, opts: { quiet?: boolean; force?: boolean }) => dumpCommand(ctx, file, opts)));
+
+  addClientOptions(
+    program
+      .command("console")
+      .description("the guest's console output as raw bytes (debug console 0xE9, COM1 UART 0x3F8, a launched QEMU's stdout): what the server holds, then with --follow until the guest powers off")
+      .option("-f, --follow", "keep printing new output until the VM powers off (or Ctrl-C)")
+      .option("--new", "only output from now on (implies --follow)")
+      .option("--from <offset>", "start at this byte offset of the VM's console output (default 0: all the server holds)")
+      .option("--source <list>", "only these devices: debugcon, com1, qemu (comma-separated)"),
+  ).action(action((ctx, opts: ConsoleOptions) => consoleCommand(ctx, opts)));
 
   program.commandsGroup("Controlling (in a session):");
   addClientOptions(

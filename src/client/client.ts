@@ -45,6 +45,7 @@ import type {
 } from "./types";
 import { UnaryTransport } from "./unary-transport";
 import { watchEvents } from "./watch-events";
+import { type ConsoleChunk, type WatchConsoleOptions, watchConsole } from "./watch-console";
 import { type DumpPiece, dumpMemory } from "./dump";
 
 const MIB = 1024 * 1024;
@@ -326,6 +327,19 @@ export class VmmDebugClient {
    */
   watchEvents(vm: string, opts: WatchEventsOptions = {}): AsyncGenerator<VmEvent, void, undefined> {
     return watchEvents(this.rpc.vm, vm, opts);
+  }
+
+  /**
+   * One VM's guest console output (the debug console at 0xE9, the COM1 UART at 0x3F8, a launched
+   * QEMU's stdout) as raw byte chunks, each with its device and its offset in the VM's console
+   * byte stream; needs no session. Without `fromOffset` only output from now on; with it, what
+   * the server holds from there first (0: everything held). A `gap` says bytes were lost (gone
+   * from the server's 1 MiB history); an `end` (the guest powered off, the backend is gone) is the
+   * last chunk. Reconnects after UNAVAILABLE from the byte after the last one delivered. Ends
+   * without error when `signal` aborts; with `stopAtEnd`, once what was there at the start is read.
+   */
+  watchConsole(vm: string, opts: WatchConsoleOptions = {}): AsyncGenerator<ConsoleChunk, void, undefined> {
+    return watchConsole(this.rpc.vm, vm, opts);
   }
 
   /**

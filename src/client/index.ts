@@ -53,6 +53,7 @@ export type {
   X86FpState,
   X86VpState,
 } from "./types";
+export type { ConsoleChunk, ConsoleSource, WatchConsoleOptions } from "./watch-console";
 export { x87FromNumber, x87Parts, x87ToNumber, xmmFromBigint, xmmToBigint } from "./fp";
 // nice-grpc definitions of the services (protobuf-es descriptors adapted), for raw calls.
 export { createServiceDefinition, DebugServiceDefinition, HealthServiceDefinition, VmServiceDefinition } from "../wire";

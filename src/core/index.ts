@@ -46,3 +46,5 @@ export type { X86PagingMode, X86PagingRegs, X86WalkResult } from "./x86/page-wal
 export { walkAarch64, walkAarch64Detailed } from "./aarch64/page-walk";
 export type { Aarch64PagingRegs, Aarch64WalkResult } from "./aarch64/page-walk";
 export * from "./elf-core";
+export { ConsoleLog } from "./console-log";
+export type { ConsoleEndReason, ConsoleItem, ConsoleLogOptions, ConsoleSource, ConsoleSubscribeOptions } from "./console-log";

@@ -1,6 +1,7 @@
 // The port every VMM backend implements (embedded machine, QEMU): run control, debug state,
 // registers and memory of one VM.
 import type { Capabilities } from "./capabilities";
+import type { ConsoleLog } from "./console-log";
 import type { PartialRead } from "./translate";
 import type { GvaTranslation } from "./translation";
 import type {
@@ -74,6 +75,12 @@ export interface VmmCore {
   /** "emu" or "qemu". */
   readonly backend: string;
   readonly memoryRegions: readonly MemoryRegion[];
+  /**
+   * The guest's console output (raw bytes with their device), when the backend captures it: the
+   * embedded machine's debug console and COM1 UART, a launched QEMU's stdout. The backend appends
+   * and ends it (power-off, backend lost); the server's WatchConsole reads it.
+   */
+  readonly console?: ConsoleLog;
   /** Set when the backend supports software breakpoints (the server refuses them otherwise). */
   readonly softwareBreakpoints?: SoftwareBreakpoints;
   /**

@@ -101,6 +101,54 @@ export class Uart16550 {
 export interface DeviceEvents {
   /** A complete console line (without the newline) from the 0xE9 debug console or the UART. */
   consoleLine(line: string, source: ConsoleSource): void;
+  /**
+   * A batch of raw console bytes, in the order the guest wrote them: `runs` is [device, length,
+   * device, length, …] with devices as indexes of CONSOLE_DEVICES. `data` is the batch's own copy.
+   */
+  consoleBytes?(data: Uint8Array, runs: number[]): void;
+}
+
+/** The devices of a raw console batch's runs, by index. */
+export const CONSOLE_DEVICES = ["debugcon", "com1"] as const;
+/** Bytes a raw console batch holds before it is sent. */
+export const CONSOLE_BATCH_BYTES = 4096;
+/** Most time a byte waits in a raw console batch while the VM runs (the run loop polls). */
+export const CONSOLE_BATCH_MS = 4;
+
+/**
+ * Raw console bytes gathered into batches: sent when full, when the first byte has waited
+ * CONSOLE_BATCH_MS (poll), and whenever the run loop stops or sleeps (flush). A guest writing one
+ * byte at a time makes one batch per few milliseconds, and a lone prompt goes within that bound.
+ */
+class ConsoleBatch {
+  private buf = new Uint8Array(CONSOLE_BATCH_BYTES);
+  private len = 0;
+  private runs: number[] = [];
+  private since = 0;
+  constructor(private readonly emit: ((data: Uint8Array, runs: number[]) => void) | undefined) {}
+
+  byte(device: number, byte: number): void {
+    if (!this.emit) return;
+    if (this.len === 0) this.since = performance.now();
+    const n = this.runs.length;
+    if (n === 0 || this.runs[n - 2] !== device) this.runs.push(device, 1);
+    else this.runs[n - 1]++;
+    this.buf[this.len++] = byte;
+    if (this.len === CONSOLE_BATCH_BYTES) this.flush();
+  }
+
+  poll(): void {
+    if (this.len !== 0 && performance.now() - this.since >= CONSOLE_BATCH_MS) this.flush();
+  }
+
+  flush(): void {
+    if (this.len === 0) return;
+    const data = this.buf.slice(0, this.len);
+    const runs = this.runs;
+    this.len = 0;
+    this.runs = [];
+    this.emit!(data, runs);
+  }
 }
 
 /** Which device a console line came from. */
@@ -149,8 +197,14 @@ export class PortDevices {
   ) {
     this.debugcon = new LineBuffer((line) => this.events.consoleLine(line, "debugcon"));
     this.uartLines = new LineBuffer((line) => this.events.consoleLine(line, "uart"));
-    this.uart = new Uart16550((b) => this.uartLines.byte(b));
+    this.raw = new ConsoleBatch(this.events.consoleBytes && ((data, runs) => this.events.consoleBytes!(data, runs)));
+    this.uart = new Uart16550((b) => {
+      this.uartLines.byte(b);
+      this.raw.byte(1, b);
+    });
   }
+
+  private readonly raw: ConsoleBatch;
 
   portOut(port: number, size: number, value: number): MachineRequest {
     if (port >= PORT_COM1 && port < PORT_COM1 + 8) {
@@ -170,6 +224,7 @@ export class PortDevices {
     switch (port) {
       case PORT_DEBUG_CONSOLE:
         this.debugcon.byte(value & 0xff);
+        this.raw.byte(0, value & 0xff);
         return "none";
       case PORT_RESET:
         return size === 1 && (value & 0x04) !== 0 ? "reset" : "none";
@@ -224,6 +279,17 @@ export class PortDevices {
   flushConsole(): void {
     this.debugcon.flush();
     this.uartLines.flush();
+    this.raw.flush();
+  }
+
+  /** Sends the raw console batch now (line buffers keep their partial lines). */
+  flushRawConsole(): void {
+    this.raw.flush();
+  }
+
+  /** Sends the raw console batch if its first byte has waited CONSOLE_BATCH_MS (the run loop calls this every turn). */
+  pollConsole(): void {
+    this.raw.poll();
   }
 
   /** A read of `size` (1, 2, 4) bytes of memory-mapped device space; undefined when unclaimed. */

@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import {
   type Capabilities,
+  ConsoleLog,
   type DebugState,
   type DebugStopReason,
   type DebuggerVpState,
@@ -41,7 +42,7 @@ import {
   walkX86,
   walkX86Detailed,
 } from "../core";
-import type { ConsoleSource } from "./devices";
+import { CONSOLE_DEVICES, type ConsoleSource } from "./devices";
 import { bootMachine, type GuestImage } from "./image";
 import { GuestMemory, type RegionSpec } from "./memory";
 import {
@@ -98,6 +99,8 @@ export interface EmuMachineOptions {
   onConsole?: (line: string, source?: ConsoleSource) => void;
   /** Start running at once (default true), or wait stopped for a debugger's first Resume. */
   startRunning?: boolean;
+  /** Bytes of raw console output held for WatchConsole (the `console` log). Default 1 MiB. */
+  consoleHistoryBytes?: number;
 }
 
 const MIB = 1024 * 1024;
@@ -119,6 +122,8 @@ export class EmuMachine implements VmmCore {
   readonly memoryRegions: readonly MemoryRegion[];
   /** Resolves once the worker is up. */
   readonly ready: Promise<void>;
+  /** Raw output of the debug console (0xE9) and the COM1 UART (0x3F8), for WatchConsole. */
+  readonly console: ConsoleLog;
 
   private readonly memory: GuestMemory;
   private readonly regs: Uint32Array;
@@ -154,6 +159,7 @@ export class EmuMachine implements VmmCore {
     if (!Number.isInteger(vpCount) || vpCount < 1 || vpCount > 64) throw new Error(`vpCount must be 1..64, got ${vpCount}`);
     this.id = options.id;
     this.vpCount = vpCount;
+    this.console = new ConsoleLog({ capacityBytes: options.consoleHistoryBytes });
     this.memory = GuestMemory.allocate(options.memory ?? DEFAULT_EMU_MEMORY);
     this.memoryRegions = this.memory.regions.map((r) => ({ gpa: BigInt(r.gpa), size: BigInt(r.size), name: r.name }));
     this.regs = new Uint32Array(new SharedArrayBuffer(vpCount * VP_WORDS * 4));
@@ -456,6 +462,7 @@ export class EmuMachine implements VmmCore {
   async close(): Promise<void> {
     if (this.state === "gone") return;
     this.state = "gone";
+    this.console.end("backendLost");
     Atomics.store(this.ctl, CTL_STOP_REQUEST, 1);
     Atomics.notify(this.ctl, CTL_STOP_REQUEST);
     await this.worker.terminate();
@@ -512,6 +519,19 @@ export class EmuMachine implements VmmCore {
 
   private handleWorkerMessage(msg: FromWorker): void {
     switch (msg.type) {
+      case "consoleSynced":
+        if (this.state === "poweredOff") this.console.end("poweredOff");
+        return;
+      case "consoleBytes": {
+        let at = 0;
+        for (let i = 0; i + 1 < msg.runs.length; i += 2) {
+          const device = CONSOLE_DEVICES[msg.runs[i]];
+          const length = msg.runs[i + 1];
+          if (device) this.console.append(device, msg.data.subarray(at, at + length));
+          at += length;
+        }
+        return;
+      }
       case "console":
         try {
           this.options.onConsole?.(msg.line, msg.source);
@@ -533,6 +553,7 @@ export class EmuMachine implements VmmCore {
       case "stopped": {
         const reason = this.stopReason(msg.halt); // throws for a stop that names no reason
         this.state = reason.kind === "powerOff" ? "poweredOff" : "stopped";
+        if (reason.kind === "powerOff") this.console.end("poweredOff"); // its bytes came before this message
         this.resetOnResume = reason.kind === "tripleFault";
         const waiters = this.stopWaiters;
         this.stopWaiters = [];
@@ -566,6 +587,9 @@ export class EmuMachine implements VmmCore {
       failure = e instanceof VmmError ? e : new VmmError(Code.Internal, "INTERNAL", `batched step result: ${(e as Error).message}`, {}, { cause: e });
     }
     if (this.state === "running") this.state = result?.stop?.kind === "powerOff" ? "poweredOff" : "stopped";
+    // A batch answered on the step channel may arrive before the console bytes its worker posted:
+    // the output ends once the worker has answered a sync behind them.
+    if (this.state === "poweredOff" && this.console.ended === undefined) this.post({ type: "consoleSync" });
     this.resetOnResume = result?.stop?.kind === "tripleFault";
     const waiters = this.stopWaiters;
     this.stopWaiters = [];
@@ -583,6 +607,7 @@ export class EmuMachine implements VmmCore {
   }
 
   private onWorkerGone(detail: string): void {
+    this.console.end("backendLost");
     if (this.state !== "gone") {
       this.state = "gone";
       this.options.onConsole?.(`[emu] ${detail}`);

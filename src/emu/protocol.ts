@@ -66,12 +66,17 @@ export type ToWorker =
   /** Batched stepping of one VP (the others stay put); answered by "stepped". */
   | { type: "step"; vp: number; count: number; trace: StepTrace }
   /** A request is waiting on the step channel (for a worker that is not lingering on it). */
-  | { type: "stepChannel" };
+  | { type: "stepChannel" }
+  /** Answered by "consoleSynced": every console message posted before it has been delivered. */
+  | { type: "consoleSync" };
 
 export type FromWorker =
   | { type: "stopped"; halt: HaltReason }
   /** A console line; `source` says which device (the 0xE9 debug console or the COM1 UART). */
   | { type: "console"; line: string; source?: ConsoleSource }
+  /** Raw console bytes (transferred): `runs` is [device (CONSOLE_DEVICES index), length, …] in order. */
+  | { type: "consoleBytes"; data: Uint8Array; runs: number[] }
+  | { type: "consoleSynced" }
   | { type: "crashed"; message: string }
   | {
       type: "stepped";

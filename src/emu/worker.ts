@@ -52,7 +52,13 @@ const image: GuestImage = {
 
 const vps: X86Vp[] = [];
 const retiredTotal = () => vps.reduce((sum, vp) => sum + vp.retired, 0);
-const devices = new PortDevices({ consoleLine: (line, source) => post({ type: "console", line, source }) }, retiredTotal);
+const devices = new PortDevices(
+  {
+    consoleLine: (line, source) => post({ type: "console", line, source }),
+    consoleBytes: (data, runs) => post({ type: "consoleBytes", data, runs }, [data.buffer as ArrayBuffer]),
+  },
+  retiredTotal,
+);
 
 const bus: GuestBus = {
   regions: memory.regions,
@@ -126,8 +132,12 @@ function runUntilStop(): HaltReason {
       return { kind: "vp", vp: i, exit };
     }
     if (devices.watchdogExpired()) return { kind: "watchdog" };
-    // Every VP sits in HLT: sleep until the server asks us to stop, instead of spinning.
-    if (!active) Atomics.wait(ctl, CTL_STOP_REQUEST, 0, 20);
+    // Every VP sits in HLT: sleep until the server asks us to stop, instead of spinning (what the
+    // console holds goes first; otherwise it goes once its first byte has waited a few ms).
+    if (!active) {
+      devices.flushRawConsole();
+      Atomics.wait(ctl, CTL_STOP_REQUEST, 0, 20);
+    } else devices.pollConsole();
   }
 }
 
@@ -277,6 +287,10 @@ port.on("message", (msg: ToWorker) => {
         break;
       case "stepChannel":
         serveSteps();
+        break;
+      case "consoleSync":
+        devices.flushRawConsole();
+        post({ type: "consoleSynced" });
         break;
     }
   } catch (e) {

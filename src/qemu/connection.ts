@@ -1,6 +1,6 @@
 // A QEMU VM's two connections (gdbstub and QMP): the connect sequence, the owner marker, noticing
 // that QEMU went away, and leaving (detach, or kill a QEMU we launched).
-import type { Arch } from "../core";
+import type { Arch, ConsoleLog } from "../core";
 import type { ThreadId } from "../rsp";
 import type { LaunchedQemu } from "./launch";
 import { type QemuMemoryMap, memoryMapOf, parseFlatView } from "./memory-map";
@@ -20,6 +20,8 @@ export interface QemuVmOptions {
   fastMemory?: boolean;
   /** The QEMU process, when we launched it: killed by close(). */
   launched?: LaunchedQemu;
+  /** The guest console output the launcher captures (QEMU's stdout), when it does. */
+  console?: ConsoleLog;
   /**
    * Let the VM run once connected. Default: run if we launched it, if it was running before we
    * connected, or if a debugger that is gone left it stopped (see createQemuVm); a VM paused on

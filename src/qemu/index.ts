@@ -1,5 +1,5 @@
 // The QEMU backend: QEMU (x86-64, aarch64) as a VMM core through its gdbstub and QMP.
-import type { Arch } from "../core";
+import { type Arch, ConsoleLog } from "../core";
 import { launchQemu } from "./launch";
 import { createQemuVm, type QemuVm } from "./qemu-vm";
 
@@ -22,21 +22,29 @@ export interface LaunchQemuVmOptions {
   startRunning?: boolean;
   /** QEMU's output (the guest console when it goes to stdio), line by line. */
   onOutput?: (line: string) => void;
+  /** Bytes of QEMU's stdout held for WatchConsole (the VM's `console`). Default 1 MiB. */
+  consoleHistoryBytes?: number;
   log?: (message: string) => void;
 }
 
 /** Launches QEMU and connects to it; the VM's close() stops that QEMU. */
 export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm> {
+  // QEMU's stdout is the guest console its arguments put on stdio; it ends when QEMU has exited.
+  const console = new ConsoleLog({ capacityBytes: options.consoleHistoryBytes });
+  let vm: QemuVm | undefined;
   const launched = await launchQemu({
     arch: options.arch,
     args: options.args,
     binary: options.binary,
     sharedMemory: options.sharedMemory,
     onOutput: options.onOutput,
+    onStdout: (data) => console.append("qemuStdio", data),
+    onStdoutEnd: () => console.end(vm?.runState() === "poweredOff" ? "poweredOff" : "backendLost"),
   });
   try {
-    const vm = await createQemuVm({
+    vm = await createQemuVm({
       id: options.id,
+      console,
       gdb: launched.gdb,
       qmp: { path: launched.qmpSocket },
       ramFile: launched.ramFile,

@@ -5,6 +5,7 @@ import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
+import { StringDecoder } from "node:string_decoder";
 import type { Arch } from "../core";
 import type { QemuSocketAddress } from "./rsp-socket";
 
@@ -21,6 +22,10 @@ export interface QemuLaunchOptions {
   sharedMemory?: boolean;
   /** Guest console output (QEMU's stdout and stderr), line by line. */
   onOutput?: (line: string) => void;
+  /** QEMU's stdout as raw bytes (the guest console its arguments put on stdio), as they come. */
+  onStdout?: (data: Uint8Array) => void;
+  /** QEMU's stdout has ended (QEMU and its guard exited): no more onStdout. */
+  onStdoutEnd?: () => void;
   /**
    * Where the gdbstub listens: a private unix socket (default), or a loopback TCP port for a
    * client such as gdb itself (port 0 picks a free one).
@@ -144,8 +149,28 @@ export async function launchQemu(options: QemuLaunchOptions): Promise<LaunchedQe
   let tail = "";
   for (const stream of [child.stdout!, child.stderr!]) {
     let buffer = "";
-    stream.setEncoding("utf8");
-    stream.on("data", (chunk: string) => {
+    // Bytes, not text: stdout's raw bytes are the guest console (onStdout); lines are decoded here.
+    const decoder = new StringDecoder("utf8");
+    const raw = stream === child.stdout ? options.onStdout : undefined;
+    if (stream === child.stdout && options.onStdoutEnd) {
+      const onEnd = options.onStdoutEnd;
+      stream.once("close", () => {
+        try {
+          onEnd();
+        } catch {
+          // the consumer's failure is its own (see below)
+        }
+      });
+    }
+    stream.on("data", (bytes: Buffer) => {
+      if (raw) {
+        try {
+          raw(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+        } catch {
+          // the consumer's failure is its own (see below)
+        }
+      }
+      const chunk = decoder.write(bytes);
       buffer += chunk;
       const lines = buffer.split("\n");
       buffer = lines.pop() ?? "";

@@ -5,6 +5,7 @@ import {
   BreakpointSize,
   BreakpointType,
   type Capabilities,
+  type ConsoleLog,
   type DebugState,
   type DebuggerVpState,
   type GoneListener,
@@ -70,6 +71,8 @@ export class QemuVm implements VmmCore {
   readonly memoryRegions: readonly MemoryRegion[];
   /** The QEMU process, when this VM launched it. */
   readonly pid: number | undefined;
+  /** QEMU's stdout as console output, when this server launched it (an attached QEMU has none). */
+  readonly console?: ConsoleLog;
 
   private readonly registers: QemuRegisters;
   private readonly breakpoints: QemuBreakpoints;
@@ -87,6 +90,7 @@ export class QemuVm implements VmmCore {
     this.arch = connection.arch;
     this.vpCount = connection.threads.length;
     this.pid = options.launched?.pid;
+    this.console = options.console;
     this.registers = new QemuRegisters(connection, () => this.runLoop.isStopped());
     this.breakpoints = new QemuBreakpoints(connection.rsp, this.vpCount, this.arch, (m) => connection.log(m));
     const stepper = new Stepper(connection, this.registers, this.breakpoints);

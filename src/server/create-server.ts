@@ -203,7 +203,7 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
       budget,
     }),
   );
-  server.add(VmServiceDefinition, createVmService(registry));
+  server.add(VmServiceDefinition, createVmService(registry, undefined, budget));
 
   const health = HealthState();
   for (const service of ["", ...REFLECTED_SERVICES.filter((s) => s !== "grpc.health.v1.Health")]) {

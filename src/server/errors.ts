@@ -15,6 +15,8 @@ import type { Logger } from "./logger";
  *   stream's session (INVALID_ARGUMENT / FAILED_PRECONDITION).
  * - STREAM_PROTOCOL: a Session message out of place (INVALID_ARGUMENT).
  * - STREAM_OVERFLOW: a Session stream's client stopped reading (RESOURCE_EXHAUSTED).
+ * - CONSOLE_UNAVAILABLE: WatchConsole of a VM whose backend does not capture its console
+ *   (FAILED_PRECONDITION).
  * - CALL_LIMIT, STREAM_LIMIT, RATE_LIMIT: the calling principal has as many calls or streams in
  *   flight as it may, or is over its rate (RESOURCE_EXHAUSTED; see auth/limits.ts).
  */
@@ -30,6 +32,7 @@ export type ServerReason =
   | "CALL_LIMIT"
   | "STREAM_LIMIT"
   | "RATE_LIMIT"
+  | "CONSOLE_UNAVAILABLE"
   | AuthReason;
 
 /**

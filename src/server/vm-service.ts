@@ -8,12 +8,16 @@ import { stopReasonToWire, vmInfoToWire } from "./convert";
 import type { DetachCause, FeedItem, VmEventBody } from "./event-log";
 import { ObserverLane } from "./observer-lane";
 import type { VmRegistry } from "./registry";
+import type { SendBudget } from "./send-budget";
+import { createWatchConsole } from "./watch-console";
 
 /** WatchEvents response header: the VM's newest sequence when the watch subscribed (a live watch gets every event after it). */
 export const LAST_SEQUENCE_HEADER = "vmm-last-sequence";
 
-export function createVmService(registry: VmRegistry, lane = new ObserverLane()): ServiceImplementation<VmServiceDefinition> {
+export function createVmService(registry: VmRegistry, lane = new ObserverLane(), budget?: SendBudget): ServiceImplementation<VmServiceDefinition> {
   return {
+    // The guest's console bytes (watch-console.ts), through the same observers' lane as events.
+    watchConsole: createWatchConsole(registry, lane, budget),
     async listVms() {
       return { vms: registry.list().map((d) => vmInfoToWire(d.core, d.attachment())) };
     },

@@ -43,6 +43,16 @@ export class Cpu {
   fvec = 0;
   ferr = -1;
   ftrap = false;
+  /** The pending event is INT n / INT3 / INTO, this many bytes long (its gate's DPL is checked); 0 otherwise. */
+  fsoft = 0;
+
+  /**
+   * True while the accesses made are implicit supervisor accesses at CPL 3 (descriptor tables,
+   * the TSS; see privilege.ts): they pass the page U/S check and leave the TLB alone.
+   */
+  sys = false;
+  /** Set with a #GP(0) raised for a non-canonical data address (exceptions.ts makes it #SS(0) for stack accesses). */
+  ncan = false;
 
   /** Set by a compiled block (jit.ts) that throws: the index of the instruction that threw. */
   jk = 0;

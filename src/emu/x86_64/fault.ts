@@ -29,6 +29,22 @@ export function fault(c: Cpu, vector: number, errorCode: number = NO_ERROR_CODE)
   c.fvec = vector;
   c.ferr = errorCode;
   c.ftrap = false;
+  c.fsoft = 0;
+  c.ncan = false;
+  throw GUEST_FAULT;
+}
+
+/**
+ * #GP(0) for a data access to a non-canonical address. The exception is #SS(0) when the access
+ * goes through SS (an RSP- or RBP-based operand, PUSH, POP …): exceptions.ts decides, from the
+ * instruction at RIP, when it delivers it.
+ */
+export function nonCanonical(c: Cpu): never {
+  c.fvec = VEC_GP;
+  c.ferr = 0;
+  c.ftrap = false;
+  c.fsoft = 0;
+  c.ncan = true;
   throw GUEST_FAULT;
 }
 
@@ -37,6 +53,22 @@ export function trap(c: Cpu, vector: number): never {
   c.fvec = vector;
   c.ferr = NO_ERROR_CODE;
   c.ftrap = true;
+  c.fsoft = 0;
+  c.ncan = false;
+  throw GUEST_FAULT;
+}
+
+/**
+ * INT n, INT3 and INTO (`length` bytes long): a trap whose delivery checks the gate's DPL against
+ * the CPL (a gate the CPL may not use is #GP(vector * 8 + 2), a fault reported at the
+ * instruction); ICEBP and exceptions skip that check.
+ */
+export function softwareInterrupt(c: Cpu, vector: number, length: number): never {
+  c.fvec = vector;
+  c.ferr = NO_ERROR_CODE;
+  c.ftrap = true;
+  c.fsoft = length;
+  c.ncan = false;
   throw GUEST_FAULT;
 }
 

@@ -152,6 +152,7 @@ export function setDr6(r: Int32Array, bits: number): void {
 /**
  * Marks the ops set for the per-instruction loop, which clears them before each instruction:
  * `movSs` after a MOV SS (its debug traps wait for the next instruction), `icebp` as INT1
- * raises its #DB.
+ * raises its #DB, `tfAtEnd` after SYSCALL and SYSRET (their single-step trap follows TF as they
+ * end, not as they start).
  */
-export const marks = { movSs: false, icebp: false };
+export const marks = { movSs: false, icebp: false, tfAtEnd: false };

@@ -16,9 +16,11 @@ import * as vpLayoutModule from "./vp-layout.js";
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { chunkMask, codePageFor, noteCodeStore, sharedCode } = codeCacheModule;
 const { TLB_EMPTY, TLB_MASK } = cpuModule;
-const { VEC_PF, gp, fault } = faultModule;
+const { VEC_PF, gp, fault, nonCanonical } = faultModule;
 const { guestPageWatched, guestWatchCheck } = guestDebugModule;
-const { CR0, CR2, CR3, CR4, EFER } = vpLayoutModule;
+const { CR0, CR2, CR3, CR4, EFER, SEG_SELECTOR, SREG_CS, segWord } = vpLayoutModule;
+
+const CS_SEL = segWord(SREG_CS, SEG_SELECTOR);
 
 export const ACC_READ = 0;
 export const ACC_WRITE = 1;
@@ -29,6 +31,7 @@ const CR4_LA57 = 0x1000;
 const EFER_NXE = 0x800;
 const PTE_P = 0x1;
 const PTE_RW = 0x2;
+const PTE_US = 0x4;
 const PTE_A = 0x20;
 const PTE_D = 0x40;
 const PTE_PS = 0x80;
@@ -88,7 +91,7 @@ export function physWrite(c: Cpu, gpa: number, size: number, value: number): voi
 let walkWriteReady = false;
 const walkEntries = new Float64Array(5);
 
-/** #PF for linear (lo, hi) with error code bits P (1), W (2), RSVD (8), I/D (16). */
+/** #PF for linear (lo, hi) with error code bits P (1), W (2), U (4), RSVD (8), I/D (16). */
 function pageFault(c: Cpu, lo: number, hi: number, err: number): never {
   const r = c.r;
   r[CR2] = lo;
@@ -101,16 +104,26 @@ function isCanonical(c: Cpu, hi: number): boolean {
   return top === 0 || top === -1;
 }
 
+/** Whether accesses now are user accesses: at CPL 3, except implicit supervisor ones (c.sys). */
+function userAccess(c: Cpu): boolean {
+  return (c.r[CS_SEL] & 3) === 3 && !c.sys;
+}
+
 /**
  * Walk the page tables for linear (lo, hi); returns the guest physical address of the 4 KiB
- * page. Sets Accessed bits on the way and Dirty on a write, and raises #PF like hardware.
+ * page. Sets Accessed bits on the way and Dirty on a write, and raises #PF like hardware. A user
+ * access (CPL 3) needs U/S set at every level and R/W set at every level to write; a supervisor
+ * write to a read-only page faults when CR0.WP is set. SMEP and SMAP are not implemented (CPUID
+ * does not advertise them).
  */
 function walk(c: Cpu, lo: number, hi: number, acc: number): number {
   const r = c.r;
   const nxe = (r[EFER] & EFER_NXE) !== 0;
   const wp = (r[CR0] & CR0_WP) !== 0;
-  const idBit = acc === ACC_EXEC && nxe ? 16 : 0;
+  const user = userAccess(c);
+  const idBit = (acc === ACC_EXEC && nxe ? 16 : 0) | (user ? 4 : 0);
   const wBit = acc === ACC_WRITE ? 2 : 0;
+  let userOk = true;
   let table = (r[CR3 + 1] & 0xfffff) * 4294967296 + ((r[CR3] & ~0xfff) >>> 0);
   let level = r[CR4] & CR4_LA57 ? 5 : 4;
   let writable = true;
@@ -136,6 +149,7 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
       nx = true;
     }
     if ((elo & PTE_RW) === 0) writable = false;
+    if ((elo & PTE_US) === 0) userOk = false;
     walkEntries[n++] = ea;
     const frameHi = (ehi & 0xfffff) * 4294967296;
     if (level === 1) {
@@ -158,7 +172,8 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
     table = frameHi + ((elo & ~0xfff) >>> 0);
     level--;
   }
-  if (acc === ACC_WRITE && !writable && wp) return pageFault(c, lo, hi, 1 | wBit);
+  if (user && !userOk) return pageFault(c, lo, hi, 1 | wBit | idBit);
+  if (acc === ACC_WRITE && !writable && (wp || user)) return pageFault(c, lo, hi, 1 | wBit | idBit);
   if (acc === ACC_EXEC && nx) return pageFault(c, lo, hi, 1 | idBit);
   // Accessed on every level, Dirty on the leaf for a write (only when they change).
   for (let i = 0; i < n; i++) {
@@ -167,7 +182,7 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
     const nv = v | PTE_A | (i === n - 1 && acc === ACC_WRITE ? PTE_D : 0);
     if (nv !== v) physWrite(c, ea, 4, nv);
   }
-  walkWriteReady = (writable || !wp) && (acc === ACC_WRITE || (elo & PTE_D) !== 0);
+  walkWriteReady = (writable || (!wp && !user)) && (acc === ACC_WRITE || (elo & PTE_D) !== 0);
   return page;
 }
 
@@ -187,7 +202,10 @@ function pageWatched(c: Cpu, pageLo: number, hi: number, write: boolean): boolea
 
 /**
  * Translate a data access to linear (lo, hi) (`acc` ACC_READ or ACC_WRITE); returns the guest
- * physical address. Raises #GP for a non-canonical address and #PF from the walk.
+ * physical address. Raises #GP(0) (#SS(0) for stack accesses, see fault.ts) for a non-canonical
+ * address and #PF from the walk. The TLB keeps what the current privilege may do: entries filled
+ * at CPL 0 are dropped when the CPL becomes 3 (segments.ts), and implicit supervisor accesses at
+ * CPL 3 (c.sys) fill nothing.
  */
 export function translate(c: Cpu, lo: number, hi: number, acc: number): number {
   const i = (lo >>> 12) & TLB_MASK;
@@ -196,10 +214,10 @@ export function translate(c: Cpu, lo: number, hi: number, acc: number): number {
     : (c.wTagLo[i] === pageLo && c.wTagHi[i] === hi) || (c.sTagLo[i] === pageLo && c.sTagHi[i] === hi)) {
     return c.tlbPpn[i] * 4096 + (lo & 0xfff);
   }
-  if (!isCanonical(c, hi)) return gp(c, 0);
+  if (!isCanonical(c, hi)) return nonCanonical(c);
   const page = walk(c, lo, hi, acc);
   const region = c.bus.regionAt(page);
-  if (region !== undefined) {
+  if (region !== undefined && !c.sys) {
     const ppn = page / 4096;
     c.tlbView[i] = viewOf(region);
     c.tlbOff[i] = page - region.gpa;

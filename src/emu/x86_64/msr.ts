@@ -14,6 +14,7 @@ import * as insnModule from "./insn.js";
 import type { Insn, Translator } from "./insn.js";
 import * as mmuModule from "./mmu.js";
 import * as operandsModule from "./operands.js";
+import * as privilegeModule from "./privilege.js";
 import * as vpLayoutModule from "./vp-layout.js";
 import { Mnemonic } from "iced-x86";
 
@@ -23,6 +24,7 @@ const { VEC_NP, fault, gp } = faultModule;
 const { END_STOP, UnsupportedForm } = insnModule;
 const { rd32, wr32 } = mmuModule;
 const { reader, writer } = operandsModule;
+const { umipCheck } = privilegeModule;
 const { CR0, EFER, GDTR, GP, KERNEL_GS_BASE, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
 
 const RAX = GP;
@@ -425,14 +427,20 @@ function translateLldt(d: Insn): OpFn {
 /** SLDT r/m16 (a register destination gets the selector zero-extended). */
 function translateSldt(d: Insn): OpFn {
   const wr = writer(d.ops[0]);
-  return (c) => wr(c, vpPlatform(c).ldtrSelector);
+  return (c) => {
+    umipCheck(c);
+    wr(c, vpPlatform(c).ldtrSelector);
+  };
 }
 
 /** STR r/m16 (a register destination gets the selector zero-extended). */
 function translateStr(d: Insn): OpFn {
   const op = d.ops[0];
   const wr = writer(op);
-  return (c) => wr(c, vpPlatform(c).trSelector);
+  return (c) => {
+    umipCheck(c);
+    wr(c, vpPlatform(c).trSelector);
+  };
 }
 
 // ------------------------------------------------------------------ SMSW, LMSW
@@ -448,11 +456,15 @@ function translateSmsw(d: Insn): OpFn {
     };
   }
   const wr = writer(op);
-  return (c) => wr(c, c.r[CR0]);
+  return (c) => {
+    umipCheck(c);
+    wr(c, c.r[CR0]);
+  };
 }
 
 /** LMSW r/m16: loads CR0.PE/MP/EM/TS (PE cannot be cleared); #GP outside CPL 0. */
 function translateLmsw(d: Insn): OpFn {
+      umipCheck(c);
   const src = reader(d.ops[0]);
   d.end = END_STOP;
   return (c) => {

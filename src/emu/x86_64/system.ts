@@ -15,6 +15,7 @@ import "./apic.js"; // the xAPIC page: installs the MMIO handlers
 import * as msrModule from "./msr.js";
 import * as operandsModule from "./operands.js";
 import type { Operand } from "./operands.js";
+import * as privilegeModule from "./privilege.js";
 import * as segmentsModule from "./segments.js";
 import { SSE_CPUID } from "./sse.js";
 import { XSAVE_CPUID, xsaveCpuidLeaf } from "./xsave.js";
@@ -23,15 +24,16 @@ import * as vpLayoutModule from "./vp-layout.js";
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { EXIT_HALT, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
 const { CR0_SUPPORTED, CR4_SUPPORTED } = cpuModelModule;
-const { VEC_BP, VEC_DB, fault, gp, trap, ud } = faultModule;
+const { VEC_BP, VEC_DB, fault, gp, softwareInterrupt, trap, ud } = faultModule;
 const { CR4_DE, DR6_BD, DR7_ENABLES, DR7_GD, drHi, drLo, guestIoCheck, marks, setDr, setDr6, syncGuestWatch } = guestDebugModule;
-const { FIXED1, POPF_MASK, RF } = flagsModule;
+const { FIXED1, IF, IOPL, POPF_MASK, RF, TF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
-const { apicEnabled, canonicalBase, platformTranslators, rdmsrOp, tscValue, wrmsrOp } = msrModule;
+const { apicEnabled, canonicalBase, platformTranslators, rdmsrOp, tscValue, vpPlatform, wrmsrOp } = msrModule;
 const { reader, regWriter, writer } = operandsModule;
-const { Descriptor, loadCs, loadDataSegment, loadSs, readCodeSegment, readStackSegment } = segmentsModule;
-const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
+const { Descriptor, loadCs, loadDataSegment, loadNullSs, loadSs, nullifyOuterSegments, readCodeSegment, readReturnCodeSegment, readStackSegment } = segmentsModule;
+const { cpl, requireCpl0, supervisor, umipCheck } = privilegeModule;
+const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
 
 const RAX = GP;
 const RCX = GP + 2;
@@ -47,6 +49,7 @@ const CR0_CD = 0x40000000;
 const CR0_PG = 0x80000000 | 0;
 const CR4_PAE = 0x20;
 const CR4_LA57 = 0x1000;
+const CR4_TSD = 0x4;
 
 export { MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE } from "./msr.js";
 
@@ -113,6 +116,7 @@ export function movControl(d: Insn): OpFn {
     const w = crWord(src.n);
     const s = dst.slot;
     return (c) => {
+      requireCpl0(c);
       const r = c.r;
       r[s] = r[w];
       r[s + 1] = r[w + 1];
@@ -123,7 +127,10 @@ export function movControl(d: Insn): OpFn {
   crWord(n);
   const s = src.slot;
   d.end = END_STOP;
-  return (c) => writeCr(c, n, c.r[s], c.r[s + 1]);
+  return (c) => {
+    requireCpl0(c);
+    writeCr(c, n, c.r[s], c.r[s + 1]);
+  };
 }
 
 function crWord(n: number): number {
@@ -191,6 +198,7 @@ function writeCr(c: Cpu, n: number, lo: number, hi: number): void {
 }
 
 const ctsOp: OpFn = (c) => {
+  requireCpl0(c);
   c.r[CR0] &= ~CR0_TS;
 };
 
@@ -257,7 +265,7 @@ export function farJmp(d: Insn): OpFn {
     }
     readCodeSegment(c, sel, farCs);
     if (!canonical(c, th)) gp(c, 0);
-    loadCs(c, sel, farCs);
+    loadCs(c, sel, farCs, cpl(c));
     const r = c.r;
     r[RIP] = tl;
     r[RIP + 1] = th;
@@ -292,7 +300,7 @@ export function farCall(d: Insn): OpFn {
     wr64(c, frameLo, frameHi, nl, nh);
     r[RSP] = frameLo;
     r[RSP + 1] = frameHi;
-    loadCs(c, sel, farCs);
+    loadCs(c, sel, farCs, cpl(c));
     r[RIP] = tl;
     r[RIP + 1] = th;
   };
@@ -306,7 +314,11 @@ function offset(lo: number, hi: number, k: number, out: Int32Array): number {
 }
 const hiOut = new Int32Array(1);
 
-/** RETF / RETFQ [imm16]: pop RIP and CS (4 or 8 bytes each), then release imm16 bytes. */
+/**
+ * RETF / RETFQ [imm16]: pop RIP and CS (4 or 8 bytes each), then release imm16 bytes. A return to
+ * an outer privilege level (CS.RPL > CPL) also pops RSP and SS, releases imm16 bytes of the outer
+ * stack, and nulls DS, ES, FS and GS where their DPL is below the new CPL.
+ */
 function translateRetf(d: Insn): OpFn {
   const wide = d.code === Code.Retfq || d.code === Code.Retfq_imm16;
   if (!wide && d.code !== Code.Retfd && d.code !== Code.Retfd_imm16) throw new UnsupportedForm();
@@ -327,20 +339,53 @@ function translateRetf(d: Insn): OpFn {
     }
     const cl = offset(sl, sh, n, hiOut);
     const sel = rd16(c, cl, hiOut[0]);
-    readCodeSegment(c, sel, farCs);
+    const oldCpl = cpl(c);
+    readReturnCodeSegment(c, sel, farCs);
+    const newCpl = sel & 3;
+    if (newCpl === oldCpl) {
+      if (!canonical(c, th)) gp(c, 0);
+      const nl = offset(sl, sh, 2 * n + imm, hiOut);
+      r[RSP] = nl;
+      r[RSP + 1] = hiOut[0];
+      loadCs(c, sel, farCs, newCpl);
+      r[RIP] = tl;
+      r[RIP + 1] = th;
+      return;
+    }
+    // The outer stack pointer and SS follow the released bytes.
+    let a = offset(sl, sh, 2 * n + imm, hiOut);
+    let spl: number;
+    let sph = 0;
+    if (wide) {
+      spl = rd64(c, a, hiOut[0]);
+      sph = c.mhi;
+    } else {
+      spl = rd32(c, a, hiOut[0]);
+    }
+    a = offset(sl, sh, 3 * n + imm, hiOut);
+    const ss = rd16(c, a, hiOut[0]);
+    readStackSegment(c, ss, farSs, newCpl);
     if (!canonical(c, th)) gp(c, 0);
-    const nl = offset(sl, sh, 2 * n + imm, hiOut);
+    loadCs(c, sel, farCs, newCpl);
+    loadSs(c, ss, farSs);
+    const nl = offset(spl, sph, imm, hiOut);
     r[RSP] = nl;
     r[RSP + 1] = hiOut[0];
-    loadCs(c, sel, farCs);
     r[RIP] = tl;
     r[RIP + 1] = th;
+    nullifyOuterSegments(c, newCpl);
   };
 }
 
-/** IRETQ: pop RIP, CS, RFLAGS, RSP, SS (checked before anything changes). */
+/**
+ * IRETQ: pop RIP, CS, RFLAGS, RSP, SS, all checked before anything changes (SDM, IRET, 64-bit
+ * mode). The return may go to the same or an outer privilege level (CS.RPL ≥ CPL); to an outer
+ * one DS, ES, FS and GS whose DPL is below the new CPL become null. RFLAGS: IOPL changes only at
+ * CPL 0, IF only at CPL ≤ IOPL; NT set is #GP(0) (no task returns in 64-bit mode).
+ */
 const iretqOp: OpFn = (c) => {
   const r = c.r;
+  if ((r[RFLAGS] & 0x4000) !== 0) gp(c, 0);
   const sl = r[RSP];
   const sh = r[RSP + 1];
   const ripLo = rd64(c, sl, sh);
@@ -354,17 +399,22 @@ const iretqOp: OpFn = (c) => {
   const rspHi = c.mhi;
   a = offset(sl, sh, 32, hiOut);
   const ss = rd16(c, a, hiOut[0]);
-  readCodeSegment(c, cs, farCs);
-  readStackSegment(c, ss, farSs);
+  const oldCpl = cpl(c);
+  readReturnCodeSegment(c, cs, farCs);
+  const newCpl = cs & 3;
+  readStackSegment(c, ss, farSs, newCpl);
   if (!canonical(c, ripHi)) gp(c, 0);
-  loadCs(c, cs, farCs);
+  let mask = POPF_MASK | RF;
+  if (oldCpl !== 0) mask &= ~IOPL;
+  if (oldCpl > ((r[RFLAGS] & IOPL) >>> 12)) mask &= ~IF;
+  loadCs(c, cs, farCs, newCpl);
   loadSs(c, ss, farSs);
-  const mask = POPF_MASK | RF;
   r[RFLAGS] = (r[RFLAGS] & ~mask) | (flags & mask) | FIXED1;
   r[RSP] = rspLo;
   r[RSP + 1] = rspHi;
   r[RIP] = ripLo;
   r[RIP + 1] = ripHi;
+  if (newCpl > oldCpl) nullifyOuterSegments(c, newCpl);
 };
 
 // ------------------------------------------------------------------ descriptor tables, TLB
@@ -374,6 +424,7 @@ function translateLoadTable(d: Insn, word: number): OpFn {
   if (m.kind !== "mem") throw new UnsupportedForm();
   const ea = m.ea;
   return (c) => {
+    requireCpl0(c);
     const lo = ea(c);
     const hi = c.ahi;
     const limit = rd16(c, lo, hi);
@@ -392,6 +443,7 @@ function translateStoreTable(d: Insn, word: number): OpFn {
   if (m.kind !== "mem") throw new UnsupportedForm();
   const ea = m.ea;
   return (c) => {
+    umipCheck(c);
     const lo = ea(c);
     const hi = c.ahi;
     probeWrite(c, lo, hi, 10);
@@ -402,11 +454,16 @@ function translateStoreTable(d: Insn, word: number): OpFn {
 }
 
 /** INVLPG: the TLB keeps 4 KiB pieces of large pages, so drop everything. */
-const invlpgOp: OpFn = (c) => c.flushTlb();
+const invlpgOp: OpFn = (c) => {
+  requireCpl0(c);
+  c.flushTlb();
+};
+
 
 // ------------------------------------------------------------------ MSRs, CPUID, TSC
 
 const swapgsOp: OpFn = (c) => {
+  requireCpl0(c);
   const r = c.r;
   const w = segWord(SREG_GS, SEG_BASE);
   const lo = r[w];
@@ -439,15 +496,15 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
       return [0x611, ((vp & 0xff) << 24) | (8 << 8), (ecx | SSE_CPUID.leaf1Ecx | XSAVE_CPUID.leaf1Ecx) | 0, (edx | SSE_CPUID.leaf1Edx | XSAVE_CPUID.leaf1Edx) | 0];
     }
     case 7:
-      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX: 5-level paging (16), RDPID (22).
-      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
+      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX: UMIP (2), 5-level paging (16), RDPID (22).
+      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), (1 << 2) | (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
     case 0xd:
       return xsaveCpuidLeaf(sub);
     case 0x80000000:
       return [0x80000008 | 0, 0, 0, 0];
     case 0x80000001:
-      // ECX: LAHF/SAHF, ABM (LZCNT). EDX: NX, 1 GiB pages, RDTSCP, long mode.
-      return [0, 0, (1 << 0) | (1 << 5), (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)];
+      // ECX: LAHF/SAHF, ABM (LZCNT). EDX: SYSCALL/SYSRET, NX, 1 GiB pages, RDTSCP, long mode.
+      return [0, 0, (1 << 0) | (1 << 5), (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)];
     case 0x80000002: case 0x80000003: case 0x80000004: {
       const base = ((leaf >>> 0) - 0x80000002) * 16;
       return [0, 1, 2, 3].map((i) => text4(BRAND.slice(base + 4 * i, base + 4 * i + 4))) as [number, number, number, number];
@@ -480,6 +537,7 @@ const cpuidOp: OpFn = (c) => {
 function translateRdtsc(d: Insn): OpFn {
   const k = d.index;
   return (c) => {
+    if ((c.r[CR4] & CR4_TSD) !== 0) requireCpl0(c);
     const t = tscValue(c, k);
     const r = c.r;
     r[RAX] = t % 4294967296 | 0;
@@ -492,11 +550,45 @@ function translateRdtsc(d: Insn): OpFn {
 // ------------------------------------------------------------------ HLT, port I/O, software interrupts
 
 const hltOp: OpFn = (c) => {
+  requireCpl0(c);
   c.r[HALTED] = 1;
   c.exit = EXIT_HALT;
 };
 
+/**
+ * Port I/O above IOPL is allowed only where the TSS I/O permission bitmap has a clear bit for
+ * every byte of the access (SDM vol. 1, 19.5.2); otherwise #GP(0). The bitmap's offset is the
+ * word at TSS + 0x66, and bits past the TSS limit count as set.
+ */
+export function ioPermission(c: Cpu, port: number, size: number): void {
+  const r = c.r;
+  const level = r[segWord(SREG_CS, SEG_SELECTOR)] & 3;
+  if (level <= ((r[RFLAGS] & IOPL) >>> 12)) return;
+  const p = vpPlatform(c);
+  const limit = p.trLimit >>> 0;
+  if ((p.trSelector & 0xfffc) === 0 || limit < 0x67) gp(c, 0);
+  const allowed = supervisor(c, () => {
+    const base = p.trBaseLo >>> 0;
+    const at = (k: number): [number, number] => {
+      const s = base + k;
+      return [s | 0, s > 0xffffffff ? (p.trBaseHi + 1) | 0 : p.trBaseHi];
+    };
+    const [ol, oh] = at(0x66);
+    const mapOffset = rd16(c, ol, oh);
+    const first = mapOffset + (port >>> 3);
+    const last = mapOffset + ((port + size - 1) >>> 3);
+    if (last > limit) return false;
+    const [bl, bh] = at(first);
+    let bits = rd16(c, bl, bh);
+    if (last === first) bits &= 0xff;
+    const mask = ((1 << size) - 1) << (port & 7);
+    return (bits & mask) === 0;
+  });
+  if (!allowed) gp(c, 0);
+}
+
 export function portIn(c: Cpu, port: number, size: number): number {
+  ioPermission(c, port, size);
   if ((c.r[GUEST_DR7] & DR7_ENABLES) !== 0) guestIoCheck(c, port, size);
   const v = c.bus.portIn(port, size, c.vp);
   return size === 4 ? v | 0 : v & (size === 2 ? 0xffff : 0xff);
@@ -504,6 +596,7 @@ export function portIn(c: Cpu, port: number, size: number): number {
 
 export function portOut(c: Cpu, port: number, size: number, value: number): void {
   const v = size === 4 ? value >>> 0 : value & (size === 2 ? 0xffff : 0xff);
+  ioPermission(c, port, size);
   if ((c.r[GUEST_DR7] & DR7_ENABLES) !== 0) guestIoCheck(c, port, size);
   const req = c.bus.portOut(port, size, v, c.vp);
   if (req === "reset") c.exit = EXIT_RESET;
@@ -541,7 +634,10 @@ function translateOut(d: Insn): OpFn {
 function translateInt(d: Insn): OpFn {
   d.end = END_STOP;
   switch (d.code) {
-    case Code.Int3: return (c) => trap(c, VEC_BP);
+    case Code.Int3: {
+      const len = d.length;
+      return (c) => softwareInterrupt(c, VEC_BP, len);
+    }
     // ICEBP: a trap-class #DB that leaves DR6 as it is (the run loop tells it from INT 1 by the mark).
     case Code.Int1: return (c) => {
       marks.icebp = true;
@@ -550,10 +646,83 @@ function translateInt(d: Insn): OpFn {
     case Code.Int_imm8: {
       const op = d.ops[0];
       const v = op.kind === "imm" ? op.lo & 0xff : 0;
-      return (c) => trap(c, v);
+      const len = d.length;
+      return (c) => softwareInterrupt(c, v, len);
     }
     default: throw new UnsupportedForm();
   }
+}
+
+// ------------------------------------------------------------------ SYSCALL, SYSRET
+
+const EFER_SCE = 0x1;
+const R11 = GP + 22;
+/** CS and SS as SYSCALL and SYSRET load them: flat, 4 GiB limit; 64-bit code (L) and writable data (B). */
+const SYS_CS = 0xa09b;
+const SYS_SS = 0xc093;
+const DPL3 = 0x60;
+
+function loadFlat(c: Cpu, sreg: number, sel: number, attributes: number): void {
+  const r = c.r;
+  r[segWord(sreg, SEG_BASE)] = 0;
+  r[segWord(sreg, SEG_BASE) + 1] = 0;
+  r[segWord(sreg, SEG_LIMIT)] = -1;
+  r[segWord(sreg, SEG_SELECTOR)] = sel;
+  r[segWord(sreg, SEG_ATTRIBUTES)] = attributes;
+}
+
+/**
+ * SYSCALL (64-bit mode; SDM, SYSCALL): #UD unless EFER.SCE. RCX gets the next RIP, R11 RFLAGS
+ * (RF clear); RFLAGS loses the IA32_FMASK bits and RF; CS = STAR[47:32] & ~3 and SS = that + 8,
+ * flat at CPL 0, without reading the GDT; RIP = LSTAR.
+ */
+function translateSyscall(d: Insn): OpFn {
+  d.end = END_JUMP;
+  const nl = d.nextLo;
+  const nh = d.nextHi;
+  return (c) => {
+    const r = c.r;
+    if ((r[EFER] & EFER_SCE) === 0) ud(c);
+    const p = vpPlatform(c);
+    const flags = r[RFLAGS] & ~RF;
+    r[RCX] = nl;
+    r[RCX + 1] = nh;
+    r[R11] = flags;
+    r[R11 + 1] = 0;
+    r[RFLAGS] = (flags & ~p.sfmask) | FIXED1;
+    const sel = (p.starHi & 0xffff) & 0xfffc;
+    loadFlat(c, SREG_CS, sel, SYS_CS);
+    loadFlat(c, SREG_SS, (sel + 8) & 0xffff, SYS_SS);
+    r[RIP] = p.lstarLo;
+    r[RIP + 1] = p.lstarHi;
+    marks.tfAtEnd = true;
+  };
+}
+
+/**
+ * SYSRET with REX.W (64-bit mode; SDM, SYSRET): #UD unless EFER.SCE, #GP(0) above CPL 0 or for a
+ * non-canonical RCX. RIP = RCX, RFLAGS = R11 (RF, VM cleared); CS = STAR[63:48] + 16 and SS =
+ * STAR[63:48] + 8, RPL 3, flat at CPL 3. SYSRET to compatibility mode (no REX.W) is #UD: the
+ * machine runs 64-bit code only.
+ */
+function translateSysret(d: Insn): OpFn {
+  d.end = END_JUMP;
+  if (d.code !== Code.Sysretq) return (c) => ud(c);
+  return (c) => {
+    const r = c.r;
+    if ((r[EFER] & EFER_SCE) === 0) ud(c);
+    requireCpl0(c);
+    if (!canonical(c, r[RCX + 1])) gp(c, 0);
+    const p = vpPlatform(c);
+    const base = (p.starHi >>> 16) & 0xffff;
+    r[RFLAGS] = (r[R11] & 0x3c7fd7) | FIXED1;
+    r[RIP] = r[RCX];
+    r[RIP + 1] = r[RCX + 1];
+    loadFlat(c, SREG_SS, ((base + 8) & 0xffff) | 3, SYS_SS | DPL3);
+    loadFlat(c, SREG_CS, ((base + 16) & 0xfffc) | 3, SYS_CS | DPL3);
+    c.flushTlb(); // now at CPL 3: the TLB held supervisor entries
+    marks.tfAtEnd = true;
+  };
 }
 
 function stop(op: OpFn): Translator {
@@ -566,12 +735,19 @@ function stop(op: OpFn): Translator {
 const nopMnemonics = [
   Mnemonic.Nop, Mnemonic.Pause, Mnemonic.Endbr64, Mnemonic.Endbr32, Mnemonic.Lfence, Mnemonic.Mfence, Mnemonic.Sfence,
   Mnemonic.Clflush, Mnemonic.Clflushopt, Mnemonic.Prefetchnta, Mnemonic.Prefetcht0, Mnemonic.Prefetcht1, Mnemonic.Prefetcht2,
-  Mnemonic.Prefetchw, Mnemonic.Wbinvd, Mnemonic.Invd,
+  Mnemonic.Prefetchw,
 ];
+
+/** WBINVD and INVD: nothing to do (no caches are modelled), but #GP(0) above CPL 0. */
+const privilegedNopOp: OpFn = (c) => requireCpl0(c);
 
 export const systemTranslators: [Mnemonic, Translator][] = [
   ...nopMnemonics.map((m): [Mnemonic, Translator] => [m, () => nopOp]),
+  [Mnemonic.Wbinvd, () => privilegedNopOp],
+  [Mnemonic.Invd, () => privilegedNopOp],
   [Mnemonic.Hlt, stop(hltOp)],
+  [Mnemonic.Syscall, translateSyscall],
+  [Mnemonic.Sysret, translateSysret],
   [Mnemonic.In, translateIn],
   [Mnemonic.Out, translateOut],
   [Mnemonic.Int3, translateInt],

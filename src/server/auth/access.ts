@@ -12,6 +12,7 @@ export const RPC_ACCESS: Readonly<Record<string, Role | "open">> = {
   "/vmm.debug.v1.VmService/ListVms": "viewer",
   "/vmm.debug.v1.VmService/GetVm": "viewer",
   "/vmm.debug.v1.VmService/WatchEvents": "viewer",
+  "/vmm.debug.v1.VmService/WatchConsole": "viewer",
   "/vmm.debug.v1.DebugService/Attach": "debugger",
   "/vmm.debug.v1.DebugService/Detach": "debugger",
   "/vmm.debug.v1.DebugService/Resume": "debugger",

@@ -29,6 +29,10 @@ async function startServer(credentials?: ServerCredentials): Promise<{ server: S
       note("WatchEvents", ctx);
       yield { sequence: 1n };
     },
+    async *watchConsole(_req, ctx) {
+      note("WatchConsole", ctx);
+      yield {};
+    },
   });
   const port = await server.listen("127.0.0.1:0", credentials);
   return { server, port, seen };

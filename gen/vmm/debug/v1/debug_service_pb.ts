@@ -2074,7 +2074,8 @@ export const TranslationFaultSchema: GenEnum<TranslationFault> = /*@__PURE__*/
  *     SESSION_MISMATCH (a unary Resume of a Session stream's session), RESUME_IN_PROGRESS,
  *     GVA_NOT_MAPPED, ARCH_MISMATCH, UNSUPPORTED_REGISTER, BACKEND_REFUSED,
  *     SOFTWARE_BREAKPOINT_UNSUPPORTED (the VM's backend cannot place that software breakpoint,
- *     or none at all; nothing changed).
+ *     or none at all; nothing changed), CONSOLE_UNAVAILABLE (VmService.WatchConsole of a VM
+ *     whose backend does not capture its console).
  *   OUT_OF_RANGE: GPA_UNMAPPED.
  *   RESOURCE_EXHAUSTED: READ_TOO_LARGE, STREAM_OVERFLOW (a safety net: a Session stream whose
  *     queue of answers passed its bound; the session is detached. A client that stops reading

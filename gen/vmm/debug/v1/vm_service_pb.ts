@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file vmm/debug/v1/vm_service.proto.
  */
 export const file_vmm_debug_v1_vm_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch12bW0vZGVidWcvdjEvdm1fc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIjcKDE1lbW9yeVJlZ2lvbhILCgNncGEYASABKAQSDAoEc2l6ZRgCIAEoBBIMCgRuYW1lGAMgASgJIpMBCgpBdHRhY2htZW50Eg4KBmhvbGRlchgBIAEoCRIvCgthdHRhY2hlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc3RyZWFtGAQgASgIIsgCCgZWbUluZm8SCgoCaWQYASABKAkSKAoEYXJjaBgCIAEoDjIaLnZtbS5kZWJ1Zy52MS5BcmNoaXRlY3R1cmUSEAoIdnBfY291bnQYAyABKA0SMgoObWVtb3J5X3JlZ2lvbnMYBCADKAsyGi52bW0uZGVidWcudjEuTWVtb3J5UmVnaW9uEikKCXJ1bl9zdGF0ZRgFIAEoDjIWLnZtbS5kZWJ1Zy52MS5SdW5TdGF0ZRIPCgdiYWNrZW5kGAYgASgJEioKCGF0dGFjaGVkGAcgASgLMhgudm1tLmRlYnVnLnYxLkF0dGFjaG1lbnQSMAoMY2FwYWJpbGl0aWVzGAggASgLMhoudm1tLmRlYnVnLnYxLkNhcGFiaWxpdGllcxIYCgtleGl0X3N0YXR1cxgJIAEoDUgAiAEBQg4KDF9leGl0X3N0YXR1cyKFAwoMQ2FwYWJpbGl0aWVzEh0KFWhhcmR3YXJlX3Nsb3RzX3Blcl92cBgBIAEoDRI2ChB3YXRjaHBvaW50X3R5cGVzGAIgAygOMhwudm1tLmRlYnVnLnYxLkJyZWFrcG9pbnRUeXBlEjYKEHdhdGNocG9pbnRfc2l6ZXMYAyADKA4yHC52bW0uZGVidWcudjEuQnJlYWtwb2ludFNpemUSRQoUc29mdHdhcmVfYnJlYWtwb2ludHMYBCABKAsyJy52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50U3VwcG9ydBIbChNzZXRfdnBfc3RhdGVfZmllbGRzGAUgAygJEkkKGm1lbW9yeV9yZWFkc193aGlsZV9ydW5uaW5nGAYgASgOMiUudm1tLmRlYnVnLnYxLk1lbW9yeVJlYWRzV2hpbGVSdW5uaW5nEjcKEGJhdGNoZWRfc3RlcHBpbmcYByABKAsyHS52bW0uZGVidWcudjEuQmF0Y2hlZFN0ZXBwaW5nIkUKGVNvZnR3YXJlQnJlYWtwb2ludFN1cHBvcnQSCwoDZ3ZhGAEgASgIEg4KBnBlcl92cBgCIAEoCBILCgNncGEYAyABKAgiTgoPQmF0Y2hlZFN0ZXBwaW5nEhEKCW1heF9jb3VudBgBIAEoDRIQCghwY190cmFjZRgCIAEoCBIWCg5yZWdpc3Rlcl90cmFjZRgDIAEoCCIQCg5MaXN0Vm1zUmVxdWVzdCI0Cg9MaXN0Vm1zUmVzcG9uc2USIQoDdm1zGAEgAygLMhQudm1tLmRlYnVnLnYxLlZtSW5mbyIaCgxHZXRWbVJlcXVlc3QSCgoCdm0YASABKAkiMQoNR2V0Vm1SZXNwb25zZRIgCgJ2bRgBIAEoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8iUAoSV2F0Y2hFdmVudHNSZXF1ZXN0EgoKAnZtGAEgASgJEhsKDmFmdGVyX3NlcXVlbmNlGAIgASgESACIAQFCEQoPX2FmdGVyX3NlcXVlbmNlIi8KDUV2ZW50QXR0YWNoZWQSDgoGaG9sZGVyGAEgASgJEg4KBnN0cmVhbRgCIAEoCCI5Cg1FdmVudERldGFjaGVkEigKBWNhdXNlGAEgASgOMhkudm1tLmRlYnVnLnYxLkRldGFjaENhdXNlIg4KDEV2ZW50UmVzdW1lZCI9CgxFdmVudFN0b3BwZWQSLQoGcmVhc29uGAEgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbiJZCgxFdmVudFN0ZXBwZWQSCgoCdnAYASABKA0SEAoIZXhlY3V0ZWQYAiABKA0SKwoEc3RvcBgDIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iJAoWRXZlbnREZWJ1Z1N0YXRlQ2hhbmdlZBIKCgJ2cBgBIAEoDSIRCg9FdmVudFBvd2VyZWRPZmYiDAoKRXZlbnRSZXNldCIiChBFdmVudEJhY2tlbmRMb3N0Eg4KBmRldGFpbBgBIAEoCSIhCghFdmVudEdhcBIVCg1uZXh0X3NlcXVlbmNlGAEgASgEItoEChNXYXRjaEV2ZW50c1Jlc3BvbnNlEgoKAnZtGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KCGF0dGFjaGVkGAQgASgLMhsudm1tLmRlYnVnLnYxLkV2ZW50QXR0YWNoZWRIABIvCghkZXRhY2hlZBgFIAEoCzIbLnZtbS5kZWJ1Zy52MS5FdmVudERldGFjaGVkSAASLQoHcmVzdW1lZBgGIAEoCzIaLnZtbS5kZWJ1Zy52MS5FdmVudFJlc3VtZWRIABItCgdzdG9wcGVkGAcgASgLMhoudm1tLmRlYnVnLnYxLkV2ZW50U3RvcHBlZEgAEi0KB3N0ZXBwZWQYCCABKAsyGi52bW0uZGVidWcudjEuRXZlbnRTdGVwcGVkSAASQwoTZGVidWdfc3RhdGVfY2hhbmdlZBgJIAEoCzIkLnZtbS5kZWJ1Zy52MS5FdmVudERlYnVnU3RhdGVDaGFuZ2VkSAASNAoLcG93ZXJlZF9vZmYYCiABKAsyHS52bW0uZGVidWcudjEuRXZlbnRQb3dlcmVkT2ZmSAASKQoFcmVzZXQYCyABKAsyGC52bW0uZGVidWcudjEuRXZlbnRSZXNldEgAEjYKDGJhY2tlbmRfbG9zdBgMIAEoCzIeLnZtbS5kZWJ1Zy52MS5FdmVudEJhY2tlbmRMb3N0SAASJQoDZ2FwGA0gASgLMhYudm1tLmRlYnVnLnYxLkV2ZW50R2FwSABCBwoFZXZlbnQqXwoMQXJjaGl0ZWN0dXJlEhwKGEFSQ0hJVEVDVFVSRV9VTlNQRUNJRklFRBAAEhcKE0FSQ0hJVEVDVFVSRV9YODZfNjQQARIYChRBUkNISVRFQ1RVUkVfQUFSQ0g2NBACKoIBCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhUKEVJVTl9TVEFURV9TVE9QUEVEEAISGQoVUlVOX1NUQVRFX1BPV0VSRURfT0ZGEAMSEgoOUlVOX1NUQVRFX0dPTkUQBCrGAQoXTWVtb3J5UmVhZHNXaGlsZVJ1bm5pbmcSKgomTUVNT1JZX1JFQURTX1dISUxFX1JVTk5JTkdfVU5TUEVDSUZJRUQQABInCiNNRU1PUllfUkVBRFNfV0hJTEVfUlVOTklOR19OT19QQVVTRRABEi8KK01FTU9SWV9SRUFEU19XSElMRV9SVU5OSU5HX05PX1BBVVNFX0dQQV9SQU0QAhIlCiFNRU1PUllfUkVBRFNfV0hJTEVfUlVOTklOR19QQVVTRVMQAyqDAgoLRGV0YWNoQ2F1c2USHAoYREVUQUNIX0NBVVNFX1VOU1BFQ0lGSUVEEAASGgoWREVUQUNIX0NBVVNFX1JFUVVFU1RFRBABEh4KGkRFVEFDSF9DQVVTRV9MRUFTRV9FWFBJUkVEEAISHgoaREVUQUNIX0NBVVNFX1NUUkVBTV9DTE9TRUQQAxIgChxERVRBQ0hfQ0FVU0VfU0VSVkVSX1NIVVRET1dOEAQSIAocREVUQUNIX0NBVVNFX1NUUkVBTV9PVkVSRkxPVxAFEh0KGURFVEFDSF9DQVVTRV9CQUNLRU5EX0xPU1QQBhIXChNERVRBQ0hfQ0FVU0VfRk9SQ0VEEAcy+gEKCVZtU2VydmljZRJLCgdMaXN0Vm1zEhwudm1tLmRlYnVnLnYxLkxpc3RWbXNSZXF1ZXN0Gh0udm1tLmRlYnVnLnYxLkxpc3RWbXNSZXNwb25zZSIDkAIBEkUKBUdldFZtEhoudm1tLmRlYnVnLnYxLkdldFZtUmVxdWVzdBobLnZtbS5kZWJ1Zy52MS5HZXRWbVJlc3BvbnNlIgOQAgESWQoLV2F0Y2hFdmVudHMSIC52bW0uZGVidWcudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiEudm1tLmRlYnVnLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_google_protobuf_timestamp, file_vmm_debug_v1_breakpoint, file_vmm_debug_v1_types]);
+  fileDesc("Ch12bW0vZGVidWcvdjEvdm1fc2VydmljZS5wcm90bxIMdm1tLmRlYnVnLnYxIjcKDE1lbW9yeVJlZ2lvbhILCgNncGEYASABKAQSDAoEc2l6ZRgCIAEoBBIMCgRuYW1lGAMgASgJIpMBCgpBdHRhY2htZW50Eg4KBmhvbGRlchgBIAEoCRIvCgthdHRhY2hlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoQbGVhc2VfZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc3RyZWFtGAQgASgIIsgCCgZWbUluZm8SCgoCaWQYASABKAkSKAoEYXJjaBgCIAEoDjIaLnZtbS5kZWJ1Zy52MS5BcmNoaXRlY3R1cmUSEAoIdnBfY291bnQYAyABKA0SMgoObWVtb3J5X3JlZ2lvbnMYBCADKAsyGi52bW0uZGVidWcudjEuTWVtb3J5UmVnaW9uEikKCXJ1bl9zdGF0ZRgFIAEoDjIWLnZtbS5kZWJ1Zy52MS5SdW5TdGF0ZRIPCgdiYWNrZW5kGAYgASgJEioKCGF0dGFjaGVkGAcgASgLMhgudm1tLmRlYnVnLnYxLkF0dGFjaG1lbnQSMAoMY2FwYWJpbGl0aWVzGAggASgLMhoudm1tLmRlYnVnLnYxLkNhcGFiaWxpdGllcxIYCgtleGl0X3N0YXR1cxgJIAEoDUgAiAEBQg4KDF9leGl0X3N0YXR1cyKFAwoMQ2FwYWJpbGl0aWVzEh0KFWhhcmR3YXJlX3Nsb3RzX3Blcl92cBgBIAEoDRI2ChB3YXRjaHBvaW50X3R5cGVzGAIgAygOMhwudm1tLmRlYnVnLnYxLkJyZWFrcG9pbnRUeXBlEjYKEHdhdGNocG9pbnRfc2l6ZXMYAyADKA4yHC52bW0uZGVidWcudjEuQnJlYWtwb2ludFNpemUSRQoUc29mdHdhcmVfYnJlYWtwb2ludHMYBCABKAsyJy52bW0uZGVidWcudjEuU29mdHdhcmVCcmVha3BvaW50U3VwcG9ydBIbChNzZXRfdnBfc3RhdGVfZmllbGRzGAUgAygJEkkKGm1lbW9yeV9yZWFkc193aGlsZV9ydW5uaW5nGAYgASgOMiUudm1tLmRlYnVnLnYxLk1lbW9yeVJlYWRzV2hpbGVSdW5uaW5nEjcKEGJhdGNoZWRfc3RlcHBpbmcYByABKAsyHS52bW0uZGVidWcudjEuQmF0Y2hlZFN0ZXBwaW5nIkUKGVNvZnR3YXJlQnJlYWtwb2ludFN1cHBvcnQSCwoDZ3ZhGAEgASgIEg4KBnBlcl92cBgCIAEoCBILCgNncGEYAyABKAgiTgoPQmF0Y2hlZFN0ZXBwaW5nEhEKCW1heF9jb3VudBgBIAEoDRIQCghwY190cmFjZRgCIAEoCBIWCg5yZWdpc3Rlcl90cmFjZRgDIAEoCCIQCg5MaXN0Vm1zUmVxdWVzdCI0Cg9MaXN0Vm1zUmVzcG9uc2USIQoDdm1zGAEgAygLMhQudm1tLmRlYnVnLnYxLlZtSW5mbyIaCgxHZXRWbVJlcXVlc3QSCgoCdm0YASABKAkiMQoNR2V0Vm1SZXNwb25zZRIgCgJ2bRgBIAEoCzIULnZtbS5kZWJ1Zy52MS5WbUluZm8iUAoSV2F0Y2hFdmVudHNSZXF1ZXN0EgoKAnZtGAEgASgJEhsKDmFmdGVyX3NlcXVlbmNlGAIgASgESACIAQFCEQoPX2FmdGVyX3NlcXVlbmNlIi8KDUV2ZW50QXR0YWNoZWQSDgoGaG9sZGVyGAEgASgJEg4KBnN0cmVhbRgCIAEoCCI5Cg1FdmVudERldGFjaGVkEigKBWNhdXNlGAEgASgOMhkudm1tLmRlYnVnLnYxLkRldGFjaENhdXNlIg4KDEV2ZW50UmVzdW1lZCI9CgxFdmVudFN0b3BwZWQSLQoGcmVhc29uGAEgASgLMh0udm1tLmRlYnVnLnYxLkRlYnVnU3RvcFJlYXNvbiJZCgxFdmVudFN0ZXBwZWQSCgoCdnAYASABKA0SEAoIZXhlY3V0ZWQYAiABKA0SKwoEc3RvcBgDIAEoCzIdLnZtbS5kZWJ1Zy52MS5EZWJ1Z1N0b3BSZWFzb24iJAoWRXZlbnREZWJ1Z1N0YXRlQ2hhbmdlZBIKCgJ2cBgBIAEoDSIRCg9FdmVudFBvd2VyZWRPZmYiDAoKRXZlbnRSZXNldCIiChBFdmVudEJhY2tlbmRMb3N0Eg4KBmRldGFpbBgBIAEoCSIhCghFdmVudEdhcBIVCg1uZXh0X3NlcXVlbmNlGAEgASgEItoEChNXYXRjaEV2ZW50c1Jlc3BvbnNlEgoKAnZtGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KCGF0dGFjaGVkGAQgASgLMhsudm1tLmRlYnVnLnYxLkV2ZW50QXR0YWNoZWRIABIvCghkZXRhY2hlZBgFIAEoCzIbLnZtbS5kZWJ1Zy52MS5FdmVudERldGFjaGVkSAASLQoHcmVzdW1lZBgGIAEoCzIaLnZtbS5kZWJ1Zy52MS5FdmVudFJlc3VtZWRIABItCgdzdG9wcGVkGAcgASgLMhoudm1tLmRlYnVnLnYxLkV2ZW50U3RvcHBlZEgAEi0KB3N0ZXBwZWQYCCABKAsyGi52bW0uZGVidWcudjEuRXZlbnRTdGVwcGVkSAASQwoTZGVidWdfc3RhdGVfY2hhbmdlZBgJIAEoCzIkLnZtbS5kZWJ1Zy52MS5FdmVudERlYnVnU3RhdGVDaGFuZ2VkSAASNAoLcG93ZXJlZF9vZmYYCiABKAsyHS52bW0uZGVidWcudjEuRXZlbnRQb3dlcmVkT2ZmSAASKQoFcmVzZXQYCyABKAsyGC52bW0uZGVidWcudjEuRXZlbnRSZXNldEgAEjYKDGJhY2tlbmRfbG9zdBgMIAEoCzIeLnZtbS5kZWJ1Zy52MS5FdmVudEJhY2tlbmRMb3N0SAASJQoDZ2FwGA0gASgLMhYudm1tLmRlYnVnLnYxLkV2ZW50R2FwSABCBwoFZXZlbnQiYAoTV2F0Y2hDb25zb2xlUmVxdWVzdBIKCgJ2bRgBIAEoCRIYCgtmcm9tX29mZnNldBgCIAEoBEgAiAEBEhMKC3N0b3BfYXRfZW5kGAMgASgIQg4KDF9mcm9tX29mZnNldCJaCg1Db25zb2xlT3V0cHV0Eg4KBm9mZnNldBgBIAEoBBIrCgZzb3VyY2UYAiABKA4yGy52bW0uZGVidWcudjEuQ29uc29sZVNvdXJjZRIMCgRkYXRhGAMgASgMIiEKCkNvbnNvbGVHYXASEwoLbmV4dF9vZmZzZXQYASABKAQiUAoKQ29uc29sZUVuZBISCgplbmRfb2Zmc2V0GAEgASgEEi4KBnJlYXNvbhgCIAEoDjIeLnZtbS5kZWJ1Zy52MS5Db25zb2xlRW5kUmVhc29uIqsBChRXYXRjaENvbnNvbGVSZXNwb25zZRIKCgJ2bRgBIAEoCRItCgZvdXRwdXQYAiABKAsyGy52bW0uZGVidWcudjEuQ29uc29sZU91dHB1dEgAEicKA2dhcBgDIAEoCzIYLnZtbS5kZWJ1Zy52MS5Db25zb2xlR2FwSAASJwoDZW5kGAQgASgLMhgudm1tLmRlYnVnLnYxLkNvbnNvbGVFbmRIAEIGCgRpdGVtKl8KDEFyY2hpdGVjdHVyZRIcChhBUkNISVRFQ1RVUkVfVU5TUEVDSUZJRUQQABIXChNBUkNISVRFQ1RVUkVfWDg2XzY0EAESGAoUQVJDSElURUNUVVJFX0FBUkNINjQQAiqCAQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1JVTk5JTkcQARIVChFSVU5fU1RBVEVfU1RPUFBFRBACEhkKFVJVTl9TVEFURV9QT1dFUkVEX09GRhADEhIKDlJVTl9TVEFURV9HT05FEAQqxgEKF01lbW9yeVJlYWRzV2hpbGVSdW5uaW5nEioKJk1FTU9SWV9SRUFEU19XSElMRV9SVU5OSU5HX1VOU1BFQ0lGSUVEEAASJwojTUVNT1JZX1JFQURTX1dISUxFX1JVTk5JTkdfTk9fUEFVU0UQARIvCitNRU1PUllfUkVBRFNfV0hJTEVfUlVOTklOR19OT19QQVVTRV9HUEFfUkFNEAISJQohTUVNT1JZX1JFQURTX1dISUxFX1JVTk5JTkdfUEFVU0VTEAMqgwIKC0RldGFjaENhdXNlEhwKGERFVEFDSF9DQVVTRV9VTlNQRUNJRklFRBAAEhoKFkRFVEFDSF9DQVVTRV9SRVFVRVNURUQQARIeChpERVRBQ0hfQ0FVU0VfTEVBU0VfRVhQSVJFRBACEh4KGkRFVEFDSF9DQVVTRV9TVFJFQU1fQ0xPU0VEEAMSIAocREVUQUNIX0NBVVNFX1NFUlZFUl9TSFVURE9XThAEEiAKHERFVEFDSF9DQVVTRV9TVFJFQU1fT1ZFUkZMT1cQBRIdChlERVRBQ0hfQ0FVU0VfQkFDS0VORF9MT1NUEAYSFwoTREVUQUNIX0NBVVNFX0ZPUkNFRBAHKoQBCg1Db25zb2xlU291cmNlEh4KGkNPTlNPTEVfU09VUkNFX1VOU1BFQ0lGSUVEEAASGwoXQ09OU09MRV9TT1VSQ0VfREVCVUdDT04QARIXChNDT05TT0xFX1NPVVJDRV9DT00xEAISHQoZQ09OU09MRV9TT1VSQ0VfUUVNVV9TVERJTxADKn8KEENvbnNvbGVFbmRSZWFzb24SIgoeQ09OU09MRV9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASIgoeQ09OU09MRV9FTkRfUkVBU09OX1BPV0VSRURfT0ZGEAESIwofQ09OU09MRV9FTkRfUkVBU09OX0JBQ0tFTkRfTE9TVBACMtgCCglWbVNlcnZpY2USSwoHTGlzdFZtcxIcLnZtbS5kZWJ1Zy52MS5MaXN0Vm1zUmVxdWVzdBodLnZtbS5kZWJ1Zy52MS5MaXN0Vm1zUmVzcG9uc2UiA5ACARJFCgVHZXRWbRIaLnZtbS5kZWJ1Zy52MS5HZXRWbVJlcXVlc3QaGy52bW0uZGVidWcudjEuR2V0Vm1SZXNwb25zZSIDkAIBElkKC1dhdGNoRXZlbnRzEiAudm1tLmRlYnVnLnYxLldhdGNoRXZlbnRzUmVxdWVzdBohLnZtbS5kZWJ1Zy52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlIgOQAgEwARJcCgxXYXRjaENvbnNvbGUSIS52bW0uZGVidWcudjEuV2F0Y2hDb25zb2xlUmVxdWVzdBoiLnZtbS5kZWJ1Zy52MS5XYXRjaENvbnNvbGVSZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_vmm_debug_v1_breakpoint, file_vmm_debug_v1_types]);
 
 /**
  * A range of guest physical memory backed by RAM.
@@ -762,6 +762,181 @@ export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__P
   messageDesc(file_vmm_debug_v1_vm_service, 21);
 
 /**
+ * Watch one VM's console output.
+ *
+ * @generated from message vmm.debug.v1.WatchConsoleRequest
+ */
+export type WatchConsoleRequest = Message<"vmm.debug.v1.WatchConsoleRequest"> & {
+  /**
+   * VM id; empty means the only VM when exactly one is served.
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * Unset: only output from now on. Set: the output from this byte offset on, first what the
+   * server still holds (0 replays everything held; after a `gap` or an interrupted call, the
+   * offset after the last byte received resumes exactly). Past the end of the output so far:
+   * INVALID_ARGUMENT / VALUE_OUT_OF_RANGE.
+   *
+   * @generated from field: optional uint64 from_offset = 2;
+   */
+  fromOffset?: bigint | undefined;
+
+  /**
+   * Complete the call once the output there was when it started has been sent (`tail`, not
+   * `tail -f`), instead of following new output.
+   *
+   * @generated from field: bool stop_at_end = 3;
+   */
+  stopAtEnd: boolean;
+};
+
+/**
+ * Describes the message vmm.debug.v1.WatchConsoleRequest.
+ * Use `create(WatchConsoleRequestSchema)` to create a new message.
+ */
+export const WatchConsoleRequestSchema: GenMessage<WatchConsoleRequest> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 22);
+
+/**
+ * Bytes one console device sent out.
+ *
+ * @generated from message vmm.debug.v1.ConsoleOutput
+ */
+export type ConsoleOutput = Message<"vmm.debug.v1.ConsoleOutput"> & {
+  /**
+   * Offset of data's first byte in the VM's console byte stream.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The device.
+   *
+   * @generated from field: vmm.debug.v1.ConsoleSource source = 2;
+   */
+  source: ConsoleSource;
+
+  /**
+   * The bytes, as the guest wrote them (not text: any byte value).
+   *
+   * @generated from field: bytes data = 3;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message vmm.debug.v1.ConsoleOutput.
+ * Use `create(ConsoleOutputSchema)` to create a new message.
+ */
+export const ConsoleOutputSchema: GenMessage<ConsoleOutput> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 23);
+
+/**
+ * Output this watcher will not see: it left the server's history before it was read.
+ *
+ * @generated from message vmm.debug.v1.ConsoleGap
+ */
+export type ConsoleGap = Message<"vmm.debug.v1.ConsoleGap"> & {
+  /**
+   * The offset of the next byte this watcher gets.
+   *
+   * @generated from field: uint64 next_offset = 1;
+   */
+  nextOffset: bigint;
+};
+
+/**
+ * Describes the message vmm.debug.v1.ConsoleGap.
+ * Use `create(ConsoleGapSchema)` to create a new message.
+ */
+export const ConsoleGapSchema: GenMessage<ConsoleGap> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 24);
+
+/**
+ * The VM will write no more output; the call completes after this message.
+ *
+ * @generated from message vmm.debug.v1.ConsoleEnd
+ */
+export type ConsoleEnd = Message<"vmm.debug.v1.ConsoleEnd"> & {
+  /**
+   * The end of the output: one past the offset of its last byte.
+   *
+   * @generated from field: uint64 end_offset = 1;
+   */
+  endOffset: bigint;
+
+  /**
+   * Why.
+   *
+   * @generated from field: vmm.debug.v1.ConsoleEndReason reason = 2;
+   */
+  reason: ConsoleEndReason;
+};
+
+/**
+ * Describes the message vmm.debug.v1.ConsoleEnd.
+ * Use `create(ConsoleEndSchema)` to create a new message.
+ */
+export const ConsoleEndSchema: GenMessage<ConsoleEnd> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 25);
+
+/**
+ * One piece of a VM's console feed.
+ *
+ * @generated from message vmm.debug.v1.WatchConsoleResponse
+ */
+export type WatchConsoleResponse = Message<"vmm.debug.v1.WatchConsoleResponse"> & {
+  /**
+   * The VM.
+   *
+   * @generated from field: string vm = 1;
+   */
+  vm: string;
+
+  /**
+   * What comes.
+   *
+   * @generated from oneof vmm.debug.v1.WatchConsoleResponse.item
+   */
+  item: {
+    /**
+     * See ConsoleOutput.
+     *
+     * @generated from field: vmm.debug.v1.ConsoleOutput output = 2;
+     */
+    value: ConsoleOutput;
+    case: "output";
+  } | {
+    /**
+     * See ConsoleGap.
+     *
+     * @generated from field: vmm.debug.v1.ConsoleGap gap = 3;
+     */
+    value: ConsoleGap;
+    case: "gap";
+  } | {
+    /**
+     * See ConsoleEnd.
+     *
+     * @generated from field: vmm.debug.v1.ConsoleEnd end = 4;
+     */
+    value: ConsoleEnd;
+    case: "end";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message vmm.debug.v1.WatchConsoleResponse.
+ * Use `create(WatchConsoleResponseSchema)` to create a new message.
+ */
+export const WatchConsoleResponseSchema: GenMessage<WatchConsoleResponse> = /*@__PURE__*/
+  messageDesc(file_vmm_debug_v1_vm_service, 26);
+
+/**
  * Processor architecture of a VM.
  *
  * @generated from enum vmm.debug.v1.Architecture
@@ -958,6 +1133,82 @@ export const DetachCauseSchema: GenEnum<DetachCause> = /*@__PURE__*/
   enumDesc(file_vmm_debug_v1_vm_service, 3);
 
 /**
+ * A console device of the guest.
+ *
+ * @generated from enum vmm.debug.v1.ConsoleSource
+ */
+export enum ConsoleSource {
+  /**
+   * Not set; never sent.
+   *
+   * @generated from enum value: CONSOLE_SOURCE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The x86 debug console, I/O port 0xE9 (Bochs/QEMU isa-debugcon).
+   *
+   * @generated from enum value: CONSOLE_SOURCE_DEBUGCON = 1;
+   */
+  DEBUGCON = 1,
+
+  /**
+   * The 16550 UART COM1 at I/O port 0x3F8: the bytes the guest writes to its transmit register.
+   *
+   * @generated from enum value: CONSOLE_SOURCE_COM1 = 2;
+   */
+  COM1 = 2,
+
+  /**
+   * A QEMU this server launched: QEMU's standard output, that is whatever device its arguments
+   * connect to stdio (the debug console for the x86-64 demo, the PL011 UART for the aarch64 one).
+   *
+   * @generated from enum value: CONSOLE_SOURCE_QEMU_STDIO = 3;
+   */
+  QEMU_STDIO = 3,
+}
+
+/**
+ * Describes the enum vmm.debug.v1.ConsoleSource.
+ */
+export const ConsoleSourceSchema: GenEnum<ConsoleSource> = /*@__PURE__*/
+  enumDesc(file_vmm_debug_v1_vm_service, 4);
+
+/**
+ * Why a VM's console output ended.
+ *
+ * @generated from enum vmm.debug.v1.ConsoleEndReason
+ */
+export enum ConsoleEndReason {
+  /**
+   * Not set; never sent.
+   *
+   * @generated from enum value: CONSOLE_END_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The guest powered the VM off.
+   *
+   * @generated from enum value: CONSOLE_END_REASON_POWERED_OFF = 1;
+   */
+  POWERED_OFF = 1,
+
+  /**
+   * The VMM backend is gone (its process exited, the machine was shut down).
+   *
+   * @generated from enum value: CONSOLE_END_REASON_BACKEND_LOST = 2;
+   */
+  BACKEND_LOST = 2,
+}
+
+/**
+ * Describes the enum vmm.debug.v1.ConsoleEndReason.
+ */
+export const ConsoleEndReasonSchema: GenEnum<ConsoleEndReason> = /*@__PURE__*/
+  enumDesc(file_vmm_debug_v1_vm_service, 5);
+
+/**
  * Lists and describes the served VMs, and feeds their events to any number of observers.
  * Needs no session.
  *
@@ -997,6 +1248,28 @@ export const VmService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEventsRequestSchema;
     output: typeof WatchEventsResponseSchema;
+  },
+  /**
+   * One VM's guest console output as raw bytes, for as long as the call lasts (any number of
+   * watchers, no session needed). Every byte the guest's console devices send out has an offset
+   * in the VM's console byte stream (0, 1, 2 …, all devices together in the order the guest wrote
+   * them); each `output` carries the offset of its first byte, the device and the bytes. The
+   * server holds the last 1 MiB for replay: with `from_offset` the call first sends what it holds
+   * from that offset on; bytes already gone are announced by a `gap` naming the offset sent next,
+   * and so is output a watcher fell too far behind to read (it skips ahead: a slow watcher never
+   * slows the VM). Small writes are batched (at most a few milliseconds, 4 KiB, per batch); held
+   * output is sent in messages of up to 64 KiB. When the VM has powered off (or its backend is
+   * gone) and every byte has been sent, an `end` follows and the call completes.
+   * Errors: NOT_FOUND / VM_NOT_FOUND; INVALID_ARGUMENT / VALUE_OUT_OF_RANGE (`from_offset` past
+   * the end of the output, metadata `end_offset`); FAILED_PRECONDITION / CONSOLE_UNAVAILABLE
+   * (the backend does not capture this VM's console: a QEMU this server attached to).
+   *
+   * @generated from rpc vmm.debug.v1.VmService.WatchConsole
+   */
+  watchConsole: {
+    methodKind: "server_streaming";
+    input: typeof WatchConsoleRequestSchema;
+    output: typeof WatchConsoleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_vmm_debug_v1_vm_service, 0);
