@@ -451,6 +451,7 @@ function translateSmsw(d: Insn): OpFn {
   if (op.kind === "reg" && op.size === 8) {
     const s = op.slot;
     return (c) => {
+      umipCheck(c);
       c.r[s] = c.r[CR0];
       c.r[s + 1] = c.r[CR0 + 1];
     };
@@ -464,7 +465,6 @@ function translateSmsw(d: Insn): OpFn {
 
 /** LMSW r/m16: loads CR0.PE/MP/EM/TS (PE cannot be cleared); #GP outside CPL 0. */
 function translateLmsw(d: Insn): OpFn {
-      umipCheck(c);
   const src = reader(d.ops[0]);
   d.end = END_STOP;
   return (c) => {
