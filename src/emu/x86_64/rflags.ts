@@ -64,7 +64,13 @@ const popfqOp: OpFn = (c) => {
   r[RFLAGS] = ((r[RFLAGS] & ~mask & ~RF) | (v & mask) | FIXED1);
 };
 
-/** CLI and STI: #GP(0) above IOPL. */
+/** STI (interrupts.ts), #GP(0) above IOPL. */
+const stiChecked: OpFn = (c) => {
+  requireIopl(c);
+  stiOp(c);
+};
+
+/** CLI: #GP(0) above IOPL. */
 function setIf(value: number): OpFn {
   return (c) => {
     requireIopl(c);
@@ -79,11 +85,11 @@ export const rflagsTranslators: [Mnemonic, Translator][] = [
   [Mnemonic.Cmc, () => cmcOp],
   [Mnemonic.Cld, () => setBits(DF, 0)],
   [Mnemonic.Std, () => setBits(DF, DF)],
-  [Mnemonic.Cli, () => setBits(IF, 0)],
+  [Mnemonic.Cli, () => setIf(0)],
   // STI ends its block: the run loop looks for an interrupt after the instruction in its shadow.
   [Mnemonic.Sti, (d) => {
     d.end = END_STOP;
-    return stiOp;
+    return stiChecked;
   }],
   [Mnemonic.Lahf, () => lahfOp],
   [Mnemonic.Sahf, () => sahfOp],
