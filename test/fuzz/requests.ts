@@ -228,6 +228,19 @@ export function createTargets(): Target[] {
       build: (r, c) =>
         toBinary(vs.WatchEventsRequestSchema, create(vs.WatchEventsRequestSchema, { vm: c.vm, afterSequence: r.chance(0.5) ? BigInt(r.below(4)) : undefined })),
     },
+    {
+      lane: "unary",
+      rpc: "WatchConsole",
+      path: VMS + "WatchConsole",
+      call: "serverStream",
+      schema: vs.WatchConsoleRequestSchema,
+      weight: 1,
+      build: (r, c) =>
+        toBinary(
+          vs.WatchConsoleRequestSchema,
+          create(vs.WatchConsoleRequestSchema, { vm: c.vm, fromOffset: r.chance(0.5) ? BigInt(r.below(64)) : undefined, stopAtEnd: r.chance(0.5) }),
+        ),
+    },
   );
   return targets;
 }

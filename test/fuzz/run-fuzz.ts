@@ -554,7 +554,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
     const unaryCall = (req: FuzzRequest): Promise<Outcome & { value?: Buffer }> =>
       new Promise((resolve) => {
         const t = req.target;
-        const deadline = Date.now() + (t.rpc === "Resume" ? 500 : t.rpc === "WatchEvents" ? 300 : 30_000);
+        const deadline = Date.now() + (t.rpc === "Resume" ? 500 : t.rpc === "WatchEvents" || t.rpc === "WatchConsole" ? 300 : 30_000);
         if (t.call === "unary") {
           raw.makeUnaryRequest(t.path, identity, identity, Buffer.from(req.bytes), new grpc.Metadata(), { deadline }, (err, value) => {
             if (!err) resolve({ kind: "ok", value });
@@ -572,7 +572,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
         stream.on("error", (err: grpc.ServiceError) => {
           if (served && err.code === grpc.status.CANCELLED) resolve({ kind: "ok" });
           // A watch that saw no event before its deadline was served too.
-          else if (err.code === grpc.status.DEADLINE_EXCEEDED && t.rpc === "WatchEvents") resolve({ kind: "ok" });
+          else if (err.code === grpc.status.DEADLINE_EXCEEDED && (t.rpc === "WatchEvents" || t.rpc === "WatchConsole")) resolve({ kind: "ok" });
           else resolve(classifyStatus(err.code, err.details, err.metadata));
         });
         stream.on("status", (s: grpc.StatusObject) => s.code === grpc.status.OK && resolve({ kind: "ok" }));
@@ -663,7 +663,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
         // a stream that ended (its session ends with it).
         const read = !AUDITED_RPCS.has(t.rpc);
         if (outcome.kind === "ok" && !read) neutral = false;
-        if (outcome.kind === "deadline" && t.rpc !== "WatchEvents") neutral = false;
+        if (outcome.kind === "deadline" && t.rpc !== "WatchEvents" && t.rpc !== "WatchConsole") neutral = false;
         if (outcome.kind === "streamEnd" || outcome.kind === "crash") neutral = false;
         if (t.lane === "stream" && outcome.kind === "ok" && streamAuditRpc(req.bytes) !== undefined) neutral = false;
         if (outcome.kind === "undecoded" && t.lane === "stream") neutral = false;

@@ -109,6 +109,7 @@ describe("access by role (tokens on loopback)", () => {
     "/vmm.debug.v1.VmService/GetVm": (c) => c.rpc.vm.getVm({ vm: VM }),
     // A live watch sends its header at once and events only as they happen: the header will do.
     "/vmm.debug.v1.VmService/WatchEvents": (c) => firstOf((signal) => c.rpc.vm.watchEvents({ vm: VM }, { signal, onHeader: () => abortOnHeader(signal) })),
+    "/vmm.debug.v1.VmService/WatchConsole": (c) => firstOf((signal) => c.rpc.vm.watchConsole({ vm: VM }, { signal, onHeader: () => abortOnHeader(signal) })),
     "/vmm.debug.v1.DebugService/Attach": (c) => c.rpc.debug.attach({ vm: "no-such-vm" }),
     "/vmm.debug.v1.DebugService/Detach": (c) => c.rpc.debug.detach({ vm: VM, sessionId: "feedface".repeat(4) }),
     "/vmm.debug.v1.DebugService/Resume": (c) => c.rpc.debug.resume({ vm: VM }),
