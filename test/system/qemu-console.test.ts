@@ -1,0 +1,48 @@
+// WatchConsole on the QEMU backend: a C guest launched on QEMU writes to its debug console (on
+// QEMU's stdout); the stream carries the same bytes the embedded machine's 0xE9 gives for the same
+// guest, and ends when the guest powers off (QEMU exits, its stdout closes).
+import { join } from "node:path";
+import { type ConsoleChunk, connect } from "../../src/client";
+import { createEmuMachine, loadGuestImage } from "../../src/emu";
+import { launchQemuVm, qemuArgsForGuest } from "../../src/qemu";
+import { createVmmDebugServer, silentLogger } from "../../src/server";
+import { describeWithQemu } from "./qemu-harness";
+
+const manifest = join(__dirname, "../../guests/build/c-recurse-O2.json");
+
+async function collect(feed: AsyncIterable<ConsoleChunk>): Promise<ConsoleChunk[]> {
+  const out: ConsoleChunk[] = [];
+  for await (const c of feed) out.push(c);
+  return out;
+}
+
+const bytesOf = (chunks: ConsoleChunk[]) => Buffer.concat(chunks.flatMap((c) => (c.kind === "output" ? [c.data] : [])));
+
+describeWithQemu("x86_64")("WatchConsole on QEMU", () => {
+  it("streams a launched QEMU's console (its stdout) from offset 0, the same bytes as the embedded machine, then the end at power-off", async () => {
+    const { arch, args } = qemuArgsForGuest(manifest);
+    const qemu = await launchQemuVm({ id: "qemu", arch, args, startRunning: false });
+    const emu = await createEmuMachine({ id: "emu", image: loadGuestImage(manifest), vpCount: 1, startRunning: false });
+    const server = createVmmDebugServer({ vms: [qemu, emu], logger: silentLogger });
+    const client = connect(`127.0.0.1:${(await server.listen("127.0.0.1:0")).port}`);
+    try {
+      const signal = AbortSignal.timeout(120_000);
+      const onQemu = collect(client.watchConsole("qemu", { fromOffset: 0n, signal }));
+      const onEmu = collect(client.watchConsole("emu", { fromOffset: 0n, signal }));
+      await qemu.resume();
+      await emu.resume();
+      const [q, e] = await Promise.all([onQemu, onEmu]);
+      const qBytes = bytesOf(q);
+      expect(qBytes.length).toBeGreaterThan(0);
+      expect(q.filter((c) => c.kind === "output").every((c) => c.kind === "output" && c.source === "qemuStdio")).toBe(true);
+      expect(e.filter((c) => c.kind === "output").every((c) => c.kind === "output" && c.source === "debugcon")).toBe(true);
+      expect(qBytes.toString("latin1")).toBe(bytesOf(e).toString("latin1"));
+      expect(q[q.length - 1]).toEqual({ kind: "end", endOffset: BigInt(qBytes.length), reason: "poweredOff" });
+      expect(e[e.length - 1]).toEqual({ kind: "end", endOffset: BigInt(qBytes.length), reason: "poweredOff" });
+    } finally {
+      client.close();
+      await server.close();
+      await Promise.all([qemu.close(), emu.close()]);
+    }
+  }, 180_000);
+});
