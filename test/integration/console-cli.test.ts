@@ -94,3 +94,52 @@ describe("vmm-debug console and buf curl", () => {
     expect(text).toContain(`"reason": "CONSOLE_END_REASON_POWERED_OFF"`);
   }, 90_000);
 });
+
+describe("vmm-debug console on a VM that runs on", () => {
+  let vm: EmuMachine;
+  let server: VmmDebugServer;
+  let address: string;
+
+  beforeAll(async () => {
+    vm = await createEmuMachine({ id: "spin", image: consoleGuest(100, "spin"), vpCount: 1, memory: SMALL_RAM });
+    server = createVmmDebugServer({ vms: [vm], logger: quiet });
+    address = `127.0.0.1:${(await server.listen("127.0.0.1:0")).port}`;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await vm?.close();
+  });
+
+  it("--follow prints the output and keeps following until Ctrl-C (exit 130), which releases the watcher", async () => {
+    const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), "src/cli/main.ts", "console", "--follow"], {
+      cwd: root,
+      env: { ...process.env, VMM_DEBUG_SERVER: address, VMM_DEBUG_SESSION: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const out: Buffer[] = [];
+    child.stdout!.on("data", (d: Buffer) => out.push(d));
+    const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const expected = Buffer.from(consoleGuestOutput(100));
+    await waitFor(() => Buffer.concat(out).equals(expected), 60_000, "the output on stdout");
+    expect(vm.console.watcherCount).toBe(1);
+    child.kill("SIGINT");
+    expect(await exit).toBe(130);
+    await waitFor(() => vm.console.watcherCount === 0, 20_000, "the watcher released");
+    expect(vm.runState()).toBe("running");
+  }, 90_000);
+
+  it("--new prints only what comes after it started (nothing here) until Ctrl-C", async () => {
+    const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), "src/cli/main.ts", "console", "--new"], {
+      cwd: root,
+      env: { ...process.env, VMM_DEBUG_SERVER: address, VMM_DEBUG_SESSION: "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString("latin1")));
+    const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    await waitFor(() => vm.console.watcherCount === 1, 60_000, "the CLI watching");
+    child.kill("SIGINT");
+    expect(await exit).toBe(130);
+    expect(stdout).toBe("");
+  }, 90_000);
+});
