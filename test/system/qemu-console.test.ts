@@ -4,7 +4,9 @@
 import { join } from "node:path";
 import { type ConsoleChunk, connect } from "../../src/client";
 import { createEmuMachine, loadGuestImage } from "../../src/emu";
-import { launchQemuVm, qemuArgsForGuest } from "../../src/qemu";
+import { Status } from "nice-grpc";
+import { createQemuVm, launchQemu, launchQemuVm, qemuArgsForGuest } from "../../src/qemu";
+import { expectRpcError } from "../integration/harness";
 import { createVmmDebugServer, silentLogger } from "../../src/server";
 import { describeWithQemu } from "./qemu-harness";
 
@@ -45,4 +47,23 @@ describeWithQemu("x86_64")("WatchConsole on QEMU", () => {
       await Promise.all([qemu.close(), emu.close()]);
     }
   }, 180_000);
+
+  it("a QEMU the server attached to has no captured console: FAILED_PRECONDITION / CONSOLE_UNAVAILABLE", async () => {
+    const { arch, args } = qemuArgsForGuest(manifest);
+    const launched = await launchQemu({ arch, args });
+    const vm = await createQemuVm({ id: "attached", gdb: launched.gdb, qmp: { path: launched.qmpSocket }, ramFile: launched.ramFile });
+    const server = createVmmDebugServer({ vms: [vm], logger: silentLogger });
+    const client = connect(`127.0.0.1:${(await server.listen("127.0.0.1:0")).port}`);
+    try {
+      await expectRpcError(collect(client.watchConsole("attached", { fromOffset: 0n })), Status.FAILED_PRECONDITION, "CONSOLE_UNAVAILABLE", {
+        vm: "attached",
+        backend: "qemu",
+      });
+    } finally {
+      client.close();
+      await server.close();
+      await vm.close();
+      await launched.kill();
+    }
+  }, 120_000);
 });
