@@ -6,7 +6,7 @@ import { type ConsoleChunk, connect } from "../../src/client";
 import { createEmuMachine, loadGuestImage } from "../../src/emu";
 import { Status } from "nice-grpc";
 import { createQemuVm, launchQemu, launchQemuVm, qemuArgsForGuest } from "../../src/qemu";
-import { expectRpcError } from "../integration/harness";
+import { expectRpcError, waitFor } from "../integration/harness";
 import { createVmmDebugServer, silentLogger } from "../../src/server";
 import { describeWithQemu } from "./qemu-harness";
 
@@ -64,6 +64,38 @@ describeWithQemu("x86_64")("WatchConsole on QEMU", () => {
       await server.close();
       await vm.close();
       await launched.kill();
+    }
+  }, 120_000);
+});
+
+describeWithQemu("aarch64")("WatchConsole on QEMU aarch64", () => {
+  it("streams the aarch64 demo's PL011 output (QEMU's stdout) while it runs", async () => {
+    const { arch, args } = qemuArgsForGuest(join(__dirname, "../../guests/build/demo-aarch64.json"));
+    const qemu = await launchQemuVm({ id: "arm", arch, args, startRunning: false });
+    const server = createVmmDebugServer({ vms: [qemu], logger: silentLogger });
+    const client = connect(`127.0.0.1:${(await server.listen("127.0.0.1:0")).port}`);
+    try {
+      const ac = new AbortController();
+      const giveUp = setTimeout(() => ac.abort(), 60_000);
+      let text = "";
+      const reading = (async () => {
+        for await (const c of client.watchConsole("arm", { fromOffset: 0n, signal: ac.signal })) {
+          if (c.kind !== "output") continue;
+          expect(c.source).toBe("qemuStdio");
+          text += Buffer.from(c.data).toString("latin1");
+          if (text.includes("vmm-debug demo guest: running on vp 0")) return;
+        }
+      })();
+      await qemu.resume();
+      await reading;
+      clearTimeout(giveUp);
+      expect(text).toContain("vmm-debug demo guest: running on vp 0");
+      // Leaving the loop cancelled the call: the server releases its watcher.
+      await waitFor(() => qemu.console?.watcherCount === 0, 20_000, "the watcher released");
+    } finally {
+      client.close();
+      await server.close();
+      await qemu.close();
     }
   }, 120_000);
 });
