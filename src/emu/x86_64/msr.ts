@@ -127,8 +127,18 @@ export class ApicState {
   readonly lvt = new Int32Array([0x10000, 0x10000, 0x10000, 0x10000, 0x10000, 0x10000]);
   timerInitial = 0;
   timerDivide = 0;
-  /** The instruction count (Cpu.retired) at which the timer was last armed, and its divisor then. */
+  /** The instruction count (Cpu.retired) at which the timer's current period started. */
   timerStart = 0;
+  /** The timer counts (an expired one-shot timer, or an initial count of 0, stops it). */
+  timerRunning = false;
+  /**
+   * Cpu.retired from which the run loop must look at this APIC (interrupts.ts): 0 while a
+   * request waits in IRR or an NMI is pending, the timer's next expiry, or Infinity.
+   */
+  eventAt = Infinity;
+  /** An NMI was accepted and not yet delivered; NMIs are blocked from an NMI's delivery to the next IRETQ. */
+  nmiPending = false;
+  nmiBlocked = false;
   /** 256-bit ISR, TMR and IRR (8 words each). */
   readonly isr = new Int32Array(8);
   readonly tmr = new Int32Array(8);

@@ -51,10 +51,16 @@ export const DR7_WRITABLE = 0xffff23ff | 0;
 export const DR7_FIXED = 0x400;
 /**
  * The guest's DR0–DR3 (see guest-debug.ts): words GUEST_DR_LO + n hold the low words and
- * GUEST_DR_HI + n the high words (after the FP state). 0 is the reset state. Words 93–95 are free.
+ * GUEST_DR_HI + n the high words (after the FP state). 0 is the reset state.
  */
 export const GUEST_DR_LO = 89;
 export const GUEST_DR_HI = 196;
+/**
+ * 1 while the interrupt shadow of a STI (that set IF) or a MOV SS holds external interrupts
+ * until the instruction at RIP completes (interrupts.ts); 0 otherwise and at reset. Kept here so
+ * a debugger stop between the two instructions keeps it. Words 94–95 are free.
+ */
+export const INT_SHADOW = 93;
 // ------------------------------------------------------------------ x87, SSE and XSAVE state
 //
 // Words 96 on. The FXSAVE image is derived from these words (and written back into them); no

@@ -23,7 +23,10 @@ import * as faultModule from "./fault.js";
 import * as flagsModule from "./flags.js";
 import * as jitModule from "./jit.js";
 import * as guestDebugModule from "./guest-debug.js";
+import * as interruptsModule from "./interrupts.js";
 import * as mmuModule from "./mmu.js";
+import * as msrModule from "./msr.js";
+import type { VpPlatform } from "./msr.js";
 import { SwBreakpointSet } from "./sw-breakpoints.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
@@ -36,7 +39,9 @@ const { BLOCK_ABORT, GUEST_FAULT, NO_ERROR_CODE, VEC_DB } = faultModule;
 const { RF, TF } = flagsModule;
 const { compileBlock, jitOptions } = jitModule;
 const { fetchPage } = mmuModule;
-const { DR6_BS, GUEST_DR7, HALTED, RFLAGS, RIP } = vpLayoutModule;
+const { DR6_BS, GUEST_DR7, HALTED, INT_SHADOW, RFLAGS, RIP } = vpLayoutModule;
+const { IRQ_DELIVERED, IRQ_NONE, IRQ_SHADOW, IRQ_TRIPLE_FAULT, afterOp, pollInterrupts, wakeFromHalt } = interruptsModule;
+const { vpPlatform } = msrModule;
 const { DR7_ENABLES, guestDataArmed, guestExecHits, marks, setDr6, syncGuestWatch } = guestDebugModule;
 
 /** A debug slot (DR0–DR3 semantics): `type` is the DR7 R/W field (0 execute, 2 write, 3 read or write). */
@@ -217,6 +222,8 @@ export class X86Vp {
   private guestShadow = false;
   private guestDeferred = 0;
   private guestDeferredMid = false;
+  /** The VP's platform state (its APIC): looked up again at each run() and step (a machine reset replaces it). */
+  private plat: VpPlatform;
 
   /** `sw`: the software breakpoints of the machine (shared by its VPs). */
   constructor(
@@ -227,6 +234,7 @@ export class X86Vp {
   ) {
     this.c = new Cpu(regs, vpIndex, bus);
     joinRegistry(this.c);
+    this.plat = vpPlatform(this.c);
   }
 
   /** Instructions retired since construction. */
@@ -276,20 +284,36 @@ export class X86Vp {
    */
   run(maxInstructions: number): X86Exit {
     const c = this.c;
-    if (c.r[HALTED] !== 0) return HALT;
+    const p = (this.plat = vpPlatform(c));
+    if (c.r[HALTED] !== 0 && !(maxInstructions >= 1)) return HALT;
     c.exit = EXIT_NONE;
     c.dataHit = 0;
     if (!(maxInstructions >= 1)) return BUDGET;
     let left = Math.floor(maxInstructions);
     // The fast loop hands over to the per-instruction one while the guest's TF is set, and back.
     for (;;) {
+      if (c.r[HALTED] !== 0) {
+        // HLT: an interrupt wakes the VP (the timer's expiry comes at once: its time jumps there).
+        const w = wakeFromHalt(c, p);
+        if (w === IRQ_NONE) return HALT;
+        if (w === IRQ_TRIPLE_FAULT) return TRIPLE_FAULT;
+        this.suppressValid = false;
+        // The delivery counts against the budget, as a delivered exception does.
+        if (--left <= 0) return BUDGET;
+      }
       let x: X86Exit;
+      const before = c.retired;
       if (this.debugArmed || (c.r[RFLAGS] & TF) !== 0 || this.repPending || this.guestDebugging()) {
         x = this.runDebug(left);
       } else {
         const suppress = this.suppressValid;
         this.suppressValid = false;
         x = this.runFast(left, suppress);
+      }
+      if (x === HALT && !this.singleStep) {
+        left -= c.retired - before;
+        if (left <= 0) return HALT;
+        continue;
       }
       if (x !== SWITCH) return x;
       left = this.left;
@@ -319,8 +343,23 @@ export class X86Vp {
     const c = this.c;
     const sw = this.sw;
     const r = c.r;
+    const p = this.plat;
+    const a = p.apic;
     let left = max;
+    // An interrupt waits for the interrupt shadow: the next block runs one instruction.
+    let oneOnly = false;
     while (left > 0) {
+      // The APIC's next event (a request in IRR, an NMI, the timer's expiry) is due.
+      if (c.retired >= a.eventAt) {
+        const q = pollInterrupts(c, p);
+        if (q === IRQ_DELIVERED) {
+          suppress = false;
+          left--;
+          continue;
+        }
+        if (q === IRQ_TRIPLE_FAULT) return TRIPLE_FAULT;
+        oneOnly = q === IRQ_SHADOW;
+      }
       // The guest's DR7 enables a breakpoint: continue one instruction at a time.
       if ((r[GUEST_DR7] & DR7_ENABLES) !== 0) {
         this.left = left;
@@ -352,7 +391,7 @@ export class X86Vp {
       }
       const ops = blk.ops;
       const len = ops.length;
-      let n = len <= left ? len : left;
+      let n = oneOnly ? 1 : len <= left ? len : left;
       // An execute slot at instruction k of the block: run only the k before it, then stop.
       let hwAt = -1;
       if (this.execAny) {
@@ -394,8 +433,11 @@ export class X86Vp {
         const jf = blk.jit;
         if (jf !== null && n === len) {
           jitted = true;
-          // Looping inside would pass a breakpoint at the block's start that this run suppressed.
-          const runs = blk.swHits === null && blk.execHits === null ? Math.floor(left / len) : 1;
+          // Looping inside would pass a breakpoint at the block's start that this run suppressed,
+          // or the APIC's next event (by less than one run of the block).
+          let lim = a.eventAt - c.retired;
+          if (lim > left) lim = left;
+          const runs = blk.swHits === null && blk.execHits === null && !oneOnly && lim >= len ? Math.floor(lim / len) : 1;
           more = (jf(c, runs) - 1) * len;
           i = n;
         } else {
@@ -403,6 +445,11 @@ export class X86Vp {
           for (; i < n; i++) ops[i](c);
         }
       } catch (e) {
+        if (oneOnly && e !== BLOCK_ABORT) {
+          // The instruction in the shadow raised an exception: its delivery ends the shadow.
+          oneOnly = false;
+          r[INT_SHADOW] = 0;
+        }
         if (jitted) {
           i = c.jk;
           c.retired += c.jn * len;
@@ -431,6 +478,13 @@ export class X86Vp {
       c.cur = null;
       c.retired += n + more;
       left -= n + more;
+      if (oneOnly && n > 0) {
+        // The instruction in the shadow completed: the interrupt goes next.
+        oneOnly = false;
+        r[INT_SHADOW] = 0;
+      }
+      // After an NMI, an IRETQ (which ends blocks) ends NMI blocking.
+      if (a.nmiBlocked && n > 0) afterOp(p, ops[n - 1]);
       if (n < len || !blk.lastSetsRip) setRipAt(c, blk, n);
       if (c.exit !== EXIT_NONE) return exitOf(c.exit);
       if (swAt >= 0) return this.swHit(blk.swHits![swAt], c.r[RIP], c.r[RIP + 1]);
@@ -493,6 +547,19 @@ export class X86Vp {
         this.left = left;
         return SWITCH;
       }
+      // An interrupt (before an instruction breakpoint, as the SDM orders them; after a guest #DB a
+      // debugger stop deferred). Delivering it is a step: it stops at the handler's first instruction.
+      if (c.retired >= this.plat.apic.eventAt && this.guestDeferred === 0) {
+        const q = pollInterrupts(c, this.plat);
+        if (q === IRQ_DELIVERED) {
+          first = false;
+          this.suppressValid = false;
+          left--;
+          if (this.singleStep) return SINGLE_STEP;
+          continue;
+        }
+        if (q === IRQ_TRIPLE_FAULT) return TRIPLE_FAULT;
+      }
       const lo = r[RIP];
       const hi = r[RIP + 1];
       const suppressed = (first && this.suppressValid && lo === this.suppressLo && hi === this.suppressHi) || this.continuingRep();
@@ -549,14 +616,33 @@ export class X86Vp {
   ): X86StepOutcome {
     const c = this.c;
     const r = c.r;
+    const p = (this.plat = vpPlatform(c));
     this.suppressValid = false;
-    if (r[HALTED] !== 0) return { executed: 0, exit: HALT, requested: false };
     c.exit = EXIT_NONE;
     const checkExec = this.execArmed[0] || this.execArmed[1] || this.execArmed[2] || this.execArmed[3];
     let done = 0;
     while (done < count) {
       if (done !== 0) {
         if ((done & (STEP_STOP_CHECK - 1)) === 0 && stopRequested()) return { executed: done, exit: BUDGET, requested: true };
+      }
+      // A halted VP wakes for an interrupt; an interrupt due is delivered (before breakpoints at
+      // RIP, as the SDM orders them): either is one step, ending at the handler's first instruction.
+      let q = IRQ_NONE;
+      if (r[HALTED] !== 0) {
+        q = wakeFromHalt(c, p);
+        if (q === IRQ_NONE) return { executed: done, exit: HALT, requested: false };
+      } else if (c.retired >= p.apic.eventAt && this.guestDeferred === 0) {
+        q = pollInterrupts(c, p);
+      }
+      if (q === IRQ_TRIPLE_FAULT) return { executed: done, exit: TRIPLE_FAULT, requested: false };
+      if (q === IRQ_DELIVERED) {
+        if (pcs !== null) {
+          pcs[2 * done] = r[RIP];
+          pcs[2 * done + 1] = r[RIP + 1];
+        }
+        if (afterStep !== null) afterStep(done);
+        done++;
+        continue;
       }
       if (done !== 0 && !this.continuingRep() && this.guestDeferred === 0) {
         if (checkExec && (r[RFLAGS] & RF) === 0) {
@@ -629,6 +715,9 @@ export class X86Vp {
     }
     const shadow = this.guestShadow;
     this.guestShadow = false;
+    // The interrupt shadow over this instruction ends with it (a STI or MOV SS here sets it again).
+    const intShadow = r[INT_SHADOW];
+    r[INT_SHADOW] = 0;
     for (;;) {
       c.dataHit = 0;
       c.repMore = false;
@@ -686,6 +775,8 @@ export class X86Vp {
       }
       c.cur = null;
       c.repStep = repStep;
+      if (marks.movSs && intShadow === 0) r[INT_SHADOW] = 1;
+      if (!c.repMore) afterOp(this.plat, blk.ops[0]);
       const more = c.repMore;
       if (more) {
         // A REP iteration with more to go: RIP stays at the instruction.
