@@ -7,13 +7,15 @@
 // Aliasing (SDM vol. 1 §9.5): MMn is the significand, bits 63–0, of x87 physical register Rn
 // (words FPR + 3n and FPR + 3n + 1, vp-layout.ts), and writing MMn sets bits 79–64 (sign and
 // exponent) to all ones: the third word becomes 0xffff. Every MMX instruction but EMMS sets TOP to
-// 0 and every tag to valid (FTW = 0 in the full-tag encoding); EMMS sets every tag empty
+// 0 and every tag to valid (FTW = 0 in the full-tag encoding); EMMS sets TOP to 0 and every tag empty
 // (FTW = 0xffff). FNSAVE/FNSTENV store tags recomputed from the contents (an MMX-written register is
 // "special", exponent 0x7fff), FXSAVE the abridged byte 0xff.
 //
 // Checks: CR0.EM → #UD, CR0.TS → #NM, a pending unmasked x87 exception → #MF (fp-gate.ts mmxGate;
 // the SSE conversions and MOVQ2DQ/MOVDQ2Q also #UD without CR4.OSFXSR, sseMmxGate), then the memory
-// access. The x87 state changes only once the instruction has completed.
+// access. A fault on a memory operand (#GP, #PF) leaves the x87 state alone; as the AMD host shows,
+// the transition comes before a SIMD exception (#XM) of the conversions and before MASKMOVQ's store.
+// CVTPI2PS/CVTPI2PD from memory touch no x87 state (no transition, no #MF).
 //
 // The arithmetic is sse.ts's: its kernels run on its scratch with the MMX operands in the low 8
 // bytes of A and B, and the low 8 bytes of R are the result. Lane-wise kernels need nothing more;
@@ -371,8 +373,9 @@ const palignrMm: Translator = (d) => mop(d, palignr(imm8(d, 2)), ALIGN_AB);
 
 /**
  * MASKMOVQ mm, mm and MASKMOVDQU xmm, xmm: the data register's bytes whose mask byte has its top
- * bit set go to [rdi] (DS or an override); the others are not written. A zero mask writes and
- * checks nothing; otherwise the whole 8 or 16 bytes are checked for writing first.
+ * bit set go to [rdi] (DS or an override); the others are not written. The whole 8 or 16 bytes are
+ * checked for writing first, even with a zero mask (the SDM leaves that to the implementation; the
+ * AMD host faults).
  */
 function maskmov(xmm: boolean): Translator {
   return (d) => {
@@ -387,30 +390,30 @@ function maskmov(xmm: boolean): Translator {
       if (xmm) sseGate(c);
       else mmxGate(c);
       const r = c.r;
-      let any = 0;
       for (let k = 0; k < words; k++) {
         I32[A + k] = r[Sd + k];
         I32[B + k] = r[Sm + k];
-        any |= r[Sm + k] & 0x80808080;
       }
-      if (any !== 0) {
-        const lo = ea(c);
-        const hi = c.ahi;
-        probeWrite(c, lo, hi, n);
-        for (let i = 0; i < n; i++) {
-          if ((U8[16 + i] & 0x80) === 0) continue;
-          const s = (lo >>> 0) + i;
-          wr8(c, s | 0, s > 0xffffffff ? (hi + 1) | 0 : hi, U8[i]);
-        }
-      }
+      // The AMD host makes the transition before the store (a #PF finds it made).
       if (!xmm) enterMmx(r);
+      const lo = ea(c);
+      const hi = c.ahi;
+      probeWrite(c, lo, hi, n);
+      for (let i = 0; i < n; i++) {
+        if ((U8[16 + i] & 0x80) === 0) continue;
+        const s = (lo >>> 0) + i;
+        wr8(c, s | 0, s > 0xffffffff ? (hi + 1) | 0 : hi, U8[i]);
+      }
     };
   };
 }
 
+/** EMMS: every tag empty and TOP = 0 (SDM vol. 1 table 9-3), the registers kept. */
 const emms: Translator = () => (c) => {
   mmxGate(c);
-  c.r[FTW] = 0xffff;
+  const r = c.r;
+  r[FSW] &= ~0x3800;
+  r[FTW] = 0xffff;
 };
 
 // ------------------------------------------------------------------ conversions with an MM operand
@@ -435,6 +438,7 @@ function cvtpi2(double: boolean): Translator {
       I32[B + 2] = 0;
       I32[B + 3] = 0;
       const r = c.r;
+      if (fromMm) enterMmx(r);
       setMx(r[MXCSR]);
       const fl = k();
       if (fl !== 0) raise(c, fl);
@@ -444,7 +448,6 @@ function cvtpi2(double: boolean): Translator {
         r[D + 2] = I32[R + 2];
         r[D + 3] = I32[R + 3];
       }
-      if (fromMm) enterMmx(r);
     };
   };
 }
@@ -493,6 +496,7 @@ function cvt2pi(double: boolean, truncate: boolean): Translator {
       sseMmxGate(c);
       ld(c);
       const r = c.r;
+      enterMmx(r);
       setMx(r[MXCSR]);
       const fl = k();
       if (fl !== 0) raise(c, fl);
