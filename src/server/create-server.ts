@@ -203,7 +203,9 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
       budget,
     }),
   );
-  server.add(VmServiceDefinition, createVmService(registry, undefined, budget));
+  // Aborted by close(): console feeds end (VmService.WatchConsole) as event feeds do.
+  const shutdown = new AbortController();
+  server.add(VmServiceDefinition, createVmService(registry, undefined, budget, shutdown.signal));
 
   const health = HealthState();
   for (const service of ["", ...REFLECTED_SERVICES.filter((s) => s !== "grpc.health.v1.Health")]) {
@@ -253,6 +255,7 @@ export function createVmmDebugServer(options: VmmDebugServerOptions): VmmDebugSe
     close() {
       closing ??= (async () => {
         for (const service of ["", ...REFLECTED_SERVICES]) health.setStatus("unhealthy", service);
+        shutdown.abort();
         const results = await Promise.allSettled(registry.list().map((d) => d.close()));
         for (const r of results) {
           if (r.status === "rejected") logger.warn("detaching a session at shutdown failed", { error: String(r.reason) });

@@ -14,10 +14,15 @@ import { createWatchConsole } from "./watch-console";
 /** WatchEvents response header: the VM's newest sequence when the watch subscribed (a live watch gets every event after it). */
 export const LAST_SEQUENCE_HEADER = "vmm-last-sequence";
 
-export function createVmService(registry: VmRegistry, lane = new ObserverLane(), budget?: SendBudget): ServiceImplementation<VmServiceDefinition> {
+export function createVmService(
+  registry: VmRegistry,
+  lane = new ObserverLane(),
+  budget?: SendBudget,
+  shutdown?: AbortSignal,
+): ServiceImplementation<VmServiceDefinition> {
   return {
     // The guest's console bytes (watch-console.ts), through the same observers' lane as events.
-    watchConsole: createWatchConsole(registry, lane, budget),
+    watchConsole: createWatchConsole(registry, lane, budget, shutdown),
     async listVms() {
       return { vms: registry.list().map((d) => vmInfoToWire(d.core, d.attachment())) };
     },

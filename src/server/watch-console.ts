@@ -21,7 +21,11 @@ export const CONSOLE_OFFSET_HEADER = "vmm-console-offset";
 /** Bytes a message holds beyond its data, for the send budget. */
 const MESSAGE_OVERHEAD = 64;
 
-export function createWatchConsole(registry: VmRegistry, lane: ObserverLane, budget: SendBudget | undefined) {
+/**
+ * The handler. `shutdown` aborts when the server closes: open calls then end with UNAVAILABLE /
+ * SERVER_SHUTTING_DOWN (the SDK resumes at the next byte on a server that serves the VM again).
+ */
+export function createWatchConsole(registry: VmRegistry, lane: ObserverLane, budget: SendBudget | undefined, shutdown?: AbortSignal) {
   return async function* watchConsole(req: vmWire.WatchConsoleRequest, ctx: CallContext): AsyncGenerator<vmWire.WatchConsoleResponse, void, undefined> {
     const d = registry.resolve(req.vm);
     const log = d.core.console;
@@ -33,32 +37,48 @@ export function createWatchConsole(registry: VmRegistry, lane: ObserverLane, bud
         { vm: d.id, backend: d.core.backend },
       );
     }
-    const end = log.endOffset;
-    if (req.fromOffset !== undefined && req.fromOffset > end) {
+    const endOffset = log.endOffset;
+    if (req.fromOffset !== undefined && req.fromOffset > endOffset) {
       throw new VmmError(
         Code.InvalidArgument,
         "VALUE_OUT_OF_RANGE",
-        `from_offset = ${req.fromOffset} is past the end of VM "${d.id}"'s console output (${end} bytes so far): resume from an offset the server sent, or leave it unset to follow from now on`,
-        { field: "from_offset", value: String(req.fromOffset), end_offset: String(end) },
+        `from_offset = ${req.fromOffset} is past the end of VM "${d.id}"'s console output (${endOffset} bytes so far): resume from an offset the server sent, or leave it unset to follow from now on`,
+        { field: "from_offset", value: String(req.fromOffset), end_offset: String(endOffset) },
       );
     }
-    const feed = log.subscribe(req.fromOffset, ctx.signal, { stopAtEnd: req.stopAtEnd });
+    if (shutdown?.aborted) throw shuttingDown(d.id);
+    // The feed ends when the call does or the server closes.
+    const ended = new AbortController();
+    const end = () => ended.abort();
+    ctx.signal.addEventListener("abort", end, { once: true });
+    shutdown?.addEventListener("abort", end, { once: true });
+    const feed = log.subscribe(req.fromOffset, ended.signal, { stopAtEnd: req.stopAtEnd });
     // Sent at once: a live-only watcher learns it is subscribed, and from which offset on.
-    ctx.header.set(CONSOLE_OFFSET_HEADER, String(end));
+    ctx.header.set(CONSOLE_OFFSET_HEADER, String(endOffset));
     ctx.sendHeader();
     const account = budget?.open(ctx.signal);
-    for await (const item of feed) {
-      await lane.turn(); // the debugger and the VM go first; see ObserverLane
-      const ticket = await account?.reserve(MESSAGE_OVERHEAD + (item.kind === "output" ? item.data.length : 0));
-      if (ctx.signal.aborted) {
-        ticket?.release();
-        return;
+    try {
+      for await (const item of feed) {
+        await lane.turn(); // the debugger and the VM go first; see ObserverLane
+        const ticket = await account?.reserve(MESSAGE_OVERHEAD + (item.kind === "output" ? item.data.length : 0));
+        if (ctx.signal.aborted || shutdown?.aborted) {
+          ticket?.release();
+          break;
+        }
+        const message = consoleItemToWire(d.id, item);
+        ticket?.attach(message);
+        yield message;
       }
-      const message = consoleItemToWire(d.id, item);
-      ticket?.attach(message);
-      yield message;
+    } finally {
+      ctx.signal.removeEventListener("abort", end);
+      shutdown?.removeEventListener("abort", end);
     }
+    if (shutdown?.aborted && !ctx.signal.aborted) throw shuttingDown(d.id);
   };
+}
+
+function shuttingDown(vm: string) {
+  return serverError(Code.Unavailable, "SERVER_SHUTTING_DOWN", `the server is shutting down: the console feed of VM "${vm}" ended`, { vm });
 }
 
 export function consoleItemToWire(vm: string, item: ConsoleItem): vmWire.WatchConsoleResponse {

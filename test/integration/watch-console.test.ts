@@ -225,6 +225,16 @@ describe("WatchConsole", () => {
     await waitFor(() => log.watcherCount === 0, 20_000, "every watcher released");
   });
 
+  test("the server closing ends open feeds with UNAVAILABLE / SERVER_SHUTTING_DOWN", async () => {
+    r = await rig({ count: 10, mode: "spin" });
+    const feed = collect(r.client.watchConsole("con", { fromOffset: 0n, maxRetries: 0 }));
+    await waitFor(() => r!.vm.console.watcherCount === 1, 20_000, "a watcher");
+    const closing = r.server.close();
+    await expectRpcError(feed, Status.UNAVAILABLE, "SERVER_SHUTTING_DOWN", { vm: "con" });
+    await closing;
+    expect(r.vm.console.watcherCount).toBe(0);
+  });
+
   test("errors: unknown VM, an offset past the end, and a bad request changes nothing", async () => {
     r = await rig({ count: 0, mode: "halt" });
     await waitFor(() => r!.vm.console.endOffset === 35n, 20_000, "the greeting");

@@ -28,12 +28,13 @@ describe("ConsoleLog", () => {
     log.append("com1", bytes("ignored after the end"));
     expect(log.endOffset).toBe(6n);
     const items = await read(log.subscribe(0n, new AbortController().signal));
+    const u8 = (t: string) => new Uint8Array(bytes(t));
     expect(items).toEqual([
-      { kind: "output", offset: 0n, source: "debugcon", data: bytes("abc") },
-      { kind: "output", offset: 3n, source: "com1", data: bytes("XY") },
-      { kind: "output", offset: 5n, source: "debugcon", data: bytes("d") },
+      { kind: "output", offset: 0n, source: "debugcon", data: u8("abc") },
+      { kind: "output", offset: 3n, source: "com1", data: u8("XY") },
+      { kind: "output", offset: 5n, source: "debugcon", data: u8("d") },
       { kind: "end", endOffset: 6n, reason: "poweredOff" },
-    ].map((i) => ("data" in i ? { ...i, data: new Uint8Array(i.data) } : i)));
+    ]);
     // From the middle of a run.
     const mid = await read(log.subscribe(4n, new AbortController().signal));
     expect(mid[0]).toEqual({ kind: "output", offset: 4n, source: "com1", data: new Uint8Array(bytes("Y")) });
