@@ -748,6 +748,7 @@ export const systemTranslators: [Mnemonic, Translator][] = [
   [Mnemonic.Hlt, stop(hltOp)],
   [Mnemonic.Syscall, translateSyscall],
   [Mnemonic.Sysret, translateSysret],
+  [Mnemonic.Sysretq, translateSysret],
   [Mnemonic.In, translateIn],
   [Mnemonic.Out, translateOut],
   [Mnemonic.Int3, translateInt],
