@@ -18,7 +18,7 @@ function frame(m: TestMachine, withError = false) {
 describe("#UD", () => {
   it.each([
     ["an SSE instruction", "0f 28 c1 f4"], // movaps xmm0, xmm1; hlt
-    ["an MMX instruction (no MMX: CPUID leaf 1 EDX.23 clear)", "0f fc c1 f4"], // paddb mm0, mm1; hlt
+    ["a 3DNow! instruction (not advertised: CPUID 0x80000001 EDX.31 clear)", "0f 0f c1 9e f4"], // pfadd mm0, mm1; hlt
     ["an AVX instruction", "c5 f4 58 c2 f4"], // vaddps ymm0, ymm1, ymm2; hlt
     ["UD2", "0f 0b f4"], // ud2; hlt
   ])("is delivered for %s, with RIP at the instruction, which does not retire", (_what, code) => {
