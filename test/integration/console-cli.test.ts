@@ -143,3 +143,33 @@ describe("vmm-debug console on a VM that runs on", () => {
     expect(stdout).toBe("");
   }, 90_000);
 });
+
+describe("vmm-debug console into a pipe that closes", () => {
+  let vm: EmuMachine;
+  let server: VmmDebugServer;
+  let address: string;
+
+  beforeAll(async () => {
+    vm = await createEmuMachine({ id: "pipe", image: consoleGuest(3_000_000, "halt"), vpCount: 1, memory: SMALL_RAM });
+    server = createVmmDebugServer({ vms: [vm], logger: quiet });
+    address = `127.0.0.1:${(await server.listen("127.0.0.1:0")).port}`;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await vm?.close();
+  });
+
+  it("--follow | head -c 100: ends quietly when the reader goes away, and releases its watcher", async () => {
+    const tsx = require.resolve("tsx/cjs");
+    const r = await run("bash", ["-o", "pipefail", "-c", `"${process.execPath}" --require "${tsx}" src/cli/main.ts console --follow | head -c 100 | wc -c`], {
+      VMM_DEBUG_SERVER: address,
+    });
+    // The guest writes 3 MB as fast as it can: what the reader missed is announced, and nothing else.
+    for (const line of r.stderr.trim().split("\n")) {
+      expect(line).toMatch(/^vmm-debug: console output before offset \d+ is gone \(the server keeps the last 1 MiB\)$/);
+    }
+    expect(r.stdout.toString().trim()).toBe("100");
+    expect(r.code).toBe(0);
+    await waitFor(() => vm.console.watcherCount === 0, 20_000, "the watcher released");
+  }, 90_000);
+});

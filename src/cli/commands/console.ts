@@ -34,9 +34,22 @@ export async function consoleCommand(ctx: Context, opts: ConsoleOptions): Promis
   }
   const info = await ctx.vm();
   const out = process.stdout;
+  // A reader that goes away (`vmm-debug console -f | head`) ends the command quietly, as `cat` does.
+  const stop = new AbortController();
+  const onInterrupt = () => stop.abort();
+  interrupt.signal.addEventListener("abort", onInterrupt, { once: true });
+  let closed = false;
+  const onError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") return;
+    closed = true;
+    stop.abort();
+    out.emit("drain"); // a write waiting for room waits no more
+  };
+  out.on("error", onError);
   let end: Extract<ConsoleChunk, { kind: "end" }> | undefined;
   try {
-    for await (const chunk of ctx.client.watchConsole(info.id, { fromOffset, stopAtEnd: !follow, signal: interrupt.signal })) {
+    for await (const chunk of ctx.client.watchConsole(info.id, { fromOffset, stopAtEnd: !follow, signal: stop.signal })) {
+      if (closed) break;
       if (ctx.json) {
         await write(out, JSON.stringify(chunkJson(chunk)) + "\n");
       } else if (chunk.kind === "output") {
@@ -48,9 +61,13 @@ export async function consoleCommand(ctx: Context, opts: ConsoleOptions): Promis
     }
   } catch (e) {
     if (interrupt.signal.aborted) throw new CliError("interrupted", EXIT.interrupted);
+    if (closed) return;
     throw e;
+  } finally {
+    interrupt.signal.removeEventListener("abort", onInterrupt);
   }
   if (interrupt.signal.aborted) throw new CliError("interrupted", EXIT.interrupted);
+  if (closed) return;
   if (end && follow && !ctx.json) {
     process.stderr.write(`vmm-debug: VM "${info.id}" ${end.reason === "poweredOff" ? "powered off" : "is gone (its backend was lost)"}; its console output ended at offset ${end.endOffset}\n`);
   }
