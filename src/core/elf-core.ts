@@ -1,11 +1,14 @@
 // The ELF core file of a VM (DumpMemory): ELF64 header, one PT_NOTE segment (NT_PRSTATUS per VP,
-// NT_PRPSINFO) and one PT_LOAD per RAM region at its guest-physical address. Pure layout: the
-// caller streams `head`, then each segment's RAM at its `offset` (zeros in between).
+// followed by its NT_FPREGSET where the backend reports the x86 FP state, then NT_PRPSINFO) and
+// one PT_LOAD per RAM region at its guest-physical address. Pure layout: the caller streams
+// `head`, then each segment's RAM at its `offset` (zeros in between).
 //
 // The notes use the Linux layouts gdb, readelf and BFD read: struct elf_prstatus (336 bytes on
 // x86-64, 392 on aarch64) whose pr_reg is user_regs_struct (x86-64) or user_pt_regs (aarch64),
-// and struct elf_prpsinfo (136 bytes). pr_pid is VP index + 1, so gdb shows one thread per VP.
-import type { Aarch64VpState, Arch, DebuggerVpState, MemoryRegion, X86VpState } from "./types";
+// user_fpregs_struct (x86-64: the 512-byte FXSAVE image), and struct elf_prpsinfo (136 bytes).
+// pr_pid is VP index + 1, so gdb shows one thread per VP.
+import { abridgedTag } from "./x86-fp";
+import type { Aarch64VpState, Arch, DebuggerVpState, MemoryRegion, X86FpState, X86VpState } from "./types";
 
 export const ELF_PAGE = 4096;
 export const ET_CORE = 4;
@@ -14,6 +17,7 @@ export const EM_AARCH64 = 183;
 export const PT_LOAD = 1;
 export const PT_NOTE = 4;
 export const NT_PRSTATUS = 1;
+export const NT_FPREGSET = 2;
 export const NT_PRPSINFO = 3;
 export const EHDR_SIZE = 64;
 export const PHDR_SIZE = 56;
@@ -118,12 +122,17 @@ function writePhdr(
   v.setBigUint64(at + 48, p.align, true);
 }
 
-/** The PT_NOTE segment's contents: one NT_PRSTATUS per VP, then NT_PRPSINFO. */
+/**
+ * The PT_NOTE segment's contents: per VP an NT_PRSTATUS, then an NT_FPREGSET when its x86 FP
+ * state is known (a reader gives each NT_FPREGSET to the thread of the NT_PRSTATUS before it);
+ * then NT_PRPSINFO.
+ */
 export function coreNotes(input: ElfCoreInput): Uint8Array {
   const parts: Uint8Array[] = [];
   input.vps.forEach((s, i) => {
     if (s.arch !== input.arch) throw new RangeError(`VP ${i} has ${s.arch} registers in an ${input.arch} core`);
     parts.push(elfNote("CORE", NT_PRSTATUS, prstatus(s, i + 1)));
+    if (s.arch === "x86_64" && s.state.fp !== undefined) parts.push(elfNote("CORE", NT_FPREGSET, x86Fpregset(s.state.fp)));
   });
   parts.push(elfNote("CORE", NT_PRPSINFO, prpsinfo(input.name ?? "vmm-debug", input.args ?? "", 1)));
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -145,6 +154,32 @@ export function elfNote(name: string, type: number, desc: Uint8Array): Uint8Arra
   v.setUint32(8, type, true);
   out.set(nameBytes, 12);
   out.set(desc, 12 + align4(nameBytes.length));
+  return out;
+}
+
+/** sizeof(struct user_fpregs_struct) on x86-64: the FXSAVE image. */
+export const FPREGSET_SIZE = 512;
+/** MXCSR_MASK as the embedded machine's FXSAVE stores it (and QEMU's): every MXCSR bit writable but the reserved ones. */
+const FXSAVE_MXCSR_MASK = 0xffff;
+
+/**
+ * user_fpregs_struct of one x86-64 VP: the 64-bit FXSAVE layout (FCW, FSW, abridged tag, FOP,
+ * FIP, FDP, MXCSR, MXCSR_MASK, ST(0)–ST(7) in 16-byte slots, XMM0–XMM15).
+ */
+export function x86Fpregset(fp: X86FpState): Uint8Array {
+  const out = new Uint8Array(FPREGSET_SIZE);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, fp.fcw, true);
+  v.setUint16(2, fp.fsw, true);
+  out[4] = abridgedTag(fp.ftw);
+  v.setUint16(6, fp.fop, true);
+  v.setBigUint64(8, BigInt.asUintN(64, fp.fip), true);
+  v.setBigUint64(16, BigInt.asUintN(64, fp.fdp), true);
+  v.setUint32(24, fp.mxcsr >>> 0, true);
+  v.setUint32(28, FXSAVE_MXCSR_MASK, true);
+  // FXSAVE's register slots hold ST(i), in stack order, as X86FpState.st does.
+  fp.st.forEach((st, i) => out.set(st.subarray(0, 10), 32 + 16 * i));
+  fp.xmm.forEach((x, i) => out.set(x.subarray(0, 16), 160 + 16 * i));
   return out;
 }
 

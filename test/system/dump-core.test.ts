@@ -1,12 +1,13 @@
 // DumpMemory on the embedded x86-64 demo (2 VPs): the SDK writes an ELF core file that readelf
-// and gdb read back (registers equal GetVpState, memory equals ReadMemory, one thread per VP);
+// and gdb read back (registers equal GetVpState, the x87/SSE state set through SetVpState,
+// memory equals ReadMemory, one thread per VP);
 // a running VM is refused; a cancelled dump ends at once and leaves the VM stopped and usable;
 // a Resume sent during a dump waits until the dump ends.
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Status } from "nice-grpc";
-import { type Session, VmmDebugError, writeCoreFile } from "../../src/client";
+import { type Session, VmmDebugError, type X86VpState, writeCoreFile, x87FromNumber, xmmFromBigint } from "../../src/client";
 import { type Harness, expectRpcError, startHarness, sym, u64, waitFor, x86 } from "../integration/harness";
 import { between, gdbCore, haveTool, quadwords, readelfCore, register } from "./core-file";
 
@@ -59,6 +60,15 @@ describeTools("DumpMemory (embedded x86-64 demo, 2 VPs)", () => {
     expect(await running).toEqual({ kind: "break" });
     const info = await h.client.getVm("demo");
     expect(info.runState).toBe("stopped");
+    // VP 0's FP state: XMM2 (doubles 1.5 and 2), a two-value x87 stack (TOP = 6), MXCSR.
+    const state = (await session.getVpState(0)).state as X86VpState;
+    const fp = { ...state.fp!, xmm: [...state.fp!.xmm], st: [...state.fp!.st] };
+    fp.xmm[2] = xmmFromBigint((0x4000_0000_0000_0000n << 64n) | 0x3ff8_0000_0000_0000n);
+    fp.fsw = 6 << 11;
+    fp.st = [0.5, -3, 0, 0, 0, 0, 0, 0].map(x87FromNumber);
+    fp.ftw = 0x0fff;
+    fp.mxcsr = 0x9fa0;
+    await session.setVpState(0, { arch: "x86_64", state: { ...state, fp } });
 
     const path = join(dir, "demo.core");
     const progress: [bigint, bigint][] = [];
@@ -78,6 +88,7 @@ describeTools("DumpMemory (embedded x86-64 demo, 2 VPs)", () => {
     );
     for (const l of elf.loads) expect(l.offset % 4096n).toBe(0n);
     expect(elf.notes.filter((n) => n === "NT_PRSTATUS")).toHaveLength(info.vpCount);
+    expect(elf.notes.filter((n) => n === "NT_FPREGSET")).toHaveLength(info.vpCount);
     expect(elf.notes).toContain("NT_PRPSINFO");
 
     const counter = sym("counter").gpa;
@@ -91,6 +102,13 @@ describeTools("DumpMemory (embedded x86-64 demo, 2 VPs)", () => {
         "echo <regs>\\n",
         "info registers",
         "echo </regs>\\n",
+        "echo <fp>\\n",
+        "p $st0",
+        "p $st1",
+        "p $xmm2.v2_double",
+        "p/x $mxcsr",
+        "p/x $fstat",
+        "echo </fp>\\n",
         "echo <mem>\\n",
         `x/2gx 0x${counter.toString(16)}`,
         "echo </mem>\\n",
@@ -114,6 +132,12 @@ describeTools("DumpMemory (embedded x86-64 demo, 2 VPs)", () => {
     expect(register(regs, "r15")).toBe(vp0.gp[15]);
     expect(register(regs, "eflags")).toBe(vp0.rflags);
     expect(register(regs, "cs")).toBe(BigInt(vp0.cs.selector));
+    const fpOut = between(out, "<fp>", "</fp>");
+    expect(fpOut).toMatch(/^\$1 = 0\.5$/m);
+    expect(fpOut).toMatch(/^\$2 = -3$/m);
+    expect(fpOut).toMatch(/^\$3 = \{1\.5, 2\}$/m);
+    expect(fpOut).toMatch(/^\$4 = 0x9fa0$/m);
+    expect(fpOut).toMatch(/^\$5 = 0x3000$/m);
     const regs2 = between(out, "<regs2>", "</regs2>");
     expect(register(regs2, "rip")).toBe(vp1.rip);
     expect(register(regs2, "rsp")).toBe(vp1.gp[4]);

@@ -2,6 +2,8 @@ import {
   EM_AARCH64,
   EM_X86_64,
   ET_CORE,
+  FPREGSET_SIZE,
+  NT_FPREGSET,
   NT_PRPSINFO,
   NT_PRSTATUS,
   PRSTATUS_REG_OFFSET,
@@ -226,6 +228,32 @@ describe("elfCoreLayout", () => {
     expect(r0[33]).toBe(0x3c5n);
     expect(regs(notes[1])[31]).toBe(el0.spEl0);
     expect(new DataView(notes[1].desc.buffer).getInt32(32, true)).toBe(2);
+  });
+
+  it("follows each x86 VP's NT_PRSTATUS with its NT_FPREGSET (the FXSAVE image) when the FP state is known", () => {
+    const withFp = x86State(1n);
+    const s = withFp.state as X86VpState;
+    const xmm = Array.from({ length: 16 }, (_, n) => Uint8Array.from({ length: 16 }, (_, k) => n * 16 + k));
+    const st = Array.from({ length: 8 }, (_, i) => Uint8Array.from({ length: 10 }, (_, k) => 0x80 + i * 10 + k));
+    s.fp = { xmm, st, mxcsr: 0x9fa0, fcw: 0x037f, fsw: 0x3000 | 0x21, ftw: 0x0fff, fop: 0x5d9, fip: 0x1122_3344_5566_7788n, fdp: 0xffff_8000_0000_1000n };
+    const l = elfCoreLayout({ arch: "x86_64", vps: [withFp, x86State(2n)], regions: [{ gpa: 0n, size: 0x1000n, name: "ram" }] });
+    const ph = parsePhdrs(l.head);
+    const notes = parseNotes(l.head, Number(ph[0].offset), Number(ph[0].filesz));
+    // VP 1 reports no FP state (as a backend that cannot read it): no NT_FPREGSET for it.
+    expect(notes.map((n) => n.type)).toEqual([NT_PRSTATUS, NT_FPREGSET, NT_PRSTATUS, NT_PRPSINFO]);
+    const f = notes[1].desc;
+    expect(notes[1].name).toBe("CORE");
+    expect(f.length).toBe(FPREGSET_SIZE);
+    const v = new DataView(f.buffer, f.byteOffset, f.length);
+    expect([v.getUint16(0, true), v.getUint16(2, true), f[4], v.getUint16(6, true)]).toEqual([0x037f, 0x3021, 0xc0, 0x5d9]);
+    expect([v.getBigUint64(8, true), v.getBigUint64(16, true)]).toEqual([0x1122_3344_5566_7788n, 0xffff_8000_0000_1000n]);
+    expect([v.getUint32(24, true), v.getUint32(28, true)]).toEqual([0x9fa0, 0xffff]);
+    for (let i = 0; i < 8; i++) {
+      expect(f.subarray(32 + 16 * i, 42 + 16 * i)).toEqual(st[i]);
+      expect(f.subarray(42 + 16 * i, 48 + 16 * i)).toEqual(new Uint8Array(6));
+    }
+    for (let n = 0; n < 16; n++) expect(f.subarray(160 + 16 * n, 176 + 16 * n)).toEqual(xmm[n]);
+    expect(f.subarray(416)).toEqual(new Uint8Array(96));
   });
 
   it("picks the SP by PSTATE mode as the gdb bridge does", () => {

@@ -2322,7 +2322,9 @@ export const DebugService: GenService<{
   /**
    * Write an ELF core file of the VM (as QEMU's dump-guest-memory and gdb's gcore do), streamed:
    * an ELF64 header, one PT_NOTE segment with an NT_PRSTATUS note per VP (its general
-   * registers, in the layout gdb and readelf read for the VM's architecture), and one PT_LOAD
+   * registers, in the layout gdb and readelf read for the VM's architecture), on x86-64 followed
+   * by an NT_FPREGSET note (the FXSAVE image: x87, MXCSR, XMM0-15) where the backend reports the
+   * FP state, and one PT_LOAD
    * segment per RAM region whose physical address (p_paddr) and virtual address (p_vaddr) are the
    * region's guest-physical address. Every message carries the next bytes of the file, in file
    * order, and the progress. The VM must be stopped (else FAILED_PRECONDITION / VM_RUNNING) and
