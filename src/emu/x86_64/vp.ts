@@ -349,9 +349,11 @@ export class X86Vp {
     // An interrupt waits for the interrupt shadow: the next block runs one instruction.
     let oneOnly = false;
     while (left > 0) {
-      // The APIC's next event (a request in IRR, an NMI, the timer's expiry) is due.
+      // The APIC's next event (a request in IRR, an NMI, the timer's expiry) is due. Resuming
+      // where a breakpoint stopped, that instruction runs first (as RF would let it on hardware),
+      // so the breakpoint does not fire again when the handler returns there.
       if (c.retired >= a.eventAt) {
-        const q = pollInterrupts(c, p);
+        const q = suppress && r[RIP] === this.suppressLo && r[RIP + 1] === this.suppressHi ? IRQ_SHADOW : pollInterrupts(c, p);
         if (q === IRQ_DELIVERED) {
           suppress = false;
           left--;
@@ -547,9 +549,13 @@ export class X86Vp {
         this.left = left;
         return SWITCH;
       }
+      const lo = r[RIP];
+      const hi = r[RIP + 1];
+      const resumed = first && this.suppressValid && lo === this.suppressLo && hi === this.suppressHi;
       // An interrupt (before an instruction breakpoint, as the SDM orders them; after a guest #DB a
-      // debugger stop deferred). Delivering it is a step: it stops at the handler's first instruction.
-      if (c.retired >= this.plat.apic.eventAt && this.guestDeferred === 0) {
+      // debugger stop deferred; after the instruction a breakpoint stopped before, as in runFast).
+      // Delivering it is a step: a single-step stops at the handler's first instruction.
+      if (c.retired >= this.plat.apic.eventAt && this.guestDeferred === 0 && !resumed) {
         const q = pollInterrupts(c, this.plat);
         if (q === IRQ_DELIVERED) {
           first = false;
@@ -560,9 +566,7 @@ export class X86Vp {
         }
         if (q === IRQ_TRIPLE_FAULT) return TRIPLE_FAULT;
       }
-      const lo = r[RIP];
-      const hi = r[RIP + 1];
-      const suppressed = (first && this.suppressValid && lo === this.suppressLo && hi === this.suppressHi) || this.continuingRep();
+      const suppressed = resumed || this.continuingRep();
       first = false;
       this.suppressValid = false;
       // A guest #DB left pending by the debugger's last stop comes before its breakpoints here.

@@ -247,6 +247,29 @@ describe("single-step and pending interrupts", () => {
   });
 });
 
+describe("breakpoints and pending interrupts", () => {
+  for (const watch of [false, true]) {
+    it(`resuming from a software breakpoint runs that instruction before a pending interrupt, which does not stop there again (${watch ? "per-instruction loop" : "fast loop"})`, () => {
+      const m = new ApicMachine();
+      m.route(0x40);
+      // mov eax, 1; mov ebx, 2; mov ecx, 3; hlt
+      m.place("b8 01 00 00 00 bb 02 00 00 00 b9 03 00 00 00 f4");
+      m.rflags = m.rflags | IF;
+      if (watch) m.vp.setDebug({ singleStep: false, slots: [null, null, null, { addressLo: 0x1ff000, addressHi: 0, type: 2, length: 8 }] });
+      m.sw.add({ id: 9, kind: "gva", lo: CODE + 5, hi: 0, vp: -1, gpa: 0, oneShot: false });
+      expect(m.vp.run(100)).toEqual({ kind: "swBreakpoint", id: 9 });
+      expect(m.rip).toBe(BigInt(CODE + 5));
+      m.post(0x40);
+      expect(m.vp.run(100)).toEqual({ kind: "halted" });
+      const log = m.log();
+      expect(log.map((e) => e.vector)).toEqual([0x40]);
+      // The interrupt came after the instruction the breakpoint stopped before.
+      expect(log[0].rbx).toBe(2n);
+      expect(m.reg("rcx")).toBe(3n);
+    });
+  }
+});
+
 describe("HLT and the timer", () => {
   it("HLT with IF set wakes at the timer's expiry: time jumps, RIP goes on after the HLT", () => {
     const m = new ApicMachine();
