@@ -11,6 +11,14 @@
 // guest's TF raises #DB (DR6.BS) after each instruction or iteration; RFLAGS.RF is cleared when
 // an instruction completes. The fast loop leaves blocks for the per-instruction loop while TF is
 // set. The debugger's single-step and slots never show in the guest's DR6/DR7 or RFLAGS.
+//
+// External interrupts (interrupts.ts): both loops look at the APIC when Cpu.retired reaches
+// ApicState.eventAt (one comparison per block in the fast loop, which also caps how often a
+// compiled block loops to itself by it), and deliver at that instruction boundary; a delivered
+// interrupt counts against the budget like a delivered exception. A halted VP wakes in run() and
+// in steps. A debugger step (single-step or a batch) that finds an interrupt deliverable delivers
+// it as that step and stops at the handler's first instruction, so stepping N times does what
+// running N instructions does; resuming from a breakpoint runs the stopped-at instruction first.
 
 import type { GuestBus } from "../bus.js";
 import * as codeCacheModule from "./code-cache.js";
