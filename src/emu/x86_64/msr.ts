@@ -24,8 +24,10 @@ const { VEC_NP, fault, gp } = faultModule;
 const { END_STOP, UnsupportedForm } = insnModule;
 const { rd32, wr32 } = mmuModule;
 const { reader, writer } = operandsModule;
-const { umipCheck } = privilegeModule;
-const { CR0, EFER, GDTR, GP, KERNEL_GS_BASE, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
+const { requireCpl0, umipCheck } = privilegeModule;
+
+const CR4_TSD = 0x4;
+const { CR0, CR4, EFER, GDTR, GP, KERNEL_GS_BASE, SEG_BASE, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, segWord } = vpLayoutModule;
 
 const RAX = GP;
 const RCX = GP + 2;
@@ -487,10 +489,11 @@ function translateLmsw(d: Insn): OpFn {
 
 // ------------------------------------------------------------------ RDTSCP, RDPID
 
-/** RDTSCP: EDX:EAX the TSC (as RDTSC, at this instruction's position in its block), ECX TSC_AUX. */
+/** RDTSCP: EDX:EAX the TSC (as RDTSC, at this instruction's position in its block), ECX TSC_AUX; #GP(0) above CPL 0 with CR4.TSD. */
 function translateRdtscp(d: Insn): OpFn {
   const k = d.index;
   return (c) => {
+    if ((c.r[CR4] & CR4_TSD) !== 0) requireCpl0(c);
     const t = tscValue(c, k);
     const r = c.r;
     r[RAX] = t % 4294967296 | 0;

@@ -227,6 +227,21 @@ describe("privileged instructions", () => {
     }
   });
 
+  it.each([
+    ["RDTSC", "0f 31 cd 80"],
+    ["RDTSCP", "0f 01 f9 cd 80"],
+  ])("CR4.TSD makes %s at CPL 3 #GP(0); without it it works at CPL 3", (_name, code) => {
+    const setTsd = "0f 20 e0 83 c8 04 0f 22 e0"; // mov rax, cr4; or eax, 4; mov cr4, rax
+    const m = userMachine();
+    runUser(m, code, 0x2, setTsd);
+    expect(m.vectors()).toEqual([13]);
+    expect(frameAt(m, RSP0, true)).toMatchObject({ error: 0n, rip: BigInt(UCODE) });
+
+    const n = userMachine();
+    runUser(n, code);
+    expect(n.vectors()).toEqual([0x80]);
+  });
+
   it("CR4.UMIP makes SGDT at CPL 3 #GP(0); without it SGDT works at CPL 3", () => {
     const setUmip = "0f 20 e0 0d 00 08 00 00 0f 22 e0"; // mov rax, cr4; or eax, 0x800; mov cr4, rax
     const m = userMachine();
