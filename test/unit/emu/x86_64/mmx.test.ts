@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { f80 } from "../../../../src/emu/x86_64/f80.js";
+import { jitOptions, jitStats } from "../../../../src/emu/x86_64/jit.js";
 import { cpuidLeaf } from "../../../../src/emu/x86_64/system.js";
 import { CR0, CR4, FCW, FPR, FSW, FTW, MXCSR, SEG_BASE, SREG_FS, XMM, segWord } from "../../../../src/emu/x86_64/vp-layout.js";
 import { tagOf } from "../../../../src/emu/x86_64/x87.js";
@@ -374,6 +375,34 @@ describe("MMX values as the SDM defines them", () => {
     s.run("0f2dc1");
     expect(s.mm(0)).toBe(0x80000000_00000002n);
     expect(s.m.regs[MXCSR] & 0x3f).toBe(0x21); // IE, PE
+  });
+});
+
+// ------------------------------------------------------------------ compiled blocks
+
+describe("MMX in compiled blocks", () => {
+  const saved = { ...jitOptions };
+  afterAll(() => Object.assign(jitOptions, saved));
+
+  it("a hot loop of PADDW / PMULLW / PSRLQ runs compiled and gives the interpreter's result", () => {
+    jitOptions.threshold = 2;
+    const results: bigint[] = [];
+    for (const enabled of [false, true]) {
+      jitOptions.enabled = enabled;
+      const s = x87State();
+      s.setPhys(0, 0, 0n);
+      s.setPhys(1, 0, 0x0004_0003_0002_0001n);
+      s.m.setReg("rcx", 1000n);
+      const before = jitStats.compiled;
+      // loop: paddw mm0, mm1; pmullw mm2, mm1; psrlq mm2, 1; dec rcx; jnz loop; hlt
+      expect(s.m.runCode("0ffdc1 0fd5d1 0f73d201 48ffc9 75f1 f4", 100000)).toEqual({ kind: "halted" });
+      if (enabled) expect(jitStats.compiled).toBeGreaterThan(before);
+      expect(s.top).toBe(0);
+      expect(s.m.regs[FTW]).toBe(0);
+      results.push(s.mm(0), s.mm(2));
+    }
+    expect(results[0]).toBe(0x0fa0_0bb8_07d0_03e8n); // 1000 × (4, 3, 2, 1)
+    expect(results.slice(2)).toEqual(results.slice(0, 2));
   });
 });
 
