@@ -10,6 +10,8 @@ interface Rule {
   kind: "undefined-flags" | "ignore-flags" | "sync-registers" | "console-ignore" | "delivery-split" | "end-lockstep";
   /** delivery-split: the guest's exception entry points (function symbols). */
   handlers?: string[];
+  /** end-lockstep: lockstep ends (as known) when the machines part at an instruction in one of these functions. */
+  functions?: string[];
   mnemonics?: string[];
   operandBits?: number;
   flags?: string[];
@@ -81,6 +83,15 @@ export class KnownDifferences {
   /** The id when an end-lockstep rule with that id is listed (the harness knows its condition). */
   endRule(id: string): string | undefined {
     return this.rules.find((r) => r.kind === "end-lockstep" && r.id === id)?.id;
+  }
+
+  /**
+   * The id of the end-lockstep rule whose `functions` hold `where` (a symbolized PC, e.g.
+   * "p_noncanon_push+0x12"), else undefined.
+   */
+  endAtFunction(where: string): string | undefined {
+    const fn = where.replace(/\+0x[0-9a-f]+$/, "");
+    return this.rules.find((r) => r.kind === "end-lockstep" && (r.functions ?? []).includes(fn))?.id;
   }
 
   consoleIgnored(line: string): boolean {

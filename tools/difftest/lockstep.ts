@@ -276,6 +276,12 @@ export class Lockstep {
       if (rfRule && insn?.mnemonic === "iretq" && (this.flatE[RFLAGS] & 0x10000n) !== 0n && this.known.deliverySplit(symbolize(this.guest, this.flatQ[RIP]))) {
         throw new KnownEnd(`${rfRule}: after ${insn.text} with RF set QEMU delivered the #DB again at ${symbolize(this.guest, this.flatE[RIP])}; the machines part here by a known difference`);
       }
+      // A guest may isolate what QEMU gets wrong in functions of its own (an end-lockstep rule's
+      // `functions`): parting at an instruction in one of them is that known difference.
+      const fnRule = this.known.endAtFunction(symbolize(this.guest, pcBefore));
+      if (fnRule) {
+        throw new KnownEnd(`${fnRule}: the machines part at ${hex(pcBefore)} <${symbolize(this.guest, pcBefore)}> ${this.dec.text(pcBefore)} (${e.divergence.what.split(";")[0]}); a known difference`);
+      }
       throw e;
     }
   }

@@ -318,7 +318,7 @@ describe("breakpoints inside compiled blocks", () => {
 
 describe("the C corpus (guests/build) compiled and interpreted", () => {
   const dir = join(__dirname, "..", "..", "..", "..", "guests", "build");
-  const programs = ["crc32", "sha256", "qsort", "strings", "bytecode", "recurse", "muldiv", "setjmp", "atomics", "debugregs", "float"];
+  const programs = ["crc32", "sha256", "qsort", "strings", "bytecode", "recurse", "muldiv", "setjmp", "atomics", "debugregs", "float", "usermode"];
   const variants = ["O2", "v3", "Os"];
 
   /** Boot a corpus image on one VP and run it to its power-off (the console and the exit it reports). */
