@@ -577,7 +577,11 @@ export function ioPermission(c: Cpu, port: number, size: number): void {
     const mapOffset = rd16(c, ol, oh);
     const first = mapOffset + (port >>> 3);
     const last = mapOffset + ((port + size - 1) >>> 3);
-    if (last > limit) return false;
+    // The processor reads the bitmap a word at a time (SDM vol. 1, 19.5.2: the byte after the
+    // last one of the map must lie within the TSS limit): both bytes of the word at `first` must
+    // be within the limit, even for a one-byte access. QEMU (check_io) and Bochs check the same;
+    // found by the usermode corpus guest (TSS limit at port 0x80's byte: #GP on QEMU).
+    if (first + 1 > limit || last > limit) return false;
     const [bl, bh] = at(first);
     let bits = rd16(c, bl, bh);
     if (last === first) bits &= 0xff;
