@@ -4,8 +4,10 @@
    user-accessible except a 4 KiB and a 2 MiB supervisor page, a read-only, a not-present and an
    NX page.
 
-   The kernel enters user mode four times: by IRETQ (IOPL 0, IF 1: the main tests), by a far
-   RET (RETFQ), by IRETQ with IOPL 3, and by IRETQ with CR4.UMIP set (when the machine has it).
+   The kernel enters user mode by IRETQ (IOPL 0, IF 1: the main tests), by a far RET (RETFQ), by
+   IRETQ with IOPL 3, twice with the TSS limit cut at the bitmap byte of port 0x80 (the bitmap is
+   read a word at a time: #GP) and one byte further (allowed), with CR4.UMIP set (when the
+   machine has it), and last for what QEMU 7.2 gets wrong (not in the checksum).
    The user code (plain C at CPL 3, calling the probes of usermode.S) computes something, calls
    the kernel through SYSCALL and INT 0x80, touches pages it may not (#PF: CR2 and the error
    code), runs privileged instructions (#GP(0)), port I/O through the bitmap, INT through a DPL-0
@@ -116,16 +118,23 @@ static void set_gate(int v, void *handler, int dpl, int ist, int type, int prese
 
 static void *stub(int n) { return vec_table_start + 16 * n; }
 
+/* GDT entry 0x28: the TSS, available (LTR marks it busy), with `limit`. */
+static void set_tss_descriptor(u64 limit) {
+  u64 base = (u64)&tss;
+  gdt[5] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) | (((limit >> 16) & 0xf) << 48) |
+           (((base >> 24) & 0xff) << 56);
+  gdt[6] = base >> 32;
+}
+
+static void load_tr(void) { __asm__ volatile("ltr %w0" : : "r"(TSS_SEL) : "memory"); }
+
 static void setup_tables(void) {
   gdt[0] = 0;
   gdt[1] = 0x00af9b000000ffffull; /* 0x08 kernel 64-bit code */
   gdt[2] = 0x00cf93000000ffffull; /* 0x10 kernel data */
   gdt[3] = 0x00cff3000000ffffull; /* 0x18 user data, DPL 3 */
   gdt[4] = 0x00affb000000ffffull; /* 0x20 user 64-bit code, DPL 3 */
-  u64 base = (u64)&tss, limit = sizeof tss - 1;
-  gdt[5] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) | (((limit >> 16) & 0xf) << 48) |
-           (((base >> 24) & 0xff) << 56);            /* 0x28 64-bit TSS, available */
-  gdt[6] = base >> 32;
+  set_tss_descriptor(sizeof tss - 1);
   tss.rsp[0] = (u64)rsp0_stack_top;
   tss.ist[0] = (u64)ist1_stack_top;
   tss.iomap = __builtin_offsetof(struct tss, bitmap);
@@ -457,6 +466,19 @@ static void user_phase_known(void) {
   p_int80(3, 0x5555, 0);
 }
 
+/* The TSS limit ends at the bitmap byte of port 0x80: the processor reads the bitmap a word at
+   a time, and the word's second byte is past the limit (#GP); one byte more and it is allowed. */
+static void user_phase_tss_limit(void) {
+  R("tss limit at port 0x80's byte: in 0x80", p_in8(0x80));
+  R("tss limit at port 0x80's byte: out 0x80", p_out8(0x80, 1));
+  p_syscall(3, 0x6666, 0);
+}
+
+static void user_phase_tss_limit1(void) {
+  R("tss limit one byte further: in 0x80", p_in8(0x80));
+  p_syscall(3, 0x7777, 0);
+}
+
 static void user_phase_umip(void) {
   R("umip: sgdt", p_sgdt(sgdt_buf));
   R("umip: sidt", p_sidt(sidt_buf));
@@ -472,6 +494,8 @@ void user_main(void) {
   case 1: user_phase_retf(); break;
   case 2: user_phase_iopl(); break;
   case 3: user_phase_umip(); break;
+  case 5: user_phase_tss_limit(); break;
+  case 6: user_phase_tss_limit1(); break;
   default: user_phase_known(); break;
   }
   for (;;) p_int80(3, 0xbad, 0);
@@ -558,6 +582,9 @@ static int self_check(void) {
       {"cpl 0 write read-only (WP)", FAULTED},
       {"cpl 0 write read-only (no WP)", 0},
       {"gdt tss type after ltr", 0xb},
+      {"tss limit at port 0x80's byte: in 0x80", FAULTED},
+      {"tss limit at port 0x80's byte: out 0x80", FAULTED},
+      {"tss limit one byte further: in 0x80", 0xff},
   };
   int ok = 1;
   for (unsigned i = 0; i < sizeof expect / sizeof expect[0]; i++) {
@@ -625,6 +652,16 @@ int main(void) {
   run_user(1, 0, 1, USER_DS, KERNEL_DS, USER_DS, KERNEL_DS);
   /* 3: IOPL 3: CLI/STI, POPF's IF and port I/O allowed at CPL 3, HLT still not. */
   run_user(2, 0x3202, 0, KERNEL_DS, KERNEL_DS, KERNEL_DS, KERNEL_DS);
+  /* The I/O bitmap at the TSS limit (TR reloaded with a shorter limit, then the full one). */
+  u64 at80 = __builtin_offsetof(struct tss, bitmap) + 0x80 / 8;
+  set_tss_descriptor(at80);
+  load_tr();
+  run_user(5, 0x202, 0, KERNEL_DS, KERNEL_DS, KERNEL_DS, KERNEL_DS);
+  set_tss_descriptor(at80 + 1);
+  load_tr();
+  run_user(6, 0x202, 0, KERNEL_DS, KERNEL_DS, KERNEL_DS, KERNEL_DS);
+  set_tss_descriptor(sizeof tss - 1);
+  load_tr();
   /* 4: CR4.UMIP, when the machine takes it. */
   u64 cr4 = rd_cr4();
   u64 umip = p_write_cr4(cr4 | 0x800);
