@@ -31,17 +31,18 @@ async function rig(opts: { count: number; mode: ConsoleGuestMode; start?: boolea
   const { port } = await server.listen("127.0.0.1:0");
   const address = `127.0.0.1:${port}`;
   const client = connect(address);
-  return {
+  const rigged: Rig = {
     vm,
     server,
     client,
     address,
     async close() {
       client.close();
-      await server.close();
+      await rigged.server.close(); // the server serving it now (a test may replace it)
       await vm.close();
     },
   };
+  return rigged;
 }
 
 async function collect(feed: AsyncIterable<ConsoleChunk>): Promise<ConsoleChunk[]> {
@@ -233,6 +234,35 @@ describe("WatchConsole", () => {
     await expectRpcError(feed, Status.UNAVAILABLE, "SERVER_SHUTTING_DOWN", { vm: "con" });
     await closing;
     expect(r.vm.console.watcherCount).toBe(0);
+  });
+
+  test("the SDK resumes at the exact next byte on a server that serves the VM again after UNAVAILABLE", async () => {
+    const count = 20_000;
+    r = await rig({ count, mode: "powerOff", start: false });
+    const { vm, address } = r;
+    const port = Number(address.split(":")[1]);
+    const retries: string[] = [];
+    const chunks: ConsoleChunk[] = [];
+    const reading = (async () => {
+      for await (const c of r!.client.watchConsole("con", { fromOffset: 0n, signal: until(60_000), onRetry: (e) => retries.push(e.reason ?? e.codeName) })) chunks.push(c);
+    })();
+    await waitFor(() => vm.console.watcherCount === 1, 20_000, "a watcher");
+    await vm.step(0, 3000, "none"); // part of the output, step by step
+    await waitFor(() => vm.console.endOffset > 0n, 20_000, "the stepped output");
+    const part = vm.console.endOffset;
+    await waitFor(() => joined(chunks, 0n).length === Number(part), 20_000, "the first part delivered");
+    await r.server.close(); // the feed ends with UNAVAILABLE; the SDK waits and calls again
+    await vm.step(0, 3000, "none"); // output the watcher is not connected for
+    const again = createVmmDebugServer({ vms: [vm], logger: quiet });
+    await again.listen(`127.0.0.1:${port}`);
+    r.server = again;
+    await vm.resume(); // the rest, to power-off
+    await reading;
+    const expected = consoleGuestOutput(count);
+    expect(Buffer.from(joined(chunks, 0n)).equals(Buffer.from(expected))).toBe(true);
+    expect(chunks.filter((c) => c.kind === "gap")).toEqual([]);
+    expect(chunks[chunks.length - 1]).toEqual({ kind: "end", endOffset: BigInt(expected.length), reason: "poweredOff" });
+    expect(retries[0]).toBe("SERVER_SHUTTING_DOWN");
   });
 
   test("errors: unknown VM, an offset past the end, and a bad request changes nothing", async () => {
