@@ -485,6 +485,75 @@ p_cli_sti:
     or      %rcx, %rax
     ret
 
+/* u64 p_iretq_self(u64 flags): IRETQ to the next instruction at the same CPL with RFLAGS = flags
+   in the frame; returns the system bits RFLAGS got (IOPL changes only at CPL 0, IF only at
+   CPL <= IOPL), then puts the old RFLAGS back. */
+    .globl p_iretq_self
+p_iretq_self:
+    pushfq
+    mov     %rsp, %rcx
+    mov     %ss, %eax
+    push    %rax
+    push    %rcx
+    push    %rdi
+    mov     %cs, %eax
+    push    %rax
+    lea     1f(%rip), %rax
+    push    %rax
+    iretq
+1:  pushfq
+    pop     %rax
+    and     $0x257702, %rax
+    popfq
+    ret
+
+/* u64 p_iretq_to(u16 cs, u16 ss): IRETQ to the next instruction with these selectors (RFLAGS as
+   they are); 0 when it went through, FAULTED when it faulted (and RSP is put back). */
+    .globl p_iretq_to
+p_iretq_to:
+    mov     %rsp, %rcx
+    push    %rsi
+    push    %rcx
+    pushfq
+    push    %rdi
+    lea     2f(%rip), %rax
+    push    %rax
+    xor     %eax, %eax
+    mov     %rsp, probe_rsp(%rip)
+1:  iretq
+2:  mov     %rcx, %rsp
+    ret
+    .pushsection .rodata.sites, "a"
+    .quad   1b, 2b
+    .popsection
+
+/* u64 p_lret_to(u16 cs): RETFQ to the next instruction with this CS (same stack). */
+    .globl p_lret_to
+p_lret_to:
+    mov     %rsp, %rcx
+    push    %rdi
+    lea     2f(%rip), %rax
+    push    %rax
+    xor     %eax, %eax
+    mov     %rsp, probe_rsp(%rip)
+1:  lretq
+2:  mov     %rcx, %rsp
+    ret
+    .pushsection .rodata.sites, "a"
+    .quad   1b, 2b
+    .popsection
+
+/* u64 p_sysret(void): SYSRETQ (at CPL 3: #GP(0)). */
+    .globl p_sysret
+p_sysret:
+    xor     %eax, %eax
+    lea     p_sysret_after(%rip), %rcx
+    pushfq
+    pop     %r11
+    SITE    sysretq
+p_sysret_after:
+    ret
+
 /* u64 p_syscall(u64 nr, u64 a1, u64 a2): SYSCALL; RCX and R11 come back as the CPU leaves them
    (RCX = the RIP after SYSCALL, R11 = RFLAGS): returned through sys_rcx / sys_r11. */
     .globl p_syscall
@@ -569,11 +638,7 @@ sys_rcx:          .skip 8
 sys_r11:          .skip 8
 sys_df:           .skip 8
     .balign 16
-    .globl rsp0_stack, rsp0_stack_top, ist1_stack, ist1_stack_top, syscall_stack, syscall_stack_top, user_stack, user_stack_top
-rsp0_stack:       .skip 8192
-rsp0_stack_top:
-ist1_stack:       .skip 8192
-ist1_stack_top:
+    .globl syscall_stack, syscall_stack_top, user_stack, user_stack_top
 syscall_stack:    .skip 8192
 syscall_stack_top:
 user_stack:       .skip 16384

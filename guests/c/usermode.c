@@ -17,6 +17,11 @@
    returns to the kernel for good. The kernel itself takes a #PF (CR0.WP), #UD and #SS(0) with a
    non-canonical RSP at CPL 0, the last two on the IST stack.
 
+   The IDT, GDT, TSS and the RSP0/IST1 stacks live in the 2 MiB supervisor-only page: delivering
+   an interrupt from CPL 3, and checking the I/O bitmap, are implicit supervisor accesses there.
+   At CPL 3 IRETQ and RETFQ go to the same level (IF/IOPL in the frame ignored) but never inward,
+   and SYSRETQ is #GP(0).
+
    Every handler records the vector, error code, the frame's CS/SS/RSP/RIP/RFLAGS (RSP relative to
    the probe's own, RIP as an index in the probe table), which stack the frame is on and where,
    and CR2: all of it, and every value the user code saw, goes into the checksum. */
@@ -37,7 +42,18 @@
 #define RO4K 0x202000ull    /* user, read-only */
 #define NP4K 0x203000ull    /* not present */
 #define NX4K 0x204000ull    /* user, no execute */
-#define SUP2M 0x400000ull   /* a 2 MiB supervisor-only page */
+#define SUP2M 0x400000ull   /* a 2 MiB supervisor-only page: the IDT, GDT, TSS and kernel stacks */
+#define SUP2M_PROBE (SUP2M + 0x100000)
+/* The descriptor tables, the TSS and the kernel's interrupt stacks live in the supervisor-only
+   page: reaching them from CPL 3 (interrupt delivery, the I/O bitmap) is an implicit supervisor
+   access, which U/S does not restrict. */
+#define IDT_ADDR 0x400000ull
+#define GDT_ADDR 0x401000ull
+#define TSS_ADDR 0x402000ull
+#define RSP0_STACK 0x404000ull
+#define RSP0_TOP 0x408000ull
+#define IST1_STACK 0x408000ull
+#define IST1_TOP 0x40c000ull
 
 #define RFLAGS_SYSTEM 0x257702ull /* ID AC RF NT IOPL DF IF TF, bit 1 */
 
@@ -54,7 +70,7 @@ u64 enter_user(u64 rip, u64 rsp, u64 rflags, u64 how);
 void resume_kernel(u64 value) __attribute__((noreturn));
 extern const u64 sites_start[], sites_end[];
 extern volatile u64 probe_rsp, probe_resume, sys_rcx, sys_r11, sys_df;
-extern char rsp0_stack[], rsp0_stack_top[], ist1_stack[], ist1_stack_top[], syscall_stack[], syscall_stack_top[];
+extern char syscall_stack[], syscall_stack_top[];
 extern char user_stack_top[], crt0_stack_top[], enter_user_iretq[], enter_user_retf[];
 extern char p_syscall_ret[], p_syscall_df_ret[], syscall_sysret[];
 u64 p_read64(u64 addr), p_write64(u64 addr, u64 v), p_jump(u64 target);
@@ -66,14 +82,16 @@ u64 p_load_ds(u16 sel), p_load_ss(u16 sel), p_segs(void), p_cs_ss(void);
 u64 p_noncanon_read(void), p_noncanon_rbp(void), p_noncanon_push(void), p_write_misaligned(u64 addr, u64 v);
 u64 p_str(void), p_sldt(void), p_smsw(void), p_sgdt(void *buf), p_sidt(void *buf);
 u64 p_popf(u64 flags), p_flags(void), p_cli_sti(void);
+u64 p_iretq_self(u64 flags), p_iretq_to(u16 cs, u16 ss), p_lret_to(u16 cs), p_sysret(void);
 u64 p_syscall(u64 nr, u64 a1, u64 a2), p_syscall_df(u64 nr, u64 a1, u64 a2), p_int80(u64 nr, u64 a1, u64 a2);
 u64 known_load_err(const u64 *p), known_load_rf(const u64 *p), known_rd_ss(void), masked_load(const u64 *p, u64 mask);
 
 /* ---------------------------------------------------------------- descriptor tables */
-static u64 gdt[7] __attribute__((aligned(16)));
-static struct { u64 lo, hi; } idt[256] __attribute__((aligned(16)));
+struct gate { u64 lo, hi; };
+#define gdt ((volatile u64 *)GDT_ADDR)       /* 7 entries */
+#define idt ((volatile struct gate *)IDT_ADDR) /* 256 gates */
 
-struct __attribute__((packed)) tss {
+struct __attribute__((packed)) tss64 {
   u32 reserved0;
   u64 rsp[3];
   u64 reserved1;
@@ -83,7 +101,7 @@ struct __attribute__((packed)) tss {
   u16 iomap;
   u8 bitmap[128 + 1]; /* ports 0-0x3ff, then the terminating byte of ones */
 };
-static struct tss tss __attribute__((aligned(16)));
+#define tss (*(volatile struct tss64 *)TSS_ADDR)
 
 static struct __attribute__((packed)) { u16 limit; u64 base; } gdtr, idtr;
 
@@ -120,7 +138,7 @@ static void *stub(int n) { return vec_table_start + 16 * n; }
 
 /* GDT entry 0x28: the TSS, available (LTR marks it busy), with `limit`. */
 static void set_tss_descriptor(u64 limit) {
-  u64 base = (u64)&tss;
+  u64 base = TSS_ADDR;
   gdt[5] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) | (((limit >> 16) & 0xf) << 48) |
            (((base >> 24) & 0xff) << 56);
   gdt[6] = base >> 32;
@@ -135,12 +153,14 @@ static void setup_tables(void) {
   gdt[3] = 0x00cff3000000ffffull; /* 0x18 user data, DPL 3 */
   gdt[4] = 0x00affb000000ffffull; /* 0x20 user 64-bit code, DPL 3 */
   set_tss_descriptor(sizeof tss - 1);
-  tss.rsp[0] = (u64)rsp0_stack_top;
-  tss.ist[0] = (u64)ist1_stack_top;
-  tss.iomap = __builtin_offsetof(struct tss, bitmap);
-  memset(tss.bitmap, 0xff, sizeof tss.bitmap);
+  for (unsigned i = 0; i < sizeof tss; i++) ((volatile u8 *)TSS_ADDR)[i] = 0;
+  tss.rsp[0] = RSP0_TOP;
+  tss.ist[0] = IST1_TOP;
+  tss.iomap = __builtin_offsetof(struct tss64, bitmap);
+  for (unsigned i = 0; i < sizeof tss.bitmap; i++) tss.bitmap[i] = 0xff;
   tss.bitmap[0x80 / 8] &= (u8)~(1 << (0x80 % 8)); /* port 0x80 (POST codes) open */
 
+  for (int v = 0; v < 256; v++) idt[v].lo = idt[v].hi = 0;
   for (int v = 0; v < 32; v++) set_gate(v, stub(v), 0, 0, 0xe, 1);
   set_gate(3, stub(3), 3, 1, 0xe, 1);   /* INT3 from user mode, on IST1 */
   set_gate(6, stub(6), 0, 1, 0xe, 1);   /* #UD on IST1 */
@@ -151,10 +171,10 @@ static void setup_tables(void) {
   set_gate(0x82, stub(33), 3, 0, 0xe, 0); /* not present: #NP(0x412) */
   set_gate(0x83, stub(34), 3, 0, 0xf, 1); /* a trap gate: IF stays as it was */
 
-  gdtr.limit = sizeof gdt - 1;
-  gdtr.base = (u64)gdt;
-  idtr.limit = sizeof idt - 1;
-  idtr.base = (u64)idt;
+  gdtr.limit = 7 * 8 - 1;
+  gdtr.base = GDT_ADDR;
+  idtr.limit = 256 * 16 - 1;
+  idtr.base = IDT_ADDR;
   __asm__ volatile(
       "lgdt %0\n\t"
       "pushq $0x08\n\t"
@@ -223,8 +243,8 @@ static int canonical(u64 a) { return (u64)((i64)(a << 16) >> 16) == a; }
 
 /* Which stack `at` is on (0 crt0's, 1 RSP0, 2 IST1, 3 the SYSCALL stack) and how far below its top. */
 GRO static u64 stack_of(u64 at, u64 *off) {
-  if (at >= (u64)rsp0_stack && at <= (u64)rsp0_stack_top) { *off = (u64)rsp0_stack_top - at; return 1; }
-  if (at >= (u64)ist1_stack && at <= (u64)ist1_stack_top) { *off = (u64)ist1_stack_top - at; return 2; }
+  if (at > RSP0_STACK && at <= RSP0_TOP) { *off = RSP0_TOP - at; return 1; }
+  if (at > IST1_STACK && at <= IST1_TOP) { *off = IST1_TOP - at; return 2; }
   if (at >= (u64)syscall_stack && at <= (u64)syscall_stack_top) { *off = (u64)syscall_stack_top - at; return 3; }
   *off = probe_rsp - at; /* crt0's stack: below the probe's RSP by the alignment and the frame */
   return 0;
@@ -369,7 +389,8 @@ static void user_phase_main(void) {
 
   /* Paging: U/S, R/W, P and NX at CPL 3. */
   R("read supervisor 4K", p_read64(SUP4K + 8));
-  R("read supervisor 2M", p_read64(SUP2M + 0x10));
+  R("read supervisor 2M", p_read64(SUP2M_PROBE + 0x10));
+  R("read the IDT", p_read64(IDT_ADDR));
   R("write read-only", p_write64(RO4K + 0x18, 1));
   R("read read-only", p_read64(RO4K));
   R("read not-present", p_read64(NP4K + 0x20));
@@ -421,14 +442,26 @@ static void user_phase_main(void) {
   /* POPF at CPL 3, IOPL 0: IF and IOPL stay, AC and DF change. */
   R("popf", p_popf((p_flags() & ~0x200ull) | 0x3000 | 0x40000 | 0x400));
 
+  /* IRETQ and RETFQ at CPL 3: to the same level (IF and IOPL in the frame ignored, AC taken),
+     never to an inner one; SYSRETQ is privileged. */
+  R("iretq to cpl 3", p_iretq_self(0x3000 | 0x40000 | 0x2));
+  R("iretq cs 0x08", p_iretq_to(0x08, 0x10));
+  R("iretq cs 0x0b", p_iretq_to(0x0b, 0x13));
+  R("iretq ss 0x13", p_iretq_to(USER_CS, 0x13));
+  R("iretq ss 0", p_iretq_to(USER_CS, 0));
+  R("iretq 0x23 0x1b", p_iretq_to(USER_CS, USER_DS));
+  R("retfq cs 0x08", p_lret_to(0x08));
+  R("retfq cs 0x23", p_lret_to(USER_CS));
+  R("sysretq", p_sysret());
+
   /* Non-canonical addresses. */
   R("non-canonical read", p_noncanon_read());
 
   /* Descriptor-table stores without UMIP: allowed. */
   p_sgdt(sgdt_buf);
-  R("sgdt", (sgdt_buf[0] & 0xffff) | ((sgdt_buf[0] >> 16 | sgdt_buf[1] << 48) == (u64)gdt) << 16);
+  R("sgdt", (sgdt_buf[0] & 0xffff) | ((sgdt_buf[0] >> 16 | sgdt_buf[1] << 48) == GDT_ADDR) << 16);
   p_sidt(sidt_buf);
-  R("sidt", (sidt_buf[0] & 0xffff) | ((sidt_buf[0] >> 16 | sidt_buf[1] << 48) == (u64)idt) << 16);
+  R("sidt", (sidt_buf[0] & 0xffff) | ((sidt_buf[0] >> 16 | sidt_buf[1] << 48) == IDT_ADDR) << 16);
   R("sldt", p_sldt());
   R("str", p_str());
   R("smsw", p_smsw() & 0xffff);
@@ -573,6 +606,14 @@ static int self_check(void) {
       {"mov ss, 0x13", FAULTED},
       {"popf", 0x40602},
       {"non-canonical read", FAULTED},
+      {"read the IDT", FAULTED},
+      {"iretq to cpl 3", 0x40202},
+      {"iretq cs 0x08", FAULTED},
+      {"iretq 0x23 0x1b", 0},
+      {"retfq cs 0x08", FAULTED},
+      {"retfq cs 0x23", 0},
+      {"sysretq", FAULTED},
+      {"iretq at cpl 0 sets IOPL", 0x3002},
       {"str", 0x28},
       {"iopl3: cli/sti", 2},
       {"iopl3: popf", 0x3002},
@@ -631,8 +672,9 @@ int main(void) {
   R("gdt tss type after ltr", (gdt[5] >> 40) & 0xf);
   R("str at cpl 0", p_str());
   R("write supervisor 4K", p_write64(SUP4K + 8, 0x5555));
-  R("write supervisor 2M", p_write64(SUP2M + 0x10, 0x6666));
+  R("write supervisor 2M", p_write64(SUP2M_PROBE + 0x10, 0x6666));
   R("int 0x81 at cpl 0", p_int81());
+  R("iretq at cpl 0 sets IOPL", p_iretq_self(0x3000 | 0x2));
   /* CR0.WP: the read-only page is read-only for the kernel too, unless WP is clear. */
   R("cpl 0 write read-only (WP)", p_write_misaligned(RO4K + 0x40, 0x7777));
   wr_cr0(rd_cr0() & ~0x10000ull);
@@ -653,7 +695,7 @@ int main(void) {
   /* 3: IOPL 3: CLI/STI, POPF's IF and port I/O allowed at CPL 3, HLT still not. */
   run_user(2, 0x3202, 0, KERNEL_DS, KERNEL_DS, KERNEL_DS, KERNEL_DS);
   /* The I/O bitmap at the TSS limit (TR reloaded with a shorter limit, then the full one). */
-  u64 at80 = __builtin_offsetof(struct tss, bitmap) + 0x80 / 8;
+  u64 at80 = __builtin_offsetof(struct tss64, bitmap) + 0x80 / 8;
   set_tss_descriptor(at80);
   load_tr();
   run_user(5, 0x202, 0, KERNEL_DS, KERNEL_DS, KERNEL_DS, KERNEL_DS);
