@@ -32,7 +32,7 @@ describe("the usermode guest on the embedded machine", () => {
       // Those lines are left out of the compared console (usermode-known-lines): read them raw.
       expect(r.console.some((l) => l.startsWith("  known-difference: "))).toBe(false);
       const known = emu.console.filter((l) => l.startsWith("  known-difference: event "));
-      expect(known).toHaveLength(7);
+      expect(known).toHaveLength(9);
       // INT 0x81 through a DPL-0 gate at CPL 3: #GP(0x81 * 8 + 2), RF = 1 in the frame (a fault).
       expect(known[0]).toMatch(/vec 0d err 040a cs 23 ss 1b .* stack 1-00 ss-now 0000 rf 1$/);
       // INT 0x82 through a not-present DPL-3 gate: #NP(0x412).
@@ -40,11 +40,15 @@ describe("the usermode guest on the embedded machine", () => {
       // Non-canonical RBP and RSP at CPL 3: #SS(0), on IST1 (the #SS gate's stack).
       expect(known[2]).toMatch(/vec 0c err 0000 cs 23 .* stack 2-00 /);
       expect(known[3]).toMatch(/vec 0c err 0000 cs 23 ss 1b rsp 0x0000800000000010 .* stack 2-00 /);
+      // The "done" INT 0x80: a trap, RF 0.
+      expect(known[4]).toMatch(/vec 80 err 0000 cs 23 .* rf 0$/);
       // #UD at CPL 0 on IST1: no CPL change, so SS keeps the kernel's selector.
-      expect(known[4]).toMatch(/vec 06 err 0000 cs 08 ss 10 .* stack 2-00 ss-now 0010 rf 1$/);
-      // A PUSH with a non-canonical RSP at CPL 0: #SS(0) on IST1 (not #GP, not #DF).
-      expect(known[5]).toMatch(/vec 0c err 0000 cs 08 ss 10 rsp 0x0000800000000010 .* stack 2-00 ss-now 0010/);
-      expect(known[6]).toMatch(/vec 0c err 0000 cs 08 ss 10 .* stack 2-00 ss-now 0010/);
+      expect(known[5]).toMatch(/vec 06 err 0000 cs 08 ss 10 .* stack 2-00 ss-now 0010 rf 1$/);
+      // A PUSH with a non-canonical RSP at CPL 0: #SS(0) on IST1 (not #GP, not #DF); RBP-based too.
+      expect(known[6]).toMatch(/vec 0c err 0000 cs 08 ss 10 rsp 0x0000800000000010 .* stack 2-00 ss-now 0010/);
+      expect(known[7]).toMatch(/vec 0c err 0000 cs 08 ss 10 .* stack 2-00 ss-now 0010/);
+      // INT 0x81 at CPL 0 (allowed), on the current stack.
+      expect(known[8]).toMatch(/vec 81 err 0000 cs 08 ss 10 .* stack 0-08 ss-now 0010 rf 0$/);
     } finally {
       await emu.close();
       dec.free();
