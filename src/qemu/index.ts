@@ -30,7 +30,7 @@ export interface LaunchQemuVmOptions {
 /** Launches QEMU and connects to it; the VM's close() stops that QEMU. */
 export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm> {
   // QEMU's stdout is the guest console its arguments put on stdio; it ends when QEMU has exited.
-  const console = new ConsoleLog({ capacityBytes: options.consoleHistoryBytes });
+  const consoleLog = new ConsoleLog({ capacityBytes: options.consoleHistoryBytes });
   let vm: QemuVm | undefined;
   const launched = await launchQemu({
     arch: options.arch,
@@ -38,13 +38,13 @@ export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm
     binary: options.binary,
     sharedMemory: options.sharedMemory,
     onOutput: options.onOutput,
-    onStdout: (data) => console.append("qemuStdio", data),
-    onStdoutEnd: () => console.end(vm?.runState() === "poweredOff" ? "poweredOff" : "backendLost"),
+    onStdout: (data) => consoleLog.append("qemuStdio", data),
+    onStdoutEnd: () => endConsoleWhenSettled(consoleLog, vm),
   });
   try {
     vm = await createQemuVm({
       id: options.id,
-      console,
+      console: consoleLog,
       gdb: launched.gdb,
       qmp: { path: launched.qmpSocket },
       ramFile: launched.ramFile,
@@ -59,5 +59,32 @@ export async function launchQemuVm(options: LaunchQemuVmOptions): Promise<QemuVm
   } catch (e) {
     await launched.kill();
     throw e;
+  }
+}
+
+/**
+ * QEMU's stdout closed (QEMU exited): every byte is in. The VM learns how QEMU ended through QMP,
+ * which may come a moment later (a SHUTDOWN drained first): the output ends as the VM settles,
+ * powered off or gone, and at the latest after a few seconds.
+ */
+function endConsoleWhenSettled(log: ConsoleLog, vm: QemuVm | undefined): void {
+  const settled = () => {
+    const state = vm?.runState();
+    if (state === "poweredOff") log.end("poweredOff");
+    else if (state === "gone" || vm === undefined) log.end("backendLost");
+    return log.ended !== undefined;
+  };
+  if (settled() || !vm) return;
+  const offStop = vm.onStop(() => settled() && done());
+  const offGone = vm.onGone(() => settled() && done());
+  const timer = setTimeout(() => {
+    if (!settled()) log.end("backendLost");
+    done();
+  }, 5000);
+  timer.unref();
+  function done(): void {
+    clearTimeout(timer);
+    offStop();
+    offGone();
   }
 }
