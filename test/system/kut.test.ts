@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { KUT_EMU_DIR, parseKutOutput, readExpectations, regressions, runKutTest, type Expectation, type KutResult } from "../../tools/kut/runner";
 
-const SUBSET = ["setjmp", "idt_test", "hypercall"];
+const SUBSET = ["setjmp", "idt_test", "hypercall", "debug", "umip"];
 const present = SUBSET.every((t) => existsSync(join(KUT_EMU_DIR, `kut-${t}.json`)));
 const maybe = present ? describe : describe.skip;
 if (!present) {
