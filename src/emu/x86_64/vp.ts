@@ -748,6 +748,7 @@ export class X86Vp {
       if ((flags & RF) !== 0) r[RFLAGS] = flags & ~RF;
       marks.movSs = false;
       marks.icebp = false;
+      marks.tfAtEnd = false;
       // Guest breakpoints see REP iterations one by one, like TF.
       const repStep = c.repStep;
       if (armed) c.repStep = true;
@@ -801,7 +802,9 @@ export class X86Vp {
         if (!(blk.ops.length === 1 && blk.lastSetsRip)) setRipAt(c, blk, 1);
       }
       if (c.exit === EXIT_RESET || c.exit === EXIT_POWER_OFF) return exitOf(c.exit);
-      let bits = (tf ? DR6_BS : 0) | ((c.dataHit >>> 4) & 0xf);
+      // SYSCALL and SYSRET single-step on TF as they end (SFMASK may clear it, R11 may set it).
+      const stepTrap = marks.tfAtEnd ? (r[RFLAGS] & TF) !== 0 : tf;
+      let bits = (stepTrap ? DR6_BS : 0) | ((c.dataHit >>> 4) & 0xf);
       if (marks.movSs && !shadow) {
         // MOV SS: its traps wait for the end of the next instruction.
         marks.movSs = false;

@@ -289,6 +289,17 @@ describe("SYSCALL and SYSRET", () => {
     expect(frameAt(m, RSP0)).toEqual({ rip: BigInt(UCODE + 4), cs: BigInt(USER_CS), rflags: 0x602n, rsp: BigInt(USTACK_TOP), ss: BigInt(USER_SS) });
   });
 
+  it("a SYSCALL made with TF set raises no #DB when SFMASK clears TF (TF is taken as SYSCALL ends)", () => {
+    const m = userMachine();
+    m.load(SYSCALL_ENTRY, "49 89 cc f4"); // mov r12, rcx; hlt
+    // pushfq; or qword [rsp], 0x100; popfq; syscall — TF traps after the instruction following the POPF.
+    runUser(m, "9c 48 81 0c 24 00 01 00 00 9d 0f 05", 0x2, setup);
+    expect(m.vectors()).toEqual([]);
+    expect(m.halted).toBe(true);
+    expect(m.reg("r12")).toBe(BigInt(UCODE + 12));
+    expect(m.reg("r11") & 0x100n).toBe(0x100n);
+  });
+
   it("SYSCALL without EFER.SCE is #UD; SYSRETQ at CPL 3 is #GP(0)", () => {
     const m = userMachine();
     runUser(m, "0f 05");
