@@ -306,7 +306,8 @@ export class X86Vp {
         if (w === IRQ_NONE) return HALT;
         if (w === IRQ_TRIPLE_FAULT) return TRIPLE_FAULT;
         this.suppressValid = false;
-        // The delivery counts against the budget, as a delivered exception does.
+        // The delivery is a single-step of its own, and counts against the budget as a delivered exception does.
+        if (this.singleStep) return SINGLE_STEP;
         if (--left <= 0) return BUDGET;
       }
       let x: X86Exit;

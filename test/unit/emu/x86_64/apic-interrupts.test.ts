@@ -245,6 +245,29 @@ describe("single-step and pending interrupts", () => {
     expect(m.vp.run(100)).toEqual({ kind: "halted" });
     expect(m.vectorsLogged()).toEqual([0x40]);
   });
+
+  it("single-stepping a VP halted with IF set: the step wakes it into the handler", () => {
+    const m = new ApicMachine();
+    const h = m.route(0x40);
+    m.place("f4 90 f4"); // hlt; nop; hlt
+    m.rflags = m.rflags | IF;
+    expect(m.vp.run(100)).toEqual({ kind: "halted" });
+    m.vp.setDebug({ singleStep: true, slots: [null, null, null, null] });
+    expect(m.vp.run(100)).toEqual({ kind: "halted" }); // nothing to wake it
+    m.post(0x40);
+    expect(m.vp.run(100)).toEqual({ kind: "singleStep" });
+    expect(m.rip).toBe(BigInt(h));
+    expect(m.halted).toBe(false);
+    expect(m.read64(Number(m.reg("rsp")))).toBe(BigInt(CODE + 1)); // returns after the HLT
+    // A batched step does the same.
+    m.vp.setDebug({ singleStep: false, slots: [null, null, null, null] });
+    expect(m.vp.run(100)).toEqual({ kind: "halted" });
+    expect(m.rip).toBe(BigInt(CODE + 3));
+    m.post(0x40);
+    const out = m.step(1);
+    expect(out.executed).toBe(1);
+    expect(m.rip).toBe(BigInt(h));
+  });
 });
 
 describe("breakpoints and pending interrupts", () => {
