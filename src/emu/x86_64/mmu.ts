@@ -18,7 +18,7 @@ const { chunkMask, codePageFor, noteCodeStore, sharedCode } = codeCacheModule;
 const { TLB_EMPTY, TLB_MASK } = cpuModule;
 const { VEC_PF, gp, fault, nonCanonical } = faultModule;
 const { guestPageWatched, guestWatchCheck } = guestDebugModule;
-const { CR0, CR2, CR3, CR4, EFER, SEG_SELECTOR, SREG_CS, segWord } = vpLayoutModule;
+const { CR0, CR2, CR3, CR4, EFER, RFLAGS, SEG_SELECTOR, SREG_CS, segWord } = vpLayoutModule;
 
 const CS_SEL = segWord(SREG_CS, SEG_SELECTOR);
 
@@ -28,6 +28,9 @@ export const ACC_EXEC = 2;
 
 const CR0_WP = 0x10000;
 const CR4_LA57 = 0x1000;
+const CR4_SMEP = 0x100000;
+const CR4_SMAP = 0x200000;
+const RFLAGS_AC = 0x40000;
 const EFER_NXE = 0x800;
 const PTE_P = 0x1;
 const PTE_RW = 0x2;
@@ -89,6 +92,12 @@ export function physWrite(c: Cpu, gpa: number, size: number, value: number): voi
 
 /** Set by a walk: the page may be written at once (writable, dirty already set). */
 let walkWriteReady = false;
+/**
+ * Set by a walk: the translation may go into the TLB. A user page reached by a supervisor data
+ * access under CR4.SMAP may not (whether it is allowed depends on RFLAGS.AC, which CLAC and
+ * STAC change without a flush).
+ */
+let walkCacheable = true;
 const walkEntries = new Float64Array(5);
 
 /** #PF for linear (lo, hi) with error code bits P (1), W (2), U (4), RSVD (8), I/D (16). */
@@ -113,8 +122,10 @@ function userAccess(c: Cpu): boolean {
  * Walk the page tables for linear (lo, hi); returns the guest physical address of the 4 KiB
  * page. Sets Accessed bits on the way and Dirty on a write, and raises #PF like hardware. A user
  * access (CPL 3) needs U/S set at every level and R/W set at every level to write; a supervisor
- * write to a read-only page faults when CR0.WP is set. SMEP and SMAP are not implemented (CPUID
- * does not advertise them).
+ * write to a read-only page faults when CR0.WP is set. A user page (U/S set at every level) is
+ * off limits to supervisor instruction fetches under CR4.SMEP, and to supervisor data accesses
+ * under CR4.SMAP unless RFLAGS.AC is set at CPL < 3 (implicit supervisor accesses at CPL 3, c.sys,
+ * never pass).
  */
 function walk(c: Cpu, lo: number, hi: number, acc: number): number {
   const r = c.r;
@@ -173,6 +184,16 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
     level--;
   }
   if (user && !userOk) return pageFault(c, lo, hi, 1 | wBit | idBit);
+  walkCacheable = true;
+  if (!user && userOk) {
+    const cr4 = r[CR4];
+    if (acc === ACC_EXEC) {
+      if ((cr4 & CR4_SMEP) !== 0) return pageFault(c, lo, hi, 1 | idBit);
+    } else if ((cr4 & CR4_SMAP) !== 0) {
+      if (c.sys || (r[RFLAGS] & RFLAGS_AC) === 0) return pageFault(c, lo, hi, 1 | wBit);
+      walkCacheable = false;
+    }
+  }
   if (acc === ACC_WRITE && !writable && (wp || user)) return pageFault(c, lo, hi, 1 | wBit | idBit);
   if (acc === ACC_EXEC && nx) return pageFault(c, lo, hi, 1 | idBit);
   // Accessed on every level, Dirty on the leaf for a write (only when they change).
@@ -217,7 +238,7 @@ export function translate(c: Cpu, lo: number, hi: number, acc: number): number {
   if (!isCanonical(c, hi)) return nonCanonical(c);
   const page = walk(c, lo, hi, acc);
   const region = c.bus.regionAt(page);
-  if (region !== undefined && !c.sys) {
+  if (region !== undefined && !c.sys && walkCacheable) {
     const ppn = page / 4096;
     c.tlbView[i] = viewOf(region);
     c.tlbOff[i] = page - region.gpa;

@@ -10,7 +10,7 @@ import * as vpLayoutModule from "./vp-layout.js";
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
 const { VEC_GP, VEC_NP, VEC_SS, fault } = faultModule;
 const { rd32, wr32 } = mmuModule;
-const { GDTR, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT, SEG_SELECTOR, SREG_CS, SREG_DS, SREG_ES, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
+const { CR4, GDTR, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT, SEG_SELECTOR, SREG_CS, SREG_DS, SREG_ES, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
 
 const CS_SEL = segWord(SREG_CS, SEG_SELECTOR);
 
@@ -26,6 +26,8 @@ const ATTR_P = 0x80;
 const ATTR_L = 0x2000;
 const ATTR_DB = 0x4000;
 const ATTR_G = 0x8000;
+const CR4_SMEP = 0x100000;
+const CR4_SMAP = 0x200000;
 
 /**
  * Read the GDT descriptor for `sel` into `out` and set its accessed bit (in memory too, as the
@@ -206,14 +208,21 @@ export function readStackSegment(c: Cpu, sel: number, out: Descriptor, newCpl = 
   if ((a & ATTR_P) === 0) fault(c, VEC_SS, err);
 }
 
-/**
- * Load CS with `sel`'s index at privilege `newCpl` (the selector's RPL becomes the CPL). Entering
- * CPL 3 drops the TLB: its entries were filled with supervisor permissions.
- */
+/** Load CS with `sel`'s index at privilege `newCpl` (the selector's RPL becomes the CPL); see cplChanged. */
 export function loadCs(c: Cpu, sel: number, d: Descriptor, newCpl = 0): void {
   const wasUser = (c.r[CS_SEL] & 3) === 3;
   writeSegment(c, SREG_CS, (sel & 0xfffc) | newCpl, d);
-  if (newCpl === 3 && !wasUser) c.flushTlb();
+  cplChanged(c, wasUser, newCpl === 3);
+}
+
+/**
+ * The TLB after a CPL change: entries filled at CPL 0–2 may allow what CPL 3 may not, so entering
+ * CPL 3 drops them; entries filled at CPL 3 allow a supervisor everything unless CR4.SMEP or
+ * CR4.SMAP restrict user pages, so leaving CPL 3 drops them only then.
+ */
+export function cplChanged(c: Cpu, wasUser: boolean, isUser: boolean): void {
+  if (wasUser === isUser) return;
+  if (isUser || (c.r[CR4] & (CR4_SMEP | CR4_SMAP)) !== 0) c.flushTlb();
 }
 
 export function loadSs(c: Cpu, sel: number, d: Descriptor): void {

@@ -26,12 +26,12 @@ const { EXIT_HALT, EXIT_POWER_OFF, EXIT_RESET } = cpuModule;
 const { CR0_SUPPORTED, CR4_SUPPORTED } = cpuModelModule;
 const { VEC_BP, VEC_DB, fault, gp, softwareInterrupt, trap, ud } = faultModule;
 const { CR4_DE, DR6_BD, DR7_ENABLES, DR7_GD, drHi, drLo, guestIoCheck, marks, setDr, setDr6, syncGuestWatch } = guestDebugModule;
-const { FIXED1, IF, IOPL, POPF_MASK, RF, TF } = flagsModule;
+const { AC, FIXED1, IF, IOPL, POPF_MASK, RF, TF } = flagsModule;
 const { END_JUMP, END_STOP, UnsupportedForm } = insnModule;
 const { probeWrite, rd16, rd32, rd64, wr16, wr64 } = mmuModule;
 const { apicEnabled, canonicalBase, platformTranslators, rdmsrOp, tscValue, vpPlatform, wrmsrOp } = msrModule;
 const { reader, regWriter, writer } = operandsModule;
-const { Descriptor, loadCs, loadDataSegment, loadNullSs, loadSs, nullifyOuterSegments, readCodeSegment, readReturnCodeSegment, readStackSegment } = segmentsModule;
+const { Descriptor, cplChanged, loadCs, loadDataSegment, loadNullSs, loadSs, nullifyOuterSegments, readCodeSegment, readReturnCodeSegment, readStackSegment } = segmentsModule;
 const { cpl, requireCpl0, supervisor, umipCheck } = privilegeModule;
 const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
 
@@ -496,8 +496,8 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
       return [0x611, ((vp & 0xff) << 24) | (8 << 8), (ecx | SSE_CPUID.leaf1Ecx | XSAVE_CPUID.leaf1Ecx) | 0, (edx | SSE_CPUID.leaf1Edx | XSAVE_CPUID.leaf1Edx) | 0];
     }
     case 7:
-      // EBX: BMI1 (3), BMI2 (8), ADX (19). ECX: UMIP (2), 5-level paging (16), RDPID (22).
-      return sub === 0 ? [0, (1 << 3) | (1 << 8) | (1 << 19), (1 << 2) | (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
+      // EBX: BMI1 (3), SMEP (7), BMI2 (8), ADX (19), SMAP (20). ECX: UMIP (2), 5-level paging (16), RDPID (22).
+      return sub === 0 ? [0, (1 << 3) | (1 << 7) | (1 << 8) | (1 << 19) | (1 << 20), (1 << 2) | (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
     case 0xd:
       return xsaveCpuidLeaf(sub);
     case 0x80000000:
@@ -695,7 +695,9 @@ function translateSyscall(d: Insn): OpFn {
     r[R11 + 1] = 0;
     r[RFLAGS] = (flags & ~p.sfmask) | FIXED1;
     const sel = (p.starHi & 0xffff) & 0xfffc;
+    const wasUser = cpl(c) === 3;
     loadFlat(c, SREG_CS, sel, SYS_CS);
+    cplChanged(c, wasUser, false);
     loadFlat(c, SREG_SS, (sel + 8) & 0xffff, SYS_SS);
     r[RIP] = p.lstarLo;
     r[RIP + 1] = p.lstarHi;
@@ -724,7 +726,7 @@ function translateSysret(d: Insn): OpFn {
     r[RIP + 1] = r[RCX + 1];
     loadFlat(c, SREG_SS, ((base + 8) & 0xffff) | 3, SYS_SS | DPL3);
     loadFlat(c, SREG_CS, ((base + 16) & 0xfffc) | 3, SYS_CS | DPL3);
-    c.flushTlb(); // now at CPL 3: the TLB held supervisor entries
+    cplChanged(c, false, true);
     marks.tfAtEnd = true;
   };
 }
@@ -742,11 +744,22 @@ const nopMnemonics = [
   Mnemonic.Prefetchw,
 ];
 
+/** STAC and CLAC set and clear RFLAGS.AC (SMAP's override); #UD above CPL 0. */
+function setAc(value: number): OpFn {
+  return (c) => {
+    if (cpl(c) !== 0) ud(c);
+    const r = c.r;
+    r[RFLAGS] = (r[RFLAGS] & ~AC) | value;
+  };
+}
+
 /** WBINVD and INVD: nothing to do (no caches are modelled), but #GP(0) above CPL 0. */
 const privilegedNopOp: OpFn = (c) => requireCpl0(c);
 
 export const systemTranslators: [Mnemonic, Translator][] = [
   ...nopMnemonics.map((m): [Mnemonic, Translator] => [m, () => nopOp]),
+  [Mnemonic.Stac, () => setAc(AC)],
+  [Mnemonic.Clac, () => setAc(0)],
   [Mnemonic.Wbinvd, () => privilegedNopOp],
   [Mnemonic.Invd, () => privilegedNopOp],
   [Mnemonic.Hlt, stop(hltOp)],

@@ -169,6 +169,60 @@ describe("page protection at CPL 3", () => {
   });
 });
 
+describe("SMEP and SMAP", () => {
+  const setSmap = "0f 20 e0 0d 00 00 20 00 0f 22 e0"; // mov rax, cr4; or eax, 0x200000; mov cr4, rax
+  const setSmep = "0f 20 e0 0d 00 00 10 00 0f 22 e0"; // mov rax, cr4; or eax, 0x100000; mov cr4, rax
+
+  it("CR4.SMAP: a supervisor read of a user page needs RFLAGS.AC (STAC), and CLAC takes it back without a flush", () => {
+    const m = userMachine();
+    // stac; mov cl, [RO_PAGE]; clac; mov bl, [RO_PAGE]; hlt
+    m.runCode(setSmap + "0f 01 cb 8a 0c 25 00 30 00 40 0f 01 ca 8a 1c 25 00 30 00 40 f4");
+    expect(m.reg("rcx") & 0xffn).toBe(0x5an);
+    expect(m.vectors()).toEqual([14]);
+    expect(m.cr2).toBe(BigInt(RO_PAGE));
+    // P set (a protection fault), U clear (a supervisor access), at the second read.
+    const f = frameAt(m, 0x200000, true);
+    expect(f).toMatchObject({ error: 1n, rip: BigInt(CODE + 11 + 13) });
+  });
+
+  it("without CR4.SMAP a supervisor read of a user page works with AC clear", () => {
+    const m = userMachine();
+    m.runCode("8a 04 25 00 30 00 40 f4"); // mov al, [RO_PAGE]; hlt
+    expect(m.vectors()).toEqual([]);
+    expect(m.reg("rax") & 0xffn).toBe(0x5an);
+  });
+
+  it("CR4.SMAP: a user page CPL 3 had in the TLB is off limits to the kernel after INT (leaving CPL 3 drops the TLB)", () => {
+    const m = userMachine();
+    m.load(INT80_HANDLER, "8a 04 25 00 10 00 40 f4"); // the kernel reads the user stack page: mov al, [UCODE + 0x1000]; hlt
+    runUser(m, "8a 04 25 00 10 00 40 cd 80", 0x2, setSmap); // user: mov al, [UCODE + 0x1000]; int 0x80
+    expect(m.vectors()).toEqual([14]);
+    expect(m.cr2).toBe(BigInt(UCODE + 0x1000));
+    // The #PF frame sits below INT's, aligned to 16.
+    expect(frameAt(m, RSP0 - 48, true)).toMatchObject({ error: 1n, rip: BigInt(INT80_HANDLER), cs: 8n });
+  });
+
+  it("CR4.SMEP: the kernel cannot run code in a user page (#PF with P and I/D); without SMEP it can", () => {
+    const m = userMachine();
+    m.load(UCODE_PA, "f4"); // hlt
+    m.runCode(setSmep + "48 c7 c0 00 00 00 40 ff e0"); // mov rax, UCODE; jmp rax
+    expect(m.vectors()).toEqual([14]);
+    expect(frameAt(m, 0x200000, true)).toMatchObject({ error: 0x11n, rip: BigInt(UCODE) });
+
+    const n = userMachine();
+    n.load(UCODE_PA, "f4");
+    n.runCode("48 c7 c0 00 00 00 40 ff e0");
+    expect(n.vectors()).toEqual([]);
+    expect(n.rip).toBe(BigInt(UCODE + 1));
+  });
+
+  it("STAC at CPL 3 is #UD", () => {
+    const m = userMachine();
+    runUser(m, "0f 01 cb");
+    expect(m.vectors()).toEqual([6]);
+  });
+});
+
 describe("privileged instructions", () => {
   it.each([
     ["HLT", "f4"],
