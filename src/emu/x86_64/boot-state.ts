@@ -1,7 +1,7 @@
 // The emulator's boot state: 64-bit long mode with paging already on, as the machine starts VPs.
 
 import {
-  CR0, CR2, CR3, CR4, CR8, EFER, GP, HALTED, IDTR, INT_SHADOW, KERNEL_GS_BASE, RFLAGS, RIP, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT,
+  CR0, CR2, CR3, CR4, CR8, EFER, GP, HALTED, IDTR, INT_SHADOW, PKRU, KERNEL_GS_BASE, RFLAGS, RIP, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT,
   SEG_SELECTOR, SREG_CS, VP_WORDS, segWord, XMM, MXCSR, MXCSR_RESET, GUEST_DR6, GUEST_DR_LO, GUEST_DR_HI, FPR, FPR_WORDS, FCW, FCW_RESET, FTW, XCR0,
 } from "./vp-layout.js";
 
@@ -65,6 +65,7 @@ export function x86BootState(regs: Uint32Array, vpIndex: number, entryLo: number
   w(IDTR + 2, 0);
   w(HALTED, 0);
   w(INT_SHADOW, 0);
+  w(PKRU, 0);
   // The guest's DR6, DR7 and DR0–DR3.
   for (let i = GUEST_DR6; i <= GUEST_DR_LO + 3; i++) w(i, 0);
   for (let i = 0; i < 4; i++) w(GUEST_DR_HI + i, 0);

@@ -18,7 +18,7 @@ const { chunkMask, codePageFor, noteCodeStore, sharedCode } = codeCacheModule;
 const { TLB_EMPTY, TLB_MASK } = cpuModule;
 const { VEC_PF, gp, fault, nonCanonical } = faultModule;
 const { guestPageWatched, guestWatchCheck } = guestDebugModule;
-const { CR0, CR2, CR3, CR4, EFER, RFLAGS, SEG_SELECTOR, SREG_CS, segWord } = vpLayoutModule;
+const { CR0, CR2, CR3, CR4, EFER, PKRU, RFLAGS, SEG_SELECTOR, SREG_CS, segWord } = vpLayoutModule;
 
 const CS_SEL = segWord(SREG_CS, SEG_SELECTOR);
 
@@ -30,6 +30,7 @@ const CR0_WP = 0x10000;
 const CR4_LA57 = 0x1000;
 const CR4_SMEP = 0x100000;
 const CR4_SMAP = 0x200000;
+const CR4_PKE = 0x400000;
 const RFLAGS_AC = 0x40000;
 const EFER_NXE = 0x800;
 const PTE_P = 0x1;
@@ -125,7 +126,9 @@ function userAccess(c: Cpu): boolean {
  * write to a read-only page faults when CR0.WP is set. A user page (U/S set at every level) is
  * off limits to supervisor instruction fetches under CR4.SMEP, and to supervisor data accesses
  * under CR4.SMAP unless RFLAGS.AC is set at CPL < 3 (implicit supervisor accesses at CPL 3, c.sys,
- * never pass).
+ * never pass). Under CR4.PKE the leaf's protection key (bits 62:59) selects PKRU's access-disable
+ * and write-disable bits for data accesses to user pages (write-disable binds supervisor writes
+ * only with CR0.WP); such a fault sets the error code's PK bit (0x20).
  */
 function walk(c: Cpu, lo: number, hi: number, acc: number): number {
   const r = c.r;
@@ -142,6 +145,7 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
   let n = 0;
   let page: number;
   let elo: number;
+  let ehi: number;
   for (;;) {
     let idx: number;
     switch (level) {
@@ -153,7 +157,7 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
     }
     const ea = table + idx * 8;
     elo = physRead(c, ea, 4);
-    const ehi = physRead(c, ea + 4, 4);
+    ehi = physRead(c, ea + 4, 4);
     if ((elo & PTE_P) === 0) return pageFault(c, lo, hi, wBit | idBit);
     if (ehi < 0) {
       if (!nxe) return pageFault(c, lo, hi, 1 | 8 | wBit | idBit);
@@ -195,6 +199,12 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
     }
   }
   if (acc === ACC_WRITE && !writable && (wp || user)) return pageFault(c, lo, hi, 1 | wBit | idBit);
+  if (userOk && acc !== ACC_EXEC && (r[CR4] & CR4_PKE) !== 0) {
+    const rights = r[PKRU] >>> (2 * ((ehi >>> 27) & 0xf));
+    if ((rights & 1) !== 0 || ((rights & 2) !== 0 && acc === ACC_WRITE && (user || wp))) return pageFault(c, lo, hi, 0x20 | 1 | wBit | idBit);
+    // A write-disabled page is readable: keep it out of the TLB's write entries.
+    if ((rights & 2) !== 0 && (user || wp)) writable = false;
+  }
   if (acc === ACC_EXEC && nx) return pageFault(c, lo, hi, 1 | idBit);
   // Accessed on every level, Dirty on the leaf for a write (only when they change).
   for (let i = 0; i < n; i++) {

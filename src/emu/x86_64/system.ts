@@ -33,7 +33,7 @@ const { apicEnabled, canonicalBase, platformTranslators, rdmsrOp, tscValue, vpPl
 const { reader, regWriter, writer } = operandsModule;
 const { Descriptor, cplChanged, loadCs, loadDataSegment, loadNullSs, loadSs, nullifyOuterSegments, readCodeSegment, readReturnCodeSegment, readStackSegment } = segmentsModule;
 const { cpl, requireCpl0, supervisor, umipCheck } = privilegeModule;
-const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, RFLAGS, RIP, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
+const { CR0, CR2, CR3, CR4, CR8, DR6_FIXED, DR6_STATUS, DR7_FIXED, DR7_WRITABLE, EFER, GDTR, GP, GUEST_DR6, GUEST_DR7, HALTED, IDTR, KERNEL_GS_BASE, PKRU, RFLAGS, RIP, SEG_ATTRIBUTES, SEG_BASE, SEG_LIMIT, SEG_SELECTOR, SREG_CS, SREG_FS, SREG_GS, SREG_SS, segWord } = vpLayoutModule;
 
 const RAX = GP;
 const RCX = GP + 2;
@@ -50,6 +50,7 @@ const CR0_PG = 0x80000000 | 0;
 const CR4_PAE = 0x20;
 const CR4_LA57 = 0x1000;
 const CR4_TSD = 0x4;
+const CR4_PKE = 0x400000;
 
 export { MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE } from "./msr.js";
 
@@ -496,8 +497,8 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
       return [0x611, ((vp & 0xff) << 24) | (8 << 8), (ecx | SSE_CPUID.leaf1Ecx | XSAVE_CPUID.leaf1Ecx) | 0, (edx | SSE_CPUID.leaf1Edx | XSAVE_CPUID.leaf1Edx) | 0];
     }
     case 7:
-      // EBX: BMI1 (3), SMEP (7), BMI2 (8), ADX (19), SMAP (20). ECX: UMIP (2), 5-level paging (16), RDPID (22).
-      return sub === 0 ? [0, (1 << 3) | (1 << 7) | (1 << 8) | (1 << 19) | (1 << 20), (1 << 2) | (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
+      // EBX: BMI1 (3), SMEP (7), BMI2 (8), ADX (19), SMAP (20). ECX: UMIP (2), PKU (3), 5-level paging (16), RDPID (22).
+      return sub === 0 ? [0, (1 << 3) | (1 << 7) | (1 << 8) | (1 << 19) | (1 << 20), (1 << 2) | (1 << 3) | (1 << 16) | (1 << 22), 0] : [0, 0, 0, 0];
     case 0xd:
       return xsaveCpuidLeaf(sub);
     case 0x80000000:
@@ -520,8 +521,9 @@ export function cpuidLeaf(leaf: number, sub: number, vp: number): [number, numbe
 const cpuidOp: OpFn = (c) => {
   const r = c.r;
   const [a, b, cx0, d] = cpuidLeaf(r[RAX], r[RCX], c.vp);
-  // Leaf 1 ECX bit 27 (OSXSAVE) mirrors CR4.OSXSAVE.
-  const cx = r[RAX] === 1 && (r[CR4] & 0x40000) !== 0 && (XSAVE_CPUID.leaf1Ecx & (1 << 26)) !== 0 ? cx0 | (1 << 27) : cx0;
+  // Leaf 1 ECX bit 27 (OSXSAVE) mirrors CR4.OSXSAVE; leaf 7 ECX bit 4 (OSPKE) mirrors CR4.PKE.
+  let cx = r[RAX] === 1 && (r[CR4] & 0x40000) !== 0 && (XSAVE_CPUID.leaf1Ecx & (1 << 26)) !== 0 ? cx0 | (1 << 27) : cx0;
+  if (r[RAX] === 7 && r[RCX] === 0 && (r[CR4] & CR4_PKE) !== 0) cx |= 1 << 4;
   // Leaf 1 EDX bit 9 (APIC) mirrors IA32_APIC_BASE.EN (the xAPIC page, see apic.ts).
   const dx = r[RAX] === 1 && apicEnabled(c) ? d | (1 << 9) : d;
   r[RAX] = a; r[RAX + 1] = 0;
@@ -753,11 +755,33 @@ function setAc(value: number): OpFn {
   };
 }
 
+/** RDPKRU: EAX = PKRU, EDX = 0 (#UD without CR4.PKE, #GP(0) unless ECX = 0). */
+const rdpkruOp: OpFn = (c) => {
+  const r = c.r;
+  if ((r[CR4] & CR4_PKE) === 0) ud(c);
+  if (r[RCX] !== 0) gp(c, 0);
+  r[RAX] = r[PKRU];
+  r[RAX + 1] = 0;
+  r[RDX] = 0;
+  r[RDX + 1] = 0;
+};
+
+/** WRPKRU: PKRU = EAX, at any CPL (#UD without CR4.PKE, #GP(0) unless ECX = EDX = 0); the TLB holds rights by key, so it is dropped. */
+const wrpkruOp: OpFn = (c) => {
+  const r = c.r;
+  if ((r[CR4] & CR4_PKE) === 0) ud(c);
+  if (r[RCX] !== 0 || r[RDX] !== 0) gp(c, 0);
+  r[PKRU] = r[RAX];
+  c.flushTlb();
+};
+
 /** WBINVD and INVD: nothing to do (no caches are modelled), but #GP(0) above CPL 0. */
 const privilegedNopOp: OpFn = (c) => requireCpl0(c);
 
 export const systemTranslators: [Mnemonic, Translator][] = [
   ...nopMnemonics.map((m): [Mnemonic, Translator] => [m, () => nopOp]),
+  [Mnemonic.Rdpkru, () => rdpkruOp],
+  [Mnemonic.Wrpkru, stop(wrpkruOp)],
   [Mnemonic.Stac, () => setAc(AC)],
   [Mnemonic.Clac, () => setAc(0)],
   [Mnemonic.Wbinvd, () => privilegedNopOp],

@@ -58,9 +58,11 @@ export const GUEST_DR_HI = 196;
 /**
  * 1 while the interrupt shadow of a STI (that set IF) or a MOV SS holds external interrupts
  * until the instruction at RIP completes (interrupts.ts); 0 otherwise and at reset. Kept here so
- * a debugger stop between the two instructions keeps it. Words 94–95 are free.
+ * a debugger stop between the two instructions keeps it.
  */
 export const INT_SHADOW = 93;
+/** PKRU, the protection-key rights of user pages (RDPKRU/WRPKRU, see mmu.ts); 0 at reset. Word 95 is free. */
+export const PKRU = 94;
 // ------------------------------------------------------------------ x87, SSE and XSAVE state
 //
 // Words 96 on. The FXSAVE image is derived from these words (and written back into them); no

@@ -386,10 +386,10 @@ describe("CPUID advertises BMI1, BMI2, ADX, MOVBE and ABM and nothing new beside
     expect(cpuid(0x80000000)[0] >>> 0).toBeGreaterThanOrEqual(0x80000001);
   });
 
-  it("leaf 7.0 EBX: BMI1 (3), SMEP (7), BMI2 (8), ADX (19), SMAP (20) only; ECX: UMIP (2), LA57 (16), RDPID (22)", () => {
+  it("leaf 7.0 EBX: BMI1 (3), SMEP (7), BMI2 (8), ADX (19), SMAP (20) only; ECX: UMIP (2), PKU (3), LA57 (16), RDPID (22), OSPKE (4) only with CR4.PKE", () => {
     const [, ebx, ecx] = cpuid(7, 0);
     expect(ebx >>> 0).toBe(((1 << 3) | (1 << 7) | (1 << 8) | (1 << 19) | (1 << 20)) >>> 0);
-    expect(ecx >>> 0).toBe(((1 << 2) | (1 << 16) | (1 << 22)) >>> 0);
+    expect(ecx >>> 0).toBe(((1 << 2) | (1 << 3) | (1 << 16) | (1 << 22)) >>> 0);
     expect(cpuid(7, 1)).toEqual([0, 0, 0, 0]);
   });
 

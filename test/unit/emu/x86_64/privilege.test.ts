@@ -223,6 +223,94 @@ describe("SMEP and SMAP", () => {
   });
 });
 
+describe("protection keys (CR4.PKE)", () => {
+  const setPke = "0f 20 e0 0d 00 00 40 00 0f 22 e0"; // mov rax, cr4; or eax, 0x400000; mov cr4, rax
+  /** mov eax, v; xor ecx, ecx; xor edx, edx; wrpkru */
+  const wrpkru = (v: number) => `b8 ${v.toString(16).padStart(2, "0")} 00 00 00 31 c9 31 d2 0f 01 ef`;
+  const clearWp = "0f 20 c0 25 ff ff fe ff 0f 22 c0"; // mov rax, cr0; and eax, ~CR0.WP; mov cr0, rax
+  const PK_PAGE = 0x40004000; // a user page with protection key 1 (PKRU bits 2 AD, 3 WD)
+  const PK_SUPER = 0x40005000; // a supervisor page with key 1
+  function pkMachine(): TestMachine {
+    const m = userMachine();
+    m.map(BigInt(PK_PAGE), UCODE_PA + 0x4000, "4k", PTE_P | PTE_RW | PTE_US | (1n << 59n));
+    m.map(BigInt(PK_SUPER), UCODE_PA + 0x5000, "4k", PTE_P | PTE_RW | (1n << 59n));
+    m.ram[UCODE_PA + 0x4000] = 0x77;
+    return m;
+  }
+
+  it("RDPKRU and WRPKRU are #UD without CR4.PKE and #GP(0) with ECX ≠ 0; WRPKRU sets what RDPKRU reads", () => {
+    const m = pkMachine();
+    m.runCode("31 c9 0f 01 ee f4"); // xor ecx, ecx; rdpkru; hlt
+    expect(m.vectors()).toEqual([6]);
+
+    const n = pkMachine();
+    n.runCode(setPke + wrpkru(0x0c) + "31 c9 0f 01 ee f4");
+    expect(n.vectors()).toEqual([]);
+    expect(n.reg("rax")).toBe(0x0cn);
+
+    const o = pkMachine();
+    o.runCode(setPke + "b9 01 00 00 00 0f 01 ee"); // mov ecx, 1; rdpkru
+    expect(o.vectors()).toEqual([13]);
+  });
+
+  it("CPUID leaf 7 ECX.OSPKE (bit 4) mirrors CR4.PKE", () => {
+    const cpuid7 = "b8 07 00 00 00 31 c9 0f a2 f4"; // mov eax, 7; xor ecx, ecx; cpuid; hlt
+    const m = pkMachine();
+    m.runCode(cpuid7);
+    expect(m.reg("rcx") & 0x18n).toBe(0x08n); // PKU, not OSPKE
+    const n = pkMachine();
+    n.runCode(setPke + cpuid7);
+    expect(n.reg("rcx") & 0x18n).toBe(0x18n);
+  });
+
+  it("access-disable for the page's key: a user read is #PF with PK, P and U", () => {
+    const m = pkMachine();
+    runUser(m, "8a 0c 25 00 40 00 40 cd 80", 0x2, setPke + wrpkru(0x04)); // user: mov cl, [PK_PAGE]; int 0x80
+    expect(m.vectors()).toEqual([14]);
+    expect(frameAt(m, RSP0, true)).toMatchObject({ error: 0x25n, rip: BigInt(UCODE) });
+    expect(m.cr2).toBe(BigInt(PK_PAGE));
+  });
+
+  it("write-disable: a user read works, a user write is #PF(PK | P | W | U)", () => {
+    const m = pkMachine();
+    runUser(m, "8a 0c 25 00 40 00 40 cd 80", 0x2, setPke + wrpkru(0x08));
+    expect(m.vectors()).toEqual([0x80]);
+    expect(m.reg("rcx") & 0xffn).toBe(0x77n);
+
+    const n = pkMachine();
+    runUser(n, "c6 04 25 00 40 00 40 01", 0x2, setPke + wrpkru(0x08)); // mov byte [PK_PAGE], 1
+    expect(n.vectors()).toEqual([14]);
+    expect(frameAt(n, RSP0, true).error).toBe(0x27n);
+    expect(n.ram[UCODE_PA + 0x4000]).toBe(0x77);
+  });
+
+  it("write-disable binds a supervisor write only with CR0.WP; keys on supervisor pages mean nothing", () => {
+    const m = pkMachine();
+    m.runCode(setPke + wrpkru(0x08) + "c6 04 25 00 40 00 40 01 f4"); // mov byte [PK_PAGE], 1; hlt
+    expect(m.vectors()).toEqual([14]);
+    expect(frameAt(m, 0x200000, true).error).toBe(0x23n);
+
+    const n = pkMachine();
+    n.runCode(setPke + clearWp + wrpkru(0x08) + "c6 04 25 00 40 00 40 01 f4");
+    expect(n.vectors()).toEqual([]);
+    expect(n.ram[UCODE_PA + 0x4000]).toBe(1);
+
+    const o = pkMachine();
+    o.runCode(setPke + wrpkru(0x0c) + "c6 04 25 00 50 00 40 01 f4"); // mov byte [PK_SUPER], 1; hlt
+    expect(o.vectors()).toEqual([]);
+    expect(o.ram[UCODE_PA + 0x5000]).toBe(1);
+  });
+
+  it("WRPKRU takes effect at once: a page the TLB holds faults after access-disable", () => {
+    const m = pkMachine();
+    // mov esi, [PK_PAGE]; (PKRU = 4); mov ebx, [PK_PAGE]; hlt
+    m.runCode(setPke + "8b 34 25 00 40 00 40" + wrpkru(0x04) + "8b 1c 25 00 40 00 40 f4");
+    expect(m.reg("rsi") & 0xffn).toBe(0x77n);
+    expect(m.vectors()).toEqual([14]);
+    expect(frameAt(m, 0x200000, true).error).toBe(0x21n);
+  });
+});
+
 describe("privileged instructions", () => {
   it.each([
     ["HLT", "f4"],
