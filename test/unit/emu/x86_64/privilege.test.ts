@@ -31,9 +31,7 @@ function userMachine(): TestMachine {
   // GDT: 0x20 user data, 0x28 user 64-bit code, 0x40 a 64-bit TSS (16 bytes).
   m.write64(GDT + 0x20, 0x00cff3000000ffffn);
   m.write64(GDT + 0x28, 0x00affb000000ffffn);
-  const limit = IOMAP + 8192; // the bitmap and its terminating byte
-  const tssLo = BigInt(limit & 0xffff) | (BigInt(TSS & 0xffffff) << 16n) | (0x89n << 40n) | (BigInt((limit >>> 16) & 0xf) << 48n);
-  m.write64(GDT + 0x40, tssLo);
+  setTssLimit(m, IOMAP + 8192); // the bitmap and its terminating byte
   m.write64(GDT + 0x48, 0n);
   m.regs[GDTR + 2] = 0x4f; // ten entries
   m.ram.fill(0, TSS, TSS + IOMAP);
@@ -53,6 +51,11 @@ function userMachine(): TestMachine {
   m.map(BigInt(RO_PAGE), UCODE_PA + 0x3000, "4k", PTE_P | PTE_US);
   m.ram[UCODE_PA + 0x3000] = 0x5a;
   return m;
+}
+
+/** The 64-bit TSS descriptor (available) at GDT 0x40 with limit `limit`. */
+function setTssLimit(m: TestMachine, limit: number): void {
+  m.write64(GDT + 0x40, BigInt(limit & 0xffff) | (BigInt(TSS & 0xffffff) << 16n) | (0x89n << 40n) | (BigInt((limit >>> 16) & 0xf) << 48n));
 }
 
 /**
@@ -382,6 +385,16 @@ describe("privileged instructions", () => {
     const n = userMachine();
     runUser(n, code);
     expect(n.vectors()).toEqual([0x80]);
+  });
+
+  it("the bitmap is read a word at a time: a port whose byte is the last inside the TSS limit is refused", () => {
+    for (const [extra, allowed] of [[0, false], [1, true]] as const) {
+      const m = userMachine();
+      m.ram[TSS + IOMAP + (0x70 >> 3)] &= ~(1 << (0x70 & 7));
+      setTssLimit(m, IOMAP + (0x70 >> 3) + extra);
+      runUser(m, "e6 70 cd 80"); // out 0x70, al; int 0x80
+      expect(m.vectors()).toEqual([allowed ? 0x80 : 13]);
+    }
   });
 
   it("CR4.UMIP makes SGDT at CPL 3 #GP(0); without it SGDT works at CPL 3", () => {
