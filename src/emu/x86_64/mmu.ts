@@ -188,23 +188,29 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
     level--;
   }
   if (user && !userOk) return pageFault(c, lo, hi, 1 | wBit | idBit);
+  // Protection keys: a data access to a user page checks PKRU for the leaf's key; a violation
+  // sets PK in the error code of the fault the access raises, whichever check raises it.
+  let pk = 0;
+  let keyWriteDisabled = false;
+  if (userOk && acc !== ACC_EXEC && (r[CR4] & CR4_PKE) !== 0) {
+    const rights = r[PKRU] >>> (2 * ((ehi >>> 27) & 0xf));
+    keyWriteDisabled = (rights & 2) !== 0 && (user || wp);
+    if ((rights & 1) !== 0 || (keyWriteDisabled && acc === ACC_WRITE)) pk = 0x20;
+  }
   walkCacheable = true;
   if (!user && userOk) {
     const cr4 = r[CR4];
     if (acc === ACC_EXEC) {
       if ((cr4 & CR4_SMEP) !== 0) return pageFault(c, lo, hi, 1 | idBit);
     } else if ((cr4 & CR4_SMAP) !== 0) {
-      if (c.sys || (r[RFLAGS] & RFLAGS_AC) === 0) return pageFault(c, lo, hi, 1 | wBit);
+      if (c.sys || (r[RFLAGS] & RFLAGS_AC) === 0) return pageFault(c, lo, hi, pk | 1 | wBit);
       walkCacheable = false;
     }
   }
-  if (acc === ACC_WRITE && !writable && (wp || user)) return pageFault(c, lo, hi, 1 | wBit | idBit);
-  if (userOk && acc !== ACC_EXEC && (r[CR4] & CR4_PKE) !== 0) {
-    const rights = r[PKRU] >>> (2 * ((ehi >>> 27) & 0xf));
-    if ((rights & 1) !== 0 || ((rights & 2) !== 0 && acc === ACC_WRITE && (user || wp))) return pageFault(c, lo, hi, 0x20 | 1 | wBit | idBit);
-    // A write-disabled page is readable: keep it out of the TLB's write entries.
-    if ((rights & 2) !== 0 && (user || wp)) writable = false;
-  }
+  if (acc === ACC_WRITE && !writable && (wp || user)) return pageFault(c, lo, hi, pk | 1 | wBit | idBit);
+  if (pk !== 0) return pageFault(c, lo, hi, pk | 1 | wBit | idBit);
+  // A write-disabled key leaves the page readable: keep it out of the TLB's write entries.
+  if (keyWriteDisabled) writable = false;
   if (acc === ACC_EXEC && nx) return pageFault(c, lo, hi, 1 | idBit);
   // Accessed on every level, Dirty on the leaf for a write (only when they change).
   for (let i = 0; i < n; i++) {

@@ -287,6 +287,16 @@ describe("protection keys (CR4.PKE)", () => {
     expect(n.ram[UCODE_PA + 0x4000]).toBe(0x77);
   });
 
+  it("a key violation sets PK in the error code of whichever check faults (a read-only page written with write-disable)", () => {
+    for (const [pkru, error] of [[0x08, 0x27n], [0x00, 0x07n]] as const) {
+      const m = pkMachine();
+      m.map(BigInt(PK_PAGE), UCODE_PA + 0x4000, "4k", PTE_P | PTE_US | (1n << 59n)); // read-only now
+      runUser(m, "c6 04 25 00 40 00 40 01", 0x2, setPke + wrpkru(pkru)); // mov byte [PK_PAGE], 1
+      expect(m.vectors()).toEqual([14]);
+      expect(frameAt(m, RSP0, true).error).toBe(error);
+    }
+  });
+
   it("write-disable binds a supervisor write only with CR0.WP; keys on supervisor pages mean nothing", () => {
     const m = pkMachine();
     m.runCode(setPke + wrpkru(0x08) + "c6 04 25 00 40 00 40 01 f4"); // mov byte [PK_PAGE], 1; hlt
