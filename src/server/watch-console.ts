@@ -26,6 +26,11 @@ const MESSAGE_OVERHEAD = 64;
  * SERVER_SHUTTING_DOWN (the SDK resumes at the next byte on a server that serves the VM again).
  */
 export function createWatchConsole(registry: VmRegistry, lane: ObserverLane, budget: SendBudget | undefined, shutdown?: AbortSignal) {
+  // One listener on the server's signal for every open call (not one each: no listener limit).
+  const open = new Set<() => void>();
+  shutdown?.addEventListener("abort", () => {
+    for (const end of [...open]) end();
+  }, { once: true });
   return async function* watchConsole(req: vmWire.WatchConsoleRequest, ctx: CallContext): AsyncGenerator<vmWire.WatchConsoleResponse, void, undefined> {
     const d = registry.resolve(req.vm);
     const log = d.core.console;
@@ -51,7 +56,7 @@ export function createWatchConsole(registry: VmRegistry, lane: ObserverLane, bud
     const ended = new AbortController();
     const end = () => ended.abort();
     ctx.signal.addEventListener("abort", end, { once: true });
-    shutdown?.addEventListener("abort", end, { once: true });
+    open.add(end);
     const feed = log.subscribe(req.fromOffset, ended.signal, { stopAtEnd: req.stopAtEnd });
     // Sent at once: a live-only watcher learns it is subscribed, and from which offset on.
     ctx.header.set(CONSOLE_OFFSET_HEADER, String(endOffset));
@@ -71,7 +76,7 @@ export function createWatchConsole(registry: VmRegistry, lane: ObserverLane, bud
       }
     } finally {
       ctx.signal.removeEventListener("abort", end);
-      shutdown?.removeEventListener("abort", end);
+      open.delete(end);
     }
     if (shutdown?.aborted && !ctx.signal.aborted) throw shuttingDown(d.id);
   };

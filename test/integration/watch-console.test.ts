@@ -265,6 +265,29 @@ describe("WatchConsole", () => {
     expect(retries[0]).toBe("SERVER_SHUTTING_DOWN");
   });
 
+  test("many watchers at once each get every byte, and all end with the server", async () => {
+    const count = 30_000;
+    r = await rig({ count, mode: "halt", start: false });
+    const expected = Buffer.from(consoleGuestOutput(count));
+    const seen = Array.from({ length: 40 }, () => [] as ConsoleChunk[]);
+    const feeds = seen.map(async (chunks) => {
+      try {
+        for await (const c of r!.client.watchConsole("con", { fromOffset: 0n, maxRetries: 0, signal: until(60_000) })) chunks.push(c);
+        return "completed";
+      } catch (e) {
+        return (e as { reason?: string }).reason;
+      }
+    });
+    await waitFor(() => r!.vm.console.watcherCount === 40, 20_000, "40 watchers");
+    await r.vm.resume();
+    await waitFor(() => seen.every((chunks) => joined(chunks, 0n).length === expected.length), 30_000, "every watcher has every byte");
+    // The guest halts (it does not power off): the 40 stay subscribed until the server closes.
+    await r.server.close();
+    expect(new Set(await Promise.all(feeds))).toEqual(new Set(["SERVER_SHUTTING_DOWN"]));
+    for (const chunks of seen) expect(Buffer.from(joined(chunks, 0n)).equals(expected)).toBe(true);
+    expect(r.vm.console.watcherCount).toBe(0);
+  });
+
   test("errors: unknown VM, an offset past the end, and a bad request changes nothing", async () => {
     r = await rig({ count: 0, mode: "halt" });
     await waitFor(() => r!.vm.console.endOffset === 35n, 20_000, "the greeting");
