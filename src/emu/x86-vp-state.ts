@@ -218,8 +218,8 @@ export function readX86PagingRegs(regs: Uint32Array, vp: number) {
 /**
  * Throws FAILED_PRECONDITION / UNSUPPORTED_REGISTER unless the interpreter runs `s` exactly as the
  * architecture would: 64-bit mode with 4- or 5-level paging (x86PagingMode, the function the
- * debugger's GVA walk uses, so the two never disagree on how addresses translate), at CPL 0, with
- * only the control-register and EFER bits the interpreter implements. The architecture's own
+ * debugger's GVA walk uses, so the two never disagree on how addresses translate), at any CPL,
+ * with only the control-register and EFER bits the interpreter implements. The architecture's own
  * rules (validateVpState) are the server's to check before this.
  */
 export function checkRunnableX86State(vp: number, s: X86VpState): void {
@@ -241,7 +241,6 @@ export function checkRunnableX86State(vp: number, s: X86VpState): void {
   if ((s.cs.attributes & ATTR_L) === 0 || (s.cs.attributes & ATTR_DB) !== 0) {
     refuse("cs.attributes", BigInt(s.cs.attributes), "it runs only 64-bit code (CS.L = 1, CS.D = 0), not compatibility mode");
   }
-  if ((s.cs.selector & 3) !== 0) refuse("cs.selector", BigInt(s.cs.selector), "it runs only at CPL 0 (CS.RPL = 0)");
   const unsupported = (value: bigint, supported: number) => value & ~BigInt(supported >>> 0) & 0xffff_ffff_ffff_ffffn;
   if (unsupported(s.cr0, CR0_SUPPORTED) !== 0n) refuse("cr0", s.cr0, `bits ${hex(unsupported(s.cr0, CR0_SUPPORTED))} are not implemented`);
   if (unsupported(s.cr4, CR4_SUPPORTED) !== 0n) refuse("cr4", s.cr4, `bits ${hex(unsupported(s.cr4, CR4_SUPPORTED))} are not implemented`);

@@ -118,6 +118,16 @@ describe("edges on the embedded machine", () => {
       expect(stepped.stop).toBeUndefined();
     });
 
+    it("accepts CPL 3 and CR4.SMEP/SMAP/PKE, which the interpreter runs", async () => {
+      const s = await attachStopped();
+      const before = await x86(h.client, VM, 0);
+      const user = { ...before, cs: { ...before.cs, selector: before.cs.selector | 3 }, cr4: before.cr4 | (7n << 20n) };
+      await s.setVpState(0, { arch: "x86_64", state: user });
+      expect(await x86(h.client, VM, 0)).toEqual(user);
+      await s.setVpState(0, { arch: "x86_64", state: before });
+      expect(await x86(h.client, VM, 0)).toEqual(before);
+    });
+
     it("refuses states the architecture allows but the interpreter cannot run with UNSUPPORTED_REGISTER, writing nothing", async () => {
       const s = await attachStopped();
       const before = await x86(h.client, VM, 0);
@@ -126,8 +136,8 @@ describe("edges on the embedded machine", () => {
         { name: "real mode", state: { ...before, cr0: 0n, efer: 0n, rip: low }, field: "cr0" },
         { name: "PAE paging (EFER = 0)", state: { ...before, efer: 0n, rip: low }, field: "efer" },
         { name: "compatibility mode (CS.L = 0)", state: { ...before, rip: low, cs: { ...before.cs, attributes: before.cs.attributes & ~0x2000 } }, field: "cs.attributes" },
-        { name: "CPL 3", state: { ...before, cs: { ...before.cs, selector: before.cs.selector | 3 } }, field: "cs.selector" },
-        { name: "CR4.SMEP", state: { ...before, cr4: before.cr4 | (1n << 20n) }, field: "cr4" },
+        { name: "CR4.VMXE", state: { ...before, cr4: before.cr4 | (1n << 13n) }, field: "cr4" },
+        { name: "CR4.CET", state: { ...before, cr4: before.cr4 | (1n << 23n) }, field: "cr4" },
         { name: "EFER.SVME", state: { ...before, efer: before.efer | (1n << 12n) }, field: "efer" },
       ];
       for (const c of cases) {

@@ -219,7 +219,7 @@ export type Capabilities = Message<"vmm.debug.v1.Capabilities"> & {
    * ("fp.xmm", "fp.st", "fp.ftw"; "fp.xcr0" never). A field not listed must be sent with
    * its current value (else FAILED_PRECONDITION / UNSUPPORTED_REGISTER, nothing written). A listed
    * field may still take only values the backend can run: the embedded machine runs 64-bit long
-   * mode at CPL 0 only; on QEMU a new segment selector loads that segment's base, limit and
+   * mode only (at any CPL); on QEMU a new segment selector loads that segment's base, limit and
    * attributes from the descriptor table (they must match what was sent), and of "sp_el0" and
    * "sp_el1" only the stack pointer the new cpsr selects can change.
    *
