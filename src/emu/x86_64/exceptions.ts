@@ -11,7 +11,7 @@ import * as stackFaultModule from "./stack-fault.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
-const { GUEST_FAULT, NO_ERROR_CODE, VEC_DF, VEC_GP, VEC_NP, VEC_SS, VEC_TS, fault } = faultModule;
+const { GUEST_FAULT, NO_ERROR_CODE, VEC_DF, VEC_GP, VEC_NP, VEC_PF, VEC_SS, VEC_TS, fault } = faultModule;
 const { FIXED1, IF, NT, RF, TF, VM } = flagsModule;
 const { probeWrite, rd32, wr64 } = mmuModule;
 const { vpPlatform } = msrModule;
@@ -24,12 +24,31 @@ const CS_SEL = segWord(SREG_CS, SEG_SELECTOR);
 const handlerCs = new Descriptor();
 const tssOut = new Int32Array(2);
 
+/** Exception classes for double faults (SDM vol. 3, table 6-4). */
+const BENIGN = 0;
+const CONTRIBUTORY = 1;
+const PAGE_FAULT = 2;
+
+function classOf(vector: number): number {
+  switch (vector) {
+    case 0: case 10: case 11: case 12: case 13: return CONTRIBUTORY;
+    case VEC_PF: return PAGE_FAULT;
+    default: return BENIGN;
+  }
+}
+
 /**
  * Deliver the exception pending on the Cpu (c.fvec, c.ferr) with RIP already set to the address
- * to return to. A fault while delivering becomes #DF; a fault while delivering #DF is a triple
- * fault: returns false and leaves the registers as they were before the failed delivery.
- * IST stack switching is not implemented (there is no TR to find the TSS): handlers run on the
- * current stack.
+ * to return to. A handler at a lower CPL runs on the stack the TSS names for it (RSPn), a gate
+ * with an IST index on that IST stack; INT n, INT3 and INTO (c.fsoft) need a gate DPL ≥ CPL.
+ *
+ * A fault while delivering follows SDM vol. 3, table 6-5 (its error code has EXT set unless
+ * a software interrupt was being delivered): after a contributory exception (#DE,
+ * #TS, #NP, #SS, #GP) another contributory one, and after a #PF a contributory one or a #PF,
+ * become #DF; any other pair is handled serially (the second is delivered, and the first comes
+ * again when the handler returns to the instruction). A fault while delivering a software
+ * interrupt is raised at the INT instruction. A fault while delivering #DF is a triple fault:
+ * returns false and leaves the registers as they were before the failed delivery.
  *
  * RF in the pushed RFLAGS follows the SDM (vol. 3, 18.3.1.1): 1 for every fault-class exception
  * (c.ftrap false) except a #DB raised by an instruction breakpoint (`instructionBreakpoint`),
@@ -47,7 +66,8 @@ export function deliverException(c: Cpu, instructionBreakpoint = false): boolean
   }
   const hit = c.dataHit;
   let pushRf = !c.ftrap && !instructionBreakpoint ? RF : 0;
-  for (;;) {
+  // Each round delivers a new exception; the table's rules reach #DF or a delivery in a few.
+  for (let round = 0; ; round++) {
     try {
       enter(c, vector, err, pushRf, soft);
       c.dataHit = hit;
@@ -55,25 +75,33 @@ export function deliverException(c: Cpu, instructionBreakpoint = false): boolean
     } catch (e) {
       if (e !== GUEST_FAULT) throw e;
       c.dataHit = hit;
-      if (vector === VEC_DF) return false;
-      // A software interrupt whose delivery faults raises that fault at the INT instruction (not #DF).
+      if (vector === VEC_DF || round > 8) return false;
+      // The fault met while delivering (a non-canonical address there is a stack push: #SS).
+      let second = c.fvec;
+      let secondErr = c.ferr;
+      // Its error code has EXT (bit 0) set when the event being delivered came from outside the
+      // program (an exception or an external interrupt, not INT n).
+      if (soft === 0 && secondErr !== NO_ERROR_CODE && second !== VEC_PF) secondErr |= 1;
+      if (c.ncan) {
+        c.ncan = false;
+        if (second === VEC_GP) second = VEC_SS;
+      }
       if (soft !== 0) {
-        vector = c.fvec;
-        err = c.ferr;
+        // A software interrupt whose delivery faults raises that fault at the INT instruction.
         const r = c.r;
         const back = (r[RIP] >>> 0) < soft;
         r[RIP] = (r[RIP] - soft) | 0;
         if (back) r[RIP + 1] = (r[RIP + 1] - 1) | 0;
         soft = 0;
-        pushRf = RF;
-        if (c.ncan) {
-          c.ncan = false;
-          if (vector === VEC_GP) vector = VEC_SS;
+      } else {
+        const first = classOf(vector);
+        const next = classOf(second);
+        if ((first === CONTRIBUTORY && next === CONTRIBUTORY) || (first === PAGE_FAULT && next !== BENIGN)) {
+          second = VEC_DF;
         }
-        continue;
       }
-      vector = VEC_DF;
-      err = 0;
+      vector = second;
+      err = second === VEC_DF ? 0 : secondErr;
       pushRf = RF;
     }
   }

@@ -87,19 +87,36 @@ describe("double and triple faults", () => {
     expect(m.rip).toBe(BigInt(CODE));
   });
 
-  it("delivers #DF with error code 0 when the original exception's gate is not present", () => {
+  it("handles a fault while delivering a benign exception serially: #UD whose gate is not present gives #NP (IDT error code, EXT set)", () => {
     const m = new TestMachine();
     m.installIdt();
     m.write64(IDT + 16 * 6, m.read64(IDT + 16 * 6) & ~(0x80n << 40n)); // #UD gate not present
     expect(m.runCode("0f 0b f4")).toEqual({ kind: "halted" });
+    expect(m.vectors()).toEqual([11]);
+    expect(frame(m, true)).toMatchObject({ error: BigInt(6 * 8 + 2 + 1), rip: BigInt(CODE) });
+  });
+
+  it("delivers #DF with error code 0 when a contributory exception faults while a contributory one is delivered", () => {
+    const m = new TestMachine();
+    m.installIdt();
+    for (const v of [6, 11]) m.write64(IDT + 16 * v, m.read64(IDT + 16 * v) & ~(0x80n << 40n)); // #UD and #NP gates not present
+    expect(m.runCode("0f 0b f4")).toEqual({ kind: "halted" });
     expect(m.vectors()).toEqual([8]);
     expect(frame(m, true)).toMatchObject({ error: 0n, rip: BigInt(CODE) });
+
+    // #DE is contributory itself: a not-present #DE gate is #DF at once.
+    const n = new TestMachine();
+    n.installIdt();
+    n.write64(IDT, n.read64(IDT) & ~(0x80n << 40n));
+    n.runCode("31 c9 f7 f1 f4"); // xor ecx, ecx; div ecx; hlt
+    expect(n.vectors()).toEqual([8]);
   });
 
   it("triple-faults when delivering #DF faults too", () => {
     const m = new TestMachine();
     m.installIdt();
     m.write64(IDT + 16 * 6, 0n);
+    m.write64(IDT + 16 * 13, 0n);
     m.write64(IDT + 16 * 8, 0n);
     expect(m.runCode("0f 0b f4")).toEqual({ kind: "tripleFault" });
   });
@@ -112,12 +129,13 @@ describe("double and triple faults", () => {
     expect(m.cr2).toBe(0x4000_0000n - 8n);
   });
 
-  it("rejects a gate whose selector is not a 64-bit code segment (#GP, then #DF)", () => {
+  it("rejects a gate whose selector is not a 64-bit code segment with #GP(selector, EXT)", () => {
     const m = new TestMachine();
     m.installIdt();
     m.write64(IDT + 16 * 6, (m.read64(IDT + 16 * 6) & ~(0xffffn << 16n)) | (CODE32_SELECTOR << 16n));
     m.runCode("0f 0b f4");
-    expect(m.vectors()).toEqual([8]);
+    expect(m.vectors()).toEqual([13]);
+    expect(frame(m, true).error).toBe(CODE32_SELECTOR | 1n);
   });
 });
 
