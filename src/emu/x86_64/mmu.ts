@@ -135,7 +135,8 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
   const nxe = (r[EFER] & EFER_NXE) !== 0;
   const wp = (r[CR0] & CR0_WP) !== 0;
   const user = userAccess(c);
-  const idBit = (acc === ACC_EXEC && nxe ? 16 : 0) | (user ? 4 : 0);
+  // I/D is reported for instruction fetches when NX or SMEP can be the reason (SDM vol. 3, 4.7).
+  const idBit = (acc === ACC_EXEC && (nxe || (r[CR4] & CR4_SMEP) !== 0) ? 16 : 0) | (user ? 4 : 0);
   const wBit = acc === ACC_WRITE ? 2 : 0;
   let userOk = true;
   let table = (r[CR3 + 1] & 0xfffff) * 4294967296 + ((r[CR3] & ~0xfff) >>> 0);

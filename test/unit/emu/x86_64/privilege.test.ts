@@ -217,6 +217,14 @@ describe("SMEP and SMAP", () => {
     n.runCode("48 c7 c0 00 00 00 40 ff e0");
     expect(n.vectors()).toEqual([]);
     expect(n.rip).toBe(BigInt(UCODE + 1));
+
+    // I/D is reported under SMEP even with EFER.NXE clear.
+    const o = userMachine();
+    o.load(UCODE_PA, "f4");
+    const clearNxe = "b9 80 00 00 c0 0f 32 25 ff f7 ff ff 0f 30"; // mov ecx, EFER; rdmsr; and eax, ~NXE; wrmsr
+    o.runCode(clearNxe + setSmep + "48 c7 c0 00 00 00 40 ff e0");
+    expect(o.efer & 0x800n).toBe(0n);
+    expect(frameAt(o, 0x200000, true)).toMatchObject({ error: 0x11n, rip: BigInt(UCODE) });
   });
 
   it("STAC at CPL 3 is #UD", () => {
