@@ -116,8 +116,33 @@ export class Cpu {
     this.bus = bus;
   }
 
-  /** Drop every TLB entry (CR3/CR0/CR4/EFER writes, INVLPG, debug slot changes). */
+  /**
+   * Set when a translation through a 2 MiB or 1 GiB page went into the TLB (as 4 KiB pieces):
+   * INVLPG must then drop everything, as the page's other pieces sit in other entries.
+   */
+  tlbLarge = false;
+
+  /** INVLPG of linear (lo, hi): drop the one entry that can hold it, or everything after a large page. */
+  invalidatePage(lo: number, hi: number): void {
+    if (this.tlbLarge) {
+      this.flushTlb();
+      return;
+    }
+    const i = (lo >>> 12) & TLB_MASK;
+    void hi; // direct-mapped: the entry is chosen by the low bits alone
+    this.rTagLo[i] = TLB_EMPTY;
+    this.wTagLo[i] = TLB_EMPTY;
+    this.sTagLo[i] = TLB_EMPTY;
+    this.xTagLo[i] = TLB_EMPTY;
+    this.tlbPpn[i] = -1;
+    this.tlbView[i] = EMPTY_VIEW;
+    this.tlbCode[i] = null;
+    this.xPage[i] = null;
+  }
+
+  /** Drop every TLB entry (CR3/CR0/CR4/EFER writes, INVLPG after a large page, debug slot changes). */
   flushTlb(): void {
+    this.tlbLarge = false;
     this.rTagLo.fill(TLB_EMPTY);
     this.wTagLo.fill(TLB_EMPTY);
     this.sTagLo.fill(TLB_EMPTY);

@@ -93,6 +93,8 @@ export function physWrite(c: Cpu, gpa: number, size: number, value: number): voi
 
 /** Set by a walk: the page may be written at once (writable, dirty already set). */
 let walkWriteReady = false;
+/** Set by a walk: the translation went through a 2 MiB or 1 GiB page. */
+let walkLarge = false;
 /**
  * Set by a walk: the translation may go into the TLB. A user page reached by a supervisor data
  * access under CR4.SMAP may not (whether it is allowed depends on RFLAGS.AC, which CLAC and
@@ -139,6 +141,7 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
   const idBit = (acc === ACC_EXEC && (nxe || (r[CR4] & CR4_SMEP) !== 0) ? 16 : 0) | (user ? 4 : 0);
   const wBit = acc === ACC_WRITE ? 2 : 0;
   let userOk = true;
+  walkLarge = false;
   let table = (r[CR3 + 1] & 0xfffff) * 4294967296 + ((r[CR3] & ~0xfff) >>> 0);
   let level = r[CR4] & CR4_LA57 ? 5 : 4;
   let writable = true;
@@ -173,6 +176,7 @@ function walk(c: Cpu, lo: number, hi: number, acc: number): number {
       break;
     }
     if (elo & PTE_PS) {
+      walkLarge = true;
       if (level === 3) {
         if (elo & 0x3fffe000) return pageFault(c, lo, hi, 1 | 8 | wBit | idBit);
         page = frameHi + ((elo & 0xc0000000) >>> 0) + (lo & 0x3ffff000);
@@ -256,6 +260,7 @@ export function translate(c: Cpu, lo: number, hi: number, acc: number): number {
   const page = walk(c, lo, hi, acc);
   const region = c.bus.regionAt(page);
   if (region !== undefined && !c.sys && walkCacheable) {
+    if (walkLarge) c.tlbLarge = true;
     const ppn = page / 4096;
     c.tlbView[i] = viewOf(region);
     c.tlbOff[i] = page - region.gpa;
@@ -290,6 +295,7 @@ export function fetchPage(c: Cpu, lo: number, hi: number): CodePage {
   if (c.xTagLo[i] === (lo & -4096) && c.xTagHi[i] === hi) return c.xPage[i]!;
   if (!isCanonical(c, hi)) return gp(c, 0);
   const page = walk(c, lo, hi, ACC_EXEC);
+  if (walkLarge) c.tlbLarge = true;
   const cp = codePageFor(c, page / 4096);
   c.xTagLo[i] = lo & -4096;
   c.xTagHi[i] = hi;

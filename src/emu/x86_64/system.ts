@@ -454,11 +454,21 @@ function translateStoreTable(d: Insn, word: number): OpFn {
   };
 }
 
-/** INVLPG: the TLB keeps 4 KiB pieces of large pages, so drop everything. */
-const invlpgOp: OpFn = (c) => {
-  requireCpl0(c);
-  c.flushTlb();
-};
+/**
+ * INVLPG m: drops the TLB entry of the page holding m (everything once a large page was cached:
+ * the TLB keeps 4 KiB pieces of large pages). The operand is an address, not an access: it never faults.
+ */
+function translateInvlpg(d: Insn): OpFn {
+  const m = d.ops[0];
+  if (m.kind !== "mem") throw new UnsupportedForm();
+  d.end = END_STOP;
+  const ea = m.ea;
+  return (c) => {
+    requireCpl0(c);
+    const lo = ea(c);
+    c.invalidatePage(lo, c.ahi);
+  };
+}
 
 
 // ------------------------------------------------------------------ MSRs, CPUID, TSC
@@ -805,7 +815,7 @@ export const systemTranslators: [Mnemonic, Translator][] = [
   [Mnemonic.Lidt, (d) => translateLoadTable(d, IDTR)],
   [Mnemonic.Sgdt, (d) => translateStoreTable(d, GDTR)],
   [Mnemonic.Sidt, (d) => translateStoreTable(d, IDTR)],
-  [Mnemonic.Invlpg, stop(invlpgOp)],
+  [Mnemonic.Invlpg, translateInvlpg],
   [Mnemonic.Rdmsr, () => rdmsrOp],
   [Mnemonic.Wrmsr, stop(wrmsrOp)],
   [Mnemonic.Swapgs, () => swapgsOp],

@@ -189,6 +189,32 @@ describe("TLB", () => {
     expect([m.reg("rbx"), m.reg("rcx")]).toEqual([1n, 2n]);
   });
 
+  it("INVLPG drops only the named page's entry while only 4 KiB pages are cached, and everything once a large page is", () => {
+    // Code, stack and data all in 4 KiB pages (no identity map of 2 MiB pages).
+    const m = new TestMachine({ identity: "none" });
+    m.map(BigInt(CODE), CODE, "4k", PTE_P | PTE_RW);
+    m.map(BigInt(STACK_TOP - 0x1000), STACK_TOP - 0x1000, "4k", PTE_P | PTE_RW);
+    const A = 0x5000_0000n;
+    const B = 0x5000_1000n;
+    m.map(A, 0x181000, "4k", PTE_P | PTE_RW);
+    m.map(B, 0x183000, "4k", PTE_P | PTE_RW);
+    m.map(0x5020_0000n, 0x40_0000, "2m", PTE_P | PTE_RW);
+    m.write64(0x181000, 1n);
+    m.write64(0x182000, 2n);
+    m.write64(0x183000, 3n);
+    m.write64(0x184000, 4n);
+    m.runCode("48 8b 1c 25 00 00 00 50 48 8b 14 25 00 10 00 50 f4"); // mov rbx, [A]; mov rdx, [B]; hlt
+    expect([m.reg("rbx"), m.reg("rdx")]).toEqual([1n, 3n]);
+    m.write64(m.leafEntry(A), 0x182000n | PTE_P | PTE_RW);
+    m.write64(m.leafEntry(B), 0x184000n | PTE_P | PTE_RW);
+    // invlpg [A]; mov rcx, [A]; mov rsi, [B]; hlt — B's entry survives (the SDM allows either).
+    m.runCode("0f 01 3c 25 00 00 00 50 48 8b 0c 25 00 00 00 50 48 8b 34 25 00 10 00 50 f4", 1000, CODE + 0x100);
+    expect([m.reg("rcx"), m.reg("rsi")]).toEqual([2n, 3n]);
+    // mov rax, [the 2 MiB page]; invlpg [A]; mov rsi, [B]; hlt — a cached large page makes INVLPG drop everything.
+    m.runCode("48 8b 04 25 00 00 20 50 0f 01 3c 25 00 00 00 50 48 8b 34 25 00 10 00 50 f4", 1000, CODE + 0x200);
+    expect(m.reg("rsi")).toBe(4n);
+  });
+
   it("forgets translations when told to flush from outside", () => {
     const m = new TestMachine();
     m.map(HIGH + 0x1000n, 0x181000, "4k", PTE_P | PTE_RW);
