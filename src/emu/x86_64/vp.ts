@@ -190,8 +190,8 @@ function lowestSlot(mask: number): number {
  * changing CR0/CR3/CR4/EFER or page tables from outside call flushTlb(); after changing guest
  * memory from outside call invalidateCode().
  *
- * Not implemented (raise #UD): x87, MMX/SSE/AVX, SYSCALL/SYSRET, LTR/STR/LLDT/SLDT, LMSW/SMSW,
- * far CALL m16:32, IRETD/IRETW. Exceptions ignore the gate's IST field (no TR, so no TSS).
+ * Not implemented (raise #UD): AVX, x87 transcendentals and BCD, far CALL m16:32, IRETD/IRETW,
+ * SYSRET to compatibility mode, and anything else 32-bit code needs (64-bit code only).
  */
 export class X86Vp {
   private readonly c: Cpu;
