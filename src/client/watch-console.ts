@@ -1,8 +1,8 @@
 // VmmDebugClient.watchConsole: one VM's guest console output as an async iterator of byte chunks,
 // resuming at the exact byte after a lost connection.
-import { Status } from "nice-grpc";
 import * as vmWire from "../../gen/vmm/debug/v1/vm_service_pb";
-import { VmmDebugError } from "./errors";
+import type { VmmDebugError } from "./errors";
+import { DEFAULT_MAX_RETRIES, reconnectAfter } from "./reconnect";
 import type { RawClients } from "./client";
 
 /** A console device: the x86 debug console (port 0xE9), the COM1 16550 UART (0x3F8), a launched QEMU's stdout. */
@@ -36,9 +36,6 @@ export interface WatchConsoleOptions {
   onRetry?: (error: VmmDebugError, attempt: number, delayMs: number) => void;
 }
 
-const FIRST_RETRY_MS = 50;
-const MAX_RETRY_MS = 2_000;
-const DEFAULT_MAX_RETRIES = 10;
 const OFFSET_HEADER = "vmm-console-offset";
 
 /**
@@ -78,13 +75,8 @@ export async function* watchConsole(rpc: RawClients["vm"], vm: string, opts: Wat
       }
       return;
     } catch (e) {
-      if (signal?.aborted) return;
-      const error = VmmDebugError.from(e);
-      if (error.code !== Status.UNAVAILABLE || failures >= maxRetries) throw error;
-      failures += 1;
-      const delay = Math.min(FIRST_RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
-      onRetry?.(error, failures, delay);
-      if (!(await wait(delay, signal))) return;
+      failures = await reconnectAfter(e, failures, signal, maxRetries, onRetry);
+      if (failures < 0) return;
     }
   }
 }
@@ -121,17 +113,3 @@ function sourceFromWire(source: vmWire.ConsoleSource): ConsoleSource {
   }
 }
 
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-function wait(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}

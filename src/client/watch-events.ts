@@ -1,14 +1,9 @@
 // VmmDebugClient.watchEvents: one VM's event feed as an async iterator that reconnects after UNAVAILABLE.
-import { Status } from "nice-grpc";
 import { vmEventFromWire } from "./convert";
-import { VmmDebugError } from "./errors";
+import { DEFAULT_MAX_RETRIES, reconnectAfter } from "./reconnect";
 import type { RawClients } from "./client";
 import type { VmEvent, WatchEventsOptions } from "./types";
 
-/** Reconnection waits: 50 ms, doubling, at most 2 s. */
-const FIRST_RETRY_MS = 50;
-const MAX_RETRY_MS = 2_000;
-const DEFAULT_MAX_RETRIES = 10;
 
 /**
  * Reads WatchEvents; when the call fails with UNAVAILABLE (server gone, connection lost) it
@@ -44,28 +39,9 @@ export async function* watchEvents(rpc: RawClients["vm"], vm: string, opts: Watc
       }
       return;
     } catch (e) {
-      if (signal?.aborted) return;
-      const error = VmmDebugError.from(e);
-      if (error.code !== Status.UNAVAILABLE || failures >= maxRetries) throw error;
-      failures += 1;
-      const delay = Math.min(FIRST_RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS);
-      onRetry?.(error, failures, delay);
-      if (!(await wait(delay, signal))) return;
+      failures = await reconnectAfter(e, failures, signal, maxRetries, onRetry);
+      if (failures < 0) return;
     }
   }
 }
 
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-function wait(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
