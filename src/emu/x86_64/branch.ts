@@ -9,7 +9,7 @@ import type { Insn, Translator } from "./insn.js";
 import * as operandsModule from "./operands.js";
 import * as mmuModule from "./mmu.js";
 import * as stackModule from "./stack.js";
-import * as systemModule from "./system.js";
+import * as transfersModule from "./transfers.js";
 import * as vpLayoutModule from "./vp-layout.js";
 
 // Imported bindings as module constants: under tsx (esbuild) every use of an import is a getter call.
@@ -19,7 +19,7 @@ const { END_JUMP, UnsupportedForm } = insnModule;
 const { reader64 } = operandsModule;
 const { rd64 } = mmuModule;
 const { addRsp, push64 } = stackModule;
-const { farCall, farJmp } = systemModule;
+const { farCall, farJmp } = transfersModule;
 const { CR4, GP, RFLAGS, RIP } = vpLayoutModule;
 
 const RCX = GP + 2;

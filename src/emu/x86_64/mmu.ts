@@ -111,7 +111,8 @@ function pageFault(c: Cpu, lo: number, hi: number, err: number): never {
   return fault(c, VEC_PF, err);
 }
 
-function isCanonical(c: Cpu, hi: number): boolean {
+/** Whether an address with high word `hi` is canonical for the paging mode (48 or 57 bits). */
+export function isCanonical(c: Cpu, hi: number): boolean {
   const top = c.r[CR4] & CR4_LA57 ? hi >> 24 : hi >> 15;
   return top === 0 || top === -1;
 }
