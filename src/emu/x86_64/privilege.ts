@@ -35,11 +35,6 @@ export function umipCheck(c: Cpu): void {
   if ((c.r[CR4] & CR4_UMIP) !== 0 && (c.r[CS_SEL] & 3) !== 0) gp(c, 0);
 }
 
-/** RFLAGS.IOPL (0–3). */
-export function iopl(c: Cpu): number {
-  return (c.r[RFLAGS] & IOPL) >>> 12;
-}
-
 /** CLI/STI at CPL > IOPL are #GP(0) (64-bit mode has no virtual-interrupt extensions). */
 export function requireIopl(c: Cpu): void {
   const r = c.r;
