@@ -1,6 +1,8 @@
 // One VM's guest console output: a bounded history of raw bytes, each with its offset in the VM's
 // console byte stream and the device that sent it, read by any number of watchers at their pace.
 
+import { Waiters } from "./waiters";
+
 /** A console device: the x86 debug console (0xE9), the COM1 16550 UART (0x3F8), a launched QEMU's stdout. */
 export type ConsoleSource = "debugcon" | "com1" | "qemuStdio";
 
@@ -36,7 +38,6 @@ const DEFAULT_CHUNK = 64 * 1024;
 
 interface Cursor {
   next: number;
-  wake: (() => void) | undefined;
 }
 
 /**
@@ -58,9 +59,8 @@ export class ConsoleLog {
   /** Bytes before this offset were dropped with their runs (maxRuns). */
   private droppedBefore = 0;
   private endReason: ConsoleEndReason | undefined;
-  private readonly waiting = new Set<Cursor>();
+  private readonly waiters = new Waiters();
   private readonly watchers = new Set<Cursor>();
-  private wakeScheduled = false;
 
   constructor(options: ConsoleLogOptions = {}) {
     const capacity = options.capacityBytes ?? DEFAULT_CAPACITY;
@@ -112,14 +112,14 @@ export class ConsoleLog {
     if (first < keep.length) this.ring.set(keep.subarray(first), 0);
     this.total += data.length;
     this.pruneRuns();
-    this.scheduleWake();
+    this.waiters.wakeSoon();
   }
 
   /** No more output will come: watchers read what is held, then the end. Idempotent. */
   end(reason: ConsoleEndReason): void {
     if (this.endReason !== undefined) return;
     this.endReason = reason;
-    this.scheduleWake();
+    this.waiters.wakeSoon();
   }
 
   /**
@@ -131,13 +131,13 @@ export class ConsoleLog {
     if (fromOffset !== undefined && (fromOffset < 0n || fromOffset > BigInt(this.total))) {
       throw new RangeError(`offset ${fromOffset} is past the end of the console output (${this.total})`);
     }
-    const cursor: Cursor = { next: fromOffset === undefined ? this.total : Number(fromOffset), wake: undefined };
+    const cursor: Cursor = { next: fromOffset === undefined ? this.total : Number(fromOffset) };
     const stopAt = options.stopAtEnd ? this.total : undefined;
     return this.read(cursor, signal, Math.max(1, options.maxChunkBytes ?? DEFAULT_CHUNK), stopAt);
   }
 
   private async *read(cursor: Cursor, signal: AbortSignal, chunk: number, stopAt: number | undefined): AsyncGenerator<ConsoleItem, void, undefined> {
-    const onAbort = () => this.wake(cursor);
+    const onAbort = () => this.waiters.wake(cursor);
     signal.addEventListener("abort", onAbort);
     this.watchers.add(cursor); // from the first read until the feed ends
     try {
@@ -157,14 +157,11 @@ export class ConsoleLog {
           return;
         }
         if (stopAt !== undefined && cursor.next >= stopAt) return;
-        await new Promise<void>((resolve) => {
-          cursor.wake = resolve;
-          this.waiting.add(cursor);
-        });
+        await this.waiters.wait(cursor);
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
-      this.waiting.delete(cursor);
+      this.waiters.forget(cursor);
       this.watchers.delete(cursor);
     }
   }
@@ -209,27 +206,5 @@ export class ConsoleLog {
       this.runSource = this.runSource.slice(this.runHead);
       this.runHead = 0;
     }
-  }
-
-  /** Watchers are woken after the current turn of the event loop; one wake serves a burst of appends. */
-  private scheduleWake(): void {
-    if (this.wakeScheduled || this.waiting.size === 0) return;
-    this.wakeScheduled = true;
-    setImmediate(() => {
-      this.wakeScheduled = false;
-      for (const cursor of this.waiting) {
-        const wake = cursor.wake;
-        cursor.wake = undefined;
-        wake?.();
-      }
-      this.waiting.clear();
-    });
-  }
-
-  private wake(cursor: Cursor): void {
-    const wake = cursor.wake;
-    cursor.wake = undefined;
-    this.waiting.delete(cursor);
-    wake?.();
   }
 }

@@ -1,5 +1,6 @@
 // One VM's event feed: a numbered ring of recent events that any number of observers read at their own pace.
 import type { DebugStopReason } from "../core";
+import { Waiters } from "../core/waiters";
 
 /** Why a session ended. */
 export type DetachCause = "requested" | "lease_expired" | "stream_closed" | "server_shutdown" | "stream_overflow" | "backend_lost" | "forced";
@@ -35,10 +36,9 @@ export interface EventLogOptions {
 
 const DEFAULT_EVENT_CAPACITY = 4096;
 
-/** One observer: where it reads next, and how to wake it while it waits for an event. */
+/** One observer: where it reads next (it waits in `waiters` keyed by its cursor). */
 interface Cursor {
   next: bigint;
-  wake: (() => void) | undefined;
 }
 
 /**
@@ -53,9 +53,12 @@ export class EventLog {
   private readonly ring: (VmEvent | undefined)[];
   private last = 0n;
   private closed = false;
-  /** Observers waiting for the next publish (each at most once). */
-  private readonly waiting = new Set<Cursor>();
-  private wakeScheduled = false;
+  /**
+   * Observers waiting for the next publish (each at most once), woken after the current turn of
+   * the event loop: whatever published the event (a stop being pushed to the debugger, an answer
+   * being written) finishes first, so observers never stand between the VM and its debugger.
+   */
+  private readonly waiters = new Waiters();
 
   constructor(options: EventLogOptions = {}) {
     const capacity = options.capacity ?? DEFAULT_EVENT_CAPACITY;
@@ -78,7 +81,7 @@ export class EventLog {
     const event: VmEvent = { sequence: this.last + 1n, timeMs: this.time(), body };
     this.ring[this.slot(event.sequence)] = event;
     this.last = event.sequence;
-    this.scheduleWake();
+    this.waiters.wakeSoon();
     return event;
   }
 
@@ -92,18 +95,18 @@ export class EventLog {
    */
   subscribe(afterSequence: bigint | undefined, signal: AbortSignal): AsyncIterable<FeedItem> {
     const start = afterSequence === undefined || afterSequence > this.last ? this.last + 1n : afterSequence < 0n ? 1n : afterSequence + 1n;
-    const cursor: Cursor = { next: start, wake: undefined };
+    const cursor: Cursor = { next: start };
     return this.read(cursor, signal);
   }
 
   /** Ends every subscription; later publish() calls still number events but nobody is woken. */
   close(): void {
     this.closed = true;
-    this.wakeAll();
+    this.waiters.wakeAll();
   }
 
   private async *read(cursor: Cursor, signal: AbortSignal): AsyncGenerator<FeedItem, void, undefined> {
-    const onAbort = () => this.wake(cursor);
+    const onAbort = () => this.waiters.wake(cursor);
     signal.addEventListener("abort", onAbort);
     try {
       // Each pass either hands out at most `capacity + 1` items or waits for a publish, close or abort.
@@ -121,14 +124,11 @@ export class EventLog {
           if (this.closed || signal.aborted) return;
         }
         if (cursor.next <= this.last) continue;
-        await new Promise<void>((resolve) => {
-          cursor.wake = resolve;
-          this.waiting.add(cursor);
-        });
+        await this.waiters.wait(cursor);
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
-      this.waiting.delete(cursor);
+      this.waiters.forget(cursor);
     }
   }
 
@@ -147,36 +147,5 @@ export class EventLog {
     } catch {
       return Date.now(); // an injected clock's failure must not reach the publisher
     }
-  }
-
-  /**
-   * Observers are woken after the current turn of the event loop, not in it: whatever published
-   * the event (a stop being pushed to the debugger, an answer being written) finishes first, so
-   * observers never stand between the VM and its debugger. One wake-up serves a burst of events.
-   */
-  private scheduleWake(): void {
-    if (this.wakeScheduled || this.waiting.size === 0) return;
-    this.wakeScheduled = true;
-    setImmediate(() => {
-      this.wakeScheduled = false;
-      this.wakeAll();
-    });
-  }
-
-  private wakeAll(): void {
-    // Resolving a promise runs nothing synchronously, so nobody re-enters `waiting` during the loop.
-    for (const cursor of this.waiting) {
-      const wake = cursor.wake;
-      cursor.wake = undefined;
-      wake?.();
-    }
-    this.waiting.clear();
-  }
-
-  private wake(cursor: Cursor): void {
-    const wake = cursor.wake;
-    cursor.wake = undefined;
-    this.waiting.delete(cursor);
-    wake?.();
   }
 }
