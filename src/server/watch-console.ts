@@ -2,9 +2,10 @@
 // followed live, for any number of watchers (no session needed).
 //
 // The bytes live in the core's ConsoleLog (a bounded ring the backend appends to and never waits
-// on); each call reads through its own cursor. A call writes its next message only when the client
-// has taken the previous one (nice-grpc waits for the transport to drain) and after reserving the
-// message's bytes in the send budget, so a watcher that stops reading holds one message and its
+// on); each call reads through its own cursor. A call writes its next message only when the
+// transport has drained the previous one (nice-grpc waits for grpc-js's write callback, which
+// fires once HTTP/2 has buffered it) and after reserving the message's bytes in the send budget,
+// so a watcher that stops reading holds a few messages (up to three measured under load) and its
 // cursor: when the ring moves past the cursor, it gets a gap and skips ahead.
 import { create } from "@bufbuild/protobuf";
 import type { CallContext } from "nice-grpc";

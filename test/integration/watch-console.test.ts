@@ -195,8 +195,9 @@ describe("WatchConsole", () => {
     await waitFor(() => r!.vm.runState() === "poweredOff", 120_000, "the guest powering off while its reader is paused");
     const expected = consoleGuestOutput(count);
     expect(r.vm.console.endOffset).toBe(BigInt(expected.length));
-    // What the stalled call holds in the server's send budget stays within a couple of messages.
-    expect(r.server.sendBudget.stats().usedBytes).toBeLessThanOrEqual(2 * (64 * 1024 + 64));
+    // What the stalled call holds in the server's send budget stays within a few messages, not the
+    // 2 MB the guest wrote (two on a quiet machine; 146–199 KB, three, was measured under load).
+    expect(r.server.sendBudget.stats().usedBytes).toBeLessThanOrEqual(4 * (64 * 1024 + 64));
     const rest: ConsoleChunk[] = [head.value as ConsoleChunk];
     for (;;) {
       const n = await it.next();
